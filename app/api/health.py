@@ -1,0 +1,44 @@
+"""Open Inference Protocol health: live, ready, and per-model readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from app.api.deps import StateDep
+from app.api.responses import json_response
+from app.serving.registry import ModelNotFound, parse_ref
+
+router = APIRouter(prefix="/v2", tags=["health"])
+
+
+@router.get("/health/live")
+async def live() -> Response:
+    """The process answers."""
+    return json_response({"live": True})
+
+
+@router.get("/health/ready")
+async def ready(state: StateDep) -> Response:
+    """Ready once the default model is loaded and warmed up; the cache may be degraded."""
+    is_ready = state.registry.ready
+    body = {
+        "ready": is_ready,
+        "default_model": state.settings.default_model,
+        "models_loaded": len(state.registry.loaded()),
+        "cache": state.cache.status(),
+    }
+    return json_response(body, 200 if is_ready else 503)
+
+
+@router.get("/models/{name}/ready")
+async def model_ready(name: str, state: StateDep) -> Response:
+    """Whether `name` (or `name:version`) is loaded and answering."""
+    model_name, version = parse_ref(name)
+    loaded = {(m.name, m.version) for m in state.registry.loaded()}
+    version = version if version is not None else state.registry.default_version(model_name)
+    if version is None or (model_name, version) not in loaded:
+        if not state.registry.repository.versions(model_name):
+            raise ModelNotFound(f"no model named {model_name!r}")
+        return json_response({"name": model_name, "ready": False}, 503)
+    return json_response({"name": model_name, "version": version, "ready": True})

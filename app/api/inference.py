@@ -1,0 +1,185 @@
+"""POST /encode, /decode, /sample, /interpolate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from app.api.deps import StateDep, deadline_for, is_npy, load_npy, read_body, wants_npy
+from app.api.errors import ApiError
+from app.api.payloads import (
+    check_count,
+    check_label,
+    endpoint_payload,
+    image_batch,
+    latent_batch,
+    npy_images,
+    render_images,
+)
+from app.api.responses import NPY_MEDIA_TYPE, json_response, npy_response
+from app.api.schemas import (
+    DecodeRequest,
+    EncodeRequest,
+    Endpoint,
+    EncodeResponse,
+    ImagesResponse,
+    InterpolateRequest,
+    SampleRequest,
+)
+from app.serving.imaging import decode_base64, decode_image
+from app.serving.registry import LoadedModel
+
+router = APIRouter(tags=["inference"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": text}
+    for code, text in {
+        400: "malformed body", 404: "unknown model", 413: "too large", 415: "unsupported media type",
+        422: "invalid input", 429: "queue full", 504: "deadline passed",
+    }.items()
+}  # fmt: skip
+
+
+def _body_spec(model: type[Any], npy_text: str) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}},
+                NPY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary", "description": npy_text}},
+            },
+        }
+    }
+
+
+def _content_type_ok(request: Request) -> None:
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if kind not in {"application/json", NPY_MEDIA_TYPE, ""}:
+        raise ApiError(415, f"send application/json or {NPY_MEDIA_TYPE}, not {kind}", "unsupported_media_type")
+
+
+@router.post(
+    "/encode",
+    response_model=EncodeResponse,
+    responses=_ERRORS,
+    openapi_extra=_body_spec(EncodeRequest, "images [N,C,H,W] in [0,1] (or uint8); query: model"),
+)
+async def encode(request: Request, state: StateDep) -> Response:
+    """Images -> per image the posterior mean `mu` and standard deviation `sigma`.
+
+    With `samples` > 0, also that many draws z ~ q(z|x) per image. Send `Accept: application/x-npy`
+    to get a float32 array [N, 2, D] (mu, sigma) instead of JSON.
+    """
+    _content_type_ok(request)
+    settings = state.settings
+    body = await read_body(request, settings.max_body_bytes)
+    if is_npy(request):
+        model = await state.registry.resolve(request.query_params.get("model"))
+        images = npy_images(load_npy(body, settings.max_body_bytes), model.manifest)
+        samples, seed = 0, None
+    else:
+        payload = EncodeRequest.model_validate_json(body or b"{}")
+        check_count(len(payload.images or payload.arrays or []), settings.max_items, "image")
+        model = await state.registry.resolve(payload.model)
+        check_label(payload.label, model.manifest)
+        images = image_batch(payload.images, payload.arrays, model.manifest)
+        samples, seed = payload.samples, payload.seed
+    check_count(len(images), settings.max_items, "image")
+    encoded = await state.inference.encode(model, images, deadline_for(settings))
+    sigma = encoded.sigma
+    if wants_npy(request):
+        return npy_response(np.stack([encoded.mu, sigma], axis=1), _version_headers(model))
+    draws = None
+    if samples:
+        eps = np.random.default_rng(seed).standard_normal((len(images), samples, sigma.shape[1]), dtype=np.float32)
+        draws = encoded.mu[:, None] + sigma[:, None] * eps
+    latents = []
+    for i in range(len(images)):
+        entry: dict[str, Any] = {"mu": encoded.mu[i], "sigma": sigma[i], "cached": encoded.cached[i]}
+        if draws is not None:
+            entry["z"] = draws[i]
+        latents.append(entry)
+    return json_response({"model": model.name, "version": model.version, "latents": latents})
+
+
+def _version_headers(model: LoadedModel) -> dict[str, str]:
+    return {"X-Model": model.name, "X-Model-Version": str(model.version)}
+
+
+@router.post(
+    "/decode",
+    response_model=ImagesResponse,
+    responses=_ERRORS,
+    openapi_extra=_body_spec(DecodeRequest, "latents [N,D] float32; query: model, format"),
+)
+async def decode(request: Request, state: StateDep) -> Response:
+    """Latent vectors -> images (`format`: png, array or npy)."""
+    _content_type_ok(request)
+    settings = state.settings
+    body = await read_body(request, settings.max_body_bytes)
+    if is_npy(request):
+        model = await state.registry.resolve(request.query_params.get("model"))
+        z = latent_batch(load_npy(body, settings.max_body_bytes), model.manifest)
+        fmt = request.query_params.get("format", "npy" if wants_npy(request) else "png")
+    else:
+        payload = DecodeRequest.model_validate_json(body or b"{}")
+        check_count(len(payload.latents), settings.max_items, "latent")
+        model = await state.registry.resolve(payload.model)
+        check_label(payload.label, model.manifest)
+        z = latent_batch(payload.latents, model.manifest)
+        fmt = "npy" if wants_npy(request) and payload.format == "png" else payload.format
+    check_count(len(z), settings.max_items, "latent")
+    if fmt not in {"png", "array", "npy"}:
+        raise ApiError(422, "format must be png, array or npy", "invalid_request")
+    images = await state.inference.decode(model, z, deadline_for(settings))
+    if fmt == "npy":
+        return npy_response(images, _version_headers(model))
+    return json_response({"model": model.name, "version": model.version, **render_images(images, fmt)})
+
+
+@router.post("/sample", response_model=ImagesResponse, responses=_ERRORS)
+async def sample(payload: SampleRequest, state: StateDep) -> Response:
+    """`n` draws from the prior N(0, temperature^2 I), decoded. The same `seed` gives the same images."""
+    check_count(payload.n, state.settings.max_items, "sample")
+    model = await state.registry.resolve(payload.model)
+    check_label(payload.label, model.manifest)
+    z, images, seed = await state.inference.sample(
+        model, payload.n, payload.temperature, payload.seed, deadline_for(state.settings)
+    )
+    return json_response(
+        {"model": model.name, "version": model.version, "latents": z, "seed": seed, **render_images(images, payload.format)}
+    )
+
+
+async def _endpoint_latent(state: StateDep, model: LoadedModel, endpoint: Endpoint) -> np.ndarray:
+    kind, value = endpoint_payload(endpoint)
+    if kind == "latent":
+        return latent_batch([value], model.manifest)[0]
+    if kind == "image":
+        image = decode_image(decode_base64(value), model.manifest.image.shape)
+    else:
+        image = image_batch(None, [value], model.manifest)[0]
+    encoded = await state.inference.encode(model, image[None], deadline_for(state.settings))
+    return encoded.mu[0]
+
+
+@router.post("/interpolate", response_model=ImagesResponse, responses=_ERRORS)
+async def interpolate(payload: InterpolateRequest, state: StateDep) -> Response:
+    """A path of `steps` points from `start` to `end` (images are encoded to their mean), by
+    `method` lerp or slerp, decoded."""
+    if payload.steps > state.settings.max_steps:
+        raise ApiError(413, f"at most {state.settings.max_steps} steps, got {payload.steps}", "too_many")
+    model = await state.registry.resolve(payload.model)
+    check_label(payload.label, model.manifest)
+    start = await _endpoint_latent(state, model, payload.start)
+    end = await _endpoint_latent(state, model, payload.end)
+    path, images = await state.inference.interpolate(
+        model, start, end, payload.steps, payload.method, deadline_for(state.settings)
+    )
+    return json_response(
+        {"model": model.name, "version": model.version, "latents": path, "method": payload.method,
+         **render_images(images, payload.format)}
+    )  # fmt: skip

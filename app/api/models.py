@@ -1,0 +1,111 @@
+"""GET /models, GET /models/{name}, report figures, and the admin routes that change defaults."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+from starlette.responses import Response
+
+from app.api.admin import AdminDep
+from app.api.deps import StateDep
+from app.api.errors import ApiError
+from app.api.responses import json_response
+from app.serving.registry import ModelNotFound
+from app.serving.repository import RepositoryError, check_name
+from app.training.report import FIGURES
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+
+def _checked(name: str) -> str:
+    try:
+        return check_name(name)
+    except RepositoryError as error:
+        raise ModelNotFound(str(error)) from None
+
+
+async def _describe(state: StateDep, name: str) -> dict[str, Any]:
+    repository = state.registry.repository
+    versions = await asyncio.to_thread(repository.versions, name)
+    if not versions:
+        raise ModelNotFound(f"no model named {name!r}; GET /models lists them")
+    loaded = {(m.name, m.version): m for m in state.registry.loaded()}
+    described = []
+    for version in versions:
+        try:
+            manifest = await asyncio.to_thread(repository.manifest, name, version)
+        except (RepositoryError, ValueError, OSError):
+            continue  # deleted or being written while we looked
+        model = loaded.get((name, version))
+        described.append(
+            {
+                "version": version,
+                "loaded": model is not None,
+                "provider": model.provider if model else None,
+                "load_error": state.registry.load_error(name, version),
+                "manifest": manifest.model_dump(mode="json"),
+            }
+        )
+    return {
+        "name": name,
+        "default_version": state.registry.default_version(name) or repository.default_version(name),
+        "versions": described,
+    }
+
+
+@router.get("")
+async def list_models(state: StateDep) -> Response:
+    """Every model with its versions and manifests, and which model answers by default."""
+    names = await asyncio.to_thread(state.registry.repository.names)
+    models = [await _describe(state, name) for name in names]
+    return json_response({"default": state.settings.default_model, "models": models})
+
+
+@router.get("/{name}")
+async def get_model(name: str, state: StateDep) -> Response:
+    """One model: its versions, their manifests, and the execution provider in use."""
+    return json_response(await _describe(state, _checked(name)))
+
+
+@router.get("/{name}/versions/{version}/report/{figure}.png", response_class=FileResponse)
+async def report_figure(name: str, version: int, figure: str, state: StateDep) -> FileResponse:
+    """A report figure: reconstructions, samples, interpolation or latent_map."""
+    if figure not in FIGURES:
+        raise ApiError(404, f"no figure {figure!r}; there are {', '.join(FIGURES)}", "not_found")
+    path = state.registry.repository.version_dir(_checked(name), version) / "report" / f"{figure}.png"
+    if not path.is_file():
+        raise ModelNotFound(f"model {name} has no version {version} with a {figure} figure")
+    return FileResponse(path, media_type="image/png")
+
+
+@router.post("/{name}/default")
+async def set_default(name: str, body: dict[str, int], state: StateDep, _: AdminDep) -> Response:
+    """Makes `{"version": V}` the version that answers for `name` (admin)."""
+    version = body.get("version")
+    if not isinstance(version, int):
+        raise ApiError(422, "send {\"version\": N}", "invalid_request")
+    try:
+        await asyncio.to_thread(state.registry.repository.set_default, _checked(name), version)
+    except RepositoryError as error:
+        raise ModelNotFound(str(error)) from None
+    await state.registry.refresh()
+    if state.registry.default_version(name) != version:
+        raise ApiError(409, f"version {version} failed to load: {state.registry.load_error(name, version)}", "load_failed")
+    return json_response(await _describe(state, name))
+
+
+@router.delete("/{name}/versions/{version}")
+async def delete_version(name: str, version: int, state: StateDep, _: AdminDep) -> Response:
+    """Deletes a version (admin). The default version cannot be deleted while others exist."""
+    repository = state.registry.repository
+    versions = await asyncio.to_thread(repository.versions, _checked(name))
+    if version not in versions:
+        raise ModelNotFound(f"model {name} has no version {version}")
+    if version == repository.default_version(name) and len(versions) > 1:
+        raise ApiError(409, "make another version the default before deleting this one", "is_default")
+    await asyncio.to_thread(repository.delete_version, name, version)
+    await state.registry.refresh()
+    return Response(status_code=204)

@@ -1,0 +1,115 @@
+"""Turning request payloads into model inputs, with a clear 4xx for anything a model cannot take."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from app.api.errors import ApiError
+from app.api.schemas import Endpoint
+from app.serving.imaging import ImageError, decode_base64, decode_image, encode_png_base64
+from app.serving.manifest import Manifest
+
+FloatArray = NDArray[np.float32]
+
+
+def check_count(count: int, limit: int, what: str) -> None:
+    """At least one, at most `limit` items in one request (413 past the limit)."""
+    if count < 1:
+        raise ApiError(422, f"send at least one {what}", "invalid_request")
+    if count > limit:
+        raise ApiError(413, f"at most {limit} {what}s in one request, got {count}", "too_many")
+
+
+def array_image(value: Any, shape: tuple[int, int, int]) -> FloatArray:
+    """One image given as nested lists ([C][H][W], [H][W] or [H][W][C]) -> float32 [C,H,W]."""
+    try:
+        array = np.asarray(value, dtype=np.float32)
+    except (ValueError, TypeError):
+        raise ImageError("an image array must be a rectangular nested list of numbers") from None
+    return conform_image(array, shape)
+
+
+def conform_image(array: np.ndarray, shape: tuple[int, int, int]) -> FloatArray:
+    """Checks an image array against the model's shape and value range."""
+    channels, height, width = shape
+    if array.ndim == 2 and channels == 1:
+        array = array[None]
+    elif array.ndim == 3 and array.shape[0] != channels and array.shape[-1] == channels:
+        array = array.transpose(2, 0, 1)
+    if array.shape != shape:
+        raise ImageError(f"image array has shape {list(array.shape)}, the model takes {list(shape)} (C,H,W)")
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / np.float32(255.0)
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise ImageError("image arrays must not contain NaN or infinity")
+    if array.min() < 0.0 or array.max() > 1.0:
+        raise ImageError("image array values must lie in [0, 1]")
+    return array
+
+
+def image_batch(images: list[str] | None, arrays: list[Any] | None, manifest: Manifest) -> FloatArray:
+    """Base64 images or arrays -> float32 [N,C,H,W]."""
+    shape = manifest.image.shape
+    if images is not None:
+        decoded = [decode_image(decode_base64(text), shape) for text in images]
+    else:
+        decoded = [array_image(value, shape) for value in arrays or []]
+    return np.stack(decoded).astype(np.float32, copy=False)
+
+
+def npy_images(array: np.ndarray, manifest: Manifest) -> FloatArray:
+    """A .npy batch of images [N,C,H,W] (or [N,H,W] for one channel) -> float32 [N,C,H,W]."""
+    if array.ndim == len(manifest.image.shape):
+        array = array[None]
+    if array.ndim == 3 and manifest.image.channels == 1:
+        array = array[:, None]
+    if array.ndim != 4:
+        raise ImageError(f"a .npy image batch must be [N,C,H,W], got shape {list(array.shape)}")
+    if array.dtype != np.uint8:
+        array = array.astype(np.float32)
+    return np.stack([conform_image(image, manifest.image.shape) for image in array])
+
+
+def latent_batch(latents: Any, manifest: Manifest) -> FloatArray:
+    """Latent vectors -> float32 [N,D], with the model's D and finite values."""
+    try:
+        z = np.asarray(latents, dtype=np.float32)
+    except (ValueError, TypeError):
+        raise ApiError(422, "latents must be a list of equal-length lists of numbers", "invalid_latent") from None
+    if z.ndim == 1:
+        z = z[None]
+    if z.ndim != 2 or z.shape[1] != manifest.latent_dim:
+        raise ApiError(
+            422,
+            f"each latent must have {manifest.latent_dim} numbers (got shape {list(z.shape)})",
+            "invalid_latent",
+        )
+    if not np.isfinite(z).all():
+        raise ApiError(422, "latents must not contain NaN or infinity", "invalid_latent")
+    return z
+
+
+def check_label(label: int | None, manifest: Manifest) -> None:
+    """A label only for a conditional model, and then one of its classes."""
+    if label is not None and not manifest.kind.startswith("c"):
+        raise ApiError(422, f"model {manifest.name} is not conditional: leave out 'label'", "invalid_label")
+
+
+def render_images(images: FloatArray, fmt: str) -> dict[str, Any]:
+    """Decoded images as base64 PNGs (`images`) or float arrays (`arrays`)."""
+    if fmt == "array":
+        return {"arrays": images}
+    return {"images": [encode_png_base64(image) for image in images]}
+
+
+def endpoint_payload(endpoint: Endpoint) -> tuple[str, Any]:
+    """Which kind of value an interpolation endpoint carries, and the value."""
+    if endpoint.latent is not None:
+        return "latent", endpoint.latent
+    if endpoint.image is not None:
+        return "image", endpoint.image
+    return "array", endpoint.array

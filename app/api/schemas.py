@@ -1,0 +1,115 @@
+"""Request and response bodies of the HTTP API (see DESIGN.md for the shapes clients rely on)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ImageFormat = Literal["png", "array", "npy"]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="'name' or 'name:version'; the default model when left out")
+
+
+class EncodeRequest(_Request):
+    """Images as base64 PNG/JPEG (`images`) or as pixel arrays in [0,1] (`arrays`)."""
+
+    images: list[str] | None = Field(None, description="base64 PNG or JPEG images")
+    arrays: list[Any] | None = Field(None, description="images as nested lists [C][H][W], [H][W] or [H][W][C]")
+    samples: int = Field(0, ge=0, le=64, description="draws of z ~ q(z|x) to return per image")
+    seed: int | None = Field(None, description="seed for the z draws")
+    label: int | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EncodeRequest:
+        if (self.images is None) == (self.arrays is None):
+            raise ValueError("send exactly one of 'images' (base64) or 'arrays'")
+        if not (self.images or self.arrays):
+            raise ValueError("send at least one image")
+        return self
+
+
+class DecodeRequest(_Request):
+    """Latent vectors to turn into images."""
+
+    latents: list[list[float]] = Field(..., min_length=1)
+    format: ImageFormat = "png"
+    label: int | None = None
+
+
+class SampleRequest(_Request):
+    """Draws from the prior N(0, temperature^2 I), decoded."""
+
+    n: int = Field(8, ge=1)
+    temperature: float = Field(1.0, ge=0.0, le=10.0)
+    seed: int | None = Field(None, ge=0, lt=2**63)
+    label: int | None = None
+    format: Literal["png", "array"] = "png"
+
+
+class Endpoint(BaseModel):
+    """One end of an interpolation: an image (base64), a pixel array, or a latent vector."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str | None = None
+    array: list[Any] | None = None
+    latent: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Endpoint:
+        given = [v is not None for v in (self.image, self.array, self.latent)]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of 'image', 'array' or 'latent'")
+        return self
+
+
+class InterpolateRequest(_Request):
+    """A path through latent space between two points, decoded."""
+
+    start: Endpoint
+    end: Endpoint
+    steps: int = Field(8, ge=2)
+    method: Literal["lerp", "slerp"] = "slerp"
+    format: Literal["png", "array"] = "png"
+    label: int | None = None
+
+
+class LatentOut(BaseModel):
+    """One image's posterior."""
+
+    mu: list[float]
+    sigma: list[float]
+    z: list[list[float]] | None = None
+    cached: bool
+
+
+class EncodeResponse(BaseModel):
+    """Per image: mu, sigma, optional z draws, and whether the cache answered."""
+
+    model: str
+    version: int
+    latents: list[LatentOut]
+
+
+class ImagesResponse(BaseModel):
+    """Images as base64 PNG (`images`) or as arrays (`arrays`), with the latents behind them."""
+
+    model: str
+    version: int
+    images: list[str] | None = None
+    arrays: list[Any] | None = None
+    latents: list[list[float]] | None = None
+    seed: int | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every error: a message a person can act on."""
+
+    error: str
+    message: str
+    detail: Any = None

@@ -1,0 +1,146 @@
+"""The `vae` command: serve, train, evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train VAEs and serve them over HTTP.")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default 8000)")] = None,
+) -> None:
+    """Start the HTTP API on the embedded defaults (or the VAE_ settings)."""
+    import uvicorn
+
+    from app.config import get_settings
+    from app.main import create_app
+
+    settings = get_settings()
+    updates: dict[str, Any] = {}
+    if host is not None:
+        updates["host"] = host
+    if port is not None:
+        updates["port"] = port
+    settings = settings.model_copy(update=updates)
+    if not settings.admin_token and settings.host not in {"127.0.0.1", "localhost", "::1"}:
+        typer.echo(
+            f"VAE_ADMIN_TOKEN is not set: refusing to bind {settings.host}; binding 127.0.0.1 only.",
+            err=True,
+        )
+        settings = settings.model_copy(update={"host": "127.0.0.1"})
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+def _train_config(config: str | None, overrides: dict[str, Any]) -> Any:
+    from app.training.config import TrainConfig
+
+    values: dict[str, Any] = {}
+    if config:
+        path = Path(config)
+        values = json.loads(path.read_text() if path.is_file() else config)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig.model_validate(values)
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(exists=True, dir_okay=False, help=".npz or .npy of images")],
+    name: Annotated[str, typer.Option(help="model name in the repository")],
+    config: Annotated[str | None, typer.Option(help="TrainConfig as JSON text or a JSON file")] = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    arch: Annotated[str | None, typer.Option(help="mlp or conv")] = None,
+    latent_dim: Annotated[int | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    eval_k: Annotated[int | None, typer.Option(help="IWAE importance samples")] = None,
+    eval_images: Annotated[int | None, typer.Option(help="held-out images to score")] = None,
+    models_dir: Annotated[Path | None, typer.Option(help="model repository (default VAE_MODELS_DIR)")] = None,
+    no_default: Annotated[bool, typer.Option("--no-default", help="do not make it the default version")] = False,
+) -> None:
+    """Train a VAE on a dataset file, export it to ONNX and publish a new version."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from app.config import get_settings
+    from app.serving.repository import ModelRepository, check_name
+    from app.training.pipeline import run_training
+    from app.training.trainer import TrainProgress
+
+    check_name(name)
+    settings = get_settings()
+    cfg = _train_config(
+        config,
+        {"epochs": epochs, "arch": arch, "latent_dim": latent_dim, "seed": seed,
+         "eval_k": eval_k, "eval_images": eval_images},
+    )  # fmt: skip
+    console = Console(stderr=True)
+    console.print(f"training {name} on {data}: {cfg.model_dump_json()}")
+    with Progress(
+        TextColumn("[bold]epoch {task.fields[epoch]}"),
+        BarColumn(),
+        TextColumn("{task.fields[terms]}"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("train", total=1, epoch="-", terms="")
+
+        def show(p: TrainProgress) -> None:
+            terms = f"loss {p.loss:.2f} recon {p.reconstruction:.2f} kl {p.kl:.2f} w {p.kl_weight:.2f} {p.samples_per_second:.0f}/s"
+            bar.update(task, total=p.steps, completed=p.step, epoch=f"{p.epoch}/{p.epochs}", terms=terms)
+
+        published = run_training(
+            cfg,
+            data,
+            name,
+            ModelRepository(models_dir or settings.models_dir),
+            on_progress=show,
+            on_stage=lambda s: console.print(f"[dim]{s}[/dim]"),
+            make_default=not no_default,
+        )
+    metrics = published.manifest.metrics
+    console.print(f"published {published.name}:{published.version}")
+    if metrics is not None:
+        console.print_json(metrics.model_dump_json(exclude={"kl_per_dim"}))
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option(exists=True, dir_okay=False, help=".npz or .npy of images")],
+    model: Annotated[str, typer.Option(help="name or name:version")],
+    k: Annotated[int, typer.Option(help="IWAE importance samples")] = 1000,
+    images: Annotated[int | None, typer.Option(help="score only the first N images")] = None,
+    binarize_seed: Annotated[int | None, typer.Option(help="binarize the images with this seed (Bernoulli models)")] = 1,
+    models_dir: Annotated[Path | None, typer.Option()] = None,
+) -> None:
+    """Score a published version on a dataset file from its ONNX graphs alone (no torch)."""
+    import numpy as np
+
+    from app.config import get_settings
+    from app.serving.repository import ModelRepository
+    from app.training.data import binarize, load_arrays
+    from app.training.evaluate import OnnxVAE
+    from app.training.evaluate import evaluate as run_evaluation
+
+    repository = ModelRepository(models_dir or get_settings().models_dir)
+    name, _, version_text = model.partition(":")
+    version = int(version_text) if version_text else repository.default_version(name)
+    if version is None:
+        raise typer.BadParameter(f"no model named {name}")
+    manifest = repository.manifest(name, version)
+    x = load_arrays(data).as_float()[:images]
+    if manifest.likelihood == "bernoulli" and binarize_seed is not None:
+        x = binarize(x, np.random.default_rng(binarize_seed))
+    graphs = OnnxVAE.load(repository.version_dir(name, version), manifest.likelihood)
+    result = run_evaluation(graphs, x, k=k)
+    typer.echo(json.dumps({k: v for k, v in result.__dict__.items() if k != "kl_per_dim"}, indent=2))
+
+
+def main() -> None:
+    """Entry point of the `vae` console script."""
+    app()

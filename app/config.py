@@ -1,0 +1,55 @@
+"""Settings: one class, read from `VAE_`-prefixed environment variables (and a .env file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told. Defaults give the embedded single-process setup."""
+
+    model_config = SettingsConfigDict(env_prefix="VAE_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    models_dir: Path = PROJECT_ROOT / "models"
+    data_dir: Path = PROJECT_ROOT / "data"
+    default_model: str = "mnist"
+    admin_token: str | None = None
+    redis_url: str | None = None
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # ONNX Runtime
+    threads: int | None = Field(None, ge=1, description="intra-op threads; all cores when unset")
+
+    # Micro-batching
+    batching: bool = True
+    max_batch_size: int = Field(64, ge=1, le=4096)
+    max_delay_ms: float = Field(2.0, ge=0.0, le=1000.0)
+    max_queue: int = Field(2048, ge=1)
+    batches_in_flight: int = Field(1, ge=1, le=64)
+    request_timeout_s: float = Field(10.0, gt=0)
+
+    # Request limits
+    max_items: int = Field(256, ge=1, description="images, latents or samples in one request")
+    max_steps: int = Field(64, ge=2)
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+
+    # Latent cache
+    cache_ttl_s: int = Field(3600, ge=1)
+    cache_max_entries: int = Field(65536, ge=0)
+
+    # Hot reload of the model repository
+    reload_interval_s: float = Field(2.0, ge=0.0, description="0 turns polling off")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,86 @@
+"""create_app(settings): the FastAPI application and its lifespan (registry, cache, inference)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
+
+from app.api import health, inference, models, observability
+from app.api.deps import AppState
+from app.api.errors import install_error_handlers
+from app.api.schemas import DecodeRequest, EncodeRequest
+from app.config import Settings, get_settings
+from app.serving.cache import LatentCache, MemoryBackend
+from app.serving.inference import InferenceService
+from app.serving.registry import ModelRegistry
+from app.serving.repository import ModelRepository
+
+logger = logging.getLogger("app")
+
+
+def _make_cache(settings: Settings) -> LatentCache:
+    return LatentCache(MemoryBackend(settings.cache_max_entries), settings.cache_ttl_s)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service, configured by `settings` (the environment's when None)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.admin_token:
+            logger.warning("VAE_ADMIN_TOKEN is not set: admin routes trust every caller; bind 127.0.0.1 only")
+        registry = ModelRegistry(ModelRepository(settings.models_dir), settings)
+        cache = _make_cache(settings)
+        app.state.vae = AppState(settings, registry, cache, InferenceService(cache))
+        await registry.start()
+        if not registry.ready:
+            logger.error("the default model %r is not in %s", settings.default_model, settings.models_dir)
+        try:
+            yield
+        finally:
+            await registry.stop()
+            await cache.close()
+
+    app = FastAPI(
+        title="vae-service",
+        version="0.1.0",
+        summary="Variational Autoencoders behind an HTTP API, answered by ONNX Runtime.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(observability.MetricsMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
+        )
+    for module in (inference, models, health, observability):
+        app.include_router(module.router)
+    _document_raw_bodies(app)
+    return app
+
+
+def _document_raw_bodies(app: FastAPI) -> None:
+    """/encode and /decode read their bodies themselves (JSON or .npy); their JSON schemas are
+    added to the OpenAPI components so the documented request bodies resolve."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        _, extra = models_json_schema(
+            [(EncodeRequest, "validation"), (DecodeRequest, "validation")],
+            ref_template="#/components/schemas/{model}",
+        )
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(extra.get("$defs", {}))
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

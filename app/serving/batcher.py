@@ -1,0 +1,290 @@
+"""Micro-batching: concurrent requests to one graph share ONNX Runtime calls.
+
+One `MicroBatcher` per (model, version, graph). A batch goes out when the samples queued behind
+the oldest request fill it, or when the oldest request has waited `max_delay`. Batch size counts
+samples (rows), not requests; a request larger than the batch is split. Requests of different
+shapes never share a batch. The graph runs in a worker thread so the event loop stays free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from app import metrics
+
+logger = logging.getLogger(__name__)
+
+Outputs = dict[str, NDArray[np.float32]]
+RunBatch = Callable[[NDArray[np.float32]], Outputs]
+
+
+class QueueFull(RuntimeError):
+    """The queue holds as many samples as it may: the caller should retry later (429)."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("the inference queue is full; retry shortly")
+        self.retry_after = retry_after
+
+
+class DeadlineExceeded(TimeoutError):
+    """The request's deadline passed before its batch ran (504)."""
+
+
+@dataclass(eq=False)
+class _Pending:
+    inputs: NDArray[np.float32]
+    future: asyncio.Future[Outputs]
+    enqueued: float
+    deadline: float | None
+    key: tuple[int, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.key = tuple(self.inputs.shape[1:])
+
+    @property
+    def size(self) -> int:
+        return int(self.inputs.shape[0])
+
+
+@dataclass(frozen=True)
+class BatcherLabels:
+    """How the batcher's metrics are labelled (never an id)."""
+
+    model: str
+    graph: str
+
+
+class MicroBatcher:
+    """Queues requests for one graph and runs them in shared batches."""
+
+    def __init__(
+        self,
+        run: RunBatch,
+        labels: BatcherLabels,
+        max_batch_size: int = 64,
+        max_delay: float = 0.002,
+        max_queue: int = 2048,
+        in_flight: int = 1,
+    ) -> None:
+        self._run = run
+        self.labels = labels
+        self.max_batch_size = max_batch_size
+        self.max_delay = max_delay
+        self.max_queue = max_queue
+        self._queue: deque[_Pending] = deque()
+        self._queued_samples = 0
+        self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(in_flight)
+        self._executor = ThreadPoolExecutor(in_flight, thread_name_prefix=f"ort-{labels.graph}")
+        self._loop_task: asyncio.Task[None] | None = None
+        self._batch_tasks: set[asyncio.Task[None]] = set()
+        self._mean_batch_seconds = 0.01
+        self._pending_gauge = metrics.PENDING_REQUESTS.labels(labels.model, labels.graph)
+
+    @property
+    def queued_samples(self) -> int:
+        """Samples waiting for a batch."""
+        return self._queued_samples
+
+    def start(self) -> None:
+        """Starts the batching loop on the running event loop."""
+        if self._loop_task is None:
+            self._loop_task = asyncio.get_running_loop().create_task(self._loop(), name=f"batcher-{self.labels}")
+
+    async def stop(self) -> None:
+        """Stops the loop; queued requests fail, batches already running finish."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+            self._loop_task = None
+        while self._queue:
+            item = self._queue.popleft()
+            if not item.future.done():
+                item.future.set_exception(RuntimeError("the model was unloaded"))
+        self._queued_samples = 0
+        self._pending_gauge.set(0)
+        if self._batch_tasks:
+            await asyncio.gather(*self._batch_tasks, return_exceptions=True)
+        self._executor.shutdown(wait=False)
+
+    async def submit(self, inputs: NDArray[np.float32], deadline: float | None = None) -> Outputs:
+        """Runs `inputs` (rows = samples) through the graph as part of a batch.
+
+        `deadline` is a time.monotonic() value; past it the request is dropped and answered with
+        DeadlineExceeded. Raises QueueFull when the queue cannot take the samples.
+        """
+        if self._loop_task is None:
+            self.start()
+        size = int(inputs.shape[0])
+        if self._queued_samples + size > self.max_queue:
+            metrics.REJECTIONS.labels(self.labels.model, self.labels.graph, "queue_full").inc()
+            raise QueueFull(retry_after=self._retry_after())
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        chunks = [inputs[i : i + self.max_batch_size] for i in range(0, size, self.max_batch_size)]
+        items = [_Pending(chunk, loop.create_future(), now, deadline) for chunk in chunks]
+        self._queue.extend(items)
+        self._queued_samples += size
+        self._pending_gauge.set(self._queued_samples)
+        self._wakeup.set()
+        try:
+            parts = await asyncio.gather(*(item.future for item in items))
+        except BaseException:
+            for item in items:
+                item.future.cancel()  # a client gone away: its chunks are skipped before compute
+            raise
+        if len(parts) == 1:
+            return parts[0]
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+    def _retry_after(self) -> float:
+        batches_ahead = self._queued_samples / self.max_batch_size
+        return max(1.0, round(batches_ahead * self._mean_batch_seconds, 1))
+
+    async def _loop(self) -> None:
+        while True:
+            await self._slots.acquire()
+            try:
+                batch = await self._next_batch()
+            except BaseException:
+                self._slots.release()
+                raise
+            task = asyncio.get_running_loop().create_task(self._execute(batch))
+            self._batch_tasks.add(task)
+            task.add_done_callback(self._batch_tasks.discard)
+
+    def _discard_head(self) -> None:
+        """Drops finished (cancelled) and expired requests at the head of the queue."""
+        now = time.monotonic()
+        while self._queue:
+            head = self._queue[0]
+            if head.future.done():
+                reason = "cancelled"
+            elif head.deadline is not None and head.deadline <= now:
+                head.future.set_exception(DeadlineExceeded("the request's deadline passed in the queue"))
+                reason = "deadline"
+            else:
+                return
+            self._queue.popleft()
+            self._queued_samples -= head.size
+            metrics.REJECTIONS.labels(self.labels.model, self.labels.graph, reason).inc()
+
+    async def _next_batch(self) -> list[_Pending]:
+        while True:
+            self._discard_head()
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            oldest = self._queue[0]
+            ready_at = oldest.enqueued + self.max_delay
+            now = time.monotonic()
+            if now >= ready_at or self._samples_like(oldest.key) >= self.max_batch_size:
+                return self._take(oldest.key)
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=ready_at - now)
+            except TimeoutError:
+                pass
+
+    def _samples_like(self, key: tuple[int, ...]) -> int:
+        total = 0
+        for item in self._queue:
+            if item.key == key and not item.future.done():
+                total += item.size
+                if total >= self.max_batch_size:
+                    break
+        return total
+
+    def _take(self, key: tuple[int, ...]) -> list[_Pending]:
+        """Removes the oldest requests of shape `key` that fit in one batch, in FIFO order."""
+        batch: list[_Pending] = []
+        kept: deque[_Pending] = deque()
+        total = 0
+        now = time.monotonic()
+        while self._queue and total < self.max_batch_size:
+            item = self._queue.popleft()
+            if item.key != key or total + item.size > self.max_batch_size:
+                kept.append(item)
+                continue
+            self._queued_samples -= item.size
+            if item.future.done():
+                metrics.REJECTIONS.labels(self.labels.model, self.labels.graph, "cancelled").inc()
+            elif item.deadline is not None and item.deadline <= now:
+                item.future.set_exception(DeadlineExceeded("the request's deadline passed in the queue"))
+                metrics.REJECTIONS.labels(self.labels.model, self.labels.graph, "deadline").inc()
+            else:
+                batch.append(item)
+                total += item.size
+        kept.extend(self._queue)
+        self._queue = kept
+        self._pending_gauge.set(self._queued_samples)
+        return batch
+
+    async def _execute(self, batch: list[_Pending]) -> None:
+        try:
+            live = [item for item in batch if not item.future.done()]
+            if not live:
+                return
+            inputs = live[0].inputs if len(live) == 1 else np.concatenate([i.inputs for i in live])
+            started = time.monotonic()
+            for item in live:
+                metrics.QUEUE_SECONDS.labels(self.labels.model, self.labels.graph).observe(started - item.enqueued)
+            metrics.BATCH_SIZE.labels(self.labels.model, self.labels.graph).observe(len(inputs))
+            loop = asyncio.get_running_loop()
+            try:
+                outputs = await loop.run_in_executor(self._executor, self._run, inputs)
+            except Exception as error:  # every caller in the batch hears of it; the loop goes on
+                logger.exception("batch of %d on %s failed", len(inputs), self.labels)
+                for item in live:
+                    if not item.future.done():
+                        item.future.set_exception(error)
+                return
+            elapsed = time.monotonic() - started
+            self._mean_batch_seconds = 0.9 * self._mean_batch_seconds + 0.1 * elapsed
+            metrics.COMPUTE_SECONDS.labels(self.labels.model, self.labels.graph).observe(elapsed)
+            offset = 0
+            for item in live:
+                rows = slice(offset, offset + item.size)
+                offset += item.size
+                if not item.future.done():
+                    item.future.set_result({name: value[rows] for name, value in outputs.items()})
+        finally:
+            self._slots.release()
+
+
+class DirectRunner:
+    """Batching turned off: every request runs on its own, in a bounded pool of threads."""
+
+    def __init__(self, run: RunBatch, labels: BatcherLabels, in_flight: int = 1) -> None:
+        self._run = run
+        self.labels = labels
+        self._executor = ThreadPoolExecutor(in_flight, thread_name_prefix=f"ort-{labels.graph}")
+        self.queued_samples = 0
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    async def stop(self) -> None:
+        """Lets running calls finish in their threads."""
+        self._executor.shutdown(wait=False)
+
+    async def submit(self, inputs: NDArray[np.float32], deadline: float | None = None) -> Outputs:
+        """Runs `inputs` as one call of its own."""
+        started = time.monotonic()
+        metrics.BATCH_SIZE.labels(self.labels.model, self.labels.graph).observe(len(inputs))
+        outputs = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, inputs)
+        metrics.COMPUTE_SECONDS.labels(self.labels.model, self.labels.graph).observe(time.monotonic() - started)
+        return outputs
+
+
+Runner = MicroBatcher | DirectRunner

@@ -1,0 +1,227 @@
+"""Loaded model versions: load and warm from the repository, resolve `name[:version]`, and swap
+in new versions without a restart (requests in flight finish on the version they started on)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app import metrics
+from app.config import Settings
+from app.serving.batcher import BatcherLabels, DirectRunner, MicroBatcher, Runner
+from app.serving.manifest import Manifest
+from app.serving.repository import ModelRepository, RepositoryError, check_name
+from app.serving.runtime import GraphSession, load_graph
+
+logger = logging.getLogger(__name__)
+
+
+class ModelNotFound(LookupError):
+    """No such model or version (404)."""
+
+
+@dataclass
+class LoadedModel:
+    """One version in memory: its manifest, its two graphs and the runners in front of them."""
+
+    manifest: Manifest
+    directory: Path
+    encoder: GraphSession
+    decoder: GraphSession
+    encode_runner: Runner
+    decode_runner: Runner
+
+    @property
+    def name(self) -> str:
+        """The model's name."""
+        return self.manifest.name
+
+    @property
+    def version(self) -> int:
+        """The version number."""
+        return self.manifest.version
+
+    @property
+    def provider(self) -> str:
+        """The execution provider actually running the graphs."""
+        return self.encoder.provider
+
+    def start(self) -> None:
+        """Starts the batching loops."""
+        self.encode_runner.start()
+        self.decode_runner.start()
+
+    async def close(self) -> None:
+        """Stops the runners."""
+        await self.encode_runner.stop()
+        await self.decode_runner.stop()
+
+
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """'name' or 'name:version' -> (name, version or None)."""
+    name, _, version = ref.partition(":")
+    try:
+        check_name(name)
+    except RepositoryError as error:
+        raise ModelNotFound(str(error)) from None
+    if not version:
+        return name, None
+    if not version.isdigit():
+        raise ModelNotFound(f"invalid version {version!r} in {ref!r}: use name:number")
+    return name, int(version)
+
+
+class ModelRegistry:
+    """Keeps the loaded versions and knows which one answers for each name."""
+
+    def __init__(self, repository: ModelRepository, settings: Settings) -> None:
+        self.repository = repository
+        self.settings = settings
+        self._loaded: dict[tuple[str, int], LoadedModel] = {}
+        self._defaults: dict[str, int] = {}
+        self._lock = asyncio.Lock()
+        self._poller: asyncio.Task[None] | None = None
+        self._failed: dict[tuple[str, int], str] = {}
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Loads every model's default version, then watches the repository."""
+        await self.refresh()
+        if self.settings.reload_interval_s > 0:
+            self._poller = asyncio.get_running_loop().create_task(self._poll(), name="model-poller")
+
+    async def stop(self) -> None:
+        """Stops watching and unloads everything."""
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+        for model in list(self._loaded.values()):
+            await model.close()
+        self._loaded.clear()
+        metrics.MODELS_LOADED.set(0)
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reload_interval_s)
+            try:
+                await self.refresh()
+            except Exception:  # the repository may be briefly unreadable: keep serving
+                logger.exception("model repository scan failed; keeping the loaded versions")
+
+    # ---- state ---------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        """True once the default model answers."""
+        return self.settings.default_model in self._defaults
+
+    def default_version(self, name: str) -> int | None:
+        """The version answering for `name`, if loaded."""
+        return self._defaults.get(name)
+
+    def loaded(self) -> list[LoadedModel]:
+        """Every loaded version."""
+        return list(self._loaded.values())
+
+    def load_error(self, name: str, version: int) -> str | None:
+        """Why a version failed to load, if it did."""
+        return self._failed.get((name, version))
+
+    # ---- loading -------------------------------------------------------------------------
+    def _make_runner(self, graph: GraphSession, name: str, which: str) -> Runner:
+        labels = BatcherLabels(model=name, graph=which)
+        s = self.settings
+        if not s.batching:
+            return DirectRunner(graph.run, labels, s.batches_in_flight)
+        return MicroBatcher(
+            graph.run, labels, s.max_batch_size, s.max_delay_ms / 1000.0, s.max_queue, s.batches_in_flight
+        )
+
+    def _load_blocking(self, name: str, version: int) -> LoadedModel:
+        manifest = self.repository.manifest(name, version)
+        directory = self.repository.version_dir(name, version)
+        encoder = load_graph(directory / "encoder.onnx", self.settings.threads)
+        decoder = load_graph(directory / "decoder.onnx", self.settings.threads)
+        # Warm-up: the first run of a session allocates its buffers; do it before traffic does.
+        for rows in sorted({1, self.settings.max_batch_size}):
+            encoder.run(np.zeros((rows, *manifest.image.shape), dtype=np.float32))
+            decoder.run(np.zeros((rows, manifest.latent_dim), dtype=np.float32))
+        return LoadedModel(
+            manifest,
+            directory,
+            encoder,
+            decoder,
+            self._make_runner(encoder, name, "encoder"),
+            self._make_runner(decoder, name, "decoder"),
+        )
+
+    async def _load(self, name: str, version: int) -> LoadedModel:
+        key = (name, version)
+        if key in self._loaded:
+            return self._loaded[key]
+        try:
+            model = await asyncio.to_thread(self._load_blocking, name, version)
+        except Exception as error:
+            self._failed[key] = str(error)
+            metrics.MODEL_LOAD_FAILURES.inc()
+            raise
+        model.start()
+        self._loaded[key] = model
+        self._failed.pop(key, None)
+        metrics.MODELS_LOADED.set(len(self._loaded))
+        logger.info("loaded %s:%d on %s", name, version, model.provider)
+        return model
+
+    async def refresh(self) -> None:
+        """Scans the repository: loads new default versions, unloads deleted ones."""
+        async with self._lock:
+            names = await asyncio.to_thread(self.repository.names)
+            for name in names:
+                version = await asyncio.to_thread(self.repository.default_version, name)
+                if version is None or self._defaults.get(name) == version:
+                    continue
+                if (name, version) in self._failed:
+                    continue  # a version that failed once is not retried on every scan
+                try:
+                    await self._load(name, version)
+                except Exception:
+                    logger.exception("could not load %s:%d; keeping the version in service", name, version)
+                    continue
+                self._defaults[name] = version
+                metrics.MODEL_INFO.labels(name).set(version)
+            await self._drop_missing(set(names))
+
+    async def _drop_missing(self, names: set[str]) -> None:
+        for (name, version), model in list(self._loaded.items()):
+            if (self.repository.version_dir(name, version) / "manifest.json").is_file():
+                continue
+            del self._loaded[(name, version)]
+            if self._defaults.get(name) == version:
+                self._defaults.pop(name)
+            # Let requests already holding this version finish before its runners stop.
+            asyncio.get_running_loop().call_later(30, lambda m=model: asyncio.ensure_future(m.close()))
+        for name in list(self._defaults):
+            if name not in names:
+                self._defaults.pop(name)
+        metrics.MODELS_LOADED.set(len(self._loaded))
+
+    async def resolve(self, ref: str | None) -> LoadedModel:
+        """The loaded version for 'name' or 'name:version' (the default model when None)."""
+        name, version = parse_ref(ref or self.settings.default_model)
+        if version is None:
+            version = self._defaults.get(name)
+            if version is None:
+                raise ModelNotFound(f"no model named {name!r}; GET /models lists them")
+        key = (name, version)
+        if key in self._loaded:
+            return self._loaded[key]
+        if version not in await asyncio.to_thread(self.repository.versions, name):
+            raise ModelNotFound(f"model {name!r} has no version {version}")
+        async with self._lock:
+            with contextlib.suppress(KeyError):
+                return self._loaded[key]
+            return await self._load(name, version)

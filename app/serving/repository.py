@@ -1,0 +1,136 @@
+"""The model repository on disk: models/<name>/<version>/ with a manifest, and models/<name>/DEFAULT.
+
+Versions appear whole or not at all: they are written into a hidden sibling directory and renamed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from app.serving.manifest import Manifest
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MANIFEST = "manifest.json"
+DEFAULT_FILE = "DEFAULT"
+
+
+class RepositoryError(ValueError):
+    """A bad name or a missing model or version."""
+
+
+def check_name(name: str) -> str:
+    """Model and dataset names: lowercase letters, digits, '-' and '_' (never a path)."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise RepositoryError(
+            f"invalid name {name!r}: use 1-64 lowercase letters, digits, '-' or '_'"
+        )
+    return name
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+class ModelRepository:
+    """Reads and writes the model repository rooted at `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def names(self) -> list[str]:
+        """Model names with at least one published version."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.root.iterdir() if NAME_PATTERN.fullmatch(p.name) and self.versions(p.name)
+        )
+
+    def versions(self, name: str) -> list[int]:
+        """Published versions of a model, oldest first."""
+        directory = self.root / check_name(name)
+        if not directory.is_dir():
+            return []
+        return sorted(
+            int(p.name) for p in directory.iterdir() if p.name.isdigit() and (p / MANIFEST).is_file()
+        )
+
+    def version_dir(self, name: str, version: int) -> Path:
+        """The directory of one version."""
+        return self.root / check_name(name) / str(int(version))
+
+    def manifest(self, name: str, version: int) -> Manifest:
+        """The parsed manifest of one version."""
+        path = self.version_dir(name, version) / MANIFEST
+        if not path.is_file():
+            raise RepositoryError(f"model {name} has no version {version}")
+        return Manifest.model_validate_json(path.read_text())
+
+    def default_version(self, name: str) -> int | None:
+        """The version DEFAULT names, else the newest one."""
+        versions = self.versions(name)
+        if not versions:
+            return None
+        marker = self.root / name / DEFAULT_FILE
+        try:
+            chosen = int(marker.read_text().strip())
+        except (OSError, ValueError):
+            return versions[-1]
+        return chosen if chosen in versions else versions[-1]
+
+    def set_default(self, name: str, version: int) -> None:
+        """Makes `version` the one that answers for `name`."""
+        if version not in self.versions(name):
+            raise RepositoryError(f"model {name} has no version {version}")
+        _write_atomic(self.root / name / DEFAULT_FILE, f"{version}\n")
+
+    def staging_dir(self, name: str) -> Path:
+        """A fresh hidden directory beside the versions to build a new one in."""
+        parent = self.root / check_name(name)
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=parent, prefix=".staging-"))
+
+    def publish(self, name: str, staging: Path, manifest: Manifest, make_default: bool = True) -> int:
+        """Writes the manifest (with file hashes) into `staging` and renames it to the next version."""
+        files = {
+            p.name: sha256_of(p) for p in sorted(staging.rglob("*")) if p.is_file() and p.name != MANIFEST
+        }
+        while True:
+            version = max(self.versions(name), default=0) + 1
+            manifest = manifest.model_copy(update={"name": name, "version": version, "files": files})
+            (staging / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
+            try:
+                os.rename(staging, self.version_dir(name, version))
+                break
+            except OSError:
+                if not self.version_dir(name, version).exists():
+                    raise
+                # Another publisher took this number first: try the next one.
+        if make_default:
+            self.set_default(name, version)
+        return version
+
+    def delete_version(self, name: str, version: int) -> None:
+        """Removes a version: renamed away first so readers never see half a directory."""
+        directory = self.version_dir(name, version)
+        if not directory.is_dir():
+            raise RepositoryError(f"model {name} has no version {version}")
+        trash = directory.with_name(f".deleting-{version}-{os.getpid()}")
+        os.rename(directory, trash)
+        shutil.rmtree(trash, ignore_errors=True)

@@ -1,0 +1,61 @@
+"""ONNX Runtime sessions: provider choice (CUDA when present, else CPU), threads and warm-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from numpy.typing import NDArray
+
+PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def default_threads() -> int:
+    """Intra-op threads when none are configured: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def available_providers() -> list[str]:
+    """The execution providers this ONNX Runtime build has, in order of preference."""
+    present = set(ort.get_available_providers())
+    return [p for p in PREFERRED_PROVIDERS if p in present]
+
+
+@dataclass
+class GraphSession:
+    """One loaded graph: its session, the provider actually running it, its input and outputs."""
+
+    session: ort.InferenceSession
+    input_name: str
+    output_names: list[str]
+
+    @property
+    def provider(self) -> str:
+        """The first provider the session actually got (CUDA falls back to CPU silently)."""
+        return str(self.session.get_providers()[0])
+
+    def run(self, inputs: NDArray[np.float32]) -> dict[str, NDArray[np.float32]]:
+        """Runs the graph on one batch and names its outputs."""
+        outputs = self.session.run(self.output_names, {self.input_name: inputs})
+        return dict(zip(self.output_names, outputs, strict=True))
+
+
+def load_graph(path: Path, threads: int | None = None) -> GraphSession:
+    """Loads an ONNX graph on the best available provider with `threads` intra-op threads."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or default_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=available_providers())
+    return GraphSession(
+        session=session,
+        input_name=session.get_inputs()[0].name,
+        output_names=[o.name for o in session.get_outputs()],
+    )

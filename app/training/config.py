@@ -1,0 +1,62 @@
+"""Training configuration: one validated object shared by `vae train`, jobs and manifests.
+
+This module must stay free of torch so the API can validate job configs up front.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Architecture = Literal["mlp", "conv"]
+Likelihood = Literal["bernoulli", "gaussian"]
+Activation = Literal["relu", "elu", "gelu", "tanh"]
+
+
+class TrainConfig(BaseModel):
+    """Everything that decides what a training run produces. Every field has a usable default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["vae"] = "vae"
+    arch: Architecture = "mlp"
+    latent_dim: int = Field(32, ge=1, le=512)
+    hidden: list[int] = Field(default_factory=lambda: [512, 512], min_length=1, max_length=6)
+    activation: Activation = "elu"
+    conv_channels: list[int] = Field(default_factory=lambda: [32, 64], min_length=1, max_length=4)
+    conv_fc: int = Field(256, ge=8, le=4096)
+    likelihood: Likelihood = "bernoulli"
+    binarize: Literal["dynamic", "none"] = Field(
+        "dynamic",
+        description="dynamic: resample binary pixels from intensities every batch (Bernoulli only)",
+    )
+
+    epochs: int = Field(10, ge=1, le=1000)
+    batch_size: int = Field(128, ge=1, le=4096)
+    lr: float = Field(1e-3, gt=0, le=1.0)
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
+    beta: float = Field(1.0, ge=0.0, le=100.0)
+    kl_warmup_epochs: float = Field(0.0, ge=0.0, le=1000.0)
+    free_bits: float = Field(0.0, ge=0.0, le=10.0, description="minimum KL nats per latent dim")
+    seed: int = 0
+    max_seconds: float | None = Field(None, gt=0, description="stop training after this long")
+
+    holdout: float = Field(
+        0.1, gt=0, description="held-out images: a fraction (< 1) or a count (>= 1)"
+    )
+    eval_k: int = Field(1000, ge=1, le=20000, description="importance samples for the IWAE bound")
+    eval_images: int | None = Field(
+        None, ge=1, description="held-out images the IWAE bound is computed on (all when unset)"
+    )
+
+    @model_validator(mode="after")
+    def _check_likelihood(self) -> TrainConfig:
+        if self.likelihood == "gaussian" and self.binarize == "dynamic":
+            self.binarize = "none"
+        return self
+
+    def holdout_count(self, total: int) -> int:
+        """How many of `total` images are held out for evaluation."""
+        n = int(round(self.holdout * total)) if self.holdout < 1 else int(self.holdout)
+        return max(1, min(n, total - 1))

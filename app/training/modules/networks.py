@@ -1,0 +1,120 @@
+"""Encoder and decoder bodies: an MLP and a small strided convolutional network."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from app.training.config import TrainConfig
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+}
+
+ImageShape = tuple[int, int, int]
+
+
+def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [nn.Linear(fan_in, fan_out), ACTIVATIONS[activation]()]
+    return nn.Sequential(*layers)
+
+
+class MLPEncoder(nn.Module):
+    """x [N,C,H,W] -> (mu, logvar) [N,D] through fully connected layers."""
+
+    def __init__(self, config: TrainConfig, image: ImageShape) -> None:
+        super().__init__()
+        pixels = math.prod(image)
+        self.body = _mlp([pixels, *config.hidden], config.activation)
+        self.head = nn.Linear(config.hidden[-1], 2 * config.latent_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.head(self.body(x.flatten(1))).chunk(2, dim=1)
+        return mu, logvar
+
+
+class MLPDecoder(nn.Module):
+    """z [N,D] -> pixel parameters [N,C,H,W] (logits or unconstrained means)."""
+
+    def __init__(self, config: TrainConfig, image: ImageShape) -> None:
+        super().__init__()
+        self.image = image
+        self.body = _mlp([config.latent_dim, *reversed(config.hidden)], config.activation)
+        self.head = nn.Linear(config.hidden[0], math.prod(image))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(z)).view(-1, *self.image)
+
+
+def _conv_grid(image: ImageShape, layers: int) -> tuple[int, int]:
+    height, width = image[1], image[2]
+    for _ in range(layers):
+        height, width = (height + 1) // 2, (width + 1) // 2
+    return height, width
+
+
+class ConvEncoder(nn.Module):
+    """Stride-2 convolutions, then a fully connected layer to (mu, logvar)."""
+
+    def __init__(self, config: TrainConfig, image: ImageShape) -> None:
+        super().__init__()
+        act = ACTIVATIONS[config.activation]
+        layers: list[nn.Module] = []
+        channels = image[0]
+        for out in config.conv_channels:
+            layers += [nn.Conv2d(channels, out, 4, stride=2, padding=1), act()]
+            channels = out
+        # Inputs with odd sizes are padded so the grid halves exactly at every layer.
+        grid = _conv_grid(image, len(config.conv_channels))
+        self.pad_to = (grid[0] * 2 ** len(config.conv_channels), grid[1] * 2 ** len(config.conv_channels))
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Sequential(nn.Linear(channels * grid[0] * grid[1], config.conv_fc), act())
+        self.head = nn.Linear(config.conv_fc, 2 * config.latent_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pad_h, pad_w = self.pad_to[0] - x.shape[2], self.pad_to[1] - x.shape[3]
+        if pad_h or pad_w:
+            x = nn.functional.pad(x, (0, pad_w, 0, pad_h))
+        mu, logvar = self.head(self.fc(self.features(x).flatten(1))).chunk(2, dim=1)
+        return mu, logvar
+
+
+class ConvDecoder(nn.Module):
+    """The mirror of ConvEncoder: fully connected, then stride-2 transposed convolutions."""
+
+    def __init__(self, config: TrainConfig, image: ImageShape) -> None:
+        super().__init__()
+        act = ACTIVATIONS[config.activation]
+        self.image = image
+        self.grid = _conv_grid(image, len(config.conv_channels))
+        channels = list(reversed(config.conv_channels))
+        self.fc = nn.Sequential(
+            nn.Linear(config.latent_dim, config.conv_fc),
+            act(),
+            nn.Linear(config.conv_fc, channels[0] * self.grid[0] * self.grid[1]),
+            act(),
+        )
+        layers: list[nn.Module] = []
+        for fan_in, fan_out in zip(channels, [*channels[1:], image[0]], strict=True):
+            layers += [nn.ConvTranspose2d(fan_in, fan_out, 4, stride=2, padding=1), act()]
+        self.features = nn.Sequential(*layers[:-1])  # no activation on the output
+        self.channels0 = channels[0]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.fc(z).view(-1, self.channels0, self.grid[0], self.grid[1])
+        out = self.features(h)
+        return out[:, :, : self.image[1], : self.image[2]]
+
+
+def build_networks(config: TrainConfig, image: ImageShape) -> tuple[nn.Module, nn.Module]:
+    """The encoder and decoder bodies the config asks for."""
+    if config.arch == "conv":
+        return ConvEncoder(config, image), ConvDecoder(config, image)
+    return MLPEncoder(config, image), MLPDecoder(config, image)

@@ -1,0 +1,111 @@
+"""From a dataset file to a published model version: train, export, parity gate, evaluate,
+report, manifest, atomic publish. `vae train` and training jobs both run this."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from app.serving.manifest import ImageSpec, Manifest, Metrics, TrainingInfo
+from app.serving.repository import ModelRepository
+from app.training.config import TrainConfig
+from app.training.data import ImageDataset, binarize, file_sha256, load_arrays
+from app.training.evaluate import OnnxVAE, evaluate
+from app.training.export import check_parity, export_graphs
+from app.training.report import write_report
+from app.training.trainer import ProgressCallback, train
+
+Stage = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a finished run published."""
+
+    name: str
+    version: int
+    manifest: Manifest
+
+
+def heldout_images(config: TrainConfig, heldout: ImageDataset) -> np.ndarray:
+    """The images evaluation scores: binarized once with a fixed seed for a Bernoulli model,
+    so every version of a model is scored on the same binary digits."""
+    x = heldout.as_float()
+    if config.eval_images is not None:
+        x = x[: config.eval_images]
+    if config.likelihood == "bernoulli":
+        x = binarize(x, np.random.default_rng(config.seed + 1))
+    return x
+
+
+def run_training(
+    config: TrainConfig,
+    data_path: Path,
+    name: str,
+    repository: ModelRepository,
+    dataset_name: str | None = None,
+    on_progress: ProgressCallback | None = None,
+    on_stage: Stage | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    make_default: bool = True,
+) -> Published:
+    """Trains on the file at `data_path` and publishes a new version of `name`."""
+    stage = on_stage or (lambda _: None)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    data = load_arrays(data_path)
+    train_set, heldout = data.split(config.holdout_count(len(data)), seed=config.seed)
+    stage("training")
+    outcome = train(config, train_set, on_progress=on_progress, should_stop=should_stop)
+
+    staging = repository.staging_dir(name)
+    try:
+        stage("exporting")
+        export_graphs(outcome.model, staging)
+        save_file(
+            {k: v.detach().contiguous() for k, v in outcome.model.state_dict().items()},
+            str(staging / "weights.safetensors"),
+            metadata={"config": config.model_dump_json()},
+        )
+        probe = heldout.as_float()[:256]
+        max_err = check_parity(outcome.model, staging, probe, seed=config.seed)
+        stage("evaluating")
+        graphs = OnnxVAE.load(staging, config.likelihood)
+        x = heldout_images(config, heldout)
+        result = evaluate(graphs, x, k=config.eval_k, seed=config.seed)
+        write_report(graphs, heldout.as_float(), heldout.labels, config.latent_dim, staging / "report", config.seed)
+        channels, height, width = data.shape
+        classes = [] if data.labels is None else [str(c) for c in np.unique(data.labels)]
+        manifest = Manifest(
+            name=name,
+            version=0,
+            latent_dim=config.latent_dim,
+            image=ImageSpec(height=height, width=width, channels=channels),
+            likelihood=config.likelihood,
+            classes=classes,
+            training=TrainingInfo(
+                dataset=dataset_name or data_path.name,
+                sha256=file_sha256(data_path),
+                config=json.loads(config.model_dump_json()),
+                seconds=round(outcome.seconds, 2),
+                epochs_run=round(outcome.epochs_run, 3),
+                train_images=len(train_set),
+                heldout_images=len(heldout),
+            ),
+            metrics=Metrics(**result.__dict__),
+            parity={"max_abs_err": max_err},
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        stage("publishing")
+        version = repository.publish(name, staging, manifest, make_default=make_default)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Published(name, version, repository.manifest(name, version))

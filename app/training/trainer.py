@@ -1,0 +1,141 @@
+"""The training loop: Adam, dynamic binarization, KL warm-up, free bits, progress and cancel."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from app.training.config import TrainConfig
+from app.training.data import ImageDataset
+from app.training.losses import free_bits_kl, kl_divergence, kl_weight
+from app.training.modules import VAE, build_model
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """A snapshot of a running training, reported every few steps."""
+
+    epoch: int
+    epochs: int
+    step: int
+    steps: int
+    loss: float
+    reconstruction: float
+    kl: float
+    kl_weight: float
+    samples_per_second: float
+    eta_seconds: float
+
+
+@dataclass
+class TrainOutcome:
+    """The trained model and how the run went."""
+
+    model: VAE
+    seconds: float
+    epochs_run: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+ProgressCallback = Callable[[TrainProgress], None]
+
+
+class TrainingCancelled(RuntimeError):
+    """Raised when `should_stop` asks the loop to end."""
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seeds Python, numpy and torch; returns a torch generator for data order and binarization."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def train(
+    config: TrainConfig,
+    data: ImageDataset,
+    on_progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    report_every: int = 20,
+) -> TrainOutcome:
+    """Trains a VAE on `data` (the training split) as `config` says."""
+    generator = seed_everything(config.seed)
+    model = build_model(config, data.shape)
+    images = torch.from_numpy(data.as_float())
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    steps_per_epoch = max(1, math.ceil(len(images) / config.batch_size))
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+        if config.lr_schedule == "cosine"
+        else None
+    )
+    started = time.monotonic()
+    history: list[dict[str, float]] = []
+    step = 0
+    stopped_early = False
+    model.train()
+    for epoch in range(config.epochs):
+        order = torch.randperm(len(images), generator=generator)
+        sums = {"loss": 0.0, "reconstruction": 0.0, "kl": 0.0}
+        for batch_index in range(steps_per_epoch):
+            if should_stop is not None and should_stop():
+                raise TrainingCancelled("training was cancelled")
+            batch = images[order[batch_index * config.batch_size : (batch_index + 1) * config.batch_size]]
+            if config.binarize == "dynamic":
+                batch = torch.bernoulli(batch, generator=generator)
+            weight = kl_weight(step / steps_per_epoch, config.kl_warmup_epochs, config.beta)
+            log_px_z, mu, logvar, _ = model(batch)
+            reconstruction = -log_px_z.mean()
+            kl_value = kl_divergence(mu, logvar).mean()
+            kl_term = free_bits_kl(mu, logvar, config.free_bits) if config.free_bits > 0 else kl_value
+            loss = reconstruction + weight * kl_term
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            step += 1
+            recon_value, kl_nats = reconstruction.item(), kl_value.item()
+            sums["loss"] += recon_value + kl_nats
+            sums["reconstruction"] += recon_value
+            sums["kl"] += kl_nats
+            elapsed = time.monotonic() - started
+            if on_progress is not None and (step % report_every == 0 or step == total_steps):
+                seen = batch_index + 1
+                on_progress(
+                    TrainProgress(
+                        epoch=epoch + 1,
+                        epochs=config.epochs,
+                        step=step,
+                        steps=total_steps,
+                        loss=sums["loss"] / seen,
+                        reconstruction=sums["reconstruction"] / seen,
+                        kl=sums["kl"] / seen,
+                        kl_weight=weight,
+                        samples_per_second=step * config.batch_size / max(elapsed, 1e-9),
+                        eta_seconds=elapsed / step * (total_steps - step),
+                    )
+                )
+            if config.max_seconds is not None and elapsed > config.max_seconds:
+                stopped_early = True
+                break
+        history.append({"epoch": epoch + 1, **{k: v / steps_per_epoch for k, v in sums.items()}})
+        if stopped_early:
+            break
+    model.eval()
+    return TrainOutcome(
+        model=model,
+        seconds=time.monotonic() - started,
+        epochs_run=step / steps_per_epoch,
+        history=history,
+        stopped_early=stopped_early,
+    )
