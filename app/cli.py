@@ -144,3 +144,7 @@ def evaluate(
 def main() -> None:
     """Entry point of the `vae` console script."""
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""Shared test helpers: free ports, a real redis-server, a real `vae serve` process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: object, timeout: float, interval: float = 0.05, what: str = "condition") -> None:
+    """Polls `check()` until it is truthy; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except Exception as error:  # noqa: BLE001 - keep polling, report the last one
+            last = error
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last error: {last!r}")
+
+
+@dataclass
+class RedisServer:
+    """A redis-server process of the test's own, on a free port."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+def start_redis(port: int | None = None) -> RedisServer:
+    """Starts redis-server (no persistence) and waits until it answers."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (.ci/run installs it)")
+    port = port or free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = RedisServer(port, process)
+
+    def answers() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+
+    wait_until(answers, 10, what="redis-server")
+    return server
+
+
+@dataclass
+class ServiceProcess:
+    """A `vae serve` process on loopback."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def client(self, timeout: float = 30.0) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+@contextlib.contextmanager
+def running_service(env: dict[str, str], log_dir: Path, ready_timeout: float = 60.0) -> Iterator[ServiceProcess]:
+    """Runs `vae serve` with VAE_ settings from `env` until the block ends."""
+    port = free_port()
+    log = log_dir / f"serve-{port}.log"
+    full_env = {**os.environ, "VAE_RELOAD_INTERVAL_S": "0.5", **env}
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    service = ServiceProcess(f"http://127.0.0.1:{port}", process, log)
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"vae serve exited early:\n{log.read_text()[-3000:]}")
+        return httpx.get(f"{service.url}/v2/health/ready", timeout=2).status_code == 200
+
+    try:
+        wait_until(ready, ready_timeout, interval=0.2, what="vae serve to be ready")
+        yield service
+    finally:
+        service.stop()
