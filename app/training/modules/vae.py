@@ -33,9 +33,14 @@ class VAE(nn.Module):
         return mu, logvar
 
     @staticmethod
-    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        """z = mu + sigma * eps with eps ~ N(0, I): randomness outside the learnable path."""
-        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    def reparameterize(
+        mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """z = mu + sigma * eps with eps ~ N(0, I): randomness outside the learnable path, so
+        dz/dmu = 1 and dz/dsigma = eps. `eps` may be given (tests, fixed noise)."""
+        if eps is None:
+            eps = torch.randn_like(mu)
+        return mu + torch.exp(0.5 * logvar) * eps
 
     def decode_params(self, z: torch.Tensor) -> torch.Tensor:
         """Raw decoder output: Bernoulli logits or unconstrained Gaussian means."""
