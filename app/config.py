@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # Latent cache
     cache_ttl_s: int = Field(3600, ge=1)
     cache_max_entries: int = Field(65536, ge=0)
+    cache_redis_timeout_s: float = Field(0.1, gt=0, le=5.0, description="Redis socket timeout")
+    cache_breaker_failures: int = Field(3, ge=1, description="Redis failures in a row to open")
+    cache_breaker_reset_s: float = Field(2.0, gt=0, description="open breaker's cool-down")
 
     # Hot reload of the model repository
     reload_interval_s: float = Field(2.0, ge=0.0, description="0 turns polling off")

@@ -19,6 +19,7 @@ from app.api.schemas import DecodeRequest, EncodeRequest
 from app.config import Settings, get_settings
 from app.serving.cache import LatentCache, MemoryBackend
 from app.serving.inference import InferenceService
+from app.serving.redis_cache import RedisBackend
 from app.serving.registry import ModelRegistry
 from app.serving.repository import ModelRepository
 
@@ -26,6 +27,14 @@ logger = logging.getLogger("app")
 
 
 def _make_cache(settings: Settings) -> LatentCache:
+    if settings.redis_url:
+        backend = RedisBackend(
+            settings.redis_url,
+            timeout_s=settings.cache_redis_timeout_s,
+            failure_threshold=settings.cache_breaker_failures,
+            reset_timeout_s=settings.cache_breaker_reset_s,
+        )
+        return LatentCache(backend, settings.cache_ttl_s)
     return LatentCache(MemoryBackend(settings.cache_max_entries), settings.cache_ttl_s)
 
 
