@@ -89,10 +89,15 @@ def train(
         console=console,
     ) as bar:
         task = bar.add_task("train", total=1, epoch="-", terms="")
+        previous: list[tuple[int, str]] = []
 
         def show(p: TrainProgress) -> None:
             terms = f"loss {p.loss:.2f} recon {p.reconstruction:.2f} kl {p.kl:.2f} w {p.kl_weight:.2f} {p.samples_per_second:.0f}/s"
             bar.update(task, total=p.steps, completed=p.step, epoch=f"{p.epoch}/{p.epochs}", terms=terms)
+            if not console.is_terminal:  # a log file gets one line an epoch instead of a bar
+                if previous and previous[-1][0] != p.epoch:
+                    console.print(previous[-1][1])
+                previous[:] = [(p.epoch, f"epoch {p.epoch}/{p.epochs} {terms} eta {p.eta_seconds:.0f}s")]
 
         published = run_training(
             cfg,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 
 from tests.helpers import FIXTURES, ROOT, RedisServer, ServiceProcess, running_service, start_redis
 
-SHIPPED_MODELS = ROOT / "models"
+# The shipped repository; VAE_TEST_MODELS may point elsewhere while developing.
+SHIPPED_MODELS = Path(os.environ.get("VAE_TEST_MODELS", ROOT / "models"))
 
 
 @pytest.fixture(scope="session")
