@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train VAEs and serve them over HTTP.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Train VAEs and serve them over HTTP."
+)
 
 
 @app.command()
@@ -53,15 +55,21 @@ def _train_config(config: str | None, overrides: dict[str, Any]) -> Any:
 def train(
     data: Annotated[Path, typer.Option(exists=True, dir_okay=False, help=".npz or .npy of images")],
     name: Annotated[str, typer.Option(help="model name in the repository")],
-    config: Annotated[str | None, typer.Option(help="TrainConfig as JSON text or a JSON file")] = None,
+    config: Annotated[
+        str | None, typer.Option(help="TrainConfig as JSON text or a JSON file")
+    ] = None,
     epochs: Annotated[int | None, typer.Option()] = None,
     arch: Annotated[str | None, typer.Option(help="mlp or conv")] = None,
     latent_dim: Annotated[int | None, typer.Option()] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     eval_k: Annotated[int | None, typer.Option(help="IWAE importance samples")] = None,
     eval_images: Annotated[int | None, typer.Option(help="held-out images to score")] = None,
-    models_dir: Annotated[Path | None, typer.Option(help="model repository (default VAE_MODELS_DIR)")] = None,
-    no_default: Annotated[bool, typer.Option("--no-default", help="do not make it the default version")] = False,
+    models_dir: Annotated[
+        Path | None, typer.Option(help="model repository (default VAE_MODELS_DIR)")
+    ] = None,
+    no_default: Annotated[
+        bool, typer.Option("--no-default", help="do not make it the default version")
+    ] = False,
 ) -> None:
     """Train a VAE on a dataset file, export it to ONNX and publish a new version."""
     from rich.console import Console
@@ -93,11 +101,15 @@ def train(
 
         def show(p: TrainProgress) -> None:
             terms = f"loss {p.loss:.2f} recon {p.reconstruction:.2f} kl {p.kl:.2f} w {p.kl_weight:.2f} {p.samples_per_second:.0f}/s"
-            bar.update(task, total=p.steps, completed=p.step, epoch=f"{p.epoch}/{p.epochs}", terms=terms)
+            bar.update(
+                task, total=p.steps, completed=p.step, epoch=f"{p.epoch}/{p.epochs}", terms=terms
+            )
             if not console.is_terminal:  # a log file gets one line an epoch instead of a bar
                 if previous and previous[-1][0] != p.epoch:
                     console.print(previous[-1][1])
-                previous[:] = [(p.epoch, f"epoch {p.epoch}/{p.epochs} {terms} eta {p.eta_seconds:.0f}s")]
+                previous[:] = [
+                    (p.epoch, f"epoch {p.epoch}/{p.epochs} {terms} eta {p.eta_seconds:.0f}s")
+                ]
 
         published = run_training(
             cfg,
@@ -120,7 +132,9 @@ def evaluate(
     model: Annotated[str, typer.Option(help="name or name:version")],
     k: Annotated[int, typer.Option(help="IWAE importance samples")] = 1000,
     images: Annotated[int | None, typer.Option(help="score only the first N images")] = None,
-    binarize_seed: Annotated[int | None, typer.Option(help="binarize the images with this seed (Bernoulli models)")] = 1,
+    binarize_seed: Annotated[
+        int | None, typer.Option(help="binarize the images with this seed (Bernoulli models)")
+    ] = 1,
     models_dir: Annotated[Path | None, typer.Option()] = None,
 ) -> None:
     """Score a published version on a dataset file from its ONNX graphs alone (no torch)."""
@@ -143,7 +157,9 @@ def evaluate(
         x = binarize(x, np.random.default_rng(binarize_seed))
     graphs = OnnxVAE.load(repository.version_dir(name, version), manifest.likelihood)
     result = run_evaluation(graphs, x, k=k)
-    typer.echo(json.dumps({k: v for k, v in result.__dict__.items() if k != "kl_per_dim"}, indent=2))
+    typer.echo(
+        json.dumps({k: v for k, v in result.__dict__.items() if k != "kl_per_dim"}, indent=2)
+    )
 
 
 def main() -> None:

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     max_items: int = Field(256, ge=1, description="images, latents or samples in one request")
     max_steps: int = Field(64, ge=2)
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    max_dataset_bytes: int = Field(
+        512 * 1024 * 1024, ge=1024, description="a dataset upload's size cap"
+    )
+    max_dataset_unpacked_bytes: int = Field(
+        2 * 1024 * 1024 * 1024, ge=1024, description="what a dataset upload may unpack or decode to"
+    )
 
     # Latent cache
     cache_ttl_s: int = Field(3600, ge=1)

@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
-from app.api import health, inference, models, observability
+from app.api import datasets, health, inference, models, observability
 from app.api.deps import AppState
 from app.api.errors import install_error_handlers
 from app.api.schemas import DecodeRequest, EncodeRequest
@@ -45,13 +45,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.admin_token:
-            logger.warning("VAE_ADMIN_TOKEN is not set: admin routes trust every caller; bind 127.0.0.1 only")
+            logger.warning(
+                "VAE_ADMIN_TOKEN is not set: admin routes trust every caller; bind 127.0.0.1 only"
+            )
         registry = ModelRegistry(ModelRepository(settings.models_dir), settings)
         cache = _make_cache(settings)
         app.state.vae = AppState(settings, registry, cache, InferenceService(cache))
         await registry.start()
         if not registry.ready:
-            logger.error("the default model %r is not in %s", settings.default_model, settings.models_dir)
+            logger.error(
+                "the default model %r is not in %s", settings.default_model, settings.models_dir
+            )
         try:
             yield
         finally:
@@ -68,9 +72,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(observability.MetricsMiddleware)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
         )
-    for module in (inference, models, health, observability):
+    for module in (inference, models, datasets, health, observability):
         app.include_router(module.router)
     _document_raw_bodies(app)
     return app
@@ -83,7 +90,9 @@ def _document_raw_bodies(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
-        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        schema = get_openapi(
+            title=app.title, version=app.version, summary=app.summary, routes=app.routes
+        )
         _, extra = models_json_schema(
             [(EncodeRequest, "validation"), (DecodeRequest, "validation")],
             ref_template="#/components/schemas/{model}",

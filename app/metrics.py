@@ -8,7 +8,9 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 # HTTP
-REQUESTS = Counter("vae_http_requests_total", "HTTP requests answered", ["route", "method", "status"])
+REQUESTS = Counter(
+    "vae_http_requests_total", "HTTP requests answered", ["route", "method", "status"]
+)
 REQUEST_SECONDS = Histogram(
     "vae_http_request_duration_seconds", "Time to answer an HTTP request", ["route", "method"],
     buckets=LATENCY_BUCKETS,
@@ -24,7 +26,9 @@ COMPUTE_SECONDS = Histogram(
     "vae_inference_duration_seconds", "ONNX Runtime time per batch", ["model", "graph"],
     buckets=LATENCY_BUCKETS,
 )  # fmt: skip
-BATCH_SIZE = Histogram("vae_batch_size", "Samples per ONNX Runtime call", ["model", "graph"], buckets=BATCH_BUCKETS)
+BATCH_SIZE = Histogram(
+    "vae_batch_size", "Samples per ONNX Runtime call", ["model", "graph"], buckets=BATCH_BUCKETS
+)
 PENDING_REQUESTS = Gauge("vae_pending_samples", "Samples queued for a batch", ["model", "graph"])
 REJECTIONS = Counter(
     "vae_rejections_total", "Requests dropped before compute", ["model", "graph", "reason"]
@@ -34,9 +38,14 @@ REJECTIONS = Counter(
 CACHE_HITS = Counter("vae_cache_hits_total", "Latent cache hits", ["backend"])
 CACHE_MISSES = Counter("vae_cache_misses_total", "Latent cache misses", ["backend"])
 CACHE_ERRORS = Counter("vae_cache_errors_total", "Latent cache operations that failed", ["backend"])
-CACHE_UP = Gauge("vae_cache_up", "1 when the latent cache backend answers, 0 when degraded", ["backend"])
+CACHE_UP = Gauge(
+    "vae_cache_up", "1 when the latent cache backend answers, 0 when degraded", ["backend"]
+)
 
 # Models
 MODELS_LOADED = Gauge("vae_models_loaded", "Model versions loaded in this process")
 MODEL_LOAD_FAILURES = Counter("vae_model_load_failures_total", "Model versions that failed to load")
 MODEL_INFO = Gauge("vae_model_default_version", "The default version of each model", ["model"])
+
+# Datasets
+DATASET_BYTES = Gauge("vae_dataset_bytes", "Bytes the stored datasets take on disk")

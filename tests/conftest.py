@@ -27,7 +27,9 @@ def heldout_digits() -> tuple[np.ndarray, np.ndarray]:
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private copy of the shipped model repository (tests may add or delete versions)."""
     target = tmp_path_factory.mktemp("repo") / "models"
-    shutil.copytree(SHIPPED_MODELS, target, ignore=shutil.ignore_patterns(".staging-*", ".deleting-*"))
+    shutil.copytree(
+        SHIPPED_MODELS, target, ignore=shutil.ignore_patterns(".staging-*", ".deleting-*")
+    )
     return target
 
 

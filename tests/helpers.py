@@ -27,7 +27,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(check: object, timeout: float, interval: float = 0.05, what: str = "condition") -> None:
+def wait_until(
+    check: object, timeout: float, interval: float = 0.05, what: str = "condition"
+) -> None:
     """Polls `check()` until it is truthy; fails the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     last: BaseException | None = None
@@ -35,7 +37,7 @@ def wait_until(check: object, timeout: float, interval: float = 0.05, what: str 
         try:
             if check():  # type: ignore[operator]
                 return
-        except Exception as error:  # noqa: BLE001 - keep polling, report the last one
+        except Exception as error:
             last = error
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last error: {last!r}")
@@ -102,7 +104,9 @@ class ServiceProcess:
 
 
 @contextlib.contextmanager
-def running_service(env: dict[str, str], log_dir: Path, ready_timeout: float = 60.0) -> Iterator[ServiceProcess]:
+def running_service(
+    env: dict[str, str], log_dir: Path, ready_timeout: float = 60.0
+) -> Iterator[ServiceProcess]:
     """Runs `vae serve` with VAE_ settings from `env` until the block ends."""
     port = free_port()
     log = log_dir / f"serve-{port}.log"

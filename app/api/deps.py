@@ -72,7 +72,9 @@ def load_npy(body: bytes, max_bytes: int) -> np.ndarray:
     try:
         array = np.load(io.BytesIO(body), allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
-        raise ApiError(400, f"the body is not a readable .npy array: {error}", "invalid_npy") from None
+        raise ApiError(
+            400, f"the body is not a readable .npy array: {error}", "invalid_npy"
+        ) from None
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu":
         raise ApiError(422, "the .npy array must hold numbers", "invalid_npy")
     return array

@@ -22,7 +22,13 @@ logger = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error with its HTTP status; raise it anywhere in a route."""
 
-    def __init__(self, status: int, message: str, error: str = "bad_request", headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        error: str = "bad_request",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -30,7 +36,9 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def error_response(status: int, error: str, message: str, detail: Any = None, headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    status: int, error: str, message: str, detail: Any = None, headers: dict[str, str] | None = None
+) -> Response:
     """The JSON body every error has."""
     return json_response({"error": error, "message": message, "detail": detail}, status, headers)
 
@@ -60,12 +68,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _request_validation(_: Request, exc: RequestValidationError) -> Response:
         errors = list(exc.errors())
-        return error_response(422, "invalid_request", _first_message(errors), _validation_detail(errors))
+        return error_response(
+            422, "invalid_request", _first_message(errors), _validation_detail(errors)
+        )
 
     @app.exception_handler(ValidationError)
     async def _validation(_: Request, exc: ValidationError) -> Response:
         errors = list(exc.errors())
-        return error_response(422, "invalid_request", _first_message(errors), _validation_detail(errors))
+        return error_response(
+            422, "invalid_request", _first_message(errors), _validation_detail(errors)
+        )
 
     @app.exception_handler(ImageError)
     async def _image(_: Request, exc: ImageError) -> Response:
@@ -86,9 +98,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
-        return error_response(exc.status_code, "http_error", str(exc.detail), headers=dict(exc.headers or {}))
+        return error_response(
+            exc.status_code, "http_error", str(exc.detail), headers=dict(exc.headers or {})
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:
         logger.exception("unhandled error")
-        return error_response(500, "internal_error", "the server failed to answer; the error is logged")
+        return error_response(
+            500, "internal_error", "the server failed to answer; the error is logged"
+        )

@@ -23,8 +23,8 @@ from app.api.responses import NPY_MEDIA_TYPE, json_response, npy_response
 from app.api.schemas import (
     DecodeRequest,
     EncodeRequest,
-    Endpoint,
     EncodeResponse,
+    Endpoint,
     ImagesResponse,
     InterpolateRequest,
     SampleRequest,
@@ -49,7 +49,9 @@ def _body_spec(model: type[Any], npy_text: str) -> dict[str, Any]:
             "required": True,
             "content": {
                 "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}},
-                NPY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary", "description": npy_text}},
+                NPY_MEDIA_TYPE: {
+                    "schema": {"type": "string", "format": "binary", "description": npy_text}
+                },
             },
         }
     }
@@ -58,7 +60,9 @@ def _body_spec(model: type[Any], npy_text: str) -> dict[str, Any]:
 def _content_type_ok(request: Request) -> None:
     kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if kind not in {"application/json", NPY_MEDIA_TYPE, ""}:
-        raise ApiError(415, f"send application/json or {NPY_MEDIA_TYPE}, not {kind}", "unsupported_media_type")
+        raise ApiError(
+            415, f"send application/json or {NPY_MEDIA_TYPE}, not {kind}", "unsupported_media_type"
+        )
 
 
 @router.post(
@@ -94,11 +98,17 @@ async def encode(request: Request, state: StateDep) -> Response:
         return npy_response(np.stack([encoded.mu, sigma], axis=1), _version_headers(model))
     draws = None
     if samples:
-        eps = np.random.default_rng(seed).standard_normal((len(images), samples, sigma.shape[1]), dtype=np.float32)
+        eps = np.random.default_rng(seed).standard_normal(
+            (len(images), samples, sigma.shape[1]), dtype=np.float32
+        )
         draws = encoded.mu[:, None] + sigma[:, None] * eps
     latents = []
     for i in range(len(images)):
-        entry: dict[str, Any] = {"mu": encoded.mu[i], "sigma": sigma[i], "cached": encoded.cached[i]}
+        entry: dict[str, Any] = {
+            "mu": encoded.mu[i],
+            "sigma": sigma[i],
+            "cached": encoded.cached[i],
+        }
         if draws is not None:
             entry["z"] = draws[i]
         latents.append(entry)
@@ -137,7 +147,9 @@ async def decode(request: Request, state: StateDep) -> Response:
     images = await state.inference.decode(model, z, deadline_for(settings))
     if fmt == "npy":
         return npy_response(images, _version_headers(model))
-    return json_response({"model": model.name, "version": model.version, **render_images(images, fmt)})
+    return json_response(
+        {"model": model.name, "version": model.version, **render_images(images, fmt)}
+    )
 
 
 @router.post("/sample", response_model=ImagesResponse, responses=_ERRORS)
@@ -150,7 +162,13 @@ async def sample(payload: SampleRequest, state: StateDep) -> Response:
         model, payload.n, payload.temperature, payload.seed, deadline_for(state.settings)
     )
     return json_response(
-        {"model": model.name, "version": model.version, "latents": z, "seed": seed, **render_images(images, payload.format)}
+        {
+            "model": model.name,
+            "version": model.version,
+            "latents": z,
+            "seed": seed,
+            **render_images(images, payload.format),
+        }
     )
 
 
@@ -171,7 +189,9 @@ async def interpolate(payload: InterpolateRequest, state: StateDep) -> Response:
     """A path of `steps` points from `start` to `end` (images are encoded to their mean), by
     `method` lerp or slerp, decoded."""
     if payload.steps > state.settings.max_steps:
-        raise ApiError(413, f"at most {state.settings.max_steps} steps, got {payload.steps}", "too_many")
+        raise ApiError(
+            413, f"at most {state.settings.max_steps} steps, got {payload.steps}", "too_many"
+        )
     model = await state.registry.resolve(payload.model)
     check_label(payload.label, model.manifest)
     start = await _endpoint_latent(state, model, payload.start)

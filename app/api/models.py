@@ -75,7 +75,9 @@ async def report_figure(name: str, version: int, figure: str, state: StateDep) -
     """A report figure: reconstructions, samples, interpolation or latent_map."""
     if figure not in FIGURES:
         raise ApiError(404, f"no figure {figure!r}; there are {', '.join(FIGURES)}", "not_found")
-    path = state.registry.repository.version_dir(_checked(name), version) / "report" / f"{figure}.png"
+    path = (
+        state.registry.repository.version_dir(_checked(name), version) / "report" / f"{figure}.png"
+    )
     if not path.is_file():
         raise ModelNotFound(f"model {name} has no version {version} with a {figure} figure")
     return FileResponse(path, media_type="image/png")
@@ -86,14 +88,18 @@ async def set_default(name: str, body: dict[str, int], state: StateDep, _: Admin
     """Makes `{"version": V}` the version that answers for `name` (admin)."""
     version = body.get("version")
     if not isinstance(version, int):
-        raise ApiError(422, "send {\"version\": N}", "invalid_request")
+        raise ApiError(422, 'send {"version": N}', "invalid_request")
     try:
         await asyncio.to_thread(state.registry.repository.set_default, _checked(name), version)
     except RepositoryError as error:
         raise ModelNotFound(str(error)) from None
     await state.registry.refresh()
     if state.registry.default_version(name) != version:
-        raise ApiError(409, f"version {version} failed to load: {state.registry.load_error(name, version)}", "load_failed")
+        raise ApiError(
+            409,
+            f"version {version} failed to load: {state.registry.load_error(name, version)}",
+            "load_failed",
+        )
     return json_response(await _describe(state, name))
 
 
@@ -105,7 +111,9 @@ async def delete_version(name: str, version: int, state: StateDep, _: AdminDep) 
     if version not in versions:
         raise ModelNotFound(f"model {name} has no version {version}")
     if version == repository.default_version(name) and len(versions) > 1:
-        raise ApiError(409, "make another version the default before deleting this one", "is_default")
+        raise ApiError(
+            409, "make another version the default before deleting this one", "is_default"
+        )
     await asyncio.to_thread(repository.delete_version, name, version)
     await state.registry.refresh()
     return Response(status_code=204)

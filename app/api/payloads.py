@@ -34,13 +34,15 @@ def array_image(value: Any, shape: tuple[int, int, int]) -> FloatArray:
 
 def conform_image(array: np.ndarray, shape: tuple[int, int, int]) -> FloatArray:
     """Checks an image array against the model's shape and value range."""
-    channels, height, width = shape
+    channels, _height, _width = shape
     if array.ndim == 2 and channels == 1:
         array = array[None]
     elif array.ndim == 3 and array.shape[0] != channels and array.shape[-1] == channels:
         array = array.transpose(2, 0, 1)
     if array.shape != shape:
-        raise ImageError(f"image array has shape {list(array.shape)}, the model takes {list(shape)} (C,H,W)")
+        raise ImageError(
+            f"image array has shape {list(array.shape)}, the model takes {list(shape)} (C,H,W)"
+        )
     if array.dtype == np.uint8:
         return array.astype(np.float32) / np.float32(255.0)
     array = array.astype(np.float32)
@@ -51,7 +53,9 @@ def conform_image(array: np.ndarray, shape: tuple[int, int, int]) -> FloatArray:
     return array
 
 
-def image_batch(images: list[str] | None, arrays: list[Any] | None, manifest: Manifest) -> FloatArray:
+def image_batch(
+    images: list[str] | None, arrays: list[Any] | None, manifest: Manifest
+) -> FloatArray:
     """Base64 images or arrays -> float32 [N,C,H,W]."""
     shape = manifest.image.shape
     if images is not None:
@@ -79,7 +83,9 @@ def latent_batch(latents: Any, manifest: Manifest) -> FloatArray:
     try:
         z = np.asarray(latents, dtype=np.float32)
     except (ValueError, TypeError):
-        raise ApiError(422, "latents must be a list of equal-length lists of numbers", "invalid_latent") from None
+        raise ApiError(
+            422, "latents must be a list of equal-length lists of numbers", "invalid_latent"
+        ) from None
     if z.ndim == 1:
         z = z[None]
     if z.ndim != 2 or z.shape[1] != manifest.latent_dim:
@@ -96,7 +102,9 @@ def latent_batch(latents: Any, manifest: Manifest) -> FloatArray:
 def check_label(label: int | None, manifest: Manifest) -> None:
     """A label only for a conditional model, and then one of its classes."""
     if label is not None and not manifest.kind.startswith("c"):
-        raise ApiError(422, f"model {manifest.name} is not conditional: leave out 'label'", "invalid_label")
+        raise ApiError(
+            422, f"model {manifest.name} is not conditional: leave out 'label'", "invalid_label"
+        )
 
 
 def render_images(images: FloatArray, fmt: str) -> dict[str, Any]:

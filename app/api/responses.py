@@ -12,7 +12,9 @@ from starlette.responses import Response
 NPY_MEDIA_TYPE = "application/x-npy"
 
 
-def json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    content: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     """JSON via orjson, which writes numpy arrays without a Python-list detour."""
     body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
     return Response(body, status_code=status, headers=headers, media_type="application/json")

@@ -12,14 +12,18 @@ ImageFormat = Literal["png", "array", "npy"]
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str | None = Field(None, description="'name' or 'name:version'; the default model when left out")
+    model: str | None = Field(
+        None, description="'name' or 'name:version'; the default model when left out"
+    )
 
 
 class EncodeRequest(_Request):
     """Images as base64 PNG/JPEG (`images`) or as pixel arrays in [0,1] (`arrays`)."""
 
     images: list[str] | None = Field(None, description="base64 PNG or JPEG images")
-    arrays: list[Any] | None = Field(None, description="images as nested lists [C][H][W], [H][W] or [H][W][C]")
+    arrays: list[Any] | None = Field(
+        None, description="images as nested lists [C][H][W], [H][W] or [H][W][C]"
+    )
     samples: int = Field(0, ge=0, le=64, description="draws of z ~ q(z|x) to return per image")
     seed: int | None = Field(None, description="seed for the z draws")
     label: int | None = None

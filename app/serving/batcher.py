@@ -9,6 +9,7 @@ shapes never share a batch. The graph runs in a worker thread so the event loop 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -98,7 +99,9 @@ class MicroBatcher:
     def start(self) -> None:
         """Starts the batching loop on the running event loop."""
         if self._loop_task is None:
-            self._loop_task = asyncio.get_running_loop().create_task(self._loop(), name=f"batcher-{self.labels}")
+            self._loop_task = asyncio.get_running_loop().create_task(
+                self._loop(), name=f"batcher-{self.labels}"
+            )
 
     async def stop(self) -> None:
         """Stops the loop; queued requests fail, batches already running finish."""
@@ -170,7 +173,9 @@ class MicroBatcher:
             if head.future.done():
                 reason = "cancelled"
             elif head.deadline is not None and head.deadline <= now:
-                head.future.set_exception(DeadlineExceeded("the request's deadline passed in the queue"))
+                head.future.set_exception(
+                    DeadlineExceeded("the request's deadline passed in the queue")
+                )
                 reason = "deadline"
             else:
                 return
@@ -191,10 +196,8 @@ class MicroBatcher:
             if now >= ready_at or self._samples_like(oldest.key) >= self.max_batch_size:
                 return self._take(oldest.key)
             self._wakeup.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=ready_at - now)
-            except TimeoutError:
-                pass
 
     def _samples_like(self, key: tuple[int, ...]) -> int:
         total = 0
@@ -220,7 +223,9 @@ class MicroBatcher:
             if item.future.done():
                 metrics.REJECTIONS.labels(self.labels.model, self.labels.graph, "cancelled").inc()
             elif item.deadline is not None and item.deadline <= now:
-                item.future.set_exception(DeadlineExceeded("the request's deadline passed in the queue"))
+                item.future.set_exception(
+                    DeadlineExceeded("the request's deadline passed in the queue")
+                )
                 metrics.REJECTIONS.labels(self.labels.model, self.labels.graph, "deadline").inc()
             else:
                 batch.append(item)
@@ -238,7 +243,9 @@ class MicroBatcher:
             inputs = live[0].inputs if len(live) == 1 else np.concatenate([i.inputs for i in live])
             started = time.monotonic()
             for item in live:
-                metrics.QUEUE_SECONDS.labels(self.labels.model, self.labels.graph).observe(started - item.enqueued)
+                metrics.QUEUE_SECONDS.labels(self.labels.model, self.labels.graph).observe(
+                    started - item.enqueued
+                )
             metrics.BATCH_SIZE.labels(self.labels.model, self.labels.graph).observe(len(inputs))
             loop = asyncio.get_running_loop()
             try:
@@ -282,8 +289,12 @@ class DirectRunner:
         """Runs `inputs` as one call of its own."""
         started = time.monotonic()
         metrics.BATCH_SIZE.labels(self.labels.model, self.labels.graph).observe(len(inputs))
-        outputs = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, inputs)
-        metrics.COMPUTE_SECONDS.labels(self.labels.model, self.labels.graph).observe(time.monotonic() - started)
+        outputs = await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._run, inputs
+        )
+        metrics.COMPUTE_SECONDS.labels(self.labels.model, self.labels.graph).observe(
+            time.monotonic() - started
+        )
         return outputs
 
 

@@ -102,7 +102,9 @@ class LatentCache:
         """The cache key of an image under a model version."""
         return f"vae:latent:{model}:{version}:{digest}"
 
-    async def lookup(self, keys: list[str], latent_dim: int) -> list[tuple[FloatArray, FloatArray] | None]:
+    async def lookup(
+        self, keys: list[str], latent_dim: int
+    ) -> list[tuple[FloatArray, FloatArray] | None]:
         """(mu, logvar) for each key, or None on a miss."""
         values = await self.backend.get_many(keys)
         found: list[tuple[FloatArray, FloatArray] | None] = []

@@ -43,7 +43,9 @@ class InferenceService:
         self.cache = cache
         self._in_flight: dict[str, asyncio.Future[tuple[FloatArray, FloatArray]]] = {}
 
-    async def encode(self, model: LoadedModel, images: FloatArray, deadline: float | None) -> Encoded:
+    async def encode(
+        self, model: LoadedModel, images: FloatArray, deadline: float | None
+    ) -> Encoded:
         """(mu, logvar) for images [N,C,H,W]: cache first, then the encoder for the misses.
 
         Identical images requested at the same moment are encoded once.
@@ -107,7 +109,12 @@ class InferenceService:
         return out["x_mean"]
 
     async def sample(
-        self, model: LoadedModel, n: int, temperature: float, seed: int | None, deadline: float | None
+        self,
+        model: LoadedModel,
+        n: int,
+        temperature: float,
+        seed: int | None,
+        deadline: float | None,
     ) -> tuple[FloatArray, FloatArray, int]:
         """n prior draws (scaled by temperature), their images, and the seed used."""
         z, used_seed = sample_prior(n, model.manifest.latent_dim, temperature, seed)

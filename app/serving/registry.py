@@ -87,6 +87,7 @@ class ModelRegistry:
         self._lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
         self._failed: dict[tuple[str, int], str] = {}
+        self._closing: set[asyncio.Future[None]] = set()
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -138,7 +139,12 @@ class ModelRegistry:
         if not s.batching:
             return DirectRunner(graph.run, labels, s.batches_in_flight)
         return MicroBatcher(
-            graph.run, labels, s.max_batch_size, s.max_delay_ms / 1000.0, s.max_queue, s.batches_in_flight
+            graph.run,
+            labels,
+            s.max_batch_size,
+            s.max_delay_ms / 1000.0,
+            s.max_queue,
+            s.batches_in_flight,
         )
 
     def _load_blocking(self, name: str, version: int) -> LoadedModel:
@@ -189,7 +195,9 @@ class ModelRegistry:
                 try:
                     await self._load(name, version)
                 except Exception:
-                    logger.exception("could not load %s:%d; keeping the version in service", name, version)
+                    logger.exception(
+                        "could not load %s:%d; keeping the version in service", name, version
+                    )
                     continue
                 self._defaults[name] = version
                 metrics.MODEL_INFO.labels(name).set(version)
@@ -203,11 +211,21 @@ class ModelRegistry:
             if self._defaults.get(name) == version:
                 self._defaults.pop(name)
             # Let requests already holding this version finish before its runners stop.
-            asyncio.get_running_loop().call_later(30, lambda m=model: asyncio.ensure_future(m.close()))
+            self._close_later(model)
         for name in list(self._defaults):
             if name not in names:
                 self._defaults.pop(name)
         metrics.MODELS_LOADED.set(len(self._loaded))
+
+    def _close_later(self, model: LoadedModel, delay: float = 30.0) -> None:
+        """Stops a version's runners once requests already holding it have finished."""
+
+        def close() -> None:
+            task = asyncio.ensure_future(model.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+        asyncio.get_running_loop().call_later(delay, close)
 
     async def resolve(self, ref: str | None) -> LoadedModel:
         """The loaded version for 'name' or 'name:version' (the default model when None)."""

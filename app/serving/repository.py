@@ -59,7 +59,9 @@ class ModelRepository:
         if not self.root.is_dir():
             return []
         return sorted(
-            p.name for p in self.root.iterdir() if NAME_PATTERN.fullmatch(p.name) and self.versions(p.name)
+            p.name
+            for p in self.root.iterdir()
+            if NAME_PATTERN.fullmatch(p.name) and self.versions(p.name)
         )
 
     def versions(self, name: str) -> list[int]:
@@ -68,7 +70,9 @@ class ModelRepository:
         if not directory.is_dir():
             return []
         return sorted(
-            int(p.name) for p in directory.iterdir() if p.name.isdigit() and (p / MANIFEST).is_file()
+            int(p.name)
+            for p in directory.iterdir()
+            if p.name.isdigit() and (p / MANIFEST).is_file()
         )
 
     def version_dir(self, name: str, version: int) -> Path:
@@ -106,14 +110,20 @@ class ModelRepository:
         parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(dir=parent, prefix=".staging-"))
 
-    def publish(self, name: str, staging: Path, manifest: Manifest, make_default: bool = True) -> int:
+    def publish(
+        self, name: str, staging: Path, manifest: Manifest, make_default: bool = True
+    ) -> int:
         """Writes the manifest (with file hashes) into `staging` and renames it to the next version."""
         files = {
-            p.name: sha256_of(p) for p in sorted(staging.rglob("*")) if p.is_file() and p.name != MANIFEST
+            p.name: sha256_of(p)
+            for p in sorted(staging.rglob("*"))
+            if p.is_file() and p.name != MANIFEST
         }
         while True:
             version = max(self.versions(name), default=0) + 1
-            manifest = manifest.model_copy(update={"name": name, "version": version, "files": files})
+            manifest = manifest.model_copy(
+                update={"name": name, "version": version, "files": files}
+            )
             (staging / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
             try:
                 os.rename(staging, self.version_dir(name, version))

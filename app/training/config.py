@@ -58,5 +58,5 @@ class TrainConfig(BaseModel):
 
     def holdout_count(self, total: int) -> int:
         """How many of `total` images are held out for evaluation."""
-        n = int(round(self.holdout * total)) if self.holdout < 1 else int(self.holdout)
+        n = round(self.holdout * total) if self.holdout < 1 else int(self.holdout)
         return max(1, min(n, total - 1))

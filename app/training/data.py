@@ -91,7 +91,9 @@ def make_dataset(images: np.ndarray, labels: np.ndarray | None = None) -> ImageD
         return ImageDataset(pixels)
     labels = np.asarray(labels)
     if labels.shape != (len(pixels),) or labels.dtype.kind not in "iu":
-        raise DatasetError(f"labels must be {len(pixels)} integers, got {labels.dtype} {list(labels.shape)}")
+        raise DatasetError(
+            f"labels must be {len(pixels)} integers, got {labels.dtype} {list(labels.shape)}"
+        )
     return ImageDataset(pixels, labels.astype(np.int64))
 
 
@@ -104,7 +106,7 @@ def load_arrays(path: Path) -> ImageDataset:
     with np.load(path, allow_pickle=False) as archive:
         if "images" not in archive:
             raise DatasetError(f"the .npz has no 'images' array (it has {sorted(archive.files)})")
-        labels = archive["labels"] if "labels" in archive else None
+        labels = archive.get("labels", None)
         return make_dataset(archive["images"], labels)
 
 

@@ -49,7 +49,9 @@ class OnnxVAE:
 
     def decode(self, z: FloatArray, batch: int = 4096) -> FloatArray:
         """z [N,D] -> x_mean [N,C,H,W]."""
-        return np.concatenate([self.decoder.run(z[i : i + batch])["x_mean"] for i in range(0, len(z), batch)])
+        return np.concatenate(
+            [self.decoder.run(z[i : i + batch])["x_mean"] for i in range(0, len(z), batch)]
+        )
 
     def log_px_given_z(self, x: FloatArray, z: FloatArray) -> NDArray[np.float64]:
         """log p(x|z) for rows of z, each paired with the row of x at the same index."""
@@ -80,7 +82,9 @@ class Evaluation:
     kl_per_dim: list[float]
 
 
-def diagonal_log_prob(z: NDArray[np.float64], mu: NDArray[np.float64], logvar: NDArray[np.float64]) -> NDArray[np.float64]:
+def diagonal_log_prob(
+    z: NDArray[np.float64], mu: NDArray[np.float64], logvar: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """log N(z; mu, diag(exp(logvar))) over the last axis."""
     return np.sum(-0.5 * ((z - mu) ** 2 * np.exp(-logvar) + logvar + LOG_2PI), axis=-1)
 
@@ -99,8 +103,12 @@ def iwae_log_likelihood(
         z = m[None] + np.exp(0.5 * lv)[None] * rng.standard_normal((k, *m.shape))  # [K, n, D]
         log_q = diagonal_log_prob(z, m[None], lv[None])
         log_p = np.sum(-0.5 * (z**2 + LOG_2PI), axis=-1)
-        xs = np.broadcast_to(x[start:stop][None], (k, *x[start:stop].shape)).reshape(-1, *x.shape[1:])
-        log_px = model.log_px_given_z(xs, z.reshape(-1, z.shape[-1]).astype(np.float32)).reshape(k, -1)
+        xs = np.broadcast_to(x[start:stop][None], (k, *x[start:stop].shape)).reshape(
+            -1, *x.shape[1:]
+        )
+        log_px = model.log_px_given_z(xs, z.reshape(-1, z.shape[-1]).astype(np.float32)).reshape(
+            k, -1
+        )
         log_w = log_px + log_p - log_q
         top = log_w.max(axis=0)
         iwae[start:stop] = top + np.log(np.mean(np.exp(log_w - top), axis=0))

@@ -92,18 +92,30 @@ def check_parity(vae: VAE, directory: Path, probe: np.ndarray, seed: int = 0) ->
     Raises ParityError past PARITY_TOLERANCE.
     """
     options = ort.SessionOptions()
-    encoder = ort.InferenceSession(str(directory / "encoder.onnx"), options, ["CPUExecutionProvider"])
-    decoder = ort.InferenceSession(str(directory / "decoder.onnx"), options, ["CPUExecutionProvider"])
+    encoder = ort.InferenceSession(
+        str(directory / "encoder.onnx"), options, ["CPUExecutionProvider"]
+    )
+    decoder = ort.InferenceSession(
+        str(directory / "decoder.onnx"), options, ["CPUExecutionProvider"]
+    )
     x = probe.astype(np.float32)
-    z = np.random.default_rng(seed).standard_normal((len(x), vae.config.latent_dim)).astype(np.float32)
+    z = (
+        np.random.default_rng(seed)
+        .standard_normal((len(x), vae.config.latent_dim))
+        .astype(np.float32)
+    )
     with torch.no_grad():
         torch_encoded = [t.numpy() for t in EncoderGraph(vae)(torch.from_numpy(x))]
         torch_decoded = [t.numpy() for t in DecoderGraph(vae)(torch.from_numpy(z))]
     onnx_encoded = encoder.run(None, {"x": x})
     onnx_decoded = decoder.run(None, {"z": z})
     worst = 0.0
-    for ours, theirs in zip(torch_encoded + torch_decoded, onnx_encoded + onnx_decoded, strict=True):
+    for ours, theirs in zip(
+        torch_encoded + torch_decoded, onnx_encoded + onnx_decoded, strict=True
+    ):
         worst = max(worst, float(np.max(np.abs(ours - np.asarray(theirs)))))
     if not worst <= PARITY_TOLERANCE:
-        raise ParityError(f"ONNX Runtime differs from PyTorch by {worst:.2e} (> {PARITY_TOLERANCE})")
+        raise ParityError(
+            f"ONNX Runtime differs from PyTorch by {worst:.2e} (> {PARITY_TOLERANCE})"
+        )
     return worst

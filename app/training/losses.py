@@ -55,7 +55,9 @@ def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
     return (-0.5 * z.pow(2) - 0.5 * LOG_2PI).sum(-1)
 
 
-def diagonal_normal_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+def diagonal_normal_log_prob(
+    z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
+) -> torch.Tensor:
     """log N(z; mu, diag(exp(logvar))) summed over the last axis."""
     return (-0.5 * ((z - mu).pow(2) * torch.exp(-logvar) + logvar + LOG_2PI)).sum(-1)
 
@@ -65,7 +67,9 @@ def elbo(log_px_z: torch.Tensor, kl: torch.Tensor) -> torch.Tensor:
     return log_px_z - kl
 
 
-def negative_elbo(reconstruction_nll: torch.Tensor, kl: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+def negative_elbo(
+    reconstruction_nll: torch.Tensor, kl: torch.Tensor, beta: float = 1.0
+) -> torch.Tensor:
     """The loss minimised in training: reconstruction NLL + beta * KL."""
     return reconstruction_nll + beta * kl
 

@@ -80,7 +80,14 @@ def run_training(
         graphs = OnnxVAE.load(staging, config.likelihood)
         x = heldout_images(config, heldout)
         result = evaluate(graphs, x, k=config.eval_k, seed=config.seed)
-        write_report(graphs, heldout.as_float(), heldout.labels, config.latent_dim, staging / "report", config.seed)
+        write_report(
+            graphs,
+            heldout.as_float(),
+            heldout.labels,
+            config.latent_dim,
+            staging / "report",
+            config.seed,
+        )
         channels, height, width = data.shape
         classes = [] if data.labels is None else [str(c) for c in np.unique(data.labels)]
         manifest = Manifest(

@@ -28,7 +28,9 @@ def _save(path: Path, grid: NDArray[np.float32], factor: int) -> None:
     path.write_bytes(encode_png(upscale(grid, factor)))
 
 
-def latent_map(mu: NDArray[np.floating], labels: NDArray[np.int64] | None, size: int = 512) -> Image.Image:
+def latent_map(
+    mu: NDArray[np.floating], labels: NDArray[np.int64] | None, size: int = 512
+) -> Image.Image:
     """Scatter of the two leading principal components of the latent means, coloured by label."""
     centred = mu - mu.mean(axis=0)
     if centred.shape[1] > 2:
@@ -62,7 +64,11 @@ def write_report(
     originals = x[:16]
     mu, _ = model.encode(x[: min(len(x), 2000)])
     reconstructions = model.decode(mu[:16])
-    _save(directory / "reconstructions.png", tile(np.concatenate([originals, reconstructions]), 16), factor)
+    _save(
+        directory / "reconstructions.png",
+        tile(np.concatenate([originals, reconstructions]), 16),
+        factor,
+    )
 
     z, _ = sample_prior(64, latent_dim, 1.0, seed)
     _save(directory / "samples.png", tile(model.decode(z), 8), factor)

@@ -89,14 +89,18 @@ def train(
         for batch_index in range(steps_per_epoch):
             if should_stop is not None and should_stop():
                 raise TrainingCancelled("training was cancelled")
-            batch = images[order[batch_index * config.batch_size : (batch_index + 1) * config.batch_size]]
+            batch = images[
+                order[batch_index * config.batch_size : (batch_index + 1) * config.batch_size]
+            ]
             if config.binarize == "dynamic":
                 batch = torch.bernoulli(batch, generator=generator)
             weight = kl_weight(step / steps_per_epoch, config.kl_warmup_epochs, config.beta)
             log_px_z, mu, logvar, _ = model(batch)
             reconstruction = -log_px_z.mean()
             kl_value = kl_divergence(mu, logvar).mean()
-            kl_term = free_bits_kl(mu, logvar, config.free_bits) if config.free_bits > 0 else kl_value
+            kl_term = (
+                free_bits_kl(mu, logvar, config.free_bits) if config.free_bits > 0 else kl_value
+            )
             loss = reconstruction + weight * kl_term
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -52,7 +52,9 @@ def best_match(images: np.ndarray, digits: np.ndarray) -> np.ndarray:
     return (a @ b.T / a.shape[1]).max(axis=1)
 
 
-def test_encode_base64_png_returns_mu_and_sigma(client: httpx.Client, heldout_digits, latent_dim: int) -> None:
+def test_encode_base64_png_returns_mu_and_sigma(
+    client: httpx.Client, heldout_digits, latent_dim: int
+) -> None:
     images, _ = heldout_digits
     reply = client.post("/encode", json={"images": [png_b64(images[0]), png_b64(images[1])]})
     assert reply.status_code == 200, reply.text
@@ -67,7 +69,9 @@ def test_encode_base64_png_returns_mu_and_sigma(client: httpx.Client, heldout_di
 
 def test_encode_samples_draws_z_around_mu(client: httpx.Client, heldout_digits) -> None:
     images, _ = heldout_digits
-    reply = client.post("/encode", json={"images": [png_b64(images[2])], "samples": 5, "seed": 1}).json()
+    reply = client.post(
+        "/encode", json={"images": [png_b64(images[2])], "samples": 5, "seed": 1}
+    ).json()
     entry = reply["latents"][0]
     z = np.array(entry["z"])
     assert z.shape == (5, len(entry["mu"]))
@@ -87,16 +91,20 @@ def test_encode_then_decode_reconstructs_the_digit(client: httpx.Client, heldout
     a = recon.reshape(16, -1) - recon.reshape(16, -1).mean(1, keepdims=True)
     b = batch.reshape(16, -1) / 255.0
     b = b - b.mean(1, keepdims=True)
-    similarity = (a / np.linalg.norm(a, axis=1, keepdims=True)) @ (b / np.linalg.norm(b, axis=1, keepdims=True)).T
+    similarity = (a / np.linalg.norm(a, axis=1, keepdims=True)) @ (
+        b / np.linalg.norm(b, axis=1, keepdims=True)
+    ).T
     assert (similarity.argmax(axis=1) == np.arange(16)).mean() >= 0.9
     assert np.diag(similarity).mean() > 0.8
 
 
 def test_decode_array_and_npy_formats_agree(client: httpx.Client, latent_dim: int) -> None:
     z = np.random.default_rng(0).standard_normal((3, latent_dim)).astype(np.float32)
-    arrays = np.array(client.post("/decode", json={"latents": z.tolist(), "format": "array"}).json()["arrays"])
+    arrays = np.array(
+        client.post("/decode", json={"latents": z.tolist(), "format": "array"}).json()["arrays"]
+    )
     assert arrays.shape == (3, 1, 28, 28)
-    assert 0.0 <= arrays.min() and arrays.max() <= 1.0
+    assert arrays.min() >= 0.0 and arrays.max() <= 1.0
     raw = client.post("/decode", content=npy(z), headers={"content-type": NPY, "accept": NPY})
     assert raw.status_code == 200 and raw.headers["content-type"] == NPY
     from_npy = np.load(io.BytesIO(raw.content))
@@ -129,14 +137,18 @@ def test_sample_temperature_scales_the_prior(client: httpx.Client) -> None:
     cold = client.post("/sample", json={"n": 3, "seed": 3, "temperature": 0.0}).json()
     assert np.allclose(cold["latents"], 0.0)
     assert cold["images"][0] == cold["images"][1] == cold["images"][2]
-    warm = np.array(client.post("/sample", json={"n": 3, "seed": 3, "temperature": 0.5}).json()["latents"])
+    warm = np.array(
+        client.post("/sample", json={"n": 3, "seed": 3, "temperature": 0.5}).json()["latents"]
+    )
     full = np.array(client.post("/sample", json={"n": 3, "seed": 3}).json()["latents"])
     np.testing.assert_allclose(warm, 0.5 * full, rtol=1e-5)
 
 
 def test_samples_look_like_digits(client: httpx.Client, heldout_digits) -> None:
     images, _ = heldout_digits
-    reply = client.post("/sample", json={"n": 32, "seed": 11, "temperature": 0.8, "format": "array"}).json()
+    reply = client.post(
+        "/sample", json={"n": 32, "seed": 11, "temperature": 0.8, "format": "array"}
+    ).json()
     samples = np.array(reply["arrays"])[:, 0]
     # Digits: mostly dark background with a bright stroke, and close to some real digit.
     assert 0.05 < samples.mean() < 0.35
@@ -150,12 +162,22 @@ def test_interpolate_between_two_images(client: httpx.Client, heldout_digits, me
     images, _ = heldout_digits
     reply = client.post(
         "/interpolate",
-        json={"start": {"image": png_b64(images[0])}, "end": {"image": png_b64(images[1])}, "steps": 6, "method": method},
+        json={
+            "start": {"image": png_b64(images[0])},
+            "end": {"image": png_b64(images[1])},
+            "steps": 6,
+            "method": method,
+        },
     )
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert len(body["images"]) == 6 and len(body["latents"]) == 6
-    mus = [e["mu"] for e in client.post("/encode", json={"images": [png_b64(images[0]), png_b64(images[1])]}).json()["latents"]]
+    mus = [
+        e["mu"]
+        for e in client.post(
+            "/encode", json={"images": [png_b64(images[0]), png_b64(images[1])]}
+        ).json()["latents"]
+    ]
     np.testing.assert_allclose(body["latents"][0], mus[0], atol=1e-5)
     np.testing.assert_allclose(body["latents"][-1], mus[1], atol=1e-5)
 
@@ -163,8 +185,14 @@ def test_interpolate_between_two_images(client: httpx.Client, heldout_digits, me
 def test_lerp_and_slerp_differ_between_latents(client: httpx.Client, latent_dim: int) -> None:
     a = [1.0] + [0.0] * (latent_dim - 1)
     b = [0.0, 1.0] + [0.0] * (latent_dim - 2)
-    lerp = client.post("/interpolate", json={"start": {"latent": a}, "end": {"latent": b}, "steps": 3, "method": "lerp"}).json()
-    slerp = client.post("/interpolate", json={"start": {"latent": a}, "end": {"latent": b}, "steps": 3, "method": "slerp"}).json()
+    lerp = client.post(
+        "/interpolate",
+        json={"start": {"latent": a}, "end": {"latent": b}, "steps": 3, "method": "lerp"},
+    ).json()
+    slerp = client.post(
+        "/interpolate",
+        json={"start": {"latent": a}, "end": {"latent": b}, "steps": 3, "method": "slerp"},
+    ).json()
     assert np.linalg.norm(lerp["latents"][1]) == pytest.approx(np.sqrt(0.5), abs=1e-5)
     assert np.linalg.norm(slerp["latents"][1]) == pytest.approx(1.0, abs=1e-5)
 
@@ -174,7 +202,7 @@ def test_models_report_manifest_and_provider(client: httpx.Client) -> None:
     assert listing["default"] == "mnist"
     assert "mnist" in [m["name"] for m in listing["models"]]
     model = client.get("/models/mnist").json()
-    current = [v for v in model["versions"] if v["version"] == model["default_version"]][0]
+    current = next(v for v in model["versions"] if v["version"] == model["default_version"])
     assert current["loaded"] is True
     assert current["provider"] in {"CPUExecutionProvider", "CUDAExecutionProvider"}
     manifest = current["manifest"]

@@ -6,7 +6,6 @@ import base64
 import io
 
 import httpx
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -32,7 +31,12 @@ def gif_28() -> str:
 
 
 CASES = [
-    ("/encode", {"images": [base64.b64encode(b"not an image at all").decode()]}, 422, "PNG or JPEG"),
+    (
+        "/encode",
+        {"images": [base64.b64encode(b"not an image at all").decode()]},
+        422,
+        "PNG or JPEG",
+    ),
     ("/encode", {"images": ["%%% not base64 %%%"]}, 422, "base64"),
     ("/encode", {"images": [png_of(32, 32)]}, 422, "28x28"),
     ("/encode", {"images": [gif_28()]}, 422, "PNG or JPEG"),
@@ -52,15 +56,32 @@ CASES = [
     ("/sample", {"model": "nope"}, 404, "no model"),
     ("/sample", {"model": "mnist:999"}, 404, "no version"),
     ("/sample", {"model": "../../etc/passwd"}, 404, "invalid name"),
-    ("/interpolate", {"start": {"latent": [0.0] * 32}, "end": {"latent": [1.0] * 32}, "steps": 1}, 422, "steps"),
-    ("/interpolate", {"start": {"latent": [0.0] * 32}, "end": {"latent": [1.0] * 32}, "steps": 10000}, 413, "at most"),
+    (
+        "/interpolate",
+        {"start": {"latent": [0.0] * 32}, "end": {"latent": [1.0] * 32}, "steps": 1},
+        422,
+        "steps",
+    ),
+    (
+        "/interpolate",
+        {"start": {"latent": [0.0] * 32}, "end": {"latent": [1.0] * 32}, "steps": 10000},
+        413,
+        "at most",
+    ),
     ("/interpolate", {"start": {"latent": [0.0] * 32}, "end": {}, "steps": 3}, 422, "exactly one"),
-    ("/interpolate", {"start": {"latent": [0.0] * 32}, "end": {"latent": [1.0] * 32}, "method": "cubic"}, 422, "method"),
+    (
+        "/interpolate",
+        {"start": {"latent": [0.0] * 32}, "end": {"latent": [1.0] * 32}, "method": "cubic"},
+        422,
+        "method",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("route", "body", "status", "words"), CASES)
-def test_bad_json_bodies_get_a_clear_4xx(client: httpx.Client, route: str, body: dict, status: int, words: str) -> None:
+def test_bad_json_bodies_get_a_clear_4xx(
+    client: httpx.Client, route: str, body: dict, status: int, words: str
+) -> None:
     reply = client.post(route, json=body)
     assert reply.status_code == status, reply.text
     payload = reply.json()
@@ -75,7 +96,9 @@ def test_nan_and_infinity_in_latents_are_refused(client: httpx.Client) -> None:
 
 
 def test_malformed_json_and_npy_get_400s(client: httpx.Client) -> None:
-    broken = client.post("/decode", content=b'{"latents": [[', headers={"content-type": "application/json"})
+    broken = client.post(
+        "/decode", content=b'{"latents": [[', headers={"content-type": "application/json"}
+    )
     assert broken.status_code == 422
     npy = client.post("/decode", content=b"garbage", headers={"content-type": "application/x-npy"})
     assert npy.status_code == 400 and "npy" in npy.json()["message"]

@@ -41,7 +41,10 @@ def test_vae_train_publishes_a_servable_version(dataset: Path, tmp_path: Path) -
     assert manifest["parity"]["max_abs_err"] <= 1e-4
     assert manifest["metrics"]["k"] == 200
     assert manifest["metrics"]["iwae_nll"] <= -manifest["metrics"]["elbo"] + 1e-6
-    assert manifest["training"]["train_images"] == 1800 and manifest["training"]["heldout_images"] == 200
+    assert (
+        manifest["training"]["train_images"] == 1800
+        and manifest["training"]["heldout_images"] == 200
+    )
     assert set(manifest["files"]) >= {"encoder.onnx", "decoder.onnx", "weights.safetensors"}
     assert (repo / "strokes" / "DEFAULT").read_text().strip() == "1"
     assert not list((repo / "strokes").glob(".staging-*"))
@@ -63,7 +66,9 @@ def test_a_second_run_becomes_version_two(dataset: Path, tmp_path: Path) -> None
     assert repository.default_version("twice") == 2
 
 
-def test_parity_failure_publishes_nothing(dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parity_failure_publishes_nothing(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(export, "PARITY_TOLERANCE", -1.0)  # no graph can pass
     repository = ModelRepository(tmp_path / "models")
     config = TrainConfig(epochs=1, eval_k=10, hidden=[64], latent_dim=4)

@@ -143,7 +143,9 @@ def test_a_request_past_its_deadline_is_dropped_before_compute() -> None:
         batcher = MicroBatcher(graph, LABELS, max_batch_size=4, max_delay=0.0)
         first = asyncio.create_task(batcher.submit(rows(1, start=0)))
         await wait_entered(graph)
-        late = asyncio.create_task(batcher.submit(rows(1, start=100), deadline=time.monotonic() + 0.05))
+        late = asyncio.create_task(
+            batcher.submit(rows(1, start=100), deadline=time.monotonic() + 0.05)
+        )
         await asyncio.sleep(0.2)
         graph.gate.set()
         await first

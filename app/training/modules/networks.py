@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -21,7 +22,7 @@ ImageShape = tuple[int, int, int]
 
 def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+    for fan_in, fan_out in itertools.pairwise(sizes):
         layers += [nn.Linear(fan_in, fan_out), ACTIVATIONS[activation]()]
     return nn.Sequential(*layers)
 
@@ -73,7 +74,10 @@ class ConvEncoder(nn.Module):
             channels = out
         # Inputs with odd sizes are padded so the grid halves exactly at every layer.
         grid = _conv_grid(image, len(config.conv_channels))
-        self.pad_to = (grid[0] * 2 ** len(config.conv_channels), grid[1] * 2 ** len(config.conv_channels))
+        self.pad_to = (
+            grid[0] * 2 ** len(config.conv_channels),
+            grid[1] * 2 ** len(config.conv_channels),
+        )
         self.features = nn.Sequential(*layers)
         self.fc = nn.Sequential(nn.Linear(channels * grid[0] * grid[1], config.conv_fc), act())
         self.head = nn.Linear(config.conv_fc, 2 * config.latent_dim)
