@@ -1,0 +1,177 @@
+"""Uploaded dataset files -> ImageDataset, the format told by the content, never by a name.
+
+| content starts with         | format                                                        |
+| --------------------------- | ------------------------------------------------------------- |
+| `PK\\x03\\x04` (or empty zip) | a zip: of `.npy` members (`.npz`: `images`, optional `labels`), |
+|                             | of IDX files (one images file, optionally its labels file,    |
+|                             | each raw or gzipped), or of PNG/JPEG images (see imagezip.py) |
+| `\\x1f\\x8b`                  | gzip of an IDX images file (or of a `.npy`)                   |
+| `\\x93NUMPY`                 | `.npy` of images                                              |
+| `00 00 08 03`               | IDX images, as MNIST ships them                               |
+
+Torch-free: the API validates uploads with it.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.training.data import DatasetError, ImageDataset, make_dataset
+from app.training.idx import GZIP_MAGIC, gunzip, gzip_head, idx_ndim, parse_idx
+from app.training.imagezip import ImageOptions, is_image, read_image_zip
+from app.training.npyfile import NPY_MAGIC, load_npy_bytes, load_npy_file
+from app.training.safezip import SafeZip, UnpackLimits
+
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+_HEAD = 64
+
+
+@dataclass(frozen=True)
+class ParsedDataset:
+    """A dataset read from an upload, the format it came in, and its class names (if any)."""
+
+    dataset: ImageDataset
+    format: str
+    class_names: list[str] | None = None
+
+
+def sniff(head: bytes) -> str | None:
+    """'zip', 'gzip', 'npy', 'idx' or 'image' from a file's first bytes; None when unknown."""
+    if head.startswith(ZIP_MAGICS):
+        return "zip"
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(NPY_MAGIC):
+        return "npy"
+    if idx_ndim(head) is not None:
+        return "idx"
+    if is_image(head):
+        return "image"
+    return None
+
+
+def read_dataset(
+    path: Path, options: ImageOptions | None = None, limits: UnpackLimits | None = None
+) -> ParsedDataset:
+    """Reads an uploaded file; DatasetError (with a message for a person) when it cannot."""
+    options = options or ImageOptions()
+    limits = limits or UnpackLimits()
+    with open(path, "rb") as handle:
+        head = handle.read(_HEAD)
+    kind = sniff(head)
+    if not head:
+        raise DatasetError("the upload is empty")
+    if kind == "zip":
+        parsed = _read_zip(path, options, limits)
+    elif kind == "gzip":
+        with open(path, "rb") as handle:
+            parsed = _read_single(gunzip(handle, limits.max_total_bytes, "the upload"), ".gz")
+    elif kind == "npy":
+        parsed = ParsedDataset(make_dataset(load_npy_file(path, "the upload")), "npy")
+    elif kind == "idx":
+        parsed = _read_single(path.read_bytes(), "")
+    elif kind == "image":
+        raise DatasetError("the upload is a single image; send a zip of images")
+    else:
+        raise DatasetError(
+            "the upload is not a dataset format: send a zip (of PNG/JPEG images, of IDX files, "
+            "or an .npz), an .npy, or an IDX images file (optionally gzipped)"
+        )
+    if (options.resize or options.channels) and parsed.format != "image-zip":
+        raise DatasetError(f"resize and channels apply to zips of images, not to {parsed.format}")
+    return _checked(parsed)
+
+
+def _checked(parsed: ParsedDataset) -> ParsedDataset:
+    labels = parsed.dataset.labels
+    if labels is not None and labels.size and labels.min() < 0:
+        raise DatasetError("labels must be non-negative integers")
+    return parsed
+
+
+def _read_single(data: bytes | bytearray, suffix: str) -> ParsedDataset:
+    kind = sniff(bytes(data[:_HEAD]))
+    if kind == "npy":
+        return ParsedDataset(make_dataset(load_npy_bytes(data, "the upload")), "npy" + suffix)
+    if kind != "idx":
+        raise DatasetError("a gzipped upload must hold an IDX images file or an .npy")
+    array = parse_idx(data, "the upload")
+    if array.ndim == 1:
+        raise DatasetError(
+            "the upload is an IDX labels file; send a zip holding the images file and its labels file"
+        )
+    return ParsedDataset(make_dataset(array), "idx" + suffix)
+
+
+def _member_kind(archive: SafeZip, info: zipfile.ZipInfo) -> str | None:
+    head = archive.head(info, _HEAD)
+    kind = sniff(head)
+    if kind == "gzip" and idx_ndim(gzip_head(head)) is not None:
+        return "idx"
+    return kind
+
+
+def _read_zip(path: Path, options: ImageOptions, limits: UnpackLimits) -> ParsedDataset:
+    with SafeZip(path, limits) as archive:
+        members = archive.members
+        if not members:
+            raise DatasetError("the zip holds no files: the dataset would be empty")
+        kinds = {info.filename: _member_kind(archive, info) for info in members}
+        found = set(kinds.values())
+        if found == {"npy"}:
+            return _read_npz(archive, members)
+        if "idx" in found:
+            return _read_idx_zip(archive, members, kinds)
+        if found == {"image"}:
+            dataset, classes = read_image_zip(archive, members, options)
+            return ParsedDataset(dataset, "image-zip", classes)
+        odd = next(name for name, kind in kinds.items() if kind != "image")
+        raise DatasetError(
+            f"{odd} is not a PNG or JPEG image: a zip must hold images, IDX files or .npy arrays"
+        )
+
+
+def _read_npz(archive: SafeZip, members: list[zipfile.ZipInfo]) -> ParsedDataset:
+    arrays = {}
+    for info in members:
+        key = info.filename.removesuffix(".npy")
+        if key in {"images", "labels"}:
+            arrays[key] = load_npy_bytes(archive.read(info), info.filename)
+    if "images" not in arrays:
+        names = sorted(info.filename for info in members)
+        raise DatasetError(f"the .npz has no 'images' array (it has {names})")
+    return ParsedDataset(make_dataset(arrays["images"], arrays.get("labels")), "npz")
+
+
+def _read_idx_zip(
+    archive: SafeZip, members: list[zipfile.ZipInfo], kinds: dict[str, str | None]
+) -> ParsedDataset:
+    images: list[tuple[str, np.ndarray]] = []
+    labels: list[tuple[str, np.ndarray]] = []
+    budget = archive.limits.max_total_bytes
+    for info in members:
+        if kinds[info.filename] != "idx":
+            raise DatasetError(f"{info.filename} is not an IDX file; the zip holds IDX files")
+        data: bytes | bytearray = archive.read(info)
+        if data.startswith(GZIP_MAGIC):
+            data = gunzip(bytes(data), max(budget, 0), info.filename)
+        budget -= len(data)
+        array = parse_idx(data, info.filename)
+        (labels if array.ndim == 1 else images).append((info.filename, array))
+    if len(images) != 1 or len(labels) > 1:
+        found = [name for name, _ in images + labels]
+        raise DatasetError(
+            f"the zip must hold one IDX images file and at most one labels file; it holds {found}"
+        )
+    image_name, image_array = images[0]
+    label_array = labels[0][1] if labels else None
+    if label_array is not None and len(label_array) != len(image_array):
+        raise DatasetError(
+            f"{labels[0][0]} has {len(label_array)} labels for the {len(image_array)} images "
+            f"of {image_name}"
+        )
+    return ParsedDataset(make_dataset(image_array, label_array), "idx-zip")
