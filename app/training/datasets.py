@@ -1,0 +1,274 @@
+"""The dataset store: `<data_dir>/datasets/<name>/` holds `data.npz` and `manifest.json`.
+
+An upload streams into a hidden staging directory beside the datasets, counted against a size cap
+and hashed as it arrives. It is then parsed, written out normalised (`images` uint8 or float32
+[N, C, H, W], optional int64 `labels`) with its manifest, and the staging directory is renamed to
+the dataset's name: a dataset appears whole or not at all, and a failed upload leaves nothing.
+
+Names are write-once: storing a name that exists raises DatasetExists (delete it first). A name
+then always means the same data, which keeps training provenance honest and means a training
+job never sees its dataset change under it. Torch-free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from app.serving.repository import NAME_PATTERN, check_name
+from app.training.formats import ParsedDataset, read_dataset
+from app.training.imagezip import ImageOptions
+from app.training.safezip import UnpackLimits
+
+DATA_FILE = "data.npz"
+MANIFEST_FILE = "manifest.json"
+_UPLOAD_FILE = "upload"
+
+
+class DatasetNotFound(LookupError):
+    """No dataset has that name."""
+
+
+class DatasetExists(FileExistsError):
+    """A dataset of that name is already stored."""
+
+
+class UploadTooLarge(ValueError):
+    """The upload went past its size cap."""
+
+
+class ValueRange(BaseModel):
+    """Smallest and largest pixel value stored."""
+
+    min: float
+    max: float
+
+
+class LabelCount(BaseModel):
+    """How many images carry one label, and the label's class name when it has one."""
+
+    label: int
+    count: int
+    name: str | None = None
+
+
+class DatasetManifest(BaseModel):
+    """What a stored dataset holds, and where it came from."""
+
+    name: str
+    format: str
+    count: int
+    shape: list[int]
+    channels: int
+    height: int
+    width: int
+    dtype: str
+    value_range: ValueRange
+    labels: list[LabelCount] | None
+    class_names: list[str] | None
+    sha256: str
+    bytes: int
+    stored_bytes: int
+    options: dict[str, Any]
+    created_at: datetime
+
+
+class Upload:
+    """An upload in progress: its bytes land in a staging directory, counted and hashed."""
+
+    def __init__(self, staging: Path, limit: int) -> None:
+        self.staging = staging
+        self.limit = limit
+        self.size = 0
+        self._digest = hashlib.sha256()
+        self._file = open(staging / _UPLOAD_FILE, "wb")  # noqa: SIM115 - closed by commit/discard
+
+    @property
+    def path(self) -> Path:
+        """The file the body is written to."""
+        return self.staging / _UPLOAD_FILE
+
+    @property
+    def sha256(self) -> str:
+        """Hex sha256 of the bytes written so far."""
+        return self._digest.hexdigest()
+
+    def write(self, chunk: bytes) -> None:
+        """Appends a chunk; UploadTooLarge once the total passes the cap."""
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise UploadTooLarge(f"the upload is larger than {self.limit} bytes")
+        self._digest.update(chunk)
+        self._file.write(chunk)
+
+    def close(self) -> None:
+        """Flushes and closes the upload file."""
+        self._file.close()
+
+    def discard(self) -> None:
+        """Removes everything the upload wrote (nothing, once committed)."""
+        self._file.close()
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _manifest(
+    name: str, parsed: ParsedDataset, upload: Upload, stored: int, options: ImageOptions
+) -> DatasetManifest:
+    images, labels = parsed.dataset.images, parsed.dataset.labels
+    channels, height, width = parsed.dataset.shape
+    counts = None
+    if labels is not None:
+        values, numbers = np.unique(labels, return_counts=True)
+        names = parsed.class_names
+        counts = [
+            LabelCount(label=int(v), count=int(n), name=names[int(v)] if names else None)
+            for v, n in zip(values, numbers, strict=True)
+        ]
+    return DatasetManifest(
+        name=name,
+        format=parsed.format,
+        count=len(parsed.dataset),
+        shape=[channels, height, width],
+        channels=channels,
+        height=height,
+        width=width,
+        dtype=str(images.dtype),
+        value_range=ValueRange(min=float(images.min()), max=float(images.max())),
+        labels=counts,
+        class_names=parsed.class_names,
+        sha256=upload.sha256,
+        bytes=upload.size,
+        stored_bytes=stored,
+        options={
+            "resize": list(options.resize) if options.resize else None,
+            "channels": options.channels,
+        },
+        created_at=datetime.now(UTC),
+    )
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+class DatasetStore:
+    """Reads and writes the datasets under `root` (usually `<data_dir>/datasets`)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path) -> DatasetStore:
+        """The store of a data directory."""
+        return cls(Path(data_dir) / "datasets")
+
+    def names(self) -> list[str]:
+        """Names of the stored datasets, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if NAME_PATTERN.fullmatch(p.name) and (p / MANIFEST_FILE).is_file()
+        )
+
+    def exists(self, name: str) -> bool:
+        """True when a dataset of this name is stored."""
+        return (self.root / check_name(name) / MANIFEST_FILE).is_file()
+
+    def manifest(self, name: str) -> DatasetManifest:
+        """The manifest of a stored dataset."""
+        try:
+            text = (self.root / check_name(name) / MANIFEST_FILE).read_text()
+        except FileNotFoundError:
+            raise DatasetNotFound(f"no dataset named {name!r}") from None
+        return DatasetManifest.model_validate_json(text)
+
+    def path(self, name: str) -> Path:
+        """The `data.npz` of a stored dataset (arrays `images` and optional `labels`), for training."""
+        path = self.root / check_name(name) / DATA_FILE
+        if not path.is_file():
+            raise DatasetNotFound(f"no dataset named {name!r}")
+        return path
+
+    def begin(self, name: str, limit: int) -> Upload:
+        """A new upload for `name`, capped at `limit` bytes."""
+        check_name(name)
+        self.root.mkdir(parents=True, exist_ok=True)
+        return Upload(Path(tempfile.mkdtemp(dir=self.root, prefix=".staging-")), limit)
+
+    def commit(
+        self,
+        name: str,
+        upload: Upload,
+        options: ImageOptions | None = None,
+        limits: UnpackLimits | None = None,
+    ) -> DatasetManifest:
+        """Parses a finished upload and publishes it as `name`. On any failure nothing is left."""
+        options = options or ImageOptions()
+        try:
+            upload.close()
+            parsed = read_dataset(upload.path, options, limits)
+            upload.path.unlink()
+            data = upload.staging / DATA_FILE
+            with open(data, "wb") as handle:
+                if parsed.dataset.labels is None:
+                    np.savez(handle, images=parsed.dataset.images)
+                else:
+                    np.savez(handle, images=parsed.dataset.images, labels=parsed.dataset.labels)
+                handle.flush()
+                os.fsync(handle.fileno())
+            manifest = _manifest(name, parsed, upload, data.stat().st_size, options)
+            _write_synced(
+                upload.staging / MANIFEST_FILE, (manifest.model_dump_json(indent=2) + "\n").encode()
+            )
+            self._publish(name, upload.staging)
+        except BaseException:
+            upload.discard()
+            raise
+        return manifest
+
+    def _publish(self, name: str, staging: Path) -> None:
+        if self.exists(name):
+            raise DatasetExists(f"a dataset named {name!r} exists; delete it first")
+        try:
+            os.rename(staging, self.root / name)
+        except OSError as error:
+            if error.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                raise DatasetExists(f"a dataset named {name!r} exists; delete it first") from None
+            raise
+
+    def delete(self, name: str) -> None:
+        """Removes a dataset: renamed away first so nobody sees half of one."""
+        directory = self.root / check_name(name)
+        if not (directory / MANIFEST_FILE).is_file():
+            raise DatasetNotFound(f"no dataset named {name!r}")
+        trash = Path(tempfile.mkdtemp(dir=self.root, prefix=".deleting-"))
+        try:
+            os.rename(directory, trash / name)
+        except FileNotFoundError:
+            raise DatasetNotFound(f"no dataset named {name!r}") from None
+        finally:
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def total_bytes(self) -> int:
+        """Bytes the stored datasets take on disk (data and manifests)."""
+        total = 0
+        for name in self.names():
+            for file in (DATA_FILE, MANIFEST_FILE):
+                with contextlib.suppress(OSError):
+                    total += (self.root / name / file).stat().st_size
+        return total
