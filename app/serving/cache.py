@@ -50,6 +50,7 @@ class MemoryBackend:
     def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        metrics.CACHE_UP.labels(self.name).set(1 if max_entries > 0 else 0)
 
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
         now = time.monotonic()

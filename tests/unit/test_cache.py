@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
 from app.serving import cache as cache_module
 from app.serving.cache import LatentCache, MemoryBackend, pixel_digest
@@ -52,6 +53,9 @@ def test_memory_backend_with_no_room_is_disabled() -> None:
 
     asyncio.run(scenario())
     assert backend.status() == "disabled"
+    assert REGISTRY.get_sample_value("vae_cache_up", {"backend": "memory"}) == 0
+    MemoryBackend(max_entries=1)
+    assert REGISTRY.get_sample_value("vae_cache_up", {"backend": "memory"}) == 1
 
 
 def test_the_same_pixels_give_the_same_digest_whatever_their_dtype() -> None:
