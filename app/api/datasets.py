@@ -41,6 +41,7 @@ _MAX_SIDE = 4096
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state: AppState = app.state.vae
     store = DatasetStore.in_data_dir(state.settings.data_dir)
+    await asyncio.to_thread(store.sweep)
     metrics.DATASET_BYTES.set_function(lambda: float(store.total_bytes()))
     yield
 

@@ -18,6 +18,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ from app.training.safezip import UnpackLimits
 DATA_FILE = "data.npz"
 MANIFEST_FILE = "manifest.json"
 _UPLOAD_FILE = "upload"
+_STAGING_PREFIX = ".staging-"
+_TRASH_PREFIX = ".deleting-"
 
 
 class DatasetNotFound(LookupError):
@@ -208,7 +211,7 @@ class DatasetStore:
         """A new upload for `name`, capped at `limit` bytes."""
         check_name(name)
         self.root.mkdir(parents=True, exist_ok=True)
-        return Upload(Path(tempfile.mkdtemp(dir=self.root, prefix=".staging-")), limit)
+        return Upload(Path(tempfile.mkdtemp(dir=self.root, prefix=_STAGING_PREFIX)), limit)
 
     def commit(
         self,
@@ -256,13 +259,32 @@ class DatasetStore:
         directory = self.root / check_name(name)
         if not (directory / MANIFEST_FILE).is_file():
             raise DatasetNotFound(f"no dataset named {name!r}")
-        trash = Path(tempfile.mkdtemp(dir=self.root, prefix=".deleting-"))
+        trash = Path(tempfile.mkdtemp(dir=self.root, prefix=_TRASH_PREFIX))
         try:
             os.rename(directory, trash / name)
         except FileNotFoundError:
             raise DatasetNotFound(f"no dataset named {name!r}") from None
         finally:
             shutil.rmtree(trash, ignore_errors=True)
+
+    def sweep(self, older_than_s: float = 86_400.0) -> int:
+        """Removes staging and trash directories a crashed process left behind, once nothing in
+        them has changed for `older_than_s`; returns how many it removed."""
+        if not self.root.is_dir():
+            return 0
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for entry in self.root.iterdir():
+            if not entry.name.startswith((_STAGING_PREFIX, _TRASH_PREFIX)):
+                continue
+            try:
+                newest = max(p.stat().st_mtime for p in [entry, *entry.iterdir()])
+            except OSError:
+                continue  # finished or removed meanwhile
+            if newest < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed += 1
+        return removed
 
     def total_bytes(self) -> int:
         """Bytes the stored datasets take on disk (data and manifests)."""

@@ -42,7 +42,7 @@ class UnpackLimits:
 
 def is_junk(name: str) -> bool:
     """Desktop clutter zip tools add (`__MACOSX/`, `.DS_Store`, `._x`), skipped rather than refused."""
-    parts = [part for part in _SEPARATORS.split(name) if part]
+    parts = [part for part in _SEPARATORS.split(name) if part not in ("", ".")]
     return any(part == "__MACOSX" or part.startswith(".") for part in parts)
 
 

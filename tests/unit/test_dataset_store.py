@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -119,3 +120,19 @@ def test_names_are_never_paths(tmp_path: Path) -> None:
         with pytest.raises(RepositoryError):
             store.path(name)
     assert store.names() == []
+
+
+def test_sweep_removes_what_a_crash_left_behind(tmp_path: Path) -> None:
+    store = DatasetStore.in_data_dir(tmp_path)
+    images, _ = digits()
+    store_bytes(store, "kept", npz_bytes(images=images))
+    abandoned = store.begin("crashed", limit=100)
+    abandoned.write(b"partial")
+    abandoned.close()
+    fresh = store.begin("uploading", limit=100)
+    old = 1_000_000_000
+    for path in [abandoned.staging, abandoned.path]:
+        os.utime(path, (old, old))
+    assert store.sweep(older_than_s=3600) == 1
+    assert leftovers(store) == sorted(["kept", fresh.staging.name])
+    fresh.discard()

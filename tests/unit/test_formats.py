@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from app.training.data import DatasetError
 from app.training.formats import ParsedDataset, read_dataset, sniff
@@ -215,6 +216,17 @@ def test_folder_labels_refuse_mixed_depths() -> None:
         folder_labels(["cat/1.png", "top.png"])
     with pytest.raises(DatasetError, match=r"deep/er/1\.png"):
         folder_labels(["cat/1.png", "deep/er/1.png"])
+
+
+def test_dot_slash_names_are_not_clutter(tmp_path: Path) -> None:
+    data = zip_bytes({"./cat/1.png": image_bytes(), "./dog/1.png": image_bytes()})
+    assert read(tmp_path, data).class_names == ["cat", "dog"]
+
+
+def test_sixteen_bit_images_are_refused_not_clipped(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((4, 4), 1000, np.uint16)).save(buffer, format="PNG")
+    refused(tmp_path, zip_bytes({"deep.png": buffer.getvalue()}), "pixel mode I")
 
 
 def test_a_non_image_in_a_zip_of_images_is_named(tmp_path: Path) -> None:
