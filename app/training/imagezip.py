@@ -91,7 +91,7 @@ class _Decoder:
 
     def add(self, i: int, name: str, data: bytes) -> None:
         try:
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(io.BytesIO(data), formats=("PNG", "JPEG")) as image:
                 pixels = self._convert(name, image)
         except DatasetError:
             raise
