@@ -8,6 +8,7 @@ DELETE it first to replace it.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -32,6 +33,8 @@ from app.training.datasets import (
 )
 from app.training.imagezip import ImageOptions
 from app.training.safezip import UnpackLimits
+
+logger = logging.getLogger(__name__)
 
 _WRITE_CHUNK = 1 << 20
 _MAX_SIDE = 4096
@@ -169,6 +172,10 @@ async def put_dataset(
         raise ApiError(409, str(error), "dataset_exists") from None
     finally:
         await asyncio.to_thread(upload.discard)
+    logger.info(
+        "stored dataset %s: %s, %d images %s, sha256 %s",
+        name, manifest.format, manifest.count, manifest.shape, manifest.sha256,
+    )  # fmt: skip
     return json_response(manifest.model_dump(mode="json"), 201, {"Location": f"/datasets/{name}"})
 
 
@@ -205,4 +212,5 @@ async def delete_dataset(name: str, store: StoreDep, _: AdminDep) -> Response:
         await asyncio.to_thread(store.delete, _known(name))
     except DatasetNotFound as error:
         raise ApiError(404, str(error), "dataset_not_found") from None
+    logger.info("deleted dataset %s", name)
     return Response(status_code=204)
