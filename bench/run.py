@@ -1,0 +1,315 @@
+"""One command for the whole benchmark (GitHub issue 3):
+
+    .venv/bin/python -m bench.run            # every system, model, route and concurrency
+    .venv/bin/python -m bench.run --quick    # 1 and 64 clients, short windows: a smoke run
+
+For each model it measures the raw engine (ONNX Runtime in-process, best batch size), then starts
+each system in turn and drives it with wrk (closed loop, fixed time) at each concurrency. Results
+go to the terminal and to bench/results/<time>/ (results.json, results.md, server logs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from PIL import Image
+
+from bench import engine, machine
+from bench.loadgen import ensure_wrk, run_wrk, write_bodies
+from bench.models import ROOT, BenchModel, conv_model, shipped_model
+from bench.peers.install import PeerUnavailable, ensure_peer, peer_envs
+from bench.procs import http_post_json
+from bench.report import RAW, Cell, markdown_table, targets, targets_text, text_table
+from bench.systems import PEERS, SYSTEM_NAMES, Knobs, Service, System, Target
+
+WORK = ROOT / "bench" / "work"
+RESULTS = ROOT / "bench" / "results"
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="clients 1,64; 3 s windows")
+    parser.add_argument("--clients", default=None, help="comma list (default 1,8,64,256)")
+    parser.add_argument("--duration", type=float, default=None, help="seconds a window (10)")
+    parser.add_argument("--warmup", type=float, default=None, help="seconds before each (2)")
+    parser.add_argument("--systems", default=",".join(SYSTEM_NAMES), help="comma list")
+    parser.add_argument("--models", default="mnist,conv", help="comma list of mnist, conv")
+    parser.add_argument("--routes", default="decode,sample", help="comma list of decode, sample")
+    parser.add_argument("--threads", type=int, default=None, help="ORT threads (all cores)")
+    parser.add_argument("--max-batch-size", type=int, default=64)
+    parser.add_argument("--max-delay-ms", type=float, default=2.0)
+    parser.add_argument("--sample-n", type=int, default=8, help="images per /sample request")
+    args = parser.parse_args(argv)
+    args.clients = [
+        int(c) for c in (args.clients or ("1,64" if args.quick else "1,8,64,256")).split(",")
+    ]
+    args.duration = args.duration or (3.0 if args.quick else 10.0)
+    args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
+    args.systems = [s for s in args.systems.split(",") if s]
+    args.models = [m for m in args.models.split(",") if m]
+    args.routes = [r for r in args.routes.split(",") if r]
+    unknown = set(args.systems) - set(SYSTEM_NAMES)
+    if unknown:
+        parser.error(f"unknown systems {sorted(unknown)}; known: {', '.join(SYSTEM_NAMES)}")
+    return args
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _check_answer(system: System, target: Target, model: BenchModel) -> None:
+    """One request, answered with PNGs of the model's size, before any load."""
+    status, answer = http_post_json(target.url, target.bodies[0])
+    if status != 200:
+        raise RuntimeError(f"{system.name} answered {status}: {answer[:300]!r}")
+    images = system.images(answer)
+    _, height, width = model.image_shape
+    with Image.open(io.BytesIO(base64.b64decode(images[0]))) as image:
+        if image.format != "PNG" or image.size != (width, height):
+            raise RuntimeError(f"{system.name} answered a {image.format} of {image.size}")
+    if len(images) != target.rows_per_request:
+        raise RuntimeError(f"{system.name} answered {len(images)} images")
+
+
+def _measure(
+    system: System,
+    target: Target,
+    model: BenchModel,
+    route: str,
+    clients: int,
+    args: argparse.Namespace,
+    bodies: Path,
+) -> Cell:
+    assert system.server is not None
+    if args.warmup > 0:
+        run_wrk(target.url, bodies, clients, args.warmup)
+    calls0, rows0 = system.batch_counters()
+    cpu0 = system.server.cpu_seconds()
+    load = run_wrk(target.url, bodies, clients, args.duration)
+    cpu1 = system.server.cpu_seconds()
+    calls1, rows1 = system.batch_counters()
+    calls = calls1 - calls0
+    return Cell(
+        system=system.name,
+        label=system.label,
+        model=model.key,
+        route=route,
+        clients=clients,
+        rps=load.rps,
+        sps=load.rps * target.rows_per_request,
+        p50_ms=load.p50_ms,
+        p99_ms=load.p99_ms,
+        mean_batch=(rows1 - rows0) / calls if calls else None,
+        errors=load.errors,
+        is_peer=system.is_peer,
+        server_cpu_pct=100.0 * (cpu1 - cpu0) / load.seconds,
+        client_cpu_pct=100.0 * load.client_cpu_seconds / load.seconds,
+    )
+
+
+def _run_system(
+    system: System,
+    model: BenchModel,
+    args: argparse.Namespace,
+    out: Path,
+    cells: list[Cell],
+    notes: list[str],
+) -> None:
+    _say(f"  {system.label}: starting")
+    try:
+        system.start(model)
+        for route in args.routes:
+            target = system.target(route, model)
+            if target is None:
+                continue
+            _check_answer(system, target, model)
+            bodies = write_bodies(
+                out / f"bodies-{system.name}-{model.key}-{route}.txt", target.bodies
+            )
+            for clients in args.clients:
+                cell = _measure(system, target, model, route, clients, args, bodies)
+                cells.append(cell)
+                batch = f"{cell.mean_batch:.1f}" if cell.mean_batch else "-"
+                _say(
+                    f"    /{route} c={clients:<3} {cell.rps:8,.0f} req/s {cell.sps:8,.0f} samples/s "
+                    f"p50 {cell.p50_ms:7.1f} ms p99 {cell.p99_ms:7.1f} ms batch {batch:>5} "
+                    f"errors {cell.errors} server CPU {cell.server_cpu_pct:.0f}%"
+                )
+    except Exception as error:  # one system failing must not end the run
+        notes.append(f"{system.label} on {model.key}: {error}")
+        _say(f"  {system.label}: FAILED: {str(error)[:2000]}")
+    finally:
+        system.stop()
+
+
+def _systems(args: argparse.Namespace, knobs: Knobs, notes: list[str]) -> list[System]:
+    systems: list[System] = []
+    envs = peer_envs()
+    for name in args.systems:
+        if name in ("service", "service-nobatch"):
+            systems.append(Service(knobs, WORK, batching=name == "service"))
+            continue
+        _say(f"peer {name}: checking its virtualenv (installs on first use)")
+        try:
+            venv_bin = ensure_peer(envs[name], WORK / "logs" / f"install-{name}.log")
+        except PeerUnavailable as error:
+            notes.append(f"{name} not measured: {error}")
+            _say(f"  {error}")
+            continue
+        systems.append(PEERS[name](knobs, WORK, venv_bin))
+    return systems
+
+
+def _engine_cell(
+    model: BenchModel, knobs: Knobs, seconds: float
+) -> tuple[Cell, list[dict[str, float]]]:
+    points = engine.sweep(model.decoder, model.latent_dim, knobs.threads, seconds)
+    top = engine.best(points)
+    cell = Cell(
+        system=RAW,
+        label=f"raw engine (ORT, batch {top.batch})",
+        model=model.key,
+        route="*",
+        clients=0,
+        rps=top.calls_per_second,
+        sps=top.samples_per_second,
+        p50_ms=top.p50_ms,
+        p99_ms=top.p99_ms,
+        mean_batch=float(top.batch),
+    )
+    sweep = [
+        {
+            "batch": p.batch,
+            "samples_per_s": p.samples_per_second,
+            "p50_ms": p.p50_ms,
+            "p99_ms": p.p99_ms,
+        }
+        for p in points
+    ]
+    return cell, sweep
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the benchmark; returns the exit code."""
+    args = _parse(argv)
+    ensure_wrk()
+    WORK.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = RESULTS / stamp
+    out.mkdir(parents=True, exist_ok=True)
+    knobs = Knobs(
+        threads=args.threads or machine.cores(),
+        max_batch_size=args.max_batch_size,
+        max_delay_ms=args.max_delay_ms,
+        sample_n=args.sample_n,
+    )
+    about = machine.describe()
+    _say("machine: " + "; ".join(f"{k} {v}" for k, v in about.items()))
+    started = time.monotonic()
+    notes: list[str] = []
+    systems = _systems(args, knobs, notes)
+    makers = {"mnist": shipped_model, "conv": conv_model}
+    cells: list[Cell] = []
+    sweeps: dict[str, list[dict[str, float]]] = {}
+    models: list[BenchModel] = []
+    for key in args.models:
+        _say(f"model {key}: preparing")
+        model = makers[key](WORK)
+        models.append(model)
+        _say(f"model {key}: {model.note} ({model.decoder})")
+        cell, sweeps[key] = _engine_cell(model, knobs, 0.5 if args.quick else 1.5)
+        cells.append(cell)
+        _say(f"  {cell.label}: {cell.sps:,.0f} samples/s, p50 {cell.p50_ms:.2f} ms a batch")
+        for system in systems:
+            _run_system(system, model, args, out, cells, notes)
+    elapsed = time.monotonic() - started
+    checks = targets(cells)
+    text = []
+    for model in models:
+        for route in args.routes:
+            text.append(f"\n== {model.key} /{route}: {model.note}")
+            text.append(text_table(cells, model.key, route))
+    text.append("\ntargets at 64 clients on /decode:")
+    text.append(targets_text(checks))
+    text.extend(f"note: {n}" for n in notes)
+    text.append(f"\nwall time {elapsed / 60:.1f} min; results in {out}")
+    _say("\n".join(text))
+    _write(out, args, knobs, about, models, cells, sweeps, checks, notes, elapsed)
+    return 0
+
+
+def _write(
+    out: Path,
+    args: argparse.Namespace,
+    knobs: Knobs,
+    about: dict[str, str],
+    models: list[BenchModel],
+    cells: list[Cell],
+    sweeps: dict[str, list[dict[str, float]]],
+    checks: list[tuple[str, bool | None, str]],
+    notes: list[str],
+    elapsed: float,
+) -> None:
+    settings = {
+        "clients": args.clients,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "knobs": knobs.__dict__,
+        "argv": sys.argv[1:],
+    }
+    data = {
+        "machine": about,
+        "settings": settings,
+        "wall_seconds": elapsed,
+        "models": {
+            m.key: {
+                "note": m.note,
+                "decoder": str(m.decoder),
+                "latent_dim": m.latent_dim,
+                "image": m.image_shape,
+            }
+            for m in models
+        },
+        "engine_sweeps": sweeps,
+        "cells": [c.to_dict() for c in cells],
+        "targets": [{"what": w, "held": h, "detail": d} for w, h, d in checks],
+        "notes": notes,
+    }
+    (out / "results.json").write_text(json.dumps(data, indent=2))
+    md = [
+        "## Machine",
+        "",
+        *(f"- {k}: {v}" for k, v in about.items()),
+        "",
+        f"Settings: {json.dumps(settings)}",
+        "",
+    ]
+    for model in models:
+        for route in args.routes:
+            md += [
+                f"### {model.key} /{route}",
+                "",
+                f"{model.note}",
+                "",
+                markdown_table(cells, model.key, route),
+                "",
+            ]
+    md += ["### Targets at 64 clients on /decode", "", "```", targets_text(checks), "```"]
+    md += [f"- {n}" for n in notes]
+    (out / "results.md").write_text("\n".join(md) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
