@@ -40,6 +40,26 @@ def serve(
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
 
+@app.command()
+def worker(
+    burst: Annotated[bool, typer.Option(help="exit once the queue is empty")] = False,
+) -> None:
+    """Run an RQ worker that trains the jobs queued through POST /jobs (needs VAE_REDIS_URL)."""
+    import logging
+
+    from rq import Worker
+
+    from app.config import get_settings
+    from app.jobs.rq_backend import QUEUE_NAME, connect
+
+    settings = get_settings()
+    if not settings.redis_url:
+        raise typer.BadParameter("set VAE_REDIS_URL: the worker takes its jobs from Redis")
+    logging.basicConfig(level=logging.INFO)
+    connection = connect(settings.redis_url, socket_timeout=None)
+    Worker([QUEUE_NAME], connection=connection).work(burst=burst, with_scheduler=False)
+
+
 def _train_config(config: str | None, overrides: dict[str, Any]) -> Any:
     from app.training.config import TrainConfig
 

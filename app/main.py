@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,11 +13,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
-from app.api import datasets, health, inference, models, observability
+from app.api import datasets, health, inference, jobs, models, observability
 from app.api.deps import AppState
 from app.api.errors import install_error_handlers
 from app.api.schemas import DecodeRequest, EncodeRequest
 from app.config import Settings, get_settings
+from app.jobs.backend import make_backend
+from app.jobs.monitor import watch_jobs
 from app.serving.cache import LatentCache, MemoryBackend
 from app.serving.inference import InferenceService
 from app.serving.redis_cache import RedisBackend
@@ -50,7 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         registry = ModelRegistry(ModelRepository(settings.models_dir), settings)
         cache = _make_cache(settings)
-        app.state.vae = AppState(settings, registry, cache, InferenceService(cache))
+        job_backend = make_backend(settings)
+        app.state.vae = AppState(settings, registry, cache, InferenceService(cache), job_backend)
+        job_gauges = asyncio.get_running_loop().create_task(watch_jobs(job_backend), name="job-gauges")
         await registry.start()
         if not registry.ready:
             logger.error(
@@ -59,6 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            job_gauges.cancel()
+            await asyncio.gather(job_gauges, return_exceptions=True)
+            await asyncio.to_thread(job_backend.close)
             await registry.stop()
             await cache.close()
 
@@ -77,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
-    for module in (inference, models, datasets, health, observability):
+    for module in (inference, models, datasets, jobs, health, observability):
         app.include_router(module.router)
     _document_raw_bodies(app)
     return app

@@ -36,3 +36,25 @@ def write_npz(path: Path, count: int, seed: int = 0) -> Path:
     images, labels = stroke_digits(count, seed=seed)
     np.savez(path, images=images, labels=labels)
     return path
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An unsigned-byte array in the IDX format MNIST ships in (magic 0x0000080N, dims, data)."""
+    data = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, data.ndim]) + b"".join(
+        int(n).to_bytes(4, "big") for n in data.shape
+    )
+    return header + data.tobytes()
+
+
+def mnist_style_zip(count: int, seed: int = 0) -> bytes:
+    """A zip holding train-images-idx3-ubyte and train-labels-idx1-ubyte, as MNIST ships them."""
+    import io
+    import zipfile
+
+    images, labels = stroke_digits(count, seed=seed)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("train-images-idx3-ubyte", idx_bytes(images))
+        archive.writestr("train-labels-idx1-ubyte", idx_bytes(labels))
+    return buffer.getvalue()

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from app.api.errors import ApiError
 from app.api.responses import NPY_MEDIA_TYPE
 from app.config import Settings
+from app.jobs.backend import JobBackend
 from app.serving.cache import LatentCache
 from app.serving.inference import InferenceService
 from app.serving.registry import ModelRegistry
@@ -26,6 +27,7 @@ class AppState:
     registry: ModelRegistry
     cache: LatentCache
     inference: InferenceService
+    jobs: JobBackend | None = None
 
 
 def get_state(request: Request) -> AppState:

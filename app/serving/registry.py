@@ -231,6 +231,8 @@ class ModelRegistry:
         """The loaded version for 'name' or 'name:version' (the default model when None)."""
         name, version = parse_ref(ref or self.settings.default_model)
         if version is None:
+            if name not in self._defaults and (self.repository.root / name).is_dir():
+                await self.refresh()  # published since the last scan: no need to wait for it
             version = self._defaults.get(name)
             if version is None:
                 raise ModelNotFound(f"no model named {name!r}; GET /models lists them")

@@ -1,0 +1,68 @@
+"""The JobBackend protocol, and the choice between RQ on Redis and a local process pool."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from app.config import Settings
+from app.jobs.models import JobInfo, JobRequest
+
+
+class JobNotFound(LookupError):
+    """No job with that id (404)."""
+
+
+class JobBackend(Protocol):
+    """Queues training jobs, runs them somewhere, and reports on them. Methods block briefly
+    (Redis round trips); the API calls them from a thread."""
+
+    name: str
+
+    def submit(self, request: JobRequest) -> JobInfo:
+        """Queues a job and returns it (status queued)."""
+        ...
+
+    def get(self, job_id: str) -> JobInfo:
+        """One job; raises JobNotFound."""
+        ...
+
+    def list(self) -> list[JobInfo]:
+        """Every job this backend knows, newest first."""
+        ...
+
+    def cancel(self, job_id: str) -> JobInfo:
+        """Cancels a queued job at once and stops a running one within seconds."""
+        ...
+
+    def close(self) -> None:
+        """Stops what the backend runs in this process."""
+        ...
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO 8601."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def task_spec(request: JobRequest, settings: Settings) -> dict[str, Any]:
+    """What the training task needs, as plain data a worker process can receive."""
+    return {
+        "dataset": request.dataset,
+        "name": request.name,
+        "config": request.config.model_dump(mode="json"),
+        "make_default": request.make_default,
+        "models_dir": str(settings.models_dir),
+        "data_dir": str(settings.data_dir),
+    }
+
+
+def make_backend(settings: Settings) -> JobBackend:
+    """RQ when VAE_REDIS_URL is set, otherwise the local process pool."""
+    if settings.redis_url:
+        from app.jobs.rq_backend import RQJobBackend
+
+        return RQJobBackend(settings)
+    from app.jobs.local import LocalJobBackend
+
+    return LocalJobBackend(settings)

@@ -1,0 +1,203 @@
+"""The embedded job backend: training runs in child processes of the API, one at a time by
+default, with progress and results sent back over a multiprocessing queue."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import queue
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from app.config import Settings
+from app.jobs.backend import JobNotFound, now_iso, task_spec
+from app.jobs.models import FINAL_STATES, JobInfo, JobRequest
+
+logger = logging.getLogger(__name__)
+CANCEL_GRACE_SECONDS = 5.0
+
+
+def _child(job_id: str, spec: dict[str, Any], events: Any, cancel: Any) -> None:
+    """Runs in the child process: trains, and reports back through `events`."""
+    from app.jobs.tasks import execute_training
+    from app.training.trainer import TrainingCancelled
+
+    def report(progress: dict[str, Any]) -> None:
+        events.put((job_id, "progress", progress))
+
+    try:
+        events.put((job_id, "running", None))
+        result = execute_training(spec, report, cancel.is_set)
+    except TrainingCancelled:
+        events.put((job_id, "cancelled", None))
+    except BaseException as error:
+        events.put((job_id, "failed", f"{type(error).__name__}: {error}"))
+    else:
+        events.put((job_id, "succeeded", result))
+
+
+@dataclass
+class _LocalJob:
+    info: JobInfo
+    spec: dict[str, Any]
+    process: BaseProcess | None = None
+    cancel_requested_at: float | None = None
+
+
+class LocalJobBackend:
+    """A FIFO of jobs run by at most `settings.local_job_workers` child processes."""
+
+    name = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._context = multiprocessing.get_context("spawn")
+        self._events = self._context.Queue()
+        self._cancel_events: dict[str, Any] = {}
+        self._jobs: dict[str, _LocalJob] = {}
+        self._waiting: deque[str] = deque()
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="local-jobs", daemon=True)
+        self._watcher.start()
+
+    def submit(self, request: JobRequest) -> JobInfo:
+        job_id = uuid.uuid4().hex
+        info = JobInfo(
+            id=job_id,
+            status="queued",
+            dataset=request.dataset,
+            name=request.name,
+            config=request.config.model_dump(mode="json"),
+            created_at=now_iso(),
+        )
+        with self._lock:
+            self._jobs[job_id] = _LocalJob(info, task_spec(request, self.settings))
+            self._waiting.append(job_id)
+            self._start_waiting()
+        return info.model_copy()
+
+    def get(self, job_id: str) -> JobInfo:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise JobNotFound(f"no job {job_id!r}")
+            return job.info.model_copy(deep=True)
+
+    def list(self) -> list[JobInfo]:
+        with self._lock:
+            jobs = [job.info.model_copy(deep=True) for job in self._jobs.values()]
+        return sorted(jobs, key=lambda j: j.created_at, reverse=True)
+
+    def cancel(self, job_id: str) -> JobInfo:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise JobNotFound(f"no job {job_id!r}")
+            if job.info.status == "queued":
+                self._waiting.remove(job_id)
+                self._finish(job, "cancelled", error=None)
+            elif job.info.status == "running" and job.cancel_requested_at is None:
+                self._cancel_events[job_id].set()
+                job.cancel_requested_at = time.monotonic()
+            return job.info.model_copy(deep=True)
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._lock:
+            for job in self._jobs.values():
+                if job.process is not None and job.process.is_alive():
+                    job.process.terminate()
+        self._watcher.join(timeout=5)
+
+    # ---- inside the lock ------------------------------------------------------------------
+    def _running(self) -> int:
+        return sum(1 for job in self._jobs.values() if job.info.status == "running")
+
+    def _start_waiting(self) -> None:
+        while self._waiting and self._running() < self.settings.local_job_workers:
+            job = self._jobs[self._waiting.popleft()]
+            cancel = self._context.Event()
+            self._cancel_events[job.info.id] = cancel
+            process = self._context.Process(
+                target=_child,
+                args=(job.info.id, job.spec, self._events, cancel),
+                name=f"train-{job.info.name}",
+                daemon=True,
+            )
+            process.start()
+            job.process = process
+            job.info.status = "running"
+            job.info.started_at = now_iso()
+
+    def _finish(self, job: _LocalJob, status: str, error: str | None, result: Any = None) -> None:
+        if job.info.status in FINAL_STATES:
+            return
+        job.info.status = status  # type: ignore[assignment]
+        job.info.error = error
+        job.info.result = result
+        job.info.ended_at = now_iso()
+        self._cancel_events.pop(job.info.id, None)
+
+    def _apply(self, job_id: str, kind: str, payload: Any) -> None:
+        job = self._jobs.get(job_id)
+        if job is None:
+            return
+        if kind == "progress":
+            job.info.progress = {**job.info.progress, **payload}
+        elif kind == "succeeded":
+            self._finish(job, "succeeded", None, payload)
+        elif kind == "cancelled":
+            self._finish(job, "cancelled", "cancelled on request")
+        elif kind == "failed":
+            self._finish(job, "failed", str(payload))
+
+    # ---- the watcher thread ---------------------------------------------------------------
+    def _drain(self, timeout: float) -> None:
+        try:
+            event = self._events.get(timeout=timeout)
+        except (queue.Empty, OSError, EOFError):
+            return
+        with self._lock:
+            self._apply(*event)
+            while True:
+                try:
+                    self._apply(*self._events.get_nowait())
+                except (queue.Empty, OSError, EOFError):
+                    break
+
+    def _watch(self) -> None:
+        while not self._closed.is_set():
+            self._drain(timeout=0.25)
+            with self._lock:
+                for job in self._jobs.values():
+                    self._check(job)
+                self._start_waiting()
+
+    def _check(self, job: _LocalJob) -> None:
+        process = job.process
+        if job.info.status != "running" or process is None:
+            return
+        if process.is_alive():
+            requested = job.cancel_requested_at
+            if requested is not None and time.monotonic() - requested > CANCEL_GRACE_SECONDS:
+                process.terminate()
+            return
+        # The process has ended: take whatever it sent last before judging it.
+        with contextlib.suppress(queue.Empty, OSError, EOFError):
+            while True:
+                self._apply(*self._events.get(timeout=0.1))
+        if job.info.status != "running":
+            return
+        if job.cancel_requested_at is not None:
+            self._finish(job, "cancelled", "cancelled on request")
+        else:
+            reason = f"the training process died (exit code {process.exitcode})"
+            logger.error("job %s: %s", job.info.id, reason)
+            self._finish(job, "failed", reason)

@@ -1,0 +1,167 @@
+"""Jobs on RQ: the API enqueues by function name (so it never imports torch), `vae worker`
+processes run them, and progress travels in the job's meta."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from typing import Any
+
+from redis import Redis
+from rq import Queue
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job
+from rq.job import JobStatus as RQStatus
+
+from app.config import Settings
+from app.jobs.backend import JobNotFound, now_iso, task_spec
+from app.jobs.models import JobInfo, JobRequest, JobStatus
+
+QUEUE_NAME = "vae-training"
+JOB_INDEX = "vae:jobs"  # a sorted set of our job ids by creation time
+TASK = "app.jobs.rq_task.run"
+KEEP_SECONDS = 7 * 24 * 3600
+
+_STATUS: dict[str, JobStatus] = {
+    RQStatus.CREATED: "queued",
+    RQStatus.QUEUED: "queued",
+    RQStatus.DEFERRED: "queued",
+    RQStatus.SCHEDULED: "queued",
+    RQStatus.STARTED: "running",
+    RQStatus.FINISHED: "succeeded",
+    RQStatus.FAILED: "failed",
+    RQStatus.STOPPED: "cancelled",
+    RQStatus.CANCELED: "cancelled",
+}
+
+
+def connect(url: str, socket_timeout: float | None = 10.0) -> Redis:
+    """A Redis client for RQ (sync, as RQ is). A worker passes socket_timeout=None: its
+    blocking dequeue waits longer than any read timeout would allow."""
+    return Redis.from_url(
+        url, socket_connect_timeout=2, socket_timeout=socket_timeout, health_check_interval=30
+    )
+
+
+class RQJobBackend:
+    """Training jobs queued in Redis and run by any number of `vae worker` processes."""
+
+    name = "rq"
+
+    def __init__(self, settings: Settings) -> None:
+        assert settings.redis_url
+        self.settings = settings
+        self.redis = connect(settings.redis_url)
+        self.queue = Queue(QUEUE_NAME, connection=self.redis)
+
+    def submit(self, request: JobRequest) -> JobInfo:
+        job_id = uuid.uuid4().hex
+        meta = {
+            "dataset": request.dataset,
+            "name": request.name,
+            "config": request.config.model_dump(mode="json"),
+            "created_at": now_iso(),
+            "progress": {},
+        }
+        self.queue.enqueue(
+            TASK,
+            task_spec(request, self.settings),
+            job_id=job_id,
+            job_timeout=int(self.settings.job_timeout_s),
+            result_ttl=KEEP_SECONDS,
+            failure_ttl=KEEP_SECONDS,
+            meta=meta,
+        )
+        self.redis.zadd(JOB_INDEX, {job_id: time.time()})
+        return self.get(job_id)
+
+    def _fetch(self, job_id: str) -> Job:
+        try:
+            return Job.fetch(job_id, connection=self.redis)
+        except NoSuchJobError:
+            raise JobNotFound(f"no job {job_id!r}") from None
+
+    def get(self, job_id: str) -> JobInfo:
+        return self._describe(self._fetch(job_id))
+
+    def list(self) -> list[JobInfo]:
+        raw: list[Any] = list(self.redis.zrevrange(JOB_INDEX, 0, 199))  # type: ignore[arg-type]
+        ids = [i.decode() if isinstance(i, bytes) else str(i) for i in raw]
+        jobs = Job.fetch_many(ids, connection=self.redis)
+        return [self._describe(job) for job in jobs if job is not None]
+
+    def cancel(self, job_id: str) -> JobInfo:
+        job = self._fetch(job_id)
+        status = job.get_status(refresh=True)
+        job.meta["cancel_requested"] = True
+        job.save_meta()
+        if status == RQStatus.STARTED:
+            with contextlib.suppress(InvalidJobOperation):  # it finished meanwhile
+                send_stop_job_command(self.redis, job_id)
+        elif status in {RQStatus.QUEUED, RQStatus.DEFERRED, RQStatus.SCHEDULED, RQStatus.CREATED}:
+            job.cancel()
+        return self.get(job_id)
+
+    def close(self) -> None:
+        self.redis.close()
+
+    def _describe(self, job: Job) -> JobInfo:
+        rq_status = job.get_status(refresh=True)
+        status = _STATUS.get(rq_status, "queued")
+        meta = job.meta
+        error = meta.get("error")
+        if status == "running" and self._stale(job):
+            error = self._mark_dead(job)
+            status = "failed"
+        elif status == "failed":
+            error = error or _last_line(job)
+            if meta.get("cancel_requested"):
+                status = "cancelled"
+        elif status == "cancelled":
+            error = "cancelled on request"
+        result = job.return_value() if status == "succeeded" else None
+        return JobInfo(
+            id=job.id,
+            status=status,
+            dataset=meta.get("dataset", ""),
+            name=meta.get("name", ""),
+            config=meta.get("config", {}),
+            progress=meta.get("progress", {}),
+            result=result if isinstance(result, dict) else None,
+            error=error,
+            created_at=meta.get("created_at", ""),
+            started_at=job.started_at.isoformat(timespec="seconds") if job.started_at else None,
+            ended_at=job.ended_at.isoformat(timespec="seconds")
+            if job.ended_at
+            else meta.get("ended_at"),
+        )
+
+    def _stale(self, job: Job) -> bool:
+        beat = job.meta.get("heartbeat")
+        if beat is None and job.started_at is not None:
+            beat = job.started_at.timestamp()
+        return beat is not None and time.time() - float(beat) > self.settings.job_stale_after_s
+
+    def _mark_dead(self, job: Job) -> str:
+        """A running job whose worker stopped beating: failed, with the reason."""
+        reason = (
+            f"the worker stopped sending heartbeats for over {self.settings.job_stale_after_s:.0f}s "
+            "(it was killed or lost); nothing was published"
+        )
+        job.meta["error"] = reason
+        job.meta["ended_at"] = now_iso()
+        job.save_meta()
+        job.set_status(RQStatus.FAILED)
+        with contextlib.suppress(Exception):  # registry bookkeeping only; the status is what counts
+            job.started_job_registry.remove(job)
+            job.failed_job_registry.add(job, ttl=KEEP_SECONDS)
+        return reason
+
+
+def _last_line(job: Job) -> str:
+    result = job.latest_result()
+    text: Any = getattr(result, "exc_string", None) or "the job failed"
+    lines = [line for line in str(text).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "the job failed"

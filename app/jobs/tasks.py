@@ -1,0 +1,85 @@
+"""The training task a job runs, wherever it runs (an RQ work-horse or a local process).
+
+Imported by name in the worker only: the API never imports this module's torch-using parts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+Report = Callable[[dict[str, Any]], None]
+HEARTBEAT_SECONDS = 2.0
+
+
+class Heartbeat:
+    """Calls `beat()` every few seconds from a daemon thread while the task runs, so a watcher
+    can tell a slow stage (evaluation, export) from a dead worker."""
+
+    def __init__(self, beat: Callable[[], None], every: float = HEARTBEAT_SECONDS) -> None:
+        self._beat = beat
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="job-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                self._beat()
+            except Exception:  # a missed beat is not worth failing the training for
+                continue
+
+
+def execute_training(
+    spec: dict[str, Any], report: Report, should_stop: Callable[[], bool]
+) -> dict[str, Any]:
+    """Trains `spec["name"]` on the stored dataset `spec["dataset"]` and publishes a version.
+
+    `report` receives progress dictionaries (stage, epoch, step, loss terms, samples/s, ETA);
+    `should_stop` is polled every step. Returns {"model", "version", "metrics"}.
+    """
+    from app.serving.repository import ModelRepository
+    from app.training.config import TrainConfig
+    from app.training.datasets import DatasetStore
+    from app.training.pipeline import run_training
+    from app.training.trainer import TrainProgress
+
+    config = TrainConfig.model_validate(spec["config"])
+    data_path = DatasetStore.in_data_dir(Path(spec["data_dir"])).path(spec["dataset"])
+    last_report = [0.0]
+
+    def on_progress(progress: TrainProgress) -> None:
+        now = time.monotonic()
+        if now - last_report[0] >= 0.5 or progress.step == progress.steps:
+            last_report[0] = now
+            report({"stage": "training", **asdict(progress)})
+
+    published = run_training(
+        config,
+        data_path,
+        spec["name"],
+        ModelRepository(Path(spec["models_dir"])),
+        dataset_name=spec["dataset"],
+        on_progress=on_progress,
+        on_stage=lambda stage: report({"stage": stage}),
+        should_stop=should_stop,
+        make_default=bool(spec.get("make_default", True)),
+    )
+    metrics = published.manifest.metrics
+    return {
+        "model": published.name,
+        "version": published.version,
+        "metrics": None if metrics is None else metrics.model_dump(exclude={"kl_per_dim"}),
+    }

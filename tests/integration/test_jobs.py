@@ -1,0 +1,279 @@
+"""Upload a dataset, train through POST /jobs, and get answers from the new version with no
+restart: on the embedded backend (local processes) and on RQ with a real Redis and worker."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import ROOT, RedisServer, ServiceProcess, running_service, wait_until
+from tests.synthetic import mnist_style_zip
+
+TOKEN = "test-admin-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+QUICK = {"epochs": 20, "eval_k": 20, "hidden": [256], "latent_dim": 8}
+ENDLESS = {"epochs": 1000, "eval_k": 20, "hidden": [256], "latent_dim": 8}
+
+
+@pytest.fixture(scope="module")
+def upload() -> bytes:
+    return mnist_style_zip(1000)
+
+
+def env_for(tmp: Path, models_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {
+        "VAE_MODELS_DIR": str(models_dir),
+        "VAE_DATA_DIR": str(tmp / "data"),
+        "VAE_ADMIN_TOKEN": TOKEN,
+        "VAE_JOB_STALE_AFTER_S": "4",
+        **(extra or {}),
+    }
+
+
+@pytest.fixture
+def repo(models_dir: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    target = tmp_path / "models"
+    shutil.copytree(models_dir / "mnist", target / "mnist")
+    return target
+
+
+@pytest.fixture
+def embedded(tmp_path: Path, repo: Path) -> Iterator[ServiceProcess]:
+    with running_service(env_for(tmp_path, repo), tmp_path) as service:
+        yield service
+
+
+@pytest.fixture
+def with_rq(
+    tmp_path: Path, repo: Path, redis_server: RedisServer
+) -> Iterator[tuple[ServiceProcess, subprocess.Popen[bytes]]]:
+    env = env_for(tmp_path, repo, {"VAE_REDIS_URL": redis_server.url})
+    worker = start_worker(env, tmp_path)
+    try:
+        with running_service(env, tmp_path) as service:
+            yield service, worker
+    finally:
+        stop_group(worker)
+
+
+def start_worker(env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
+    with open(log_dir / f"worker-{time.monotonic_ns()}.log", "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def children_of(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(p) for p in found.stdout.split()]
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """Kills a worker and its work-horse (RQ puts the horse in a session of its own)."""
+    if process.poll() is None:
+        horses = children_of(process.pid)
+        os.killpg(process.pid, signal.SIGKILL)
+        for pid in horses:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def put_dataset(http: httpx.Client, name: str, body: bytes) -> None:
+    reply = http.put(f"/datasets/{name}", content=body, headers=AUTH)
+    assert reply.status_code in (200, 201), reply.text
+
+
+def submit(http: httpx.Client, dataset: str, name: str, config: dict[str, Any]) -> str:
+    reply = http.post(
+        "/jobs", json={"dataset": dataset, "name": name, "config": config}, headers=AUTH
+    )
+    assert reply.status_code == 202, reply.text
+    assert reply.json()["status"] in {"queued", "running"}
+    return str(reply.json()["id"])
+
+
+def job(http: httpx.Client, job_id: str) -> dict[str, Any]:
+    reply = http.get(f"/jobs/{job_id}")
+    assert reply.status_code == 200, reply.text
+    return dict(reply.json())
+
+
+def wait_status(
+    http: httpx.Client, job_id: str, statuses: set[str], timeout: float = 240
+) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+
+    def reached() -> bool:
+        found.update(job(http, job_id))
+        return found["status"] in statuses
+
+    wait_until(reached, timeout, interval=0.2, what=f"job {job_id} to be {statuses}")
+    return found
+
+
+def train_and_serve(http: httpx.Client, upload: bytes) -> None:
+    put_dataset(http, "strokes", upload)
+    job_id = submit(http, "strokes", "strokes", QUICK)
+    steps: list[int] = []
+    while (state := job(http, job_id))["status"] in {"queued", "running"}:
+        step = state["progress"].get("step")
+        if step is not None and (not steps or step != steps[-1]):
+            steps.append(step)
+        time.sleep(0.05)
+    assert state["status"] == "succeeded", state
+    assert len(steps) >= 2 and steps == sorted(steps), steps  # progress moved while it ran
+    assert state["result"]["model"] == "strokes" and state["result"]["version"] == 1
+    assert (
+        state["progress"]["stage"] == "publishing"
+        or state["progress"]["step"] == state["progress"]["steps"]
+    )
+
+    reply = http.post("/sample", json={"model": "strokes", "n": 2, "seed": 0})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["version"] == 1
+
+    # A second version of the same name takes over the name without a restart.
+    second = submit(http, "strokes", "strokes", {**QUICK, "epochs": 2})
+    assert wait_status(http, second, {"succeeded", "failed"})["status"] == "succeeded"
+    wait_until(
+        lambda: http.post("/sample", json={"model": "strokes", "n": 1}).json().get("version") == 2,
+        30,
+        what="version 2 to answer",
+    )
+    assert http.post("/sample", json={"model": "strokes:1", "n": 1}).json()["version"] == 1
+
+
+def test_train_through_jobs_on_the_embedded_backend(
+    embedded: ServiceProcess, upload: bytes
+) -> None:
+    with embedded.client() as http:
+        train_and_serve(http, upload)
+
+
+def test_train_through_jobs_on_rq(
+    with_rq: tuple[ServiceProcess, subprocess.Popen[bytes]], upload: bytes
+) -> None:
+    service, _ = with_rq
+    with service.client() as http:
+        train_and_serve(http, upload)
+
+
+def cancel_queued_and_running(http: httpx.Client, upload: bytes, repo: Path) -> None:
+    put_dataset(http, "strokes", upload)
+    running = submit(http, "strokes", "endless", ENDLESS)
+    queued = submit(http, "strokes", "endless", ENDLESS)
+    wait_until(
+        lambda: job(http, running)["progress"].get("step", 0) > 0, 120, what="training to start"
+    )
+    assert job(http, queued)["status"] == "queued"
+
+    cancelled = http.post(f"/jobs/{queued}/cancel", headers=AUTH).json()
+    assert cancelled["status"] == "cancelled"
+
+    asked = time.monotonic()
+    assert http.post(f"/jobs/{running}/cancel", headers=AUTH).status_code == 200
+    final = wait_status(http, running, {"cancelled", "failed", "succeeded"}, timeout=30)
+    assert final["status"] == "cancelled", final
+    assert time.monotonic() - asked < 20
+    assert not (repo / "endless").exists() or not [
+        p for p in (repo / "endless").iterdir() if p.name.isdigit()
+    ]
+
+
+def test_cancel_on_the_embedded_backend(
+    embedded: ServiceProcess, upload: bytes, repo: Path
+) -> None:
+    with embedded.client() as http:
+        cancel_queued_and_running(http, upload, repo)
+
+
+def test_cancel_on_rq(
+    with_rq: tuple[ServiceProcess, subprocess.Popen[bytes]], upload: bytes, repo: Path
+) -> None:
+    service, _ = with_rq
+    with service.client() as http:
+        cancel_queued_and_running(http, upload, repo)
+
+
+def test_a_worker_killed_mid_job_leaves_the_job_failed(
+    with_rq: tuple[ServiceProcess, subprocess.Popen[bytes]], upload: bytes, repo: Path
+) -> None:
+    service, worker = with_rq
+    with service.client() as http:
+        put_dataset(http, "strokes", upload)
+        job_id = submit(http, "strokes", "doomed", ENDLESS)
+        wait_until(
+            lambda: job(http, job_id)["progress"].get("step", 0) > 0, 120, what="training to start"
+        )
+        stop_group(worker)  # the worker and its work-horse, without warning
+        final = wait_status(http, job_id, {"failed", "succeeded", "cancelled"}, timeout=60)
+        assert final["status"] == "failed"
+        assert "heartbeat" in final["error"]
+    assert (
+        not [p for p in (repo / "doomed").iterdir() if p.name.isdigit()]
+        if (repo / "doomed").exists()
+        else True
+    )
+
+
+def test_a_killed_local_training_process_fails_the_job(
+    embedded: ServiceProcess, upload: bytes
+) -> None:
+    with embedded.client() as http:
+        put_dataset(http, "strokes", upload)
+        job_id = submit(http, "strokes", "doomed", ENDLESS)
+        wait_until(
+            lambda: job(http, job_id)["progress"].get("step", 0) > 0, 120, what="training to start"
+        )
+        for pid in children_of(embedded.process.pid):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"multiprocessing" in cmdline and b"resource_tracker" not in cmdline:
+                os.kill(int(pid), signal.SIGKILL)
+        final = wait_status(http, job_id, {"failed", "succeeded", "cancelled"}, timeout=30)
+        assert final["status"] == "failed" and "died" in final["error"]
+
+
+def test_job_requests_are_validated_up_front(embedded: ServiceProcess, upload: bytes) -> None:
+    with embedded.client() as http:
+        put_dataset(http, "strokes", upload)
+        bad = http.post(
+            "/jobs",
+            json={"dataset": "strokes", "name": "m", "config": {"epochs": -1}},
+            headers=AUTH,
+        )
+        assert bad.status_code == 422 and "epochs" in bad.text
+        unknown = http.post(
+            "/jobs", json={"dataset": "strokes", "name": "m", "config": {"epoch": 2}}, headers=AUTH
+        )
+        assert unknown.status_code == 422 and "epoch" in unknown.text
+        missing = http.post("/jobs", json={"dataset": "nothing", "name": "m"}, headers=AUTH)
+        assert missing.status_code == 404
+        assert http.post("/jobs", json={"dataset": "strokes", "name": "m"}).status_code == 401
+        assert (
+            http.post(
+                "/jobs",
+                json={"dataset": "strokes", "name": "m"},
+                headers={"Authorization": "Bearer no"},
+            ).status_code
+            == 403
+        )
+        assert http.get("/jobs/doesnotexist").status_code == 404
+        assert http.post("/jobs/doesnotexist/cancel", headers=AUTH).status_code == 404
