@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     cache_breaker_failures: int = Field(3, ge=1, description="Redis failures in a row to open")
     cache_breaker_reset_s: float = Field(2.0, gt=0, description="open breaker's cool-down")
 
+    # Training jobs
+    job_timeout_s: float = Field(6 * 3600, gt=0, description="RQ's limit on one job")
+    job_stale_after_s: float = Field(
+        60.0, gt=0, description="a running job with no heartbeat for this long has failed"
+    )
+    local_job_workers: int = Field(1, ge=1, le=16, description="embedded backend: jobs at once")
+
     # Hot reload of the model repository
     reload_interval_s: float = Field(2.0, ge=0.0, description="0 turns polling off")
 

@@ -49,3 +49,9 @@ MODEL_INFO = Gauge("vae_model_default_version", "The default version of each mod
 
 # Datasets
 DATASET_BYTES = Gauge("vae_dataset_bytes", "Bytes the stored datasets take on disk")
+
+# Training jobs
+JOBS = Gauge("vae_jobs", "Training jobs by state", ["state"])
+TRAINING_PROGRESS = Gauge(
+    "vae_training_progress_ratio", "Share of training steps done, by model being trained", ["model"]
+)
