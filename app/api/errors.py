@@ -14,7 +14,7 @@ from starlette.responses import Response
 from app.api.responses import json_response
 from app.serving.batcher import DeadlineExceeded, QueueFull
 from app.serving.imaging import ImageError
-from app.serving.registry import ModelNotFound
+from app.serving.registry import ModelNotFound, ModelUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ModelNotFound)
     async def _not_found(_: Request, exc: ModelNotFound) -> Response:
         return error_response(404, "model_not_found", str(exc))
+
+    @app.exception_handler(ModelUnavailable)
+    async def _unavailable(_: Request, exc: ModelUnavailable) -> Response:
+        return error_response(503, "model_unavailable", str(exc), headers={"Retry-After": "5"})
 
     @app.exception_handler(QueueFull)
     async def _queue_full(_: Request, exc: QueueFull) -> Response:

@@ -25,6 +25,10 @@ class ModelNotFound(LookupError):
     """No such model or version (404)."""
 
 
+class ModelUnavailable(RuntimeError):
+    """The version exists but cannot be loaded (503)."""
+
+
 @dataclass
 class LoadedModel:
     """One version in memory: its manifest, its two graphs and the runners in front of them."""
@@ -241,7 +245,12 @@ class ModelRegistry:
             return self._loaded[key]
         if version not in await asyncio.to_thread(self.repository.versions, name):
             raise ModelNotFound(f"model {name!r} has no version {version}")
+        if key in self._failed:
+            raise ModelUnavailable(f"{name}:{version} failed to load: {self._failed[key]}")
         async with self._lock:
             with contextlib.suppress(KeyError):
                 return self._loaded[key]
-            return await self._load(name, version)
+            try:
+                return await self._load(name, version)
+            except Exception as error:
+                raise ModelUnavailable(f"{name}:{version} failed to load: {error}") from None
