@@ -43,21 +43,33 @@ def serve(
 @app.command()
 def worker(
     burst: Annotated[bool, typer.Option(help="exit once the queue is empty")] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="VAE_WORKER_METRICS_PORT", help="serve Prometheus metrics on this port"
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(envvar="VAE_WORKER_METRICS_HOST", help="address the metrics bind")
+    ] = "127.0.0.1",
 ) -> None:
     """Run an RQ worker that trains the jobs queued through POST /jobs (needs VAE_REDIS_URL)."""
     import logging
 
-    from rq import Worker
-
     from app.config import get_settings
     from app.jobs.rq_backend import QUEUE_NAME, connect
+    from app.jobs.worker_metrics import MetricsWorker, serve_metrics
 
     settings = get_settings()
     if not settings.redis_url:
         raise typer.BadParameter("set VAE_REDIS_URL: the worker takes its jobs from Redis")
     logging.basicConfig(level=logging.INFO)
     connection = connect(settings.redis_url, socket_timeout=None)
-    Worker([QUEUE_NAME], connection=connection).work(burst=burst, with_scheduler=False)
+    if metrics_port is not None:
+        serve_metrics(metrics_host, metrics_port)
+    MetricsWorker(
+        [QUEUE_NAME], connection=connection, progress_connection=connect(settings.redis_url, 5.0)
+    ).work(burst=burst, with_scheduler=False)
 
 
 def _train_config(config: str | None, overrides: dict[str, Any]) -> Any:

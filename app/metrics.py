@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -55,3 +55,28 @@ JOBS = Gauge("vae_jobs", "Training jobs by state", ["state"])
 TRAINING_PROGRESS = Gauge(
     "vae_training_progress_ratio", "Share of training steps done, by model being trained", ["model"]
 )
+
+# The training worker (`vae worker --metrics-port`). RQ trains in a forked work-horse that exits
+# with its job, so the worker's parent process reports these (app/jobs/worker_metrics.py), from a
+# registry of their own: a worker exposes its jobs, never the API's metrics at zero.
+WORKER_REGISTRY = CollectorRegistry()
+ProcessCollector(registry=WORKER_REGISTRY)
+WORKER_BUSY = Gauge(
+    "vae_worker_busy", "1 while this worker trains a job, else 0", registry=WORKER_REGISTRY
+)
+WORKER_JOBS = Counter(
+    "vae_worker_jobs_total", "Training jobs this worker finished, by outcome", ["status"],
+    registry=WORKER_REGISTRY,
+)  # fmt: skip
+WORKER_TRAINING_PROGRESS = Gauge(
+    "vae_training_progress_ratio", "Share of training steps done, by model being trained", ["model"],
+    registry=WORKER_REGISTRY,
+)  # fmt: skip
+WORKER_TRAINING_THROUGHPUT = Gauge(
+    "vae_training_samples_per_second", "Training throughput, by model being trained", ["model"],
+    registry=WORKER_REGISTRY,
+)  # fmt: skip
+WORKER_TRAINING_LOSS = Gauge(
+    "vae_training_loss_nats", "Training loss (negative ELBO, KL weighted) per image, by model being trained",
+    ["model"], registry=WORKER_REGISTRY,
+)  # fmt: skip
