@@ -15,6 +15,7 @@ from app.api.payloads import (
     check_label,
     endpoint_payload,
     image_batch,
+    label_column,
     latent_batch,
     npy_images,
     render_images,
@@ -80,19 +81,24 @@ async def encode(request: Request, state: StateDep) -> Response:
     _content_type_ok(request)
     settings = state.settings
     body = await read_body(request, settings.max_body_bytes)
+    bottom = False
     if is_npy(request):
         model = await state.registry.resolve(request.query_params.get("model"))
+        label = check_label(_query_label(request), model.manifest)
         images = npy_images(load_npy(body, settings.max_body_bytes), model.manifest)
         samples, seed = 0, None
     else:
         payload = EncodeRequest.model_validate_json(body or b"{}")
         check_count(len(payload.images or payload.arrays or []), settings.max_items, "image")
         model = await state.registry.resolve(payload.model)
-        check_label(payload.label, model.manifest)
+        label = check_label(payload.label, model.manifest)
         images = image_batch(payload.images, payload.arrays, model.manifest)
-        samples, seed = payload.samples, payload.seed
+        samples, seed, bottom = payload.samples, payload.seed, payload.layers == "all"
     check_count(len(images), settings.max_items, "image")
-    encoded = await state.inference.encode(model, images, deadline_for(settings))
+    labels = label_column(label, len(images))
+    if bottom and model.manifest.noise_dim:
+        return await _encode_all_layers(state, model, images, labels)
+    encoded = await state.inference.encode(model, images, deadline_for(settings), labels)
     sigma = encoded.sigma
     if wants_npy(request):
         return npy_response(np.stack([encoded.mu, sigma], axis=1), _version_headers(model))
@@ -115,6 +121,35 @@ async def encode(request: Request, state: StateDep) -> Response:
     return json_response({"model": model.name, "version": model.version, "latents": latents})
 
 
+def _query_label(request: Request) -> int | None:
+    text = request.query_params.get("label")
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ApiError(422, f"label must be an integer, got {text!r}", "invalid_label") from None
+
+
+async def _encode_all_layers(
+    state: StateDep, model: LoadedModel, images: np.ndarray, labels: np.ndarray | None
+) -> Response:
+    """Both stochastic layers of a hierarchical model: the top (mu, sigma) and the lower one
+    given the top's mean (mu_bottom, sigma_bottom). Not cached."""
+    out = await state.inference.encode_layers(model, images, deadline_for(state.settings), labels)
+    latents = [
+        {
+            "mu": out["mu"][i],
+            "sigma": np.exp(0.5 * out["logvar"][i]),
+            "mu_bottom": out["mu_bottom"][i],
+            "sigma_bottom": np.exp(0.5 * out["logvar_bottom"][i]),
+            "cached": False,
+        }
+        for i in range(len(images))
+    ]
+    return json_response({"model": model.name, "version": model.version, "latents": latents})
+
+
 def _version_headers(model: LoadedModel) -> dict[str, str]:
     return {"X-Model": model.name, "X-Model-Version": str(model.version)}
 
@@ -132,19 +167,22 @@ async def decode(request: Request, state: StateDep) -> Response:
     body = await read_body(request, settings.max_body_bytes)
     if is_npy(request):
         model = await state.registry.resolve(request.query_params.get("model"))
+        label = check_label(_query_label(request), model.manifest)
         z = latent_batch(load_npy(body, settings.max_body_bytes), model.manifest)
         fmt = request.query_params.get("format", "npy" if wants_npy(request) else "png")
     else:
         payload = DecodeRequest.model_validate_json(body or b"{}")
         check_count(len(payload.latents), settings.max_items, "latent")
         model = await state.registry.resolve(payload.model)
-        check_label(payload.label, model.manifest)
+        label = check_label(payload.label, model.manifest)
         z = latent_batch(payload.latents, model.manifest)
         fmt = "npy" if wants_npy(request) and payload.format == "png" else payload.format
     check_count(len(z), settings.max_items, "latent")
     if fmt not in {"png", "array", "npy"}:
         raise ApiError(422, "format must be png, array or npy", "invalid_request")
-    images = await state.inference.decode(model, z, deadline_for(settings))
+    images = await state.inference.decode(
+        model, z, deadline_for(settings), label_column(label, len(z))
+    )
     if fmt == "npy":
         return npy_response(images, _version_headers(model))
     return json_response(
@@ -157,9 +195,14 @@ async def sample(payload: SampleRequest, state: StateDep) -> Response:
     """`n` draws from the prior N(0, temperature^2 I), decoded. The same `seed` gives the same images."""
     check_count(payload.n, state.settings.max_items, "sample")
     model = await state.registry.resolve(payload.model)
-    check_label(payload.label, model.manifest)
+    label = check_label(payload.label, model.manifest)
     z, images, seed = await state.inference.sample(
-        model, payload.n, payload.temperature, payload.seed, deadline_for(state.settings)
+        model,
+        payload.n,
+        payload.temperature,
+        payload.seed,
+        deadline_for(state.settings),
+        label_column(label, payload.n),
     )
     return json_response(
         {
@@ -172,7 +215,9 @@ async def sample(payload: SampleRequest, state: StateDep) -> Response:
     )
 
 
-async def _endpoint_latent(state: StateDep, model: LoadedModel, endpoint: Endpoint) -> np.ndarray:
+async def _endpoint_latent(
+    state: StateDep, model: LoadedModel, endpoint: Endpoint, label: int | None
+) -> np.ndarray:
     kind, value = endpoint_payload(endpoint)
     if kind == "latent":
         return latent_batch([value], model.manifest)[0]
@@ -180,7 +225,9 @@ async def _endpoint_latent(state: StateDep, model: LoadedModel, endpoint: Endpoi
         image = decode_image(decode_base64(value), model.manifest.image.shape)
     else:
         image = image_batch(None, [value], model.manifest)[0]
-    encoded = await state.inference.encode(model, image[None], deadline_for(state.settings))
+    encoded = await state.inference.encode(
+        model, image[None], deadline_for(state.settings), label_column(label, 1)
+    )
     return encoded.mu[0]
 
 
@@ -193,11 +240,11 @@ async def interpolate(payload: InterpolateRequest, state: StateDep) -> Response:
             413, f"at most {state.settings.max_steps} steps, got {payload.steps}", "too_many"
         )
     model = await state.registry.resolve(payload.model)
-    check_label(payload.label, model.manifest)
-    start = await _endpoint_latent(state, model, payload.start)
-    end = await _endpoint_latent(state, model, payload.end)
+    label = check_label(payload.label, model.manifest)
+    start = await _endpoint_latent(state, model, payload.start, label)
+    end = await _endpoint_latent(state, model, payload.end, label)
     path, images = await state.inference.interpolate(
-        model, start, end, payload.steps, payload.method, deadline_for(state.settings)
+        model, start, end, payload.steps, payload.method, deadline_for(state.settings), label
     )
     return json_response(
         {"model": model.name, "version": model.version, "latents": path, "method": payload.method,

@@ -99,12 +99,30 @@ def latent_batch(latents: Any, manifest: Manifest) -> FloatArray:
     return z
 
 
-def check_label(label: int | None, manifest: Manifest) -> None:
-    """A label only for a conditional model, and then one of its classes."""
-    if label is not None and not manifest.kind.startswith("c"):
+def check_label(label: int | None, manifest: Manifest) -> int | None:
+    """The graph's class index for `label`: required by a conditional model (one of its
+    labels), refused by any other."""
+    if not manifest.conditional:
+        if label is not None:
+            raise ApiError(
+                422, f"model {manifest.name} is not conditional: leave out 'label'", "invalid_label"
+            )
+        return None
+    if label is None:
         raise ApiError(
-            422, f"model {manifest.name} is not conditional: leave out 'label'", "invalid_label"
+            422,
+            f"model {manifest.name} is conditional: give 'label', one of {manifest.label_values}",
+            "invalid_label",
         )
+    try:
+        return manifest.label_index(label)
+    except ValueError as error:
+        raise ApiError(422, str(error), "invalid_label") from None
+
+
+def label_column(index: int | None, rows: int) -> np.ndarray | None:
+    """The class index repeated for every row (None for an unconditional model)."""
+    return None if index is None else np.full(rows, index, dtype=np.int64)
 
 
 def render_images(images: FloatArray, fmt: str) -> dict[str, Any]:

@@ -26,7 +26,10 @@ class EncodeRequest(_Request):
     )
     samples: int = Field(0, ge=0, le=64, description="draws of z ~ q(z|x) to return per image")
     seed: int | None = Field(None, description="seed for the z draws")
-    label: int | None = None
+    label: int | None = Field(None, description="the class, for a conditional model")
+    layers: Literal["top", "all"] = Field(
+        "top", description="a hierarchical model's lower layer too, with 'all'"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> EncodeRequest:

@@ -58,14 +58,19 @@ class LocalJobBackend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._context = multiprocessing.get_context("spawn")
-        self._events = self._context.Queue()
+        self._events: Any = None  # made with the first job: a server that trains nothing needs none
+        self._watcher: threading.Thread | None = None
         self._cancel_events: dict[str, Any] = {}
         self._jobs: dict[str, _LocalJob] = {}
         self._waiting: deque[str] = deque()
         self._lock = threading.Lock()
         self._closed = threading.Event()
-        self._watcher = threading.Thread(target=self._watch, name="local-jobs", daemon=True)
-        self._watcher.start()
+
+    def _ensure_started(self) -> None:
+        if self._watcher is None:
+            self._events = self._context.Queue()
+            self._watcher = threading.Thread(target=self._watch, name="local-jobs", daemon=True)
+            self._watcher.start()
 
     def submit(self, request: JobRequest) -> JobInfo:
         job_id = uuid.uuid4().hex
@@ -78,6 +83,7 @@ class LocalJobBackend:
             created_at=now_iso(),
         )
         with self._lock:
+            self._ensure_started()
             self._jobs[job_id] = _LocalJob(info, task_spec(request, self.settings))
             self._waiting.append(job_id)
             self._start_waiting()
@@ -114,7 +120,10 @@ class LocalJobBackend:
             for job in self._jobs.values():
                 if job.process is not None and job.process.is_alive():
                     job.process.terminate()
-        self._watcher.join(timeout=5)
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+            self._events.close()
+            self._events.join_thread()
 
     # ---- inside the lock ------------------------------------------------------------------
     def _running(self) -> int:

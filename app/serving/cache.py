@@ -83,10 +83,13 @@ class MemoryBackend:
         self._entries.clear()
 
 
-def pixel_digest(image: FloatArray) -> str:
-    """A short hash of one image's canonical float32 pixels and shape."""
+def pixel_digest(image: FloatArray, label: int | None = None) -> str:
+    """A short hash of one image's canonical float32 pixels and shape (and its label, for a
+    conditional model, whose posterior depends on it)."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(str(image.shape).encode())
+    if label is not None:
+        digest.update(f"label={label}".encode())
     digest.update(np.ascontiguousarray(image, dtype=np.float32).tobytes())
     return digest.hexdigest()
 

@@ -44,15 +44,23 @@ class InferenceService:
         self._in_flight: dict[str, asyncio.Future[tuple[FloatArray, FloatArray]]] = {}
 
     async def encode(
-        self, model: LoadedModel, images: FloatArray, deadline: float | None
+        self,
+        model: LoadedModel,
+        images: FloatArray,
+        deadline: float | None,
+        labels: np.ndarray | None = None,
     ) -> Encoded:
-        """(mu, logvar) for images [N,C,H,W]: cache first, then the encoder for the misses.
+        """(mu, logvar) for images [N,C,H,W] (with class indices for a conditional model):
+        cache first, then the encoder for the misses.
 
         Identical images requested at the same moment are encoded once.
         """
         images = canonical_pixels(images)
         dim = model.manifest.latent_dim
-        keys = [LatentCache.key(model.name, model.version, pixel_digest(img)) for img in images]
+        keys = [
+            LatentCache.key(model.name, model.version, pixel_digest(img, _label(labels, i)))
+            for i, img in enumerate(images)
+        ]
         found = await self.cache.lookup(keys, dim)
         mu = np.empty((len(images), dim), dtype=np.float32)
         logvar = np.empty((len(images), dim), dtype=np.float32)
@@ -67,7 +75,8 @@ class InferenceService:
             elif key not in todo:
                 todo[key] = index
         if todo:
-            await self._encode_misses(model, images, keys, todo, mu, logvar, deadline)
+            packed = model.encoder.pack(images, labels)
+            await self._encode_misses(model, packed, keys, todo, mu, logvar, deadline)
         for index, key in enumerate(keys):
             if not cached[index] and index not in waits and key in todo and todo[key] != index:
                 mu[index], logvar[index] = mu[todo[key]], logvar[todo[key]]
@@ -103,9 +112,32 @@ class InferenceService:
             for key in todo:
                 self._in_flight.pop(key, None)
 
-    async def decode(self, model: LoadedModel, z: FloatArray, deadline: float | None) -> FloatArray:
-        """x_mean [N,C,H,W] in [0,1] for latents [N,D]."""
-        out = await model.decode_runner.submit(np.ascontiguousarray(z, dtype=np.float32), deadline)
+    async def encode_layers(
+        self,
+        model: LoadedModel,
+        images: FloatArray,
+        deadline: float | None,
+        labels: np.ndarray | None = None,
+    ) -> dict[str, FloatArray]:
+        """Every encoder output (a ladder VAE's lower layer too), straight from the graph."""
+        packed = model.encoder.pack(canonical_pixels(images), labels)
+        return await model.encode_runner.submit(packed, deadline)
+
+    async def decode(
+        self,
+        model: LoadedModel,
+        z: FloatArray,
+        deadline: float | None,
+        labels: np.ndarray | None = None,
+        noise: FloatArray | None = None,
+    ) -> FloatArray:
+        """x_mean [N,C,H,W] in [0,1] for latents [N,D]. A model with lower stochastic layers
+        takes `noise` for them (zeros, the layers' means, when None)."""
+        extra = model.manifest.noise_dim
+        if extra:
+            fill = np.zeros((len(z), extra), np.float32) if noise is None else noise
+            z = np.concatenate([z, fill], axis=1)
+        out = await model.decode_runner.submit(model.decoder.pack(z, labels), deadline)
         return out["x_mean"]
 
     async def sample(
@@ -115,10 +147,15 @@ class InferenceService:
         temperature: float,
         seed: int | None,
         deadline: float | None,
+        labels: np.ndarray | None = None,
     ) -> tuple[FloatArray, FloatArray, int]:
-        """n prior draws (scaled by temperature), their images, and the seed used."""
-        z, used_seed = sample_prior(n, model.manifest.latent_dim, temperature, seed)
-        return z, await self.decode(model, z, deadline), used_seed
+        """n prior draws (scaled by temperature), their images, and the seed used. Lower
+        stochastic layers are drawn too (ancestral sampling); the latents returned are the top's."""
+        dim = model.manifest.latent_dim
+        drawn, used_seed = sample_prior(n, dim + model.manifest.noise_dim, temperature, seed)
+        z, noise = np.ascontiguousarray(drawn[:, :dim]), np.ascontiguousarray(drawn[:, dim:])
+        images = await self.decode(model, z, deadline, labels, noise if noise.size else None)
+        return z, images, used_seed
 
     async def interpolate(
         self,
@@ -128,10 +165,13 @@ class InferenceService:
         steps: int,
         method: Method,
         deadline: float | None,
+        label: int | None = None,
     ) -> tuple[FloatArray, FloatArray]:
-        """The latent path from start to end and its decoded images."""
+        """The latent path from start to end and its decoded images (all of class index
+        `label` for a conditional model)."""
         path = interpolate(start, end, steps, method)
-        return path, await self.decode(model, path, deadline)
+        labels = None if label is None else np.full(len(path), label)
+        return path, await self.decode(model, path, deadline, labels)
 
 
 def _fail(future: asyncio.Future[tuple[FloatArray, FloatArray]], error: BaseException) -> None:
@@ -143,3 +183,7 @@ def _fail(future: asyncio.Future[tuple[FloatArray, FloatArray]], error: BaseExce
         future.exception()  # marks it retrieved: there may be no waiter at all
     else:
         future.cancel()
+
+
+def _label(labels: np.ndarray | None, index: int) -> int | None:
+    return None if labels is None else int(labels[index])

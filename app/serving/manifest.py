@@ -54,13 +54,30 @@ class Manifest(BaseModel):
 
     name: str
     version: int
-    kind: Literal["vae"] = "vae"
+    kind: Literal["vae", "cvae", "hvae"] = "vae"
     latent_dim: int
     image: ImageSpec
     likelihood: Literal["bernoulli", "gaussian"]
-    classes: list[str] = Field(default_factory=list)
+    classes: list[str] = Field(
+        default_factory=list, description="a conditional model's class names"
+    )
+    label_values: list[int] = Field(
+        default_factory=list, description="the `label` each class answers to, in graph order"
+    )
+    noise_dim: int = Field(0, description="extra decoder inputs the API fills with noise (hvae)")
     training: TrainingInfo | None = None
     metrics: Metrics | None = None
     files: dict[str, str] = Field(default_factory=dict)
     parity: dict[str, float] = Field(default_factory=dict)
     created_at: str
+
+    @property
+    def conditional(self) -> bool:
+        """True when the graphs also take a label `y`."""
+        return self.kind == "cvae"
+
+    def label_index(self, label: int) -> int:
+        """The graph's class index for a dataset label; ValueError names the valid ones."""
+        if label not in self.label_values:
+            raise ValueError(f"label must be one of {self.label_values}, got {label}")
+        return self.label_values.index(label)

@@ -9,14 +9,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from app import metrics
 from app.config import Settings
 from app.serving.batcher import BatcherLabels, DirectRunner, MicroBatcher, Runner
 from app.serving.manifest import Manifest
+from app.serving.packing import PackedGraph
 from app.serving.repository import ModelRepository, RepositoryError, check_name
-from app.serving.runtime import GraphSession, load_graph
+from app.serving.runtime import load_graph
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +34,8 @@ class LoadedModel:
 
     manifest: Manifest
     directory: Path
-    encoder: GraphSession
-    decoder: GraphSession
+    encoder: PackedGraph
+    decoder: PackedGraph
     encode_runner: Runner
     decode_runner: Runner
 
@@ -53,7 +52,7 @@ class LoadedModel:
     @property
     def provider(self) -> str:
         """The execution provider actually running the graphs."""
-        return self.encoder.provider
+        return self.encoder.graph.provider
 
     def start(self) -> None:
         """Starts the batching loops."""
@@ -137,7 +136,7 @@ class ModelRegistry:
         return self._failed.get((name, version))
 
     # ---- loading -------------------------------------------------------------------------
-    def _make_runner(self, graph: GraphSession, name: str, which: str) -> Runner:
+    def _make_runner(self, graph: PackedGraph, name: str, which: str) -> Runner:
         labels = BatcherLabels(model=name, graph=which)
         s = self.settings
         if not s.batching:
@@ -154,12 +153,21 @@ class ModelRegistry:
     def _load_blocking(self, name: str, version: int) -> LoadedModel:
         manifest = self.repository.manifest(name, version)
         directory = self.repository.version_dir(name, version)
-        encoder = load_graph(directory / "encoder.onnx", self.settings.threads)
-        decoder = load_graph(directory / "decoder.onnx", self.settings.threads)
+        conditional = manifest.conditional
+        encoder = PackedGraph(
+            load_graph(directory / "encoder.onnx", self.settings.threads),
+            manifest.image.shape,
+            conditional,
+        )
+        decoder = PackedGraph(
+            load_graph(directory / "decoder.onnx", self.settings.threads),
+            (manifest.latent_dim + manifest.noise_dim,),
+            conditional,
+        )
         # Warm-up: the first run of a session allocates its buffers; do it before traffic does.
         for rows in sorted({1, self.settings.max_batch_size}):
-            encoder.run(np.zeros((rows, *manifest.image.shape), dtype=np.float32))
-            decoder.run(np.zeros((rows, manifest.latent_dim), dtype=np.float32))
+            encoder.warm(rows)
+            decoder.warm(rows)
         return LoadedModel(
             manifest,
             directory,

@@ -40,9 +40,25 @@ class GraphSession:
         """The first provider the session actually got (CUDA falls back to CPU silently)."""
         return str(self.session.get_providers()[0])
 
+    @property
+    def input_names(self) -> list[str]:
+        """Every input the graph takes (a conditional model's second one is the label `y`)."""
+        return [i.name for i in self.session.get_inputs()]
+
+    @property
+    def input_width(self) -> int | None:
+        """The fixed second dimension of the first input, when the graph declares one."""
+        shape = self.session.get_inputs()[0].shape
+        return shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
+
     def run(self, inputs: NDArray[np.float32]) -> dict[str, NDArray[np.float32]]:
         """Runs the graph on one batch and names its outputs."""
         outputs = self.session.run(self.output_names, {self.input_name: inputs})
+        return dict(zip(self.output_names, outputs, strict=True))
+
+    def run_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, NDArray[np.float32]]:
+        """Runs the graph with every input named."""
+        outputs = self.session.run(self.output_names, feeds)
         return dict(zip(self.output_names, outputs, strict=True))
 
 

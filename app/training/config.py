@@ -19,9 +19,12 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["vae"] = "vae"
+    kind: Literal["vae", "cvae", "hvae"] = Field(
+        "vae", description="vae; cvae (conditioned on labels); hvae (two stochastic layers, ladder)"
+    )
     arch: Architecture = "mlp"
-    latent_dim: int = Field(32, ge=1, le=512)
+    latent_dim: int = Field(32, ge=1, le=512, description="z (for hvae: the top layer)")
+    bottom_latent_dim: int = Field(32, ge=1, le=512, description="hvae: the lower layer z1")
     hidden: list[int] = Field(default_factory=lambda: [512, 512], min_length=1, max_length=6)
     activation: Activation = "elu"
     conv_channels: list[int] = Field(default_factory=lambda: [32, 64], min_length=1, max_length=4)

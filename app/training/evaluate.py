@@ -39,23 +39,51 @@ class OnnxVAE:
             likelihood,
         )
 
-    def encode(self, x: FloatArray, batch: int = 1024) -> tuple[FloatArray, FloatArray]:
-        """x [N,C,H,W] -> (mu, logvar) [N,D], in batches."""
-        parts = [self.encoder.run(x[i : i + batch]) for i in range(0, len(x), batch)]
+    @staticmethod
+    def _run(graph: GraphSession, first: np.ndarray, y: np.ndarray | None) -> dict[str, FloatArray]:
+        feeds = {graph.input_name: first}
+        if y is not None:
+            feeds["y"] = y.astype(np.int64)
+        return graph.run_feeds(feeds)
+
+    def with_noise(self, z: FloatArray) -> FloatArray:
+        """Pads latents with zeros for a decoder that also takes noise (a ladder VAE's eps1:
+        zero noise decodes the mean of the lower layer)."""
+        width = self.decoder.input_width
+        if width is None or z.shape[1] >= width:
+            return z
+        return np.concatenate([z, np.zeros((len(z), width - z.shape[1]), np.float32)], axis=1)
+
+    def encode(
+        self, x: FloatArray, y: np.ndarray | None = None, batch: int = 1024
+    ) -> tuple[FloatArray, FloatArray]:
+        """x [N,C,H,W] (+ class indices) -> (mu, logvar) [N,D], in batches."""
+        parts = [
+            self._run(self.encoder, x[i : i + batch], None if y is None else y[i : i + batch])
+            for i in range(0, len(x), batch)
+        ]
         return (
             np.concatenate([p["mu"] for p in parts]),
             np.concatenate([p["logvar"] for p in parts]),
         )
 
-    def decode(self, z: FloatArray, batch: int = 4096) -> FloatArray:
-        """z [N,D] -> x_mean [N,C,H,W]."""
+    def decode(self, z: FloatArray, y: np.ndarray | None = None, batch: int = 4096) -> FloatArray:
+        """z [N,D] (+ class indices) -> x_mean [N,C,H,W]."""
+        z = self.with_noise(z)
         return np.concatenate(
-            [self.decoder.run(z[i : i + batch])["x_mean"] for i in range(0, len(z), batch)]
+            [
+                self._run(self.decoder, z[i : i + batch], None if y is None else y[i : i + batch])[
+                    "x_mean"
+                ]
+                for i in range(0, len(z), batch)
+            ]
         )
 
-    def log_px_given_z(self, x: FloatArray, z: FloatArray) -> NDArray[np.float64]:
+    def log_px_given_z(
+        self, x: FloatArray, z: FloatArray, y: np.ndarray | None = None
+    ) -> NDArray[np.float64]:
         """log p(x|z) for rows of z, each paired with the row of x at the same index."""
-        out = self.decoder.run(z)
+        out = self._run(self.decoder, self.with_noise(z), y)
         flat_x = x.reshape(len(x), -1)
         if self.likelihood == "bernoulli":
             logits = out["logits"].reshape(len(z), -1)
@@ -90,10 +118,10 @@ def diagonal_log_prob(
 
 
 def iwae_log_likelihood(
-    model: OnnxVAE, x: FloatArray, k: int, rng: np.random.Generator
+    model: OnnxVAE, x: FloatArray, k: int, rng: np.random.Generator, y: np.ndarray | None = None
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Per image: the IWAE bound with k samples, and the ELBO estimated from the same samples."""
-    mu, logvar = (a.astype(np.float64) for a in model.encode(x))
+    mu, logvar = (a.astype(np.float64) for a in model.encode(x, y))
     images_per_call = max(1, DECODE_ROWS // k)
     iwae = np.empty(len(x))
     elbo = np.empty(len(x))
@@ -106,9 +134,10 @@ def iwae_log_likelihood(
         xs = np.broadcast_to(x[start:stop][None], (k, *x[start:stop].shape)).reshape(
             -1, *x.shape[1:]
         )
-        log_px = model.log_px_given_z(xs, z.reshape(-1, z.shape[-1]).astype(np.float32)).reshape(
-            k, -1
-        )
+        ys = None if y is None else np.tile(y[start:stop], k)
+        log_px = model.log_px_given_z(
+            xs, z.reshape(-1, z.shape[-1]).astype(np.float32), ys
+        ).reshape(k, -1)
         log_w = log_px + log_p - log_q
         top = log_w.max(axis=0)
         iwae[start:stop] = top + np.log(np.mean(np.exp(log_w - top), axis=0))
@@ -116,23 +145,30 @@ def iwae_log_likelihood(
     return iwae, elbo
 
 
-def evaluate(model: OnnxVAE, x: FloatArray, k: int, seed: int = 0) -> Evaluation:
-    """All held-out metrics for images x (already binarized for a Bernoulli model)."""
+def evaluate(
+    model: OnnxVAE, x: FloatArray, k: int, seed: int = 0, y: np.ndarray | None = None
+) -> Evaluation:
+    """All held-out metrics for images x (already binarized for a Bernoulli model), with class
+    indices y for a conditional model."""
     rng = np.random.default_rng(seed)
-    mu, logvar = (a.astype(np.float64) for a in model.encode(x))
+    mu, logvar = (a.astype(np.float64) for a in model.encode(x, y))
     kl_per_dim = 0.5 * (mu**2 + np.exp(logvar) - logvar - 1.0)
     # The reconstruction term of the ELBO, from one z ~ q(z|x) per image.
     z = (mu + np.exp(0.5 * logvar) * rng.standard_normal(mu.shape)).astype(np.float32)
-    reconstruction = -model.log_px_given_z(x, z)
-    iwae, elbo = iwae_log_likelihood(model, x, k, rng)
-    activity = mu.var(axis=0)
+    reconstruction = -model.log_px_given_z(x, z, y)
+    iwae, elbo = iwae_log_likelihood(model, x, k, rng, y)
     return Evaluation(
         elbo=float(elbo.mean()),
         iwae_nll=float(-iwae.mean()),
         k=k,
         eval_images=len(x),
-        active_units=int((activity > ACTIVE_UNIT_THRESHOLD).sum()),
+        active_units=active_units(mu),
         kl=float(kl_per_dim.sum(axis=1).mean()),
         reconstruction_nll=float(reconstruction.mean()),
         kl_per_dim=[round(float(v), 5) for v in kl_per_dim.mean(axis=0)],
     )
+
+
+def active_units(mu: NDArray[np.floating]) -> int:
+    """Dimensions whose posterior mean varies across the data: Cov_x(E_q[z]) > 0.01 (Burda et al.)."""
+    return int((np.var(mu, axis=0) > ACTIVE_UNIT_THRESHOLD).sum())

@@ -21,29 +21,25 @@ class ParityError(RuntimeError):
 
 
 class EncoderGraph(nn.Module):
-    """x [N,C,H,W] in [0,1] -> mu, logvar [N,D]."""
+    """x [N,C,H,W] in [0,1] (+ y int64 [N]) -> mu, logvar [N,D] (+ the hvae's lower layer)."""
 
     def __init__(self, vae: VAE) -> None:
         super().__init__()
         self.vae = vae
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.vae.encode(x)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        return self.vae.graph_encode(x, y)
 
 
 class DecoderGraph(nn.Module):
-    """z [N,D] -> x_mean [N,C,H,W] in [0,1] and logits (Bernoulli) or x_logscale (Gaussian)."""
+    """z [N, D + noise] (+ y) -> x_mean [N,C,H,W] in [0,1] and logits or x_logscale."""
 
     def __init__(self, vae: VAE) -> None:
         super().__init__()
         self.vae = vae
 
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        params = self.vae.decode_params(z)
-        mean = self.vae.mean(params)
-        if self.vae.likelihood == "bernoulli":
-            return mean, params
-        return mean, torch.zeros_like(mean) + self.vae.pixel_scale()
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        return self.vae.graph_decode(z, y)
 
 
 def decoder_outputs(likelihood: str) -> list[str]:
@@ -56,30 +52,35 @@ def export_graphs(vae: VAE, directory: Path) -> dict[str, Path]:
     vae.eval()
     channels, height, width = vae.image
     example_x = torch.rand(2, channels, height, width)
-    example_z = torch.randn(2, vae.config.latent_dim)
+    example_z = torch.randn(2, vae.config.latent_dim + vae.noise_dim)
+    label: tuple[torch.Tensor, ...] = (
+        (torch.zeros(2, dtype=torch.int64),) if vae.conditional else ()
+    )
+    labelled = ["y"] if vae.conditional else []
     paths = {"encoder": directory / "encoder.onnx", "decoder": directory / "decoder.onnx"}
     out_names = decoder_outputs(vae.likelihood)
+    enc_names = vae.encoder_outputs()
     with warnings.catch_warnings(), torch.no_grad():
         # The TorchScript exporter is deprecated but needs no extra packages and handles these
         # plain feed-forward graphs exactly; the parity gate below checks the result either way.
         warnings.simplefilter("ignore")
         torch.onnx.export(
             EncoderGraph(vae),
-            (example_x,),
+            (example_x, *label),
             str(paths["encoder"]),
-            input_names=["x"],
-            output_names=["mu", "logvar"],
-            dynamic_axes={"x": {0: "N"}, "mu": {0: "N"}, "logvar": {0: "N"}},
+            input_names=["x", *labelled],
+            output_names=enc_names,
+            dynamic_axes={name: {0: "N"} for name in ["x", *labelled, *enc_names]},
             opset_version=OPSET,
             dynamo=False,
         )
         torch.onnx.export(
             DecoderGraph(vae),
-            (example_z,),
+            (example_z, *label),
             str(paths["decoder"]),
-            input_names=["z"],
+            input_names=["z", *labelled],
             output_names=out_names,
-            dynamic_axes={"z": {0: "N"}, **{name: {0: "N"} for name in out_names}},
+            dynamic_axes={name: {0: "N"} for name in ["z", *labelled, *out_names]},
             opset_version=OPSET,
             dynamo=False,
         )
@@ -99,16 +100,16 @@ def check_parity(vae: VAE, directory: Path, probe: np.ndarray, seed: int = 0) ->
         str(directory / "decoder.onnx"), options, ["CPUExecutionProvider"]
     )
     x = probe.astype(np.float32)
-    z = (
-        np.random.default_rng(seed)
-        .standard_normal((len(x), vae.config.latent_dim))
-        .astype(np.float32)
-    )
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((len(x), vae.config.latent_dim + vae.noise_dim)).astype(np.float32)
+    y = rng.integers(0, max(1, vae.num_classes), len(x)).astype(np.int64)
+    extra = {"y": y} if vae.conditional else {}
+    torch_y = torch.from_numpy(y) if vae.conditional else None
     with torch.no_grad():
-        torch_encoded = [t.numpy() for t in EncoderGraph(vae)(torch.from_numpy(x))]
-        torch_decoded = [t.numpy() for t in DecoderGraph(vae)(torch.from_numpy(z))]
-    onnx_encoded = encoder.run(None, {"x": x})
-    onnx_decoded = decoder.run(None, {"z": z})
+        torch_encoded = [t.numpy() for t in EncoderGraph(vae)(torch.from_numpy(x), torch_y)]
+        torch_decoded = [t.numpy() for t in DecoderGraph(vae)(torch.from_numpy(z), torch_y)]
+    onnx_encoded = encoder.run(None, {"x": x, **extra})
+    onnx_decoded = decoder.run(None, {"z": z, **extra})
     worst = 0.0
     for ours, theirs in zip(
         torch_encoded + torch_decoded, onnx_encoded + onnx_decoded, strict=True

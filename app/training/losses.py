@@ -29,14 +29,23 @@ def kl_divergence_sigma(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return (0.5 * (mu.pow(2) + sigma.pow(2) - torch.log(sigma.pow(2)) - 1.0)).sum(dim=-1)
 
 
-def free_bits_kl(mu: torch.Tensor, logvar: torch.Tensor, free_bits: float) -> torch.Tensor:
-    """KL with a floor of `free_bits` nats per dimension, averaged over the batch (Kingma 2016).
+def free_bits_kl(kl_dims: torch.Tensor, free_bits: float) -> torch.Tensor:
+    """KL with a floor of `free_bits` nats per dimension, for per-dimension KLs [N, D] averaged
+    over the batch (Kingma et al. 2016).
 
     Dimensions already below the floor get no gradient pushing them further towards the prior,
     which keeps the model from collapsing them early.
     """
-    per_dim = kl_per_dim(mu, logvar).mean(dim=0)
-    return torch.clamp(per_dim, min=free_bits).sum()
+    return torch.clamp(kl_dims.mean(dim=0), min=free_bits).sum()
+
+
+def kl_between_diagonal(
+    mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor
+) -> torch.Tensor:
+    """KL(N(mu_q, var_q) || N(mu_p, var_p)) for each dimension (a ladder VAE's lower layer)."""
+    return 0.5 * (
+        logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).pow(2)) * torch.exp(-logvar_p) - 1.0
+    )
 
 
 def bernoulli_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:

@@ -19,9 +19,10 @@ from app.serving.repository import ModelRepository
 from app.training.config import TrainConfig
 from app.training.data import ImageDataset, binarize, file_sha256, load_arrays
 from app.training.evaluate import OnnxVAE, evaluate
+from app.training.evaluate_torch import evaluate_torch
 from app.training.export import check_parity, export_graphs
 from app.training.report import write_report
-from app.training.trainer import ProgressCallback, train
+from app.training.trainer import ProgressCallback, class_index, train
 
 Stage = Callable[[str], None]
 
@@ -62,8 +63,17 @@ def run_training(
     torch.set_num_threads(max(1, torch.get_num_threads()))
     data = load_arrays(data_path)
     train_set, heldout = data.split(config.holdout_count(len(data)), seed=config.seed)
+    classes = None if data.labels is None else np.unique(data.labels)
     stage("training")
-    outcome = train(config, train_set, on_progress=on_progress, should_stop=should_stop)
+    outcome = train(
+        config, train_set, on_progress=on_progress, should_stop=should_stop, classes=classes
+    )
+    conditional = outcome.model.conditional
+    heldout_y = (
+        class_index(heldout.labels, classes)
+        if conditional and heldout.labels is not None and classes is not None
+        else None
+    )
 
     staging = repository.staging_dir(name)
     try:
@@ -79,7 +89,11 @@ def run_training(
         stage("evaluating")
         graphs = OnnxVAE.load(staging, config.likelihood)
         x = heldout_images(config, heldout)
-        result = evaluate(graphs, x, k=config.eval_k, seed=config.seed)
+        eval_y = None if heldout_y is None else heldout_y[: len(x)]
+        if config.kind == "hvae":
+            result = evaluate_torch(outcome.model, x, k=config.eval_k, seed=config.seed)
+        else:
+            result = evaluate(graphs, x, k=config.eval_k, seed=config.seed, y=eval_y)
         write_report(
             graphs,
             heldout.as_float(),
@@ -87,16 +101,20 @@ def run_training(
             config.latent_dim,
             staging / "report",
             config.seed,
+            heldout_y,
         )
         channels, height, width = data.shape
-        classes = [] if data.labels is None else [str(c) for c in np.unique(data.labels)]
+        class_names = [] if classes is None else [str(c) for c in classes]
         manifest = Manifest(
             name=name,
             version=0,
             latent_dim=config.latent_dim,
             image=ImageSpec(height=height, width=width, channels=channels),
             likelihood=config.likelihood,
-            classes=classes,
+            kind=config.kind,
+            classes=class_names if conditional else [],
+            label_values=[int(c) for c in classes] if conditional and classes is not None else [],
+            noise_dim=outcome.model.noise_dim,
             training=TrainingInfo(
                 dataset=dataset_name or data_path.name,
                 sha256=file_sha256(data_path),

@@ -57,21 +57,33 @@ def write_report(
     latent_dim: int,
     directory: Path,
     seed: int = 0,
+    class_ids: NDArray[np.int64] | None = None,
 ) -> list[Path]:
-    """Writes report/<figure>.png for the held-out images x; returns the paths."""
+    """Writes report/<figure>.png for the held-out images x; returns the paths.
+
+    `class_ids` (graph class indices of x) are given for a conditional model: its samples are
+    drawn one row per class."""
     directory.mkdir(parents=True, exist_ok=True)
     factor = _scale_for(max(x.shape[2], x.shape[3]))
     originals = x[:16]
-    mu, _ = model.encode(x[: min(len(x), 2000)])
-    reconstructions = model.decode(mu[:16])
+    count = min(len(x), 2000)
+    y = None if class_ids is None else class_ids[:count]
+    mu, _ = model.encode(x[:count], y)
+    reconstructions = model.decode(mu[:16], None if y is None else y[:16])
     _save(
         directory / "reconstructions.png",
         tile(np.concatenate([originals, reconstructions]), 16),
         factor,
     )
 
-    z, _ = sample_prior(64, latent_dim, 1.0, seed)
-    _save(directory / "samples.png", tile(model.decode(z), 8), factor)
+    if class_ids is None:
+        z, _ = sample_prior(64, latent_dim, 1.0, seed)
+        _save(directory / "samples.png", tile(model.decode(z), 8), factor)
+    else:
+        classes = int(class_ids.max()) + 1
+        z, _ = sample_prior(8 * classes, latent_dim, 1.0, seed)
+        rows_y = np.repeat(np.arange(classes), 8)
+        _save(directory / "samples.png", tile(model.decode(z, rows_y), 8), factor)
 
     rows = []
     for row in range(4):
@@ -80,7 +92,10 @@ def write_report(
             # Prefer pairs of different classes: the strip then shows one digit becoming another.
             others = np.flatnonzero(labels[: len(mu)] != labels[first])
             second = int(others[row % len(others)]) if len(others) else second
-        rows.append(model.decode(interpolate(mu[first], mu[second % len(mu)], 10, "slerp")))
+        path = interpolate(mu[first], mu[second % len(mu)], 10, "slerp")
+        # A conditional model draws the whole strip as the first image's class.
+        strip_y = None if y is None else np.full(len(path), y[first])
+        rows.append(model.decode(path, strip_y))
     _save(directory / "interpolation.png", tile(np.concatenate(rows), 10), factor)
 
     map_labels = None if labels is None else labels[: len(mu)]

@@ -13,7 +13,7 @@ import torch
 
 from app.training.config import TrainConfig
 from app.training.data import ImageDataset
-from app.training.losses import free_bits_kl, kl_divergence, kl_weight
+from app.training.losses import free_bits_kl, kl_weight
 from app.training.modules import VAE, build_model
 
 
@@ -59,17 +59,35 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def class_index(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Dataset label values -> indices 0..K-1 into `classes` (the sorted distinct values)."""
+    return np.searchsorted(classes, labels).astype(np.int64)
+
+
 def train(
     config: TrainConfig,
     data: ImageDataset,
     on_progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
     report_every: int = 20,
+    classes: np.ndarray | None = None,
 ) -> TrainOutcome:
-    """Trains a VAE on `data` (the training split) as `config` says."""
+    """Trains a model of the VAE family on `data` (the training split) as `config` says.
+
+    A conditional model takes its labels as indices into `classes`."""
     generator = seed_everything(config.seed)
-    model = build_model(config, data.shape)
+    conditional = config.kind == "cvae"
+    if conditional and (data.labels is None or classes is None):
+        raise ValueError("a conditional VAE needs a labelled dataset")
+    model = build_model(
+        config, data.shape, len(classes) if conditional and classes is not None else 0
+    )
     images = torch.from_numpy(data.as_float())
+    labels = (
+        torch.from_numpy(class_index(data.labels, classes))
+        if conditional and data.labels is not None and classes is not None
+        else None
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     steps_per_epoch = max(1, math.ceil(len(images) / config.batch_size))
     total_steps = steps_per_epoch * config.epochs
@@ -89,18 +107,15 @@ def train(
         for batch_index in range(steps_per_epoch):
             if should_stop is not None and should_stop():
                 raise TrainingCancelled("training was cancelled")
-            batch = images[
-                order[batch_index * config.batch_size : (batch_index + 1) * config.batch_size]
-            ]
+            rows = order[batch_index * config.batch_size : (batch_index + 1) * config.batch_size]
+            batch = images[rows]
             if config.binarize == "dynamic":
                 batch = torch.bernoulli(batch, generator=generator)
             weight = kl_weight(step / steps_per_epoch, config.kl_warmup_epochs, config.beta)
-            log_px_z, mu, logvar, _ = model(batch)
+            log_px_z, kl_dims = model.objective(batch, None if labels is None else labels[rows])
             reconstruction = -log_px_z.mean()
-            kl_value = kl_divergence(mu, logvar).mean()
-            kl_term = (
-                free_bits_kl(mu, logvar, config.free_bits) if config.free_bits > 0 else kl_value
-            )
+            kl_value = kl_dims.sum(dim=1).mean()
+            kl_term = free_bits_kl(kl_dims, config.free_bits) if config.free_bits > 0 else kl_value
             loss = reconstruction + weight * kl_term
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -14,6 +14,7 @@ from app.training.losses import (
     iwae_bound,
     kl_divergence,
     kl_divergence_sigma,
+    kl_per_dim,
     kl_weight,
     negative_elbo,
 )
@@ -58,11 +59,11 @@ def test_bernoulli_log_prob_matches_the_formula() -> None:
 
 
 def test_free_bits_floor_the_kl_per_dimension() -> None:
-    mu = torch.zeros(4, 2)
     logvar = torch.zeros(4, 2)
-    assert free_bits_kl(mu, logvar, 0.25).item() == pytest.approx(0.5)
-    mu = torch.full((4, 2), 2.0)
-    assert free_bits_kl(mu, logvar, 0.25).item() == pytest.approx(4.0)
+    at_prior = kl_per_dim(torch.zeros(4, 2), logvar)
+    assert free_bits_kl(at_prior, 0.25).item() == pytest.approx(0.5)
+    away = kl_per_dim(torch.full((4, 2), 2.0), logvar)
+    assert free_bits_kl(away, 0.25).item() == pytest.approx(4.0)
 
 
 def test_kl_warmup_rises_linearly_to_beta() -> None:

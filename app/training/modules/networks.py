@@ -27,31 +27,47 @@ def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class MLPEncoder(nn.Module):
-    """x [N,C,H,W] -> (mu, logvar) [N,D] through fully connected layers."""
+def _with(features: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+    """Appends a conditioning vector (a one-hot label) to features, when there is one."""
+    return features if cond is None else torch.cat([features, cond], dim=1)
 
-    def __init__(self, config: TrainConfig, image: ImageShape) -> None:
+
+class MLPEncoder(nn.Module):
+    """x [N,C,H,W] (+ a condition [N,K]) -> (mu, logvar) [N,D] through fully connected layers."""
+
+    def __init__(
+        self, config: TrainConfig, image: ImageShape, latent_dim: int, condition: int = 0
+    ) -> None:
         super().__init__()
         pixels = math.prod(image)
-        self.body = _mlp([pixels, *config.hidden], config.activation)
-        self.head = nn.Linear(config.hidden[-1], 2 * config.latent_dim)
+        self.body = _mlp([pixels + condition, *config.hidden], config.activation)
+        self.head = nn.Linear(config.hidden[-1], 2 * latent_dim)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.head(self.body(x.flatten(1))).chunk(2, dim=1)
+    def features(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The last hidden layer (a ladder VAE builds its upper layer on it)."""
+        out: torch.Tensor = self.body(_with(x.flatten(1), cond))
+        return out
+
+    def forward(
+        self, x: torch.Tensor, cond: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.head(self.features(x, cond)).chunk(2, dim=1)
         return mu, logvar
 
 
 class MLPDecoder(nn.Module):
-    """z [N,D] -> pixel parameters [N,C,H,W] (logits or unconstrained means)."""
+    """z [N,D] (+ a condition [N,K]) -> pixel parameters [N,C,H,W] (logits or unconstrained means)."""
 
-    def __init__(self, config: TrainConfig, image: ImageShape) -> None:
+    def __init__(
+        self, config: TrainConfig, image: ImageShape, latent_dim: int, condition: int = 0
+    ) -> None:
         super().__init__()
         self.image = image
-        self.body = _mlp([config.latent_dim, *reversed(config.hidden)], config.activation)
+        self.body = _mlp([latent_dim + condition, *reversed(config.hidden)], config.activation)
         self.head = nn.Linear(config.hidden[0], math.prod(image))
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(z)).view(-1, *self.image)
+    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.body(_with(z, cond))).view(-1, *self.image)
 
 
 def _conv_grid(image: ImageShape, layers: int) -> tuple[int, int]:
@@ -64,7 +80,9 @@ def _conv_grid(image: ImageShape, layers: int) -> tuple[int, int]:
 class ConvEncoder(nn.Module):
     """Stride-2 convolutions, then a fully connected layer to (mu, logvar)."""
 
-    def __init__(self, config: TrainConfig, image: ImageShape) -> None:
+    def __init__(
+        self, config: TrainConfig, image: ImageShape, latent_dim: int, condition: int = 0
+    ) -> None:
         super().__init__()
         act = ACTIVATIONS[config.activation]
         layers: list[nn.Module] = []
@@ -78,29 +96,40 @@ class ConvEncoder(nn.Module):
             grid[0] * 2 ** len(config.conv_channels),
             grid[1] * 2 ** len(config.conv_channels),
         )
-        self.features = nn.Sequential(*layers)
-        self.fc = nn.Sequential(nn.Linear(channels * grid[0] * grid[1], config.conv_fc), act())
-        self.head = nn.Linear(config.conv_fc, 2 * config.latent_dim)
+        self.convs = nn.Sequential(*layers)
+        self.fc = nn.Sequential(
+            nn.Linear(channels * grid[0] * grid[1] + condition, config.conv_fc), act()
+        )
+        self.head = nn.Linear(config.conv_fc, 2 * latent_dim)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def features(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The fully connected layer's output (a ladder VAE builds its upper layer on it)."""
         pad_h, pad_w = self.pad_to[0] - x.shape[2], self.pad_to[1] - x.shape[3]
         if pad_h or pad_w:
             x = nn.functional.pad(x, (0, pad_w, 0, pad_h))
-        mu, logvar = self.head(self.fc(self.features(x).flatten(1))).chunk(2, dim=1)
+        out: torch.Tensor = self.fc(_with(self.convs(x).flatten(1), cond))
+        return out
+
+    def forward(
+        self, x: torch.Tensor, cond: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.head(self.features(x, cond)).chunk(2, dim=1)
         return mu, logvar
 
 
 class ConvDecoder(nn.Module):
     """The mirror of ConvEncoder: fully connected, then stride-2 transposed convolutions."""
 
-    def __init__(self, config: TrainConfig, image: ImageShape) -> None:
+    def __init__(
+        self, config: TrainConfig, image: ImageShape, latent_dim: int, condition: int = 0
+    ) -> None:
         super().__init__()
         act = ACTIVATIONS[config.activation]
         self.image = image
         self.grid = _conv_grid(image, len(config.conv_channels))
         channels = list(reversed(config.conv_channels))
         self.fc = nn.Sequential(
-            nn.Linear(config.latent_dim, config.conv_fc),
+            nn.Linear(latent_dim + condition, config.conv_fc),
             act(),
             nn.Linear(config.conv_fc, channels[0] * self.grid[0] * self.grid[1]),
             act(),
@@ -111,14 +140,24 @@ class ConvDecoder(nn.Module):
         self.features = nn.Sequential(*layers[:-1])  # no activation on the output
         self.channels0 = channels[0]
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.fc(z).view(-1, self.channels0, self.grid[0], self.grid[1])
+    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.fc(_with(z, cond)).view(-1, self.channels0, self.grid[0], self.grid[1])
         out = self.features(h)
         return out[:, :, : self.image[1], : self.image[2]]
 
 
-def build_networks(config: TrainConfig, image: ImageShape) -> tuple[nn.Module, nn.Module]:
-    """The encoder and decoder bodies the config asks for."""
+Encoder = MLPEncoder | ConvEncoder
+Decoder = MLPDecoder | ConvDecoder
+
+
+def build_networks(
+    config: TrainConfig, image: ImageShape, latent_dim: int | None = None, condition: int = 0
+) -> tuple[Encoder, Decoder]:
+    """The encoder and decoder bodies the config asks for; `condition` extra inputs (a one-hot
+    label) go into both."""
+    dim = latent_dim or config.latent_dim
     if config.arch == "conv":
-        return ConvEncoder(config, image), ConvDecoder(config, image)
-    return MLPEncoder(config, image), MLPDecoder(config, image)
+        return ConvEncoder(config, image, dim, condition), ConvDecoder(
+            config, image, dim, condition
+        )
+    return MLPEncoder(config, image, dim, condition), MLPDecoder(config, image, dim, condition)
