@@ -49,6 +49,9 @@ class TrainConfig(BaseModel):
         0.1, gt=0, description="held-out images: a fraction (< 1) or a count (>= 1)"
     )
     eval_k: int = Field(1000, ge=1, le=20000, description="importance samples for the IWAE bound")
+    quality: bool = Field(
+        True, description="score samples with a classifier trained on the labels (labelled data)"
+    )
     eval_images: int | None = Field(
         None, ge=1, description="held-out images the IWAE bound is computed on (all when unset)"
     )

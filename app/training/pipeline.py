@@ -21,6 +21,7 @@ from app.training.data import ImageDataset, binarize, file_sha256, load_arrays
 from app.training.evaluate import OnnxVAE, evaluate
 from app.training.evaluate_torch import evaluate_torch
 from app.training.export import check_parity, export_graphs
+from app.training.quality import frechet_distance, label_accuracy, train_classifier
 from app.training.report import write_report
 from app.training.trainer import ProgressCallback, class_index, train
 
@@ -103,6 +104,15 @@ def run_training(
             config.seed,
             heldout_y,
         )
+        extra: dict[str, object] = {}
+        if config.quality and classes is not None and len(classes) > 1:
+            stage("scoring samples")
+            extra["quality"] = score_samples(
+                graphs, config, train_set, heldout, classes, outcome.model.noise_dim
+            )
+        warning = collapse_warning(result.active_units, len(result.kl_per_dim))
+        if warning:
+            extra["posterior_collapse_warning"] = warning
         channels, height, width = data.shape
         class_names = [] if classes is None else [str(c) for c in classes]
         manifest = Manifest(
@@ -124,7 +134,7 @@ def run_training(
                 train_images=len(train_set),
                 heldout_images=len(heldout),
             ),
-            metrics=Metrics(**result.__dict__),
+            metrics=Metrics(**result.__dict__, **extra),
             parity={"max_abs_err": max_err},
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
@@ -134,3 +144,50 @@ def run_training(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return Published(name, version, repository.manifest(name, version))
+
+
+COLLAPSE_SHARE = 0.1
+
+
+def collapse_warning(active: int, dims: int) -> str | None:
+    """A warning when fewer than a tenth of the latent dimensions (and under two) carry
+    information: the posterior has collapsed onto the prior."""
+    if active < max(2, int(COLLAPSE_SHARE * dims)):
+        return (
+            f"posterior collapse: only {active} of {dims} latent dimensions are active; "
+            "try KL warm-up (kl_warmup_epochs), free_bits, a smaller beta or a weaker decoder"
+        )
+    return None
+
+
+def score_samples(
+    graphs: OnnxVAE,
+    config: TrainConfig,
+    train_set: ImageDataset,
+    heldout: ImageDataset,
+    classes: np.ndarray,
+    noise_dim: int,
+    per_class: int = 100,
+) -> dict[str, float]:
+    """Trains a classifier on the labels and scores samples with it (see app/training/quality)."""
+    assert train_set.labels is not None and heldout.labels is not None
+    limit = 20000
+    x_train, y_train = train_set.as_float()[:limit], class_index(train_set.labels[:limit], classes)
+    x_test, y_test = heldout.as_float()[:limit], class_index(heldout.labels[:limit], classes)
+    classifier = train_classifier(x_train, y_train, x_test, y_test, seed=config.seed)
+    rng = np.random.default_rng(config.seed + 2)
+    scores = {"classifier_accuracy": round(classifier.accuracy, 4)}
+    if config.kind == "cvae":
+        intended = np.repeat(np.arange(len(classes)), per_class)
+        z = rng.standard_normal((len(intended), config.latent_dim)).astype(np.float32)
+        samples = graphs.decode(z, intended)
+        scores["label_accuracy"] = round(label_accuracy(classifier, samples, intended), 4)
+    else:
+        count = min(2000, len(x_test))
+        z = rng.standard_normal((count, config.latent_dim + noise_dim)).astype(np.float32)
+        samples = graphs.decode(z)
+        distance = frechet_distance(
+            classifier.features(x_test[:count]), classifier.features(samples)
+        )
+        scores["frechet_distance"] = round(distance, 4)
+    return scores
