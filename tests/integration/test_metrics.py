@@ -286,3 +286,12 @@ def test_cache_hits_misses_and_health(scrape: Scrape) -> None:
 def test_models_loaded(scrape: Scrape) -> None:
     assert scrape.value("vae_models_loaded") == 1
     assert scrape.value("vae_model_default_version", model="mnist") >= 1
+
+
+def test_jobs_by_state_and_training_progress(scrape: Scrape) -> None:
+    assert scrape.families["vae_jobs"].type == "gauge"
+    states = {s.labels["state"]: s.value for s in scrape.samples("vae_jobs")}
+    assert set(states) >= {"queued", "running", "succeeded", "failed", "cancelled"}
+    assert all(value == 0 for value in states.values())  # this load submitted no job
+    assert scrape.families["vae_training_progress_ratio"].type == "gauge"
+    assert all(0 <= s.value <= 1 for s in scrape.samples("vae_training_progress_ratio"))
