@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
-from app.api import datasets, health, inference, jobs, models, observability
+from app.api import datasets, health, inference, jobs, models, observability, ui
 from app.api.deps import AppState
 from app.api.errors import install_error_handlers
 from app.api.schemas import DecodeRequest, EncodeRequest
@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (inference, models, datasets, jobs, health, observability):
         app.include_router(module.router)
     _document_raw_bodies(app)
+    app.include_router(ui.router)  # GET /: the latent explorer page (app/static)
     return app
 
 

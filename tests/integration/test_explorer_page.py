@@ -1,0 +1,387 @@
+"""The latent explorer page (GET /), driven in headless Chromium the way a visitor uses it, and the
+CORS settings other frontends rely on (VAE_CORS_ORIGINS).
+
+Chromium comes from Debian (packages chromium and chromium-driver) and is driven by Playwright's
+Python package through executable_path: no browser is ever downloaded. `.ci/run` installs both;
+if either is missing the test fails and says so, rather than skipping.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image, ImageStat
+
+from tests.helpers import ServiceProcess, running_service
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+FRONTEND = "http://localhost:5173"  # another frontend, allowed by VAE_CORS_ORIGINS here
+WAIT_MS = 30_000
+STATIC = Path(__file__).resolve().parents[2] / "app" / "static"
+FIGURES = ("reconstructions", "samples", "interpolation", "latent_map")
+
+
+@pytest.fixture(scope="module")
+def explorer(
+    models_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    """`vae serve` with the shipped model and one allowed CORS origin."""
+    logs = tmp_path_factory.mktemp("explorer")
+    env = {
+        "VAE_MODELS_DIR": str(models_dir),
+        "VAE_DATA_DIR": str(logs / "data"),
+        "VAE_CORS_ORIGINS": json.dumps([FRONTEND]),
+    }
+    with running_service(env, logs) as process:
+        yield process
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright (never a downloaded browser)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("playwright is not installed: pip install -e '.[dev]' (.ci/run does)")
+    if not CHROMIUM.is_file():
+        pytest.fail(
+            f"{CHROMIUM} is missing: apt-get install chromium chromium-driver (.ci/run does)"
+        )
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def png_pixels(data_url_or_b64: str) -> np.ndarray:
+    """A base64 PNG (or a data: URL of one) as a float array in [0, 1]."""
+    text = data_url_or_b64.split(",", 1)[-1]
+    with Image.open(io.BytesIO(base64.b64decode(text))) as image:
+        return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+
+
+def assert_not_blank(path: Path, min_stddev: float = 8.0) -> None:
+    """A screenshot with something on it: its pixels vary, in every colour band."""
+    with Image.open(path) as image:
+        stddev = ImageStat.Stat(image.convert("RGB")).stddev
+    assert min(stddev) > min_stddev, f"{path.name} looks blank (pixel stddev {stddev})"
+
+
+def meter_counts(page: Any) -> tuple[int, int]:
+    """(slider positions, /decode requests) as the sliders card reports them."""
+    meter = page.locator("#decode-meter").inner_text()
+    found = re.findall(r"(\d+) (?:slider positions|/decode)", meter)
+    return (int(found[0]), int(found[1])) if len(found) == 2 else (0, 0)
+
+
+class DecodeWatch:
+    """Counts the page's single-latent /decode requests (the live slider's) and how many were
+    in flight at once."""
+
+    def __init__(self) -> None:
+        self.open: set[Any] = set()
+        self.sent = 0
+        self.most_in_flight = 0
+
+    @staticmethod
+    def _is_slider_decode(request: Any) -> bool:
+        if not request.url.endswith("/decode") or request.method != "POST":
+            return False
+        return len(json.loads(request.post_data or "{}").get("latents", [])) == 1
+
+    def reset(self) -> None:
+        self.sent = 0
+        self.most_in_flight = len(self.open)
+
+    def started(self, request: Any) -> None:
+        if self._is_slider_decode(request):
+            self.open.add(request)
+            self.sent += 1
+            self.most_in_flight = max(self.most_in_flight, len(self.open))
+
+    def ended(self, request: Any) -> None:
+        self.open.discard(request)
+
+
+def draw_digit(page: Any) -> None:
+    """Draws a '2' on the pad with the mouse."""
+    pad = page.locator("#pad")
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
+    points = [(90, 90), (120, 62), (170, 62), (196, 96), (188, 138), (148, 176), (98, 216)]
+    points += [(84, 226), (204, 226)]
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=6)
+    page.mouse.up()
+
+
+def sources(page: Any, selector: str) -> list[str]:
+    return page.eval_on_selector_all(selector, "images => images.map(i => i.src)")
+
+
+def test_explorer_page_in_headless_chromium(
+    explorer: ServiceProcess, browser: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            problems.append(f"console.{message.type}: {message.text}")
+            if message.type == "error"
+            else None
+        ),
+    )
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on(
+        "response",
+        lambda reply: (
+            problems.append(f"{reply.status} from {reply.url}") if reply.status >= 400 else None
+        ),
+    )
+    watch = DecodeWatch()
+    page.on("request", watch.started)
+    page.on("requestfinished", watch.ended)
+    page.on("requestfailed", watch.ended)
+
+    # The first view: a model picked, samples, an interpolation, the report; no label picker.
+    page.goto(explorer.url + "/")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    manifest = explorer_manifest(explorer)
+    latent_dim = manifest["latent_dim"]
+    expect(page.locator("#status")).to_contain_text(f"{latent_dim}-d latent")
+    expect(page.locator("#label-picker")).to_be_hidden()
+    expect(page.locator("#samples img")).to_have_count(32)
+    expect(page.locator("#strip-lerp img")).to_have_count(10)
+    expect(page.locator("#strip-slerp img")).to_have_count(10)
+    expect(page.locator("#slider-image")).to_have_attribute("src", re.compile("^data:image/png"))
+    expect(page.locator("#sliders input[type=range]")).to_have_count(min(8, latent_dim))
+    expect(page.locator("#traversal img")).to_have_count(7 * min(8, latent_dim))
+    expect(page.locator("#metrics dd").first).to_be_visible()
+    figures = [name for name in manifest.get("files", {}) if name.removesuffix(".png") in FIGURES]
+    expect(page.locator("#figures img")).to_have_count(len(figures))
+    for image in page.locator("#figures img").all():
+        image.scroll_into_view_if_needed()
+        expect(image).to_have_js_property("complete", True)
+        assert image.evaluate("i => i.naturalWidth") > 0
+    page.screenshot(path=tmp_path / "first-view.png", full_page=True)
+
+    # Draw a digit: the model's-size input, its reconstruction and its posterior appear.
+    draw_digit(page)
+    expect(page.locator("#recon")).to_have_attribute("src", re.compile("^data:image/png"))
+    expect(page.locator("#posterior g.dim")).to_have_count(latent_dim)
+    assert page.locator("#posterior g.dim:not(.idle)").count() >= 1, "no dimension moved"
+    expect(page.locator("#posterior-summary")).to_contain_text("KL to the prior")
+    assert png_pixels(page.locator("#recon").get_attribute("src")).std() > 0.05
+    page.locator("#encode-card").screenshot(path=tmp_path / "encode.png")
+
+    # Interpolate from the drawing to a random sample, in 8 steps, and scrub along the path.
+    page.click("#a-drawing")
+    expect(page.locator("#a-caption")).to_have_text("your drawing")
+    page.click("#b-random")
+    expect(page.locator("#b-caption")).to_contain_text("sample, seed")
+    page.select_option("#steps", "8")
+    page.click("#interpolate")
+    expect(page.locator("#strip-lerp img")).to_have_count(8)
+    expect(page.locator("#strip-slerp img")).to_have_count(8)
+    page.locator("#t").focus()
+    page.keyboard.press("End")
+    expect(page.locator("#t-value")).to_contain_text("step 8 of 8")
+    assert page.locator("#big-slerp").get_attribute("src") == sources(page, "#strip-slerp img")[7]
+    lerp, slerp = sources(page, "#strip-lerp img"), sources(page, "#strip-slerp img")
+    assert lerp[3] != slerp[3], "lerp and slerp should differ in the middle of the path"
+    assert png_pixels(lerp[0]).std() > 0.05
+    page.locator("#interp-card").screenshot(path=tmp_path / "interpolation.png")
+
+    # A sample grid: seed 42, 16 samples; a colder temperature changes them, and going back to
+    # the same temperature gives the same images again.
+    page.select_option("#count", "16")
+    page.fill("#seed", "42")
+    page.locator("#seed").press("Enter")
+    page.locator("#seed").blur()
+    expect(page.locator("#samples")).to_have_attribute("data-seed", "42")
+    expect(page.locator("#samples img")).to_have_count(16)
+    first = sources(page, "#samples img")
+    assert len(set(first)) > 8, "16 samples from the prior should not be copies"
+    page.locator("#temperature").focus()
+    for _ in range(10):
+        page.keyboard.press("ArrowLeft")
+    expect(page.locator("#temperature-value")).to_have_text("0.50")
+    page.wait_for_function(
+        "before => [...document.querySelectorAll('#samples img')].some((i, k) => i.src !== before[k])",
+        arg=first,
+        timeout=WAIT_MS,
+    )
+    for _ in range(10):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "before => [...document.querySelectorAll('#samples img')].every((i, k) => i.src === before[k])",
+        arg=first,
+        timeout=WAIT_MS,
+    )
+    page.locator("#samples-card").screenshot(path=tmp_path / "samples.png")
+
+    # Drag the first latent slider (the dimension with the most KL) slowly to its right end: the
+    # image changes while it moves, the slider's requests never overlap and coalesce, and the
+    # last position is the one shown.
+    before = page.locator("#slider-image").get_attribute("src")
+    positions_before, requests_before = meter_counts(page)
+    watch.reset()
+    slider = page.locator("#sliders input[type=range]").first
+    dim = int(slider.get_attribute("data-dim"))
+    slider.scroll_into_view_if_needed()
+    box = slider.bounding_box()
+    middle_x, middle_y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(middle_x, middle_y)
+    page.mouse.down()
+    for step in range(1, 41):
+        page.mouse.move(middle_x + step * (box["width"] / 2 + 20) / 40, middle_y)
+        page.wait_for_timeout(15)
+    page.mouse.up()
+    assert slider.input_value() == "3"
+    expect(page.locator("#decode-meter")).to_contain_text("0 in flight")
+    page.wait_for_function(
+        "before => document.getElementById('slider-image').src !== before", arg=before
+    )
+    positions, requests = meter_counts(page)
+    positions, requests = positions - positions_before, requests - requests_before
+    assert watch.most_in_flight == 1, "slider decodes must never overlap"
+    assert watch.sent == requests, "the page's count of its requests is the network's"
+    assert 2 <= requests < positions, (
+        f"{positions} slider positions should coalesce into fewer, but several, requests"
+        f" (sent {requests})"
+    )
+    z = [0.0] * latent_dim
+    z[dim] = 3.0
+    with explorer.client() as http:
+        expected = http.post("/decode", json={"latents": [z]}).json()["images"][0]
+    shown = png_pixels(page.locator("#slider-image").get_attribute("src"))
+    assert np.abs(shown - png_pixels(expected)).max() <= 2 / 255, "the newest position is shown"
+    page.locator("#sliders-card").screenshot(path=tmp_path / "sliders.png")
+    page.screenshot(path=tmp_path / "explored.png", full_page=True)
+
+    # A phone-sized window: nothing spills sideways.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(200)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=tmp_path / "narrow.png")
+    page.close()
+
+    for shot in (
+        "first-view",
+        "encode",
+        "interpolation",
+        "samples",
+        "sliders",
+        "explored",
+        "narrow",
+    ):
+        assert_not_blank(tmp_path / f"{shot}.png")
+    assert problems == [], "\n".join(problems)
+
+
+def explorer_manifest(service: ServiceProcess) -> dict[str, Any]:
+    """The default model's default version's manifest, as the page reads it."""
+    with service.client() as http:
+        listing = http.get("/models").json()
+    model = next(m for m in listing["models"] if m["name"] == listing["default"])
+    version = next(v for v in model["versions"] if v["version"] == model["default_version"])
+    return dict(version["manifest"])
+
+
+# ---------------------------------------------------------------- the page's files
+
+
+def test_page_and_its_files_are_served(explorer: ServiceProcess) -> None:
+    with explorer.client() as http:
+        page = http.get("/")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        referenced = set(re.findall(r'"/static/([\w.-]+)"', page.text))
+        for script in STATIC.glob("*.js"):
+            referenced |= set(re.findall(r'from "\./([\w.-]+)"', script.read_text()))
+        assert {"explorer.js", "explorer.css", "api.js", "draw.js", "charts.js"} <= referenced
+        for name in referenced:
+            reply = http.get(f"/static/{name}")
+            assert reply.status_code == 200, name
+            kind = "text/javascript" if name.endswith(".js") else "text/css"
+            assert reply.headers["content-type"].startswith(kind), name
+            assert reply.content == (STATIC / name).read_bytes()
+
+
+@pytest.mark.parametrize(
+    "path", ["/static/nothing.js", "/static/.hidden.js", "/static/..%2Fmain.py", "/static/x.py"]
+)
+def test_only_the_pages_own_files_are_served(explorer: ServiceProcess, path: str) -> None:
+    with explorer.client() as http:
+        reply = http.get(path)
+    assert reply.status_code == 404
+    assert "message" in reply.json()
+
+
+# ---------------------------------------------------------------- CORS
+
+
+def test_cors_allows_the_configured_origin(explorer: ServiceProcess) -> None:
+    with explorer.client() as http:
+        preflight = http.options(
+            "/decode",
+            headers={
+                "Origin": FRONTEND,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == FRONTEND
+        assert "POST" in preflight.headers["access-control-allow-methods"]
+        reply = http.post("/sample", json={"n": 1, "seed": 1}, headers={"Origin": FRONTEND})
+        assert reply.status_code == 200
+        assert reply.headers["access-control-allow-origin"] == FRONTEND
+
+
+def test_cors_refuses_other_origins(explorer: ServiceProcess) -> None:
+    stranger = "http://elsewhere.example"
+    with explorer.client() as http:
+        reply = http.post("/sample", json={"n": 1, "seed": 1}, headers={"Origin": stranger})
+        assert reply.status_code == 200
+        assert "access-control-allow-origin" not in reply.headers
+        preflight = http.options(
+            "/decode", headers={"Origin": stranger, "Access-Control-Request-Method": "POST"}
+        )
+        assert preflight.status_code == 400
+        assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_no_cors_headers_unless_configured(service: ServiceProcess) -> None:
+    with service.client() as http:
+        reply = http.post("/sample", json={"n": 1, "seed": 1}, headers={"Origin": FRONTEND})
+    assert reply.status_code == 200
+    assert "access-control-allow-origin" not in reply.headers
