@@ -11,6 +11,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -87,23 +88,28 @@ class ServerProcess:
         text = self.log.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
 
+    def tree(self) -> dict[int, _Proc]:
+        """The server and every live process it started, also those in sessions of their own
+        (BentoML's workers): its process group plus its descendants."""
+        table = _process_table()
+        root = self.process.pid
+        members = {pid for pid, proc in table.items() if proc.pgrp == root}
+        members.add(root)
+        grew = True
+        while grew:
+            found = {pid for pid, proc in table.items() if proc.ppid in members} - members
+            members |= found
+            grew = bool(found)
+        return {pid: table[pid] for pid in members if pid in table}
+
     def cpu_seconds(self) -> float:
-        """User + system CPU time of every live process in the server's group."""
-        pgid = self.process.pid
-        total = 0
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid:  # fields[2] is pgrp (field 5 of stat)
-                total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / CLOCK_TICKS
+        """User + system CPU time of the live processes in the server's tree."""
+        return sum(proc.cpu for proc in self.tree().values())
 
     def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM to the group, SIGKILL after `grace` seconds."""
+        """SIGTERM to the group, SIGKILL after `grace` seconds, then to whatever of the tree
+        is left."""
+        tree = self.tree()
         if self.process.poll() is None:
             try:
                 os.killpg(self.process.pid, signal.SIGTERM)
@@ -115,4 +121,33 @@ class ServerProcess:
                 pass
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)  # children that outlived the leader
+        now = _process_table()
+        for pid, proc in tree.items():  # the same process (same start time), never a reused pid
+            if pid in now and now[pid].started == proc.started:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
         self._log_file.close()
+
+
+@dataclass(frozen=True)
+class _Proc:
+    ppid: int
+    pgrp: int
+    cpu: float  # user + system seconds
+    started: int  # clock ticks after boot: tells a process from a later one with its pid
+
+
+def _process_table() -> dict[int, _Proc]:
+    """Every process on the machine, from /proc/<pid>/stat."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # after "pid (comm)": [0] state [1] ppid [2] pgrp ... [11] utime [12] stime [19] starttime
+        cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        table[int(entry.name)] = _Proc(int(fields[1]), int(fields[2]), cpu, int(fields[19]))
+    return table
