@@ -25,6 +25,7 @@ const state = {
   shownDims: 8,
   endpoints: { a: null, b: null }, // { body: {latent} | {array}, src, caption }
   paths: null, // { lerp, slerp } answers of /interpolate
+  t: 0.5, // where along the path the visitor looks, 0..1
 };
 
 // ---------------------------------------------------------------- requests
@@ -456,20 +457,23 @@ function showPaths(lerp, slerp) {
       image.className = "px";
       image.addEventListener("click", () => {
         $("t").value = String(i);
-        showStep();
+        showStep(true);
       });
       return image;
     }));
   }
+  // A new path keeps the place along it the visitor chose (the middle at first).
   const slider = $("t");
   slider.max = String(steps - 1);
-  slider.value = String(Math.floor((steps - 1) / 2));
+  slider.value = String(Math.round(state.t * (steps - 1)));
   showStep();
 }
 
-function showStep() {
+function showStep(moved = false) {
+  const slider = $("t");
+  if (moved) state.t = Number(slider.max) > 0 ? Number(slider.value) / Number(slider.max) : 0.5;
   if (!state.paths) return;
-  const i = Number($("t").value);
+  const i = Number(slider.value);
   const steps = state.paths.lerp.images.length;
   const t = i / (steps - 1);
   $("t-value").textContent = `t = ${t.toFixed(2)} (step ${i + 1} of ${steps})`;
@@ -556,7 +560,7 @@ function wire() {
   });
   $("interpolate").addEventListener("click", requestPaths);
   $("steps").addEventListener("change", requestPaths);
-  $("t").addEventListener("input", showStep);
+  $("t").addEventListener("input", () => showStep(true));
   $("temperature").addEventListener("input", requestSamples);
   $("seed").addEventListener("change", requestSamples);
   $("count").addEventListener("change", requestSamples);
