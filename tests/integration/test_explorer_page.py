@@ -162,7 +162,7 @@ def sources(page: Any, selector: str) -> list[str]:
 
 
 def test_explorer_page_in_headless_chromium(
-    explorer: ServiceProcess, browser: Any, tmp_path: Path
+    explorer: ServiceProcess, browser: Any, tmp_path: Path, heldout_digits: Any
 ) -> None:
     from playwright.sync_api import expect
 
@@ -204,6 +204,19 @@ def test_explorer_page_in_headless_chromium(
     expect(page.locator("#posterior-summary")).to_contain_text("KL to the prior")
     assert png_pixels(page.locator("#recon").get_attribute("src")).std() > 0.05
     page.locator("#encode-card").screenshot(path=tmp_path / "encode.png")
+
+    # Open a scanned-looking digit (dark ink on white paper, 4x the model's size): the pad turns
+    # it around and the model gets it back at its own size.
+    digit = heldout_digits[0][0]
+    scan = tmp_path / "scan.png"
+    Image.fromarray(255 - digit).resize((112, 112), Image.Resampling.BICUBIC).save(scan)
+    before = page.locator("#recon").get_attribute("src")
+    page.set_input_files("#file", scan)
+    expect(page.locator("#frame")).not_to_be_checked()
+    page.wait_for_function("before => document.getElementById('recon').src !== before", arg=before)
+    seen = png_pixels(page.eval_on_selector("#input-preview", "c => c.toDataURL('image/png')"))
+    assert seen.shape == digit.shape
+    assert np.corrcoef(seen.ravel(), digit.ravel().astype(np.float32))[0, 1] > 0.9
 
     # Interpolate from the drawing to a random sample, in 8 steps, and scrub along the path.
     page.click("#a-drawing")
