@@ -22,13 +22,16 @@ function reset(svg, width, height) {
 
 const fmt = (v) => (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2));
 
+/** Bars get wider when there are few dimensions, so a 4-d model's chart is not a sliver. */
+const barStep = (count) => Math.max(12, Math.min(36, 460 / Math.max(1, count)));
+
 /**
  * The posterior q(z|x) = N(mu, sigma^2) per dimension, in `order`: a bar from 0 to mu and a
  * whisker over mu +- sigma, over the prior's +-1 band. A dimension whose posterior is the prior
  * (sigma near 1, mu near 0) carries nothing about this image and is drawn grey.
  */
 export function posteriorChart(svg, mu, sigma, order, limit = 3) {
-  const step = 14;
+  const step = barStep(order.length);
   const left = 26;
   const width = left + step * order.length + 6;
   const height = 150;
@@ -54,7 +57,8 @@ export function posteriorChart(svg, mu, sigma, order, limit = 3) {
     svgEl("rect", { x: x - step / 2, y: top, width: step, height: plot, class: "hit" }, group);
     const y0 = y(0);
     const ym = y(m);
-    svgEl("rect", { x: x - 4, y: Math.min(y0, ym), width: 8, height: Math.max(1, Math.abs(ym - y0)), class: "mu" }, group);
+    const bar = step * 0.56;
+    svgEl("rect", { x: x - bar / 2, y: Math.min(y0, ym), width: bar, height: Math.max(1, Math.abs(ym - y0)), class: "mu" }, group);
     svgEl("line", { x1: x, x2: x, y1: y(m + s), y2: y(m - s), class: "sigma" }, group);
     svgEl("line", { x1: x - 3, x2: x + 3, y1: y(m + s), y2: y(m + s), class: "sigma" }, group);
     svgEl("line", { x1: x - 3, x2: x + 3, y1: y(m - s), y2: y(m - s), class: "sigma" }, group);
@@ -67,7 +71,7 @@ export function posteriorChart(svg, mu, sigma, order, limit = 3) {
 
 /** KL(q(z_d|x) || p(z_d)) averaged over held-out images, per dimension, largest first. */
 export function klChart(svg, kl, order) {
-  const step = 14;
+  const step = barStep(order.length);
   const left = 30;
   const width = left + step * order.length + 6;
   const height = 110;

@@ -1,16 +1,13 @@
 // The latent explorer: wires the page to the service's public API (see README.md, "HTTP API").
 
 import { api, latestOnly } from "./api.js";
-import { klChart, normChart, posteriorChart } from "./charts.js";
+import { normChart, posteriorChart } from "./charts.js";
 import { DrawingPad, paintInput, toNested } from "./draw.js";
+import { renderReport } from "./report.js";
+import {
+  $, renderSamples, renderStrip, renderTraversal, showPng as showPngIn, sliderRow, syncSliders,
+} from "./views.js";
 
-const $ = (id) => document.getElementById(id);
-const FIGURES = [
-  ["reconstructions", "Held-out images (top) and their reconstructions"],
-  ["samples", "Samples from the prior"],
-  ["interpolation", "Interpolations between held-out images"],
-  ["latent_map", "Latent means of held-out images, first two principal components, coloured by label"],
-];
 const SLIDER_LIMIT = 3;
 
 const state = {
@@ -41,17 +38,7 @@ function spec() {
   return state.manifest.image;
 }
 
-/** Shows a base64 PNG in the <img> `id` (its alt text only once there is an image), or none. */
-function showPng(id, png) {
-  const image = $(id);
-  if (png === null) {
-    image.removeAttribute("src");
-    image.alt = "";
-  } else {
-    image.src = `data:image/png;base64,${png}`;
-    image.alt = image.dataset.alt;
-  }
-}
+const showPng = (id, png) => showPngIn($(id), png);
 
 function setStatus(text, kind = "") {
   const status = $("status");
@@ -105,7 +92,7 @@ const traverser = latestOnly(
     return busy("sliders-card", api("/decode", body({ latents })).then((r) => ({ gen, r, dims })));
   },
   { delayMs: 250 },
-  ({ gen, r, dims }) => current(gen) && showTraversal(r.images, dims),
+  ({ gen, r, dims }) => current(gen) && renderTraversal($("traversal"), r.images, dims, TRAVERSAL),
   showError,
 );
 
@@ -192,69 +179,6 @@ function refreshAll() {
   if (state.endpoints.a && state.endpoints.b) requestPaths();
 }
 
-function renderReport(entry) {
-  const { manifest } = entry;
-  const metrics = manifest.metrics;
-  const training = manifest.training;
-  const rows = [];
-  const nats = (v) => `${v.toFixed(1)} nats`;
-  if (metrics) {
-    rows.push(["IWAE bound on −log p(x)", `${nats(metrics.iwae_nll)} (K = ${metrics.k})`, "lower is better: an estimate of how many nats the model needs per held-out image"]);
-    rows.push(["ELBO", nats(metrics.elbo), "the training objective on held-out images; the IWAE bound is tighter"]);
-    rows.push(["reconstruction", nats(metrics.reconstruction_nll), "−E log p(x|z): how well images come back"]);
-    rows.push(["KL to the prior", nats(metrics.kl), "what the code costs: KL(q(z|x) ‖ N(0, I)), summed over dimensions"]);
-    rows.push(["active units", `${metrics.active_units} of ${manifest.latent_dim}`, "dimensions whose mean moves with the image (Cov > 0.01); the others collapsed to the prior"]);
-    rows.push(["evaluated on", `${metrics.eval_images} held-out images`, ""]);
-  }
-  if (training) {
-    const config = training.config ?? {};
-    const arch = [config.arch, (config.hidden ?? []).join("-"), config.activation].filter(Boolean).join(" ");
-    rows.push(["trained on", `${training.dataset} (${training.train_images} images)`, ""]);
-    rows.push(["network", `${arch || "?"}, ${manifest.likelihood} decoder`, ""]);
-    rows.push(["training", `${training.epochs_run} epochs in ${formatSeconds(training.seconds)}`, ""]);
-  }
-  if (manifest.parity?.max_abs_err !== undefined) {
-    rows.push(["ONNX vs PyTorch", `max |error| ${manifest.parity.max_abs_err.toExponential(1)}`, "checked before publishing"]);
-  }
-  const list = $("metrics");
-  list.replaceChildren();
-  for (const [term, value, hint] of rows) {
-    const dt = document.createElement("dt");
-    dt.textContent = term;
-    const dd = document.createElement("dd");
-    dd.textContent = value;
-    if (hint) dt.title = dd.title = hint;
-    list.append(dt, dd);
-  }
-  const kl = metrics?.kl_per_dim ?? [];
-  $("kl-block").hidden = kl.length === 0;
-  if (kl.length) klChart($("kl-chart"), kl, [...kl.keys()].sort((a, b) => kl[b] - kl[a]));
-  const figures = $("figures");
-  figures.replaceChildren();
-  const files = manifest.files ?? {};
-  for (const [name, caption] of FIGURES) {
-    if (!(`${name}.png` in files)) continue;
-    const figure = document.createElement("figure");
-    const image = new Image();
-    image.alt = caption;
-    image.loading = "lazy";
-    if (name === "latent_map") image.className = "smooth";
-    figure.className = `fig-${name}`;
-    image.src = `/models/${encodeURIComponent(entry.name)}/versions/${entry.version}/report/${name}.png`;
-    const text = document.createElement("figcaption");
-    text.textContent = caption;
-    figure.append(image, text);
-    figures.append(figure);
-  }
-  $("figures-empty").hidden = figures.children.length > 0;
-}
-
-function formatSeconds(seconds) {
-  if (seconds < 90) return `${seconds.toFixed(1)} s`;
-  if (seconds < 5400) return `${(seconds / 60).toFixed(1)} min`;
-  return `${(seconds / 3600).toFixed(1)} h`;
-}
-
 // ---------------------------------------------------------------- draw, encode, reconstruct
 
 let pad;
@@ -309,37 +233,19 @@ function buildSliders(z) {
   const klKnown = kl.length === state.manifest.latent_dim;
   const dims = state.order.slice(0, state.shownDims);
   for (const dim of dims) {
-    const row = document.createElement("label");
-    row.className = "slider";
-    const name = document.createElement("span");
-    name.className = "dim-name";
-    name.textContent = `z${dim}`;
-    const info = document.createElement("span");
-    info.className = "dim-kl";
-    info.textContent = klKnown ? `KL ${kl[dim].toFixed(2)}` : "";
-    const input = document.createElement("input");
-    input.type = "range";
-    input.min = String(-SLIDER_LIMIT);
-    input.max = String(SLIDER_LIMIT);
-    input.step = "0.01";
-    input.dataset.dim = String(dim);
-    input.setAttribute("aria-label", `latent dimension ${dim}`);
-    const value = document.createElement("output");
-    input.addEventListener("input", () => {
-      state.z[dim] = Number(input.value);
-      value.textContent = Number(input.value).toFixed(2);
+    const onInput = (value) => {
+      state.z[dim] = value;
       sliderDecoder.request({ gen: state.generation, z: state.z.slice() });
-    });
-    input.addEventListener("change", requestTraversal);
-    row.append(name, input, value, info);
-    container.append(row);
+    };
+    const klText = klKnown ? `KL ${kl[dim].toFixed(2)}` : "";
+    container.append(sliderRow(dim, SLIDER_LIMIT, klText, onInput, requestTraversal));
   }
   const hidden = state.manifest.latent_dim - dims.length;
   const which = klKnown ? `The ${dims.length} dimensions the model uses most (largest KL first)` : `The first ${dims.length} dimensions`;
   $("sliders-note").textContent = hidden > 0
     ? `${which}; the other ${hidden} keep their values.`
     : `All ${dims.length} dimensions${klKnown ? ", largest KL first" : ""}.`;
-  syncSliders();
+  syncSliders($("sliders"), state.z);
   requestTraversal();
 }
 
@@ -348,44 +254,9 @@ function requestTraversal() {
   traverser.request({ gen: state.generation, z: state.z.slice(), dims });
 }
 
-function showTraversal(images, dims) {
-  const grid = $("traversal");
-  grid.style.setProperty("--columns", String(TRAVERSAL.length));
-  const cells = [document.createElement("span")];
-  for (const v of TRAVERSAL) {
-    const head = document.createElement("span");
-    head.className = "axis-label";
-    head.textContent = v > 0 ? `+${v}` : String(v);
-    cells.push(head);
-  }
-  dims.forEach((dim, row) => {
-    const name = document.createElement("span");
-    name.className = "dim-name";
-    name.textContent = `z${dim}`;
-    cells.push(name);
-    TRAVERSAL.forEach((v, col) => {
-      const image = new Image();
-      image.src = `data:image/png;base64,${images[row * TRAVERSAL.length + col]}`;
-      image.alt = `z${dim} = ${v}`;
-      image.title = `z${dim} = ${v}`;
-      image.className = "px";
-      cells.push(image);
-    });
-  });
-  grid.replaceChildren(...cells);
-}
-
-function syncSliders() {
-  for (const input of document.querySelectorAll("#sliders input")) {
-    const v = state.z[Number(input.dataset.dim)];
-    input.value = String(v);
-    input.nextElementSibling.textContent = v.toFixed(2);
-  }
-}
-
 function steer(z) {
   state.z = z.slice();
-  syncSliders();
+  syncSliders($("sliders"), state.z);
   sliderDecoder.request({ gen: state.generation, z: state.z.slice() });
   requestTraversal();
   $("sliders-card").classList.remove("flash");
@@ -447,20 +318,12 @@ function requestPaths() {
 function showPaths(lerp, slerp) {
   state.paths = { lerp, slerp };
   const steps = lerp.images.length;
+  const pick = (i) => {
+    $("t").value = String(i);
+    showStep(true);
+  };
   for (const [name, reply] of Object.entries(state.paths)) {
-    const strip = $(`strip-${name}`);
-    strip.style.setProperty("--steps", String(steps));
-    strip.replaceChildren(...reply.images.map((png, i) => {
-      const image = new Image();
-      image.src = `data:image/png;base64,${png}`;
-      image.alt = `${name} step ${i + 1} of ${steps}`;
-      image.className = "px";
-      image.addEventListener("click", () => {
-        $("t").value = String(i);
-        showStep(true);
-      });
-      return image;
-    }));
+    renderStrip($(`strip-${name}`), reply.images, name, pick);
   }
   // A new path keeps the place along it the visitor chose (the middle at first).
   const slider = $("t");
@@ -503,19 +366,7 @@ function requestSamples() {
 
 function showSamples(reply) {
   const grid = $("samples");
-  grid.replaceChildren(...reply.images.map((png, i) => {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "tile";
-    button.title = "steer this sample with the latent sliders";
-    const image = new Image();
-    image.src = `data:image/png;base64,${png}`;
-    image.alt = `sample ${i + 1}`;
-    image.className = "px";
-    button.append(image);
-    button.addEventListener("click", () => steer(reply.latents[i]));
-    return button;
-  }));
+  renderSamples(grid, reply.images, (i) => steer(reply.latents[i]));
   grid.dataset.seed = String(reply.seed);
 }
 

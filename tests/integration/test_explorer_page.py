@@ -412,7 +412,15 @@ def test_page_and_its_files_are_served(explorer: ServiceProcess) -> None:
         referenced = set(re.findall(r'"/static/([\w.-]+)"', page.text))
         for script in STATIC.glob("*.js"):
             referenced |= set(re.findall(r'from "\./([\w.-]+)"', script.read_text()))
-        assert {"explorer.js", "explorer.css", "api.js", "draw.js", "charts.js"} <= referenced
+        assert {
+            "explorer.js",
+            "explorer.css",
+            "api.js",
+            "draw.js",
+            "charts.js",
+            "views.js",
+            "report.js",
+        } <= referenced
         for name in referenced:
             reply = http.get(f"/static/{name}")
             assert reply.status_code == 200, name
