@@ -194,6 +194,7 @@ def test_explorer_page_in_headless_chromium(
         image.scroll_into_view_if_needed()
         expect(image).to_have_js_property("complete", True)
         assert image.evaluate("i => i.naturalWidth") > 0
+    page.evaluate("window.scrollTo(0, 0)")  # the sticky header at the top
     page.screenshot(path=tmp_path / "first-view.png", full_page=True)
 
     # Draw a digit: the model's-size input, its reconstruction and its posterior appear.
@@ -301,13 +302,15 @@ def test_explorer_page_in_headless_chromium(
     shown = png_pixels(page.locator("#slider-image").get_attribute("src"))
     assert np.abs(shown - png_pixels(expected)).max() <= 2 / 255, "the newest position is shown"
     page.locator("#sliders-card").screenshot(path=tmp_path / "sliders.png")
+    page.evaluate("window.scrollTo(0, 0)")  # the sticky header at the top
     page.screenshot(path=tmp_path / "explored.png", full_page=True)
 
     # A phone-sized window: nothing spills sideways.
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_timeout(200)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    page.screenshot(path=tmp_path / "narrow.png")
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=tmp_path / "narrow.png", full_page=True)
     page.close()
 
     for shot in (
@@ -382,6 +385,7 @@ def test_label_picker_for_a_conditional_model(
         arg=first,
         timeout=WAIT_MS,
     )
+    page.evaluate("window.scrollTo(0, 0)")  # the sticky header at the top
     page.screenshot(path=tmp_path / "conditional.png", full_page=True)
     page.close()
     assert_not_blank(tmp_path / "conditional.png")
