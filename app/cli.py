@@ -194,6 +194,22 @@ def evaluate(
     )
 
 
+@app.command()
+def compact(
+    model: Annotated[str, typer.Option(help="name:version")],
+    models_dir: Annotated[Path | None, typer.Option()] = None,
+) -> None:
+    """Rewrite a version's weights.safetensors in float16 (versions made before that default)."""
+    from app.config import get_settings
+    from app.serving.repository import ModelRepository
+    from app.training.weights import compact_version
+
+    name, _, version = model.partition(":")
+    repository = ModelRepository(models_dir or get_settings().models_dir)
+    saved = compact_version(repository, name, int(version))
+    typer.echo(f"{model}: weights rewritten in float16, {saved / 1e6:.1f} MB saved")
+
+
 def main() -> None:
     """Entry point of the `vae` console script."""
     app()

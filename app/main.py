@@ -55,7 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cache = _make_cache(settings)
         job_backend = make_backend(settings)
         app.state.vae = AppState(settings, registry, cache, InferenceService(cache), job_backend)
-        job_gauges = asyncio.get_running_loop().create_task(watch_jobs(job_backend), name="job-gauges")
+        job_gauges = asyncio.get_running_loop().create_task(
+            watch_jobs(job_backend), name="job-gauges"
+        )
         await registry.start()
         if not registry.ready:
             logger.error(

@@ -48,6 +48,15 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def file_hashes(directory: Path) -> dict[str, str]:
+    """sha256 of every file of a version but its manifest, keyed by relative path."""
+    return {
+        p.relative_to(directory).as_posix(): sha256_of(p)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")
+    }
+
+
 class ModelRepository:
     """Reads and writes the model repository rooted at `root`."""
 
@@ -114,11 +123,7 @@ class ModelRepository:
         self, name: str, staging: Path, manifest: Manifest, make_default: bool = True
     ) -> int:
         """Writes the manifest (with file hashes) into `staging` and renames it to the next version."""
-        files = {
-            p.name: sha256_of(p)
-            for p in sorted(staging.rglob("*"))
-            if p.is_file() and p.name != MANIFEST
-        }
+        files = file_hashes(staging)
         while True:
             version = max(self.versions(name), default=0) + 1
             manifest = manifest.model_copy(

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 from app.serving.manifest import ImageSpec, Manifest, Metrics, TrainingInfo
 from app.serving.repository import ModelRepository
@@ -24,6 +23,7 @@ from app.training.export import check_parity, export_graphs
 from app.training.quality import frechet_distance, label_accuracy, train_classifier
 from app.training.report import write_report
 from app.training.trainer import ProgressCallback, class_index, train
+from app.training.weights import WEIGHTS_FILE, save_weights
 
 Stage = Callable[[str], None]
 
@@ -80,10 +80,8 @@ def run_training(
     try:
         stage("exporting")
         export_graphs(outcome.model, staging)
-        save_file(
-            {k: v.detach().contiguous() for k, v in outcome.model.state_dict().items()},
-            str(staging / "weights.safetensors"),
-            metadata={"config": config.model_dump_json()},
+        save_weights(
+            outcome.model.state_dict(), staging / WEIGHTS_FILE, config.model_dump_json()
         )
         probe = heldout.as_float()[:256]
         max_err = check_parity(outcome.model, staging, probe, seed=config.seed)
