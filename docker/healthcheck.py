@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Container healthcheck (the images have no curl): exit 0 when the service answers 200.
 
-    vae-healthcheck api      GET /v2/health/ready on $VAE_PORT (default 8000): ready to answer
-    vae-healthcheck worker   GET /metrics on $VAE_WORKER_METRICS_PORT (default 9100): the worker
-                             process is up (its metrics thread lives in the worker's parent)
+vae-healthcheck api      GET /v2/health/ready on $VAE_PORT (default 8000): ready to answer
+vae-healthcheck worker   GET /metrics on $VAE_WORKER_METRICS_PORT (default 9100): the worker
+                         process is up (its metrics thread lives in the worker's parent)
 """
 
 from __future__ import annotations

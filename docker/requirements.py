@@ -51,7 +51,9 @@ def main() -> None:
     parser.add_argument("--accelerator", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--pyproject", type=Path, default=Path("pyproject.toml"))
     args = parser.parse_args()
-    sys.stdout.write("".join(f"{r}\n" for r in requirements(args.pyproject, args.extra, args.accelerator)))
+    sys.stdout.write(
+        "".join(f"{r}\n" for r in requirements(args.pyproject, args.extra, args.accelerator))
+    )
 
 
 if __name__ == "__main__":
