@@ -80,9 +80,7 @@ def run_training(
     try:
         stage("exporting")
         export_graphs(outcome.model, staging)
-        save_weights(
-            outcome.model.state_dict(), staging / WEIGHTS_FILE, config.model_dump_json()
-        )
+        save_weights(outcome.model.state_dict(), staging / WEIGHTS_FILE, config.model_dump_json())
         probe = heldout.as_float()[:256]
         max_err = check_parity(outcome.model, staging, probe, seed=config.seed)
         stage("evaluating")
