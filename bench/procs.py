@@ -137,6 +137,14 @@ class _Proc:
     started: int  # clock ticks after boot: tells a process from a later one with its pid
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (all cores; idle, I/O wait and
+    time stolen by the hypervisor excluded)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
+    return (user + nice + system + irq + softirq) / CLOCK_TICKS
+
+
 def _process_table() -> dict[int, _Proc]:
     """Every process on the machine, from /proc/<pid>/stat."""
     table = {}

@@ -33,27 +33,51 @@ def _frame(frame: str) -> str:
     return f"{name} ({Path(where.split(':')[0]).name})" if where else name
 
 
+def _table(title: str, counts: Counter[str], total: int, top: int) -> list[str]:
+    lines = ["", f"{title}:"]
+    lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in counts.most_common(top)]
+    return lines
+
+
 def summarize(collapsed: Path, top: int = 25) -> str:
-    """Self and inclusive sample shares per function, from py-spy's raw (collapsed) output."""
+    """Self and inclusive sample shares per function, from py-spy's raw (collapsed) output;
+    with thread frames (py-spy --threads), per thread and for the busiest thread alone."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
-    total = 0
+    threads: Counter[str] = Counter()
+    stacks: list[tuple[list[str], int]] = []
     for line in collapsed.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack:
             continue
-        count = int(count_text)
         frames = [_frame(f) for f in stack.split(";")]
-        total += count
+        count = int(count_text)
+        stacks.append((frames, count))
+        thread = next((f for f in frames[:3] if f.startswith("thread ")), None)
+        if thread:
+            threads[thread] += count
+    total = sum(count for _, count in stacks)
+    if not total:
+        return "no samples"
+    busiest = threads.most_common(1)[0][0] if threads else None
+    main_own: Counter[str] = Counter()
+    main_inclusive: Counter[str] = Counter()
+    for frames, count in stacks:
         own[frames[-1]] += count
         for name in set(frames):
             inclusive[name] += count
-    if not total:
-        return "no samples"
-    lines = [f"{total} samples", "", "self:"]
-    lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in own.most_common(top)]
-    lines += ["", "inclusive:"]
-    lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in inclusive.most_common(top)]
+        if busiest and busiest in frames:
+            main_own[frames[-1]] += count
+            for name in set(frames):
+                main_inclusive[name] += count
+    lines = [f"{total} samples"]
+    if threads:
+        lines += _table("samples by thread", threads, total, 8)
+        main_total = threads[busiest]
+        lines += _table(f"self, {busiest} only", main_own, main_total, top)
+        lines += _table(f"inclusive, {busiest} only", main_inclusive, main_total, top)
+    lines += _table("self", own, total, top)
+    lines += _table("inclusive", inclusive, total, top)
     return "\n".join(lines)
 
 
@@ -97,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         command = [
             str(py_spy), "record", "--pid", str(system.server.process.pid), "--subprocesses",
             "--duration", str(args.seconds), "--rate", "200", "--format", "raw",
-            "--output", str(collapsed), "--nonblocking",
+            "--output", str(collapsed), "--nonblocking", "--threads",
         ]  # fmt: skip
         if args.native:
             command.append("--native")

@@ -26,6 +26,8 @@ class Cell:
     errors: int = 0
     server_cpu_pct: float | None = None
     client_cpu_pct: float | None = None
+    other_cpu_pct: float | None = None  # everything else on the machine during the window
+    round: int = 0
     is_peer: bool = False
     note: str = ""
 
@@ -83,6 +85,7 @@ def rows(cells: list[Cell], model: str, route: str) -> list[list[str]]:
         row.append(_fmt(cell.mean_batch) if cell.mean_batch else "-")
         row.append(str(cell.errors))
         row.append(f"{cell.server_cpu_pct:.0f}%" if cell.server_cpu_pct is not None else "-")
+        row.append(f"{cell.other_cpu_pct:.0f}%" if cell.other_cpu_pct is not None else "-")
         out.append(row)
     return out
 
@@ -94,6 +97,7 @@ HEADER = [
     "mean batch",
     "errors",
     "server CPU",
+    "other CPU",
 ]
 
 

@@ -3,9 +3,10 @@
     .venv/bin/python -m bench.run            # every system, model, route and concurrency
     .venv/bin/python -m bench.run --quick    # 1 and 64 clients, short windows: a smoke run
 
-For each model it measures the raw engine (ONNX Runtime in-process, best batch size), then starts
-each system in turn and drives it with wrk (closed loop, fixed time) at each concurrency. Results
-go to the terminal and to bench/results/<time>/ (results.json, results.md, server logs).
+For each model it measures the raw engine (ONNX Runtime in-process, best batch size), starts every
+system, and drives each in turn with wrk (closed loop, fixed time) at each concurrency, in
+interleaved rounds; each point keeps the round that other processes on the machine disturbed least.
+Results go to the terminal and to bench/results/<time>/ (results.json, results.md, every-round.json).
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import argparse
 import base64
 import io
 import json
+import os
+import signal
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +29,7 @@ from bench import engine, machine
 from bench.loadgen import ensure_wrk, run_wrk, write_bodies
 from bench.models import ROOT, BenchModel, conv_model, shipped_model
 from bench.peers.install import PeerUnavailable, ensure_peer, peer_envs
-from bench.procs import http_post_json
+from bench.procs import http_post_json, machine_busy_seconds
 from bench.report import RAW, Cell, markdown_table, targets, targets_text, text_table
 from bench.systems import PEERS, SYSTEM_NAMES, Knobs, Service, System, Target
 
@@ -39,10 +43,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--quick", action="store_true", help="clients 1,64; 3 s windows")
+    parser.add_argument("--quick", action="store_true", help="clients 1,64; 3 s windows, 1 round")
     parser.add_argument("--clients", default=None, help="comma list (default 1,8,64,256)")
-    parser.add_argument("--duration", type=float, default=None, help="seconds a window (10)")
+    parser.add_argument("--duration", type=float, default=None, help="seconds a window (6)")
     parser.add_argument("--warmup", type=float, default=None, help="seconds before each (2)")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (2)")
     parser.add_argument("--systems", default=",".join(SYSTEM_NAMES), help="comma list")
     parser.add_argument("--models", default="mnist,conv", help="comma list of mnist, conv")
     parser.add_argument("--routes", default="decode,sample", help="comma list of decode, sample")
@@ -50,11 +55,25 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-batch-size", type=int, default=64)
     parser.add_argument("--max-delay-ms", type=float, default=2.0)
     parser.add_argument("--sample-n", type=int, default=8, help="images per /sample request")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="scheduling priority of the bench and everything it starts (e.g. -10 as root, so "
+        "background jobs on a shared machine disturb the measurements less)",
+    )
+    parser.add_argument(
+        "--service-root",
+        type=Path,
+        default=ROOT,
+        help="run the service from this checkout (e.g. a worktree with a candidate change)",
+    )
     args = parser.parse_args(argv)
     args.clients = [
         int(c) for c in (args.clients or ("1,64" if args.quick else "1,8,64,256")).split(",")
     ]
-    args.duration = args.duration or (3.0 if args.quick else 10.0)
+    args.duration = args.duration or (3.0 if args.quick else 6.0)
+    args.rounds = args.rounds or (1 if args.quick else 2)
     args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
     args.systems = [s for s in args.systems.split(",") if s]
     args.models = [m for m in args.models.split(",") if m]
@@ -96,11 +115,12 @@ def _measure(
     if args.warmup > 0:
         run_wrk(target.url, bodies, clients, args.warmup)
     calls0, rows0 = system.batch_counters()
-    cpu0 = system.server.cpu_seconds()
+    cpu0, busy0 = system.server.cpu_seconds(), machine_busy_seconds()
     load = run_wrk(target.url, bodies, clients, args.duration)
-    cpu1 = system.server.cpu_seconds()
+    cpu1, busy1 = system.server.cpu_seconds(), machine_busy_seconds()
     calls1, rows1 = system.batch_counters()
     calls = calls1 - calls0
+    other = (busy1 - busy0) - (cpu1 - cpu0) - load.client_cpu_seconds
     return Cell(
         system=system.name,
         label=system.label,
@@ -116,42 +136,87 @@ def _measure(
         is_peer=system.is_peer,
         server_cpu_pct=100.0 * (cpu1 - cpu0) / load.seconds,
         client_cpu_pct=100.0 * load.client_cpu_seconds / load.seconds,
+        other_cpu_pct=max(0.0, 100.0 * other / load.seconds),
     )
 
 
-def _run_system(
-    system: System,
+@dataclass
+class _Live:
+    """A started system with its routes' requests written out."""
+
+    system: System
+    targets: dict[str, tuple[Target, Path]]
+
+
+def _start_all(
+    systems: list[System], model: BenchModel, args: argparse.Namespace, out: Path, notes: list[str]
+) -> list[_Live]:
+    live = []
+    for system in systems:
+        _say(f"  {system.label}: starting")
+        try:
+            system.start(model)
+            targets = {}
+            for route in args.routes:
+                target = system.target(route, model)
+                if target is None:
+                    continue
+                _check_answer(system, target, model)
+                name = f"bodies-{system.name}-{model.key}-{route}.txt"
+                targets[route] = (target, write_bodies(out / name, target.bodies))
+            live.append(_Live(system, targets))
+        except Exception as error:  # one system failing must not end the run
+            notes.append(f"{system.label} on {model.key}: {error}")
+            _say(f"  {system.label}: FAILED: {str(error)[:2000]}")
+            system.stop()
+    return live
+
+
+def _run_model(
+    systems: list[System],
     model: BenchModel,
     args: argparse.Namespace,
     out: Path,
-    cells: list[Cell],
     notes: list[str],
-) -> None:
-    _say(f"  {system.label}: starting")
+) -> tuple[list[Cell], list[Cell]]:
+    """Every started system, route and concurrency, in `args.rounds` interleaved rounds; per
+    point the round that other processes disturbed least (this machine is shared).
+    Returns (the chosen points, every point measured)."""
+    tried: dict[tuple[str, str, int], list[Cell]] = {}
     try:
-        system.start(model)
-        for route in args.routes:
-            target = system.target(route, model)
-            if target is None:
-                continue
-            _check_answer(system, target, model)
-            bodies = write_bodies(
-                out / f"bodies-{system.name}-{model.key}-{route}.txt", target.bodies
-            )
-            for clients in args.clients:
-                cell = _measure(system, target, model, route, clients, args, bodies)
-                cells.append(cell)
-                batch = f"{cell.mean_batch:.1f}" if cell.mean_batch else "-"
-                _say(
-                    f"    /{route} c={clients:<3} {cell.rps:8,.0f} req/s {cell.sps:8,.0f} samples/s "
-                    f"p50 {cell.p50_ms:7.1f} ms p99 {cell.p99_ms:7.1f} ms batch {batch:>5} "
-                    f"errors {cell.errors} server CPU {cell.server_cpu_pct:.0f}%"
-                )
-    except Exception as error:  # one system failing must not end the run
-        notes.append(f"{system.label} on {model.key}: {error}")
-        _say(f"  {system.label}: FAILED: {str(error)[:2000]}")
+        live = _start_all(systems, model, args, out, notes)
+        for round_ in range(args.rounds):
+            for route in args.routes:
+                for clients in args.clients:
+                    for entry in live:
+                        if route not in entry.targets:
+                            continue
+                        target, bodies = entry.targets[route]
+                        try:
+                            cell = _measure(
+                                entry.system, target, model, route, clients, args, bodies
+                            )
+                        except Exception as error:  # noted; the other points go on
+                            notes.append(f"{entry.system.label} /{route} c={clients}: {error}")
+                            continue
+                        cell.round = round_
+                        tried.setdefault((entry.system.name, route, clients), []).append(cell)
+                        _say(_line(cell))
     finally:
-        system.stop()
+        for system in systems:
+            system.stop()
+    chosen = [min(c, key=lambda c: (c.other_cpu_pct or 0.0, -c.rps)) for c in tried.values()]
+    return chosen, [cell for cells in tried.values() for cell in cells]
+
+
+def _line(cell: Cell) -> str:
+    batch = f"{cell.mean_batch:.1f}" if cell.mean_batch else "-"
+    return (
+        f"    r{cell.round} {cell.system:<15} /{cell.route} c={cell.clients:<3} "
+        f"{cell.rps:7,.0f} req/s {cell.sps:7,.0f} samples/s p50 {cell.p50_ms:7.1f} ms "
+        f"p99 {cell.p99_ms:7.1f} ms batch {batch:>5} errors {cell.errors} "
+        f"CPU server {cell.server_cpu_pct:.0f}% other {cell.other_cpu_pct:.0f}%"
+    )
 
 
 def _systems(args: argparse.Namespace, knobs: Knobs, notes: list[str]) -> list[System]:
@@ -159,7 +224,8 @@ def _systems(args: argparse.Namespace, knobs: Knobs, notes: list[str]) -> list[S
     envs = peer_envs()
     for name in args.systems:
         if name in ("service", "service-nobatch"):
-            systems.append(Service(knobs, WORK, batching=name == "service"))
+            root = args.service_root.resolve()
+            systems.append(Service(knobs, WORK, batching=name == "service", root=root))
             continue
         _say(f"peer {name}: checking its virtualenv (installs on first use)")
         try:
@@ -204,6 +270,10 @@ def _engine_cell(
 def main(argv: list[str] | None = None) -> int:
     """Runs the benchmark; returns the exit code."""
     args = _parse(argv)
+    # SIGTERM ends the run like Ctrl-C: the finally blocks stop every server started so far.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.nice:
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # servers and wrk inherit it
     ensure_wrk()
     WORK.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -222,6 +292,17 @@ def main(argv: list[str] | None = None) -> int:
     systems = _systems(args, knobs, notes)
     makers = {"mnist": shipped_model, "conv": conv_model}
     cells: list[Cell] = []
+    every: list[Cell] = []
+    points = len(args.clients) * args.rounds * (args.duration + args.warmup)
+    per_model = sum(
+        points
+        * (
+            len([s for s in args.systems if not s.startswith("service")]) * (r == "decode")
+            + len([s for s in args.systems if s.startswith("service")])
+        )
+        for r in args.routes
+    )
+    _say(f"about {len(args.models) * per_model / 60:.0f} min of load, plus start-ups")
     sweeps: dict[str, list[dict[str, float]]] = {}
     models: list[BenchModel] = []
     for key in args.models:
@@ -232,8 +313,9 @@ def main(argv: list[str] | None = None) -> int:
         cell, sweeps[key] = _engine_cell(model, knobs, 0.5 if args.quick else 1.5)
         cells.append(cell)
         _say(f"  {cell.label}: {cell.sps:,.0f} samples/s, p50 {cell.p50_ms:.2f} ms a batch")
-        for system in systems:
-            _run_system(system, model, args, out, cells, notes)
+        chosen, measured = _run_model(systems, model, args, out, notes)
+        cells.extend(chosen)
+        every.extend(measured)
     elapsed = time.monotonic() - started
     checks = targets(cells)
     text = []
@@ -247,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     text.append(f"\nwall time {elapsed / 60:.1f} min; results in {out}")
     _say("\n".join(text))
     _write(out, args, knobs, about, models, cells, sweeps, checks, notes, elapsed)
+    (out / "every-round.json").write_text(json.dumps([c.to_dict() for c in every], indent=1))
     return 0
 
 
@@ -264,8 +347,10 @@ def _write(
 ) -> None:
     settings = {
         "clients": args.clients,
+        "rounds": args.rounds,
         "duration_s": args.duration,
         "warmup_s": args.warmup,
+        "nice": args.nice,
         "knobs": knobs.__dict__,
         "argv": sys.argv[1:],
     }

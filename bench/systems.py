@@ -94,11 +94,14 @@ class System(ABC):
 class Service(System):
     """This service, `vae serve`, with micro-batching on or off."""
 
-    def __init__(self, knobs: Knobs, work: Path, batching: bool) -> None:
+    def __init__(self, knobs: Knobs, work: Path, batching: bool, root: Path = ROOT) -> None:
         super().__init__(knobs, work)
         self.batching = batching
+        self.root = root
         self.name = "service" if batching else "service-nobatch"
         self.label = "vae-service, batching on" if batching else "vae-service, batching off"
+        if root != ROOT:
+            self.label += f" ({root.name})"
 
     def launch(self, model: BenchModel) -> tuple[ServerProcess, str]:
         env = {
@@ -112,7 +115,9 @@ class Service(System):
             "VAE_RELOAD_INTERVAL_S": "0",
         }
         command = [str(ROOT / ".venv" / "bin" / "vae"), "serve", "--port", str(self.port)]
-        server = ServerProcess(self.name, command, env, ROOT, self.log(model))
+        if self.root != ROOT:  # another checkout (a candidate change) on the same virtualenv
+            command = [str(ROOT / ".venv" / "bin" / "python"), "-m", "app.cli", *command[1:]]
+        server = ServerProcess(self.name, command, env, self.root, self.log(model))
         return server, f"http://127.0.0.1:{self.port}/v2/health/ready"
 
     def target(self, route: str, model: BenchModel) -> Target | None:
