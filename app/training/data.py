@@ -5,7 +5,6 @@ Torch-free, so the API can validate uploads with the same code the trainer reads
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,15 +107,6 @@ def load_arrays(path: Path) -> ImageDataset:
             raise DatasetError(f"the .npz has no 'images' array (it has {sorted(archive.files)})")
         labels = archive.get("labels", None)
         return make_dataset(archive["images"], labels)
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def binarize(images: NDArray[np.float32], rng: np.random.Generator) -> NDArray[np.float32]:

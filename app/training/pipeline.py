@@ -14,15 +14,19 @@ import numpy as np
 import torch
 
 from app.serving.manifest import ImageSpec, Manifest, Metrics, TrainingInfo
-from app.serving.repository import ModelRepository
+from app.serving.repository import ModelRepository, sha256_of
 from app.training.config import TrainConfig
-from app.training.data import ImageDataset, binarize, file_sha256, load_arrays
-from app.training.evaluate import OnnxVAE, evaluate
+from app.training.data import ImageDataset, binarize, load_arrays
+from app.training.evaluate import Evaluation, OnnxVAE, evaluate
 from app.training.evaluate_torch import evaluate_torch
+from app.training.evaluate_vq import OnnxVQVAE, VQEvaluation, evaluate_vq
 from app.training.export import check_parity, export_graphs
+from app.training.export_vq import check_vq_parity, export_vq_extras
+from app.training.modules import VQVAE
+from app.training.prior import train_prior
 from app.training.quality import frechet_distance, label_accuracy, train_classifier
 from app.training.report import write_report
-from app.training.trainer import ProgressCallback, class_index, train
+from app.training.trainer import ProgressCallback, class_index, seed_everything, train
 from app.training.weights import WEIGHTS_FILE, save_weights
 
 Stage = Callable[[str], None]
@@ -69,6 +73,11 @@ def run_training(
     outcome = train(
         config, train_set, on_progress=on_progress, should_stop=should_stop, classes=classes
     )
+    model = outcome.model
+    if isinstance(model, VQVAE):
+        stage("training prior")
+        generator = seed_everything(config.seed + 3)
+        train_prior(config, model, train_set, generator, on_progress, should_stop)
     conditional = outcome.model.conditional
     heldout_y = (
         class_index(heldout.labels, classes)
@@ -80,14 +89,23 @@ def run_training(
     try:
         stage("exporting")
         export_graphs(outcome.model, staging)
+        if isinstance(model, VQVAE):
+            export_vq_extras(model, staging)
         save_weights(outcome.model.state_dict(), staging / WEIGHTS_FILE, config.model_dump_json())
         probe = heldout.as_float()[:256]
-        max_err = check_parity(outcome.model, staging, probe, seed=config.seed)
+        if isinstance(model, VQVAE):
+            max_err = check_vq_parity(model, staging, probe, seed=config.seed)
+        else:
+            max_err = check_parity(model, staging, probe, seed=config.seed)
         stage("evaluating")
-        graphs = OnnxVAE.load(staging, config.likelihood)
+        vq = isinstance(model, VQVAE)
+        graphs = (OnnxVQVAE if vq else OnnxVAE).load(staging, config.likelihood)
         x = heldout_images(config, heldout)
         eval_y = None if heldout_y is None else heldout_y[: len(x)]
-        if config.kind == "hvae":
+        result: Evaluation | VQEvaluation
+        if isinstance(graphs, OnnxVQVAE):
+            result = evaluate_vq(graphs, x, config.commitment_cost)
+        elif config.kind == "hvae":
             result = evaluate_torch(outcome.model, x, k=config.eval_k, seed=config.seed)
         else:
             result = evaluate(graphs, x, k=config.eval_k, seed=config.seed, y=eval_y)
@@ -99,6 +117,7 @@ def run_training(
             staging / "report",
             config.seed,
             heldout_y,
+            samples=graphs.sample(64, config.seed) if isinstance(graphs, OnnxVQVAE) else None,
         )
         extra: dict[str, object] = {}
         if config.quality and classes is not None and len(classes) > 1:
@@ -106,7 +125,11 @@ def run_training(
             extra["quality"] = score_samples(
                 graphs, config, train_set, heldout, classes, outcome.model.noise_dim
             )
-        warning = collapse_warning(result.active_units, len(result.kl_per_dim))
+        warning = (
+            None
+            if result.active_units is None or result.kl_per_dim is None
+            else collapse_warning(result.active_units, len(result.kl_per_dim))
+        )
         if warning:
             extra["posterior_collapse_warning"] = warning
         channels, height, width = data.shape
@@ -114,16 +137,17 @@ def run_training(
         manifest = Manifest(
             name=name,
             version=0,
-            latent_dim=config.latent_dim,
+            latent_dim=model.latent_size,
             image=ImageSpec(height=height, width=width, channels=channels),
             likelihood=config.likelihood,
             kind=config.kind,
             classes=class_names if conditional else [],
             label_values=[int(c) for c in classes] if conditional and classes is not None else [],
             noise_dim=outcome.model.noise_dim,
+            **model.manifest_fields(),
             training=TrainingInfo(
                 dataset=dataset_name or data_path.name,
-                sha256=file_sha256(data_path),
+                sha256=sha256_of(data_path),
                 config=json.loads(config.model_dump_json()),
                 seconds=round(outcome.seconds, 2),
                 epochs_run=round(outcome.epochs_run, 3),
@@ -173,7 +197,14 @@ def score_samples(
     classifier = train_classifier(x_train, y_train, x_test, y_test, seed=config.seed)
     rng = np.random.default_rng(config.seed + 2)
     scores = {"classifier_accuracy": round(classifier.accuracy, 4)}
-    if config.kind == "cvae":
+    if isinstance(graphs, OnnxVQVAE):
+        count = min(2000, len(x_test))
+        samples = graphs.sample(count, config.seed + 2)
+        distance = frechet_distance(
+            classifier.features(x_test[:count]), classifier.features(samples)
+        )
+        scores["frechet_distance"] = round(distance, 4)
+    elif config.kind == "cvae":
         intended = np.repeat(np.arange(len(classes)), per_class)
         z = rng.standard_normal((len(intended), config.latent_dim)).astype(np.float32)
         samples = graphs.decode(z, intended)
