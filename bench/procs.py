@@ -102,6 +102,17 @@ class ServerProcess:
             grew = bool(found)
         return {pid: table[pid] for pid in members if pid in table}
 
+    def prioritize(self, nice: int) -> None:
+        """Sets the scheduling priority of the server's whole tree, and of the autogroups (one a
+        session) its processes are in: with autogroup scheduling, a process's own nice value only
+        counts against processes of its session, while sessions share the CPU equally."""
+        if not nice:
+            return
+        for pid in self.tree():
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, pid, nice)
+                Path(f"/proc/{pid}/autogroup").write_text(str(nice))
+
     def cpu_seconds(self) -> float:
         """User + system CPU time of the live processes in the server's tree."""
         return sum(proc.cpu for proc in self.tree().values())
@@ -135,6 +146,14 @@ class _Proc:
     pgrp: int
     cpu: float  # user + system seconds
     started: int  # clock ticks after boot: tells a process from a later one with its pid
+
+
+def prioritize_self(nice: int) -> None:
+    """Nice value for this process (its children inherit it) and its session's autogroup."""
+    if nice:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+        with contextlib.suppress(OSError):
+            Path("/proc/self/autogroup").write_text(str(nice))
 
 
 def machine_busy_seconds() -> float:

@@ -15,7 +15,6 @@ import argparse
 import base64
 import io
 import json
-import os
 import signal
 import sys
 import time
@@ -29,7 +28,7 @@ from bench import engine, machine
 from bench.loadgen import ensure_wrk, run_wrk, write_bodies
 from bench.models import ROOT, BenchModel, conv_model, shipped_model
 from bench.peers.install import PeerUnavailable, ensure_peer, peer_envs
-from bench.procs import http_post_json, machine_busy_seconds
+from bench.procs import http_post_json, machine_busy_seconds, prioritize_self
 from bench.report import RAW, Cell, markdown_table, targets, targets_text, text_table
 from bench.systems import PEERS, SYSTEM_NAMES, Knobs, Service, System, Target
 
@@ -59,8 +58,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--nice",
         type=int,
         default=0,
-        help="scheduling priority of the bench and everything it starts (e.g. -10 as root, so "
-        "background jobs on a shared machine disturb the measurements less)",
+        help="scheduling priority (process and session autogroup) of the bench and everything "
+        "it starts, e.g. -10 as root, so that other sessions' jobs on a shared machine disturb "
+        "the measurements less",
     )
     parser.add_argument(
         "--service-root",
@@ -272,8 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     # SIGTERM ends the run like Ctrl-C: the finally blocks stop every server started so far.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if args.nice:
-        os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # servers and wrk inherit it
+    prioritize_self(args.nice)  # wrk and the raw engine run in this session
     ensure_wrk()
     WORK.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -284,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         max_batch_size=args.max_batch_size,
         max_delay_ms=args.max_delay_ms,
         sample_n=args.sample_n,
+        nice=args.nice,
     )
     about = machine.describe()
     _say("machine: " + "; ".join(f"{k} {v}" for k, v in about.items()))

@@ -24,6 +24,7 @@ class Knobs:
     max_batch_size: int
     max_delay_ms: float
     sample_n: int
+    nice: int = 0
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class System(ABC):
         self.port = free_port()
         self.server, ready = self.launch(model)
         self.server.wait_ready(ready, timeout)
+        self.server.prioritize(self.knobs.nice)
 
     def stop(self) -> None:
         """Stops the server (its whole process group)."""
