@@ -13,6 +13,7 @@ from app.api.errors import ApiError
 from app.api.payloads import (
     check_count,
     check_label,
+    code_batch,
     endpoint_payload,
     image_batch,
     label_column,
@@ -96,6 +97,8 @@ async def encode(request: Request, state: StateDep) -> Response:
         samples, seed, bottom = payload.samples, payload.seed, payload.layers == "all"
     check_count(len(images), settings.max_items, "image")
     labels = label_column(label, len(images))
+    if model.vq is not None:
+        return await _encode_codes(request, state, model, images, samples)
     if bottom and model.manifest.noise_dim:
         return await _encode_all_layers(state, model, images, labels)
     encoded = await state.inference.encode(model, images, deadline_for(settings), labels)
@@ -129,6 +132,23 @@ def _query_label(request: Request) -> int | None:
         return int(text)
     except ValueError:
         raise ApiError(422, f"label must be an integer, got {text!r}", "invalid_label") from None
+
+
+async def _encode_codes(
+    request: Request, state: StateDep, model: LoadedModel, images: np.ndarray, samples: int
+) -> Response:
+    """A VQ-VAE's per image code grid (h x w indices) and its z_e before quantization
+    (flattened like a latent, D*h*w). With `Accept: application/x-npy`: z_e as float32
+    [N, D*h*w]. Not cached."""
+    if samples:
+        raise ApiError(
+            422, "a vqvae's encoder is deterministic: leave out 'samples'", "invalid_request"
+        )
+    z_e, codes = await state.inference.encode_codes(model, images, deadline_for(state.settings))
+    if wants_npy(request):
+        return npy_response(z_e, _version_headers(model))
+    latents = [{"codes": codes[i], "z_e": z_e[i], "cached": False} for i in range(len(images))]
+    return json_response({"model": model.name, "version": model.version, "latents": latents})
 
 
 async def _encode_all_layers(
@@ -168,14 +188,15 @@ async def decode(request: Request, state: StateDep) -> Response:
     if is_npy(request):
         model = await state.registry.resolve(request.query_params.get("model"))
         label = check_label(_query_label(request), model.manifest)
-        z = latent_batch(load_npy(body, settings.max_body_bytes), model.manifest)
+        array = load_npy(body, settings.max_body_bytes)
+        z = _latents_or_codes(model, None if array.dtype.kind not in "iu" else array, array)
         fmt = request.query_params.get("format", "npy" if wants_npy(request) else "png")
     else:
         payload = DecodeRequest.model_validate_json(body or b"{}")
-        check_count(len(payload.latents), settings.max_items, "latent")
+        check_count(len(payload.latents or payload.codes or []), settings.max_items, "latent")
         model = await state.registry.resolve(payload.model)
         label = check_label(payload.label, model.manifest)
-        z = latent_batch(payload.latents, model.manifest)
+        z = _latents_or_codes(model, payload.codes, payload.latents)
         fmt = "npy" if wants_npy(request) and payload.format == "png" else payload.format
     check_count(len(z), settings.max_items, "latent")
     if fmt not in {"png", "array", "npy"}:
@@ -190,12 +211,33 @@ async def decode(request: Request, state: StateDep) -> Response:
     )
 
 
+def _latents_or_codes(model: LoadedModel, codes: Any, latents: Any) -> np.ndarray:
+    """Decoder inputs [N,D]: the latents, or a vqvae's code grids turned into their codebook
+    vectors (integer .npy arrays are code grids too)."""
+    if codes is None:
+        return latent_batch(latents, model.manifest)
+    grids = code_batch(codes, model.manifest)
+    assert model.vq is not None  # code_batch accepts codes only for a vqvae
+    return model.vq.latents(grids)
+
+
 @router.post("/sample", response_model=ImagesResponse, responses=_ERRORS)
 async def sample(payload: SampleRequest, state: StateDep) -> Response:
-    """`n` draws from the prior N(0, temperature^2 I), decoded. The same `seed` gives the same images."""
+    """`n` draws from the prior N(0, temperature^2 I), decoded. The same `seed` gives the same images.
+
+    A vqvae draws code grids from its PixelCNN prior instead (logits divided by `temperature`,
+    the most likely codes at 0) and returns them as `codes` beside their codebook vectors."""
     check_count(payload.n, state.settings.max_items, "sample")
     model = await state.registry.resolve(payload.model)
     label = check_label(payload.label, model.manifest)
+    if model.vq is not None:
+        codes, z, images, seed = await state.inference.sample_codes(
+            model, payload.n, payload.temperature, payload.seed, deadline_for(state.settings)
+        )
+        return json_response(
+            {"model": model.name, "version": model.version, "latents": z, "codes": codes,
+             "seed": seed, **render_images(images, payload.format)}
+        )  # fmt: skip
     z, images, seed = await state.inference.sample(
         model,
         payload.n,
@@ -221,10 +263,17 @@ async def _endpoint_latent(
     kind, value = endpoint_payload(endpoint)
     if kind == "latent":
         return latent_batch([value], model.manifest)[0]
+    if kind == "codes":
+        return _latents_or_codes(model, [value], None)[0]
     if kind == "image":
         image = decode_image(decode_base64(value), model.manifest.image.shape)
     else:
         image = image_batch(None, [value], model.manifest)[0]
+    if model.vq is not None:  # interpolate z_e, before quantization
+        z_e, _ = await state.inference.encode_codes(
+            model, image[None], deadline_for(state.settings)
+        )
+        return z_e[0]
     encoded = await state.inference.encode(
         model, image[None], deadline_for(state.settings), label_column(label, 1)
     )
@@ -246,7 +295,8 @@ async def interpolate(payload: InterpolateRequest, state: StateDep) -> Response:
     path, images = await state.inference.interpolate(
         model, start, end, payload.steps, payload.method, deadline_for(state.settings), label
     )
+    codes = {} if model.vq is None else {"codes": model.vq.nearest(path)}
     return json_response(
         {"model": model.name, "version": model.version, "latents": path, "method": payload.method,
-         **render_images(images, payload.format)}
+         **codes, **render_images(images, payload.format)}
     )  # fmt: skip

@@ -99,6 +99,40 @@ def latent_batch(latents: Any, manifest: Manifest) -> FloatArray:
     return z
 
 
+def code_batch(codes: Any, manifest: Manifest) -> NDArray[np.int64]:
+    """A vqvae's code grids (N x h x w, or one h x w grid) -> int64 [N,h,w], each code an
+    index into its codebook."""
+    if manifest.kind != "vqvae":
+        raise ApiError(
+            422, f"model {manifest.name} has no codebook: send 'latents'", "invalid_codes"
+        )
+    try:
+        array = np.asarray(codes)
+    except (ValueError, TypeError):
+        array = np.asarray([], dtype=object)
+    if array.dtype.kind not in "iu":
+        raise ApiError(
+            422, "codes must be equal-size grids of integer code indices", "invalid_codes"
+        )
+    if array.ndim == 2:
+        array = array[None]
+    grid = list(manifest.grid)
+    if array.ndim != 3 or list(array.shape[1:]) != grid:
+        raise ApiError(
+            422,
+            f"each code grid must be {grid[0]} x {grid[1]} (got shape {list(array.shape)})",
+            "invalid_codes",
+        )
+    if array.size and (array.min() < 0 or array.max() >= manifest.codebook_size):
+        raise ApiError(
+            422,
+            f"codes must lie in 0..{manifest.codebook_size - 1} (the codebook's size is "
+            f"{manifest.codebook_size})",
+            "invalid_codes",
+        )
+    return array.astype(np.int64)
+
+
 def check_label(label: int | None, manifest: Manifest) -> int | None:
     """The graph's class index for `label`: required by a conditional model (one of its
     labels), refused by any other."""
@@ -138,4 +172,6 @@ def endpoint_payload(endpoint: Endpoint) -> tuple[str, Any]:
         return "latent", endpoint.latent
     if endpoint.image is not None:
         return "image", endpoint.image
+    if endpoint.codes is not None:
+        return "codes", endpoint.codes
     return "array", endpoint.array

@@ -41,11 +41,20 @@ class EncodeRequest(_Request):
 
 
 class DecodeRequest(_Request):
-    """Latent vectors to turn into images."""
+    """Latent vectors (or, for a vqvae, grids of code indices) to turn into images."""
 
-    latents: list[list[float]] = Field(..., min_length=1)
+    latents: list[list[float]] | None = Field(None, min_length=1)
+    codes: list[list[list[int]]] | None = Field(
+        None, min_length=1, description="a vqvae's code grids, N x h x w indices into the codebook"
+    )
     format: ImageFormat = "png"
     label: int | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DecodeRequest:
+        if (self.latents is None) == (self.codes is None):
+            raise ValueError("send exactly one of 'latents' or 'codes'")
+        return self
 
 
 class SampleRequest(_Request):
@@ -66,12 +75,13 @@ class Endpoint(BaseModel):
     image: str | None = None
     array: list[Any] | None = None
     latent: list[float] | None = None
+    codes: list[list[int]] | None = Field(None, description="a vqvae's code grid, h x w")
 
     @model_validator(mode="after")
     def _one_source(self) -> Endpoint:
-        given = [v is not None for v in (self.image, self.array, self.latent)]
+        given = [v is not None for v in (self.image, self.array, self.latent, self.codes)]
         if sum(given) != 1:
-            raise ValueError("give exactly one of 'image', 'array' or 'latent'")
+            raise ValueError("give exactly one of 'image', 'array', 'latent' or 'codes'")
         return self
 
 
@@ -87,11 +97,13 @@ class InterpolateRequest(_Request):
 
 
 class LatentOut(BaseModel):
-    """One image's posterior."""
+    """One image's posterior (a vqvae gives `codes` and `z_e` instead of mu and sigma)."""
 
-    mu: list[float]
-    sigma: list[float]
+    mu: list[float] | None = None
+    sigma: list[float] | None = None
     z: list[list[float]] | None = None
+    codes: list[list[int]] | None = None
+    z_e: list[float] | None = None
     cached: bool
 
 
@@ -111,6 +123,7 @@ class ImagesResponse(BaseModel):
     images: list[str] | None = None
     arrays: list[Any] | None = None
     latents: list[list[float]] | None = None
+    codes: list[list[list[int]]] | None = None
     seed: int | None = None
 
 

@@ -157,6 +157,33 @@ class InferenceService:
         images = await self.decode(model, z, deadline, labels, noise if noise.size else None)
         return z, images, used_seed
 
+    async def encode_codes(
+        self, model: LoadedModel, images: FloatArray, deadline: float | None
+    ) -> tuple[FloatArray, NDArray[np.int64]]:
+        """A VQ-VAE's z_e flattened [N, D*h*w] and its codes [N,h,w], straight from the
+        encoder (not cached: the cache holds Gaussian posteriors)."""
+        out = await self.encode_layers(model, images, deadline)
+        z_e = out["z_e"]
+        return z_e.reshape(len(z_e), -1), out["codes"].astype(np.int64)
+
+    async def sample_codes(
+        self,
+        model: LoadedModel,
+        n: int,
+        temperature: float,
+        seed: int | None,
+        deadline: float | None,
+    ) -> tuple[NDArray[np.int64], FloatArray, FloatArray, int]:
+        """n code grids from a VQ-VAE's PixelCNN prior (logits divided by temperature; the
+        most likely codes at 0), their decoder inputs, their images, and the seed used."""
+        if model.vq is None:
+            raise ValueError(f"model {model.name} has no code prior")
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0])
+        codes = await model.vq.sample(n, temperature, np.random.default_rng(seed), deadline)
+        z = model.vq.latents(codes)
+        return codes, z, await self.decode(model, z, deadline), seed
+
     async def interpolate(
         self,
         model: LoadedModel,

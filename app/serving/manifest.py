@@ -33,18 +33,23 @@ class TrainingInfo(BaseModel):
 
 
 class Metrics(BaseModel):
-    """Held-out evaluation, computed from the ONNX graphs."""
+    """Held-out evaluation, computed from the ONNX graphs.
+
+    For a vqvae, `elbo` is log p(x|z_q) + log p_prior(codes) (a true bound: the one-hot
+    posterior has no entropy) and `kl` the prior's NLL of the codes; `iwae_nll`, `k`,
+    `active_units` and `kl_per_dim` are null (not defined for a deterministic encoder), and
+    VQ terms (commitment, vq_loss, codebook usage, perplexity) come as extra fields."""
 
     model_config = ConfigDict(extra="allow")
 
     elbo: float
-    iwae_nll: float
-    k: int
+    iwae_nll: float | None
+    k: int | None
     eval_images: int
-    active_units: int
+    active_units: int | None
     kl: float
     reconstruction_nll: float
-    kl_per_dim: list[float]
+    kl_per_dim: list[float] | None
 
 
 class Manifest(BaseModel):
@@ -54,7 +59,7 @@ class Manifest(BaseModel):
 
     name: str
     version: int
-    kind: Literal["vae", "cvae", "hvae"] = "vae"
+    kind: Literal["vae", "cvae", "hvae", "vqvae"] = "vae"
     latent_dim: int
     image: ImageSpec
     likelihood: Literal["bernoulli", "gaussian"]
@@ -65,6 +70,11 @@ class Manifest(BaseModel):
         default_factory=list, description="the `label` each class answers to, in graph order"
     )
     noise_dim: int = Field(0, description="extra decoder inputs the API fills with noise (hvae)")
+    grid: list[int] = Field(
+        default_factory=list, description="a vqvae's code grid [h, w]; latent_dim = D*h*w"
+    )
+    codebook_size: int = Field(0, description="a vqvae's number of codes K")
+    embedding_dim: int = Field(0, description="a vqvae's code vector size D")
     training: TrainingInfo | None = None
     metrics: Metrics | None = None
     files: dict[str, str] = Field(default_factory=dict)

@@ -16,6 +16,7 @@ from app.serving.manifest import Manifest
 from app.serving.packing import PackedGraph
 from app.serving.repository import ModelRepository, RepositoryError, check_name
 from app.serving.runtime import load_graph
+from app.serving.vq import CodePrior, VQParts, load_vq_parts
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class LoadedModel:
     decoder: PackedGraph
     encode_runner: Runner
     decode_runner: Runner
+    vq: VQParts | None = None
 
     @property
     def name(self) -> str:
@@ -58,11 +60,15 @@ class LoadedModel:
         """Starts the batching loops."""
         self.encode_runner.start()
         self.decode_runner.start()
+        if self.vq is not None:
+            self.vq.runner.start()
 
     async def close(self) -> None:
         """Stops the runners."""
         await self.encode_runner.stop()
         await self.decode_runner.stop()
+        if self.vq is not None:
+            await self.vq.runner.stop()
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
@@ -136,9 +142,14 @@ class ModelRegistry:
         return self._failed.get((name, version))
 
     # ---- loading -------------------------------------------------------------------------
-    def _make_runner(self, graph: PackedGraph, name: str, which: str) -> Runner:
+    def _make_runner(self, graph: PackedGraph | CodePrior, name: str, which: str) -> Runner:
         labels = BatcherLabels(model=name, graph=which)
         s = self.settings
+        if which == "prior":
+            # Sampling calls the prior once per grid position, one request after another: a
+            # batching delay would be paid h*w times, and concurrent samplers rarely share a
+            # step (the grids they send grow row by row), so it runs unbatched.
+            return DirectRunner(graph.run, labels, s.batches_in_flight)
         if not s.batching:
             return DirectRunner(graph.run, labels, s.batches_in_flight)
         return MicroBatcher(
@@ -164,10 +175,21 @@ class ModelRegistry:
             (manifest.latent_dim + manifest.noise_dim,),
             conditional,
         )
+        vq = None
+        if manifest.kind == "vqvae":
+            grid = (manifest.grid[0], manifest.grid[1])
+            vq = load_vq_parts(
+                directory,
+                grid,
+                self.settings.threads,
+                lambda prior: self._make_runner(prior, name, "prior"),
+            )
         # Warm-up: the first run of a session allocates its buffers; do it before traffic does.
         for rows in sorted({1, self.settings.max_batch_size}):
             encoder.warm(rows)
             decoder.warm(rows)
+            if vq is not None:
+                vq.prior.warm(rows, vq.grid)
         return LoadedModel(
             manifest,
             directory,
@@ -175,6 +197,7 @@ class ModelRegistry:
             decoder,
             self._make_runner(encoder, name, "encoder"),
             self._make_runner(decoder, name, "decoder"),
+            vq,
         )
 
     async def _load(self, name: str, version: int) -> LoadedModel:

@@ -19,8 +19,10 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["vae", "cvae", "hvae"] = Field(
-        "vae", description="vae; cvae (conditioned on labels); hvae (two stochastic layers, ladder)"
+    kind: Literal["vae", "cvae", "hvae", "vqvae"] = Field(
+        "vae",
+        description="vae; cvae (conditioned on labels); hvae (two stochastic layers, ladder); "
+        "vqvae (a discrete code grid with a learned autoregressive prior)",
     )
     arch: Architecture = "mlp"
     latent_dim: int = Field(32, ge=1, le=512, description="z (for hvae: the top layer)")
@@ -34,6 +36,19 @@ class TrainConfig(BaseModel):
         "dynamic",
         description="dynamic: resample binary pixels from intensities every batch (Bernoulli only)",
     )
+
+    num_embeddings: int = Field(128, ge=2, le=4096, description="vqvae: codebook size K")
+    embedding_dim: int = Field(16, ge=1, le=256, description="vqvae: code vector size D")
+    commitment_cost: float = Field(
+        0.25, ge=0.0, le=10.0, description="vqvae: weight of the commitment loss"
+    )
+    ema_decay: float = Field(0.99, gt=0.0, lt=1.0, description="vqvae: codebook EMA decay")
+    dead_code_patience: int = Field(
+        1, ge=1, le=10000, description="vqvae: a code unused for this many batches is re-seeded"
+    )
+    prior_epochs: int = Field(10, ge=1, le=1000, description="vqvae: epochs of the PixelCNN prior")
+    prior_channels: int = Field(64, ge=4, le=512, description="vqvae: PixelCNN width")
+    prior_layers: int = Field(6, ge=1, le=20, description="vqvae: gated PixelCNN layers")
 
     epochs: int = Field(10, ge=1, le=1000)
     batch_size: int = Field(128, ge=1, le=4096)
@@ -60,6 +75,10 @@ class TrainConfig(BaseModel):
     def _check_likelihood(self) -> TrainConfig:
         if self.likelihood == "gaussian" and self.binarize == "dynamic":
             self.binarize = "none"
+        if self.kind == "vqvae":
+            if self.free_bits > 0:
+                raise ValueError("free_bits applies to a Gaussian KL: a vqvae has none")
+            self.arch = "conv"  # the code grid comes from a convolutional encoder
         return self
 
     def holdout_count(self, total: int) -> int:

@@ -52,7 +52,7 @@ def export_graphs(vae: VAE, directory: Path) -> dict[str, Path]:
     vae.eval()
     channels, height, width = vae.image
     example_x = torch.rand(2, channels, height, width)
-    example_z = torch.randn(2, vae.config.latent_dim + vae.noise_dim)
+    example_z = torch.randn(2, vae.latent_size + vae.noise_dim)
     label: tuple[torch.Tensor, ...] = (
         (torch.zeros(2, dtype=torch.int64),) if vae.conditional else ()
     )
@@ -101,7 +101,7 @@ def check_parity(vae: VAE, directory: Path, probe: np.ndarray, seed: int = 0) ->
     )
     x = probe.astype(np.float32)
     rng = np.random.default_rng(seed)
-    z = rng.standard_normal((len(x), vae.config.latent_dim + vae.noise_dim)).astype(np.float32)
+    z = rng.standard_normal((len(x), vae.latent_size + vae.noise_dim)).astype(np.float32)
     y = rng.integers(0, max(1, vae.num_classes), len(x)).astype(np.int64)
     extra = {"y": y} if vae.conditional else {}
     torch_y = torch.from_numpy(y) if vae.conditional else None

@@ -58,11 +58,13 @@ def write_report(
     directory: Path,
     seed: int = 0,
     class_ids: NDArray[np.int64] | None = None,
+    samples: NDArray[np.float32] | None = None,
 ) -> list[Path]:
     """Writes report/<figure>.png for the held-out images x; returns the paths.
 
     `class_ids` (graph class indices of x) are given for a conditional model: its samples are
-    drawn one row per class."""
+    drawn one row per class. `samples` are drawn by the caller when the prior is not N(0, I)
+    (a vqvae's PixelCNN)."""
     directory.mkdir(parents=True, exist_ok=True)
     factor = _scale_for(max(x.shape[2], x.shape[3]))
     originals = x[:16]
@@ -76,7 +78,9 @@ def write_report(
         factor,
     )
 
-    if class_ids is None:
+    if samples is not None:
+        _save(directory / "samples.png", tile(samples[:64], 8), factor)
+    elif class_ids is None:
         z, _ = sample_prior(64, latent_dim, 1.0, seed)
         _save(directory / "samples.png", tile(model.decode(z), 8), factor)
     else:

@@ -73,6 +73,15 @@ class VAE(nn.Module):
         self.likelihood = config.likelihood
 
     @property
+    def latent_size(self) -> int:
+        """Numbers in the latent the API shows (for hvae: the top layer's)."""
+        return self.config.latent_dim
+
+    def manifest_fields(self) -> dict[str, object]:
+        """Kind-specific manifest fields (none for the Gaussian kinds)."""
+        return {}
+
+    @property
     def conditional(self) -> bool:
         """True when encoder and decoder take a label."""
         return self.num_classes > 0
