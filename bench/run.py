@@ -112,6 +112,7 @@ def _measure(
     bodies: Path,
 ) -> Cell:
     assert system.server is not None
+    _drain(system)
     if args.warmup > 0:
         run_wrk(target.url, bodies, clients, args.warmup)
     calls0, rows0 = system.batch_counters()
@@ -138,6 +139,21 @@ def _measure(
         client_cpu_pct=100.0 * load.client_cpu_seconds / load.seconds,
         other_cpu_pct=max(0.0, 100.0 * other / load.seconds),
     )
+
+
+def _drain(system: System, limit: float = 30.0) -> None:
+    """Waits until the server is idle (under 25% of a core for half a second): a server may still
+    be computing answers for clients of the last window that have gone, and that work must not
+    count against the next window."""
+    assert system.server is not None
+    deadline = time.monotonic() + limit
+    before = system.server.cpu_seconds()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = system.server.cpu_seconds()
+        if now - before < 0.125:
+            return
+        before = now
 
 
 @dataclass
