@@ -187,8 +187,16 @@ def evaluate(
     x = load_arrays(data).as_float()[:images]
     if manifest.likelihood == "bernoulli" and binarize_seed is not None:
         x = binarize(x, np.random.default_rng(binarize_seed))
-    graphs = OnnxVAE.load(repository.version_dir(name, version), manifest.likelihood)
-    result = run_evaluation(graphs, x, k=k)
+    directory = repository.version_dir(name, version)
+    result: object
+    if manifest.kind == "vqvae":  # no IWAE bound: the ELBO with the learned prior, VQ terms
+        from app.training.evaluate_vq import OnnxVQVAE, evaluate_vq
+
+        config = manifest.training.config if manifest.training else {}
+        cost = float(config.get("commitment_cost", 0.25))
+        result = evaluate_vq(OnnxVQVAE.load(directory, manifest.likelihood), x, cost)
+    else:
+        result = run_evaluation(OnnxVAE.load(directory, manifest.likelihood), x, k=k)
     typer.echo(
         json.dumps({k: v for k, v in result.__dict__.items() if k != "kl_per_dim"}, indent=2)
     )

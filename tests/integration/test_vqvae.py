@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ from PIL import Image
 from app.serving.repository import ModelRepository
 from app.training.config import TrainConfig
 from app.training.pipeline import run_training
-from tests.helpers import ServiceProcess, running_service
+from tests.helpers import ROOT, ServiceProcess, running_service
 from tests.synthetic import stroke_digits, write_npz
 
 K, D = 16, 4
@@ -192,3 +195,15 @@ def test_interpolation_runs_before_quantization(vq_service: ServiceProcess) -> N
             json={"start": {"codes": [[99] * 7] * 7}, "end": {"latent": [0.0] * D * 49}},
         )
         assert bad.status_code == 422
+
+
+def test_vae_evaluate_scores_a_vqvae_from_its_graphs(vq_service: ServiceProcess) -> None:
+    root = vq_service.log.parent  # the fixture's directory: strokes.npz and models/
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "evaluate", "--data", str(root / "strokes.npz"),
+         "--model", "vq", "--images", "100", "--models-dir", str(root / "models")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    metrics = json.loads(result.stdout)
+    assert metrics["eval_images"] == 100 and metrics["iwae_nll"] is None
+    assert metrics["elbo"] == pytest.approx(-(metrics["reconstruction_nll"] + metrics["prior_nll"]))
