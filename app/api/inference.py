@@ -189,7 +189,8 @@ async def decode(request: Request, state: StateDep) -> Response:
         model = await state.registry.resolve(request.query_params.get("model"))
         label = check_label(_query_label(request), model.manifest)
         array = load_npy(body, settings.max_body_bytes)
-        z = _latents_or_codes(model, None if array.dtype.kind not in "iu" else array, array)
+        grids = array if model.vq is not None and array.dtype.kind in "iu" else None
+        z = _latents_or_codes(model, grids, array)
         fmt = request.query_params.get("format", "npy" if wants_npy(request) else "png")
     else:
         payload = DecodeRequest.model_validate_json(body or b"{}")
@@ -213,7 +214,7 @@ async def decode(request: Request, state: StateDep) -> Response:
 
 def _latents_or_codes(model: LoadedModel, codes: Any, latents: Any) -> np.ndarray:
     """Decoder inputs [N,D]: the latents, or a vqvae's code grids turned into their codebook
-    vectors (integer .npy arrays are code grids too)."""
+    vectors (an integer .npy array sent to a vqvae is code grids too)."""
     if codes is None:
         return latent_batch(latents, model.manifest)
     grids = code_batch(codes, model.manifest)

@@ -102,6 +102,33 @@ def test_codes_go_out_of_encode_and_into_decode(vq_service: ServiceProcess) -> N
         assert png.status_code == 200 and len(png.json()["images"]) == 1
 
 
+def npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def test_codes_and_z_e_travel_as_npy_too(vq_service: ServiceProcess) -> None:
+    images, _ = stroke_digits(2, seed=4)
+    headers = {"content-type": "application/x-npy", "accept": "application/x-npy"}
+    with vq_service.client() as http:
+        raw = http.post("/encode", content=npy(images[:, None]), headers=headers)
+        assert raw.status_code == 200, raw.text
+        z_e = np.load(io.BytesIO(raw.content))
+        as_json = http.post("/encode", json={"images": [png_b64(d) for d in images]}).json()
+        assert z_e.shape == (2, D * 49) and z_e.dtype == np.float32
+        np.testing.assert_allclose(z_e, [e["z_e"] for e in as_json["latents"]], atol=1e-5)
+        codes = np.array([e["codes"] for e in as_json["latents"]], dtype=np.int64)
+        by_codes = http.post("/decode", content=npy(codes), headers=headers)
+        assert by_codes.status_code == 200, by_codes.text
+        by_z_e = http.post("/decode", content=npy(z_e), headers=headers)
+        np.testing.assert_allclose(
+            np.load(io.BytesIO(by_codes.content)), np.load(io.BytesIO(by_z_e.content)), atol=1e-5
+        )
+        bad = http.post("/decode", content=npy(codes + K), headers=headers)
+        assert bad.status_code == 422 and "0..15" in bad.json()["message"]
+
+
 @pytest.mark.parametrize(
     ("codes", "needle"),
     [
