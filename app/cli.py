@@ -37,7 +37,13 @@ def serve(
             err=True,
         )
         settings = settings.model_copy(update={"host": "127.0.0.1"})
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        access_log=settings.access_log,
+    )
 
 
 @app.command()

@@ -30,8 +30,9 @@ class AppState:
     jobs: JobBackend | None = None
 
 
-def get_state(request: Request) -> AppState:
-    """The state the lifespan put on the app."""
+async def get_state(request: Request) -> AppState:
+    """The state the lifespan put on the app (async: a sync dependency costs a thread hop on
+    every request)."""
     state: AppState = request.app.state.vae
     return state
 
