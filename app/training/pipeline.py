@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -74,10 +75,13 @@ def run_training(
         config, train_set, on_progress=on_progress, should_stop=should_stop, classes=classes
     )
     model = outcome.model
+    prior_seconds = 0.0
     if isinstance(model, VQVAE):
         stage("training prior")
+        started = time.monotonic()
         generator = seed_everything(config.seed + 3)
         train_prior(config, model, train_set, generator, on_progress, should_stop)
+        prior_seconds = time.monotonic() - started
     conditional = outcome.model.conditional
     heldout_y = (
         class_index(heldout.labels, classes)
@@ -149,7 +153,7 @@ def run_training(
                 dataset=dataset_name or data_path.name,
                 sha256=sha256_of(data_path),
                 config=json.loads(config.model_dump_json()),
-                seconds=round(outcome.seconds, 2),
+                seconds=round(outcome.seconds + prior_seconds, 2),
                 epochs_run=round(outcome.epochs_run, 3),
                 train_images=len(train_set),
                 heldout_images=len(heldout),
