@@ -10,6 +10,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
+from app.serving import png
+
 # Pillow refuses images above this many pixels, which stops decompression bombs early.
 MAX_IMAGE_PIXELS = 4096 * 4096
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
@@ -66,12 +68,7 @@ def to_uint8(images: NDArray[np.floating]) -> NDArray[np.uint8]:
 
 def encode_png(image: NDArray[np.floating]) -> bytes:
     """One float image [C,H,W] in [0,1] -> PNG bytes."""
-    pixels = to_uint8(image)
-    channels = pixels.shape[0]
-    array = pixels[0] if channels == 1 else pixels.transpose(1, 2, 0)
-    buffer = io.BytesIO()
-    Image.fromarray(array, mode=_MODES[channels]).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
+    return png.encode(to_uint8(image))
 
 
 def encode_png_base64(image: NDArray[np.floating]) -> str:
