@@ -30,6 +30,9 @@ class Settings(BaseSettings):
 
     # ONNX Runtime
     threads: int | None = Field(None, ge=1, description="intra-op threads; all cores when unset")
+    ort_spinning: bool = Field(
+        True, description="idle intra-op threads busy-wait (faster hand-off, burns CPU)"
+    )
 
     # Micro-batching
     batching: bool = True
@@ -37,6 +40,9 @@ class Settings(BaseSettings):
     max_delay_ms: float = Field(2.0, ge=0.0, le=1000.0)
     max_queue: int = Field(2048, ge=1)
     batches_in_flight: int = Field(1, ge=1, le=64)
+    dispatch_when_idle: bool = Field(
+        True, description="send a batch at once when none is running, not after max_delay_ms"
+    )
     request_timeout_s: float = Field(10.0, gt=0)
 
     # Request limits

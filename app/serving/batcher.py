@@ -1,9 +1,13 @@
 """Micro-batching: concurrent requests to one graph share ONNX Runtime calls.
 
 One `MicroBatcher` per (model, version, graph). A batch goes out when the samples queued behind
-the oldest request fill it, or when the oldest request has waited `max_delay`. Batch size counts
+the oldest request fill it, or when the oldest request has waited `max_delay`, or (with
+`dispatch_when_idle`, the default) at once when no batch is running: waiting then only adds
+latency, and under load the next batch fills while the current one runs. Batch size counts
 samples (rows), not requests; a request larger than the batch is split. Requests of different
-shapes never share a batch. The graph runs in a worker thread so the event loop stays free.
+shapes never share a batch. The graph runs in a worker thread so the event loop stays free; a
+finished batch frees its slot before its callers are woken, so the next batch is computing
+while the event loop renders and sends this one's answers.
 """
 
 from __future__ import annotations
@@ -75,8 +79,10 @@ class MicroBatcher:
         max_delay: float = 0.002,
         max_queue: int = 2048,
         in_flight: int = 1,
+        dispatch_when_idle: bool = True,
     ) -> None:
         self._run = run
+        self.dispatch_when_idle = dispatch_when_idle
         self.labels = labels
         self.max_batch_size = max_batch_size
         self.max_delay = max_delay
@@ -89,6 +95,7 @@ class MicroBatcher:
         self._loop_task: asyncio.Task[None] | None = None
         self._batch_tasks: set[asyncio.Task[None]] = set()
         self._mean_batch_seconds = 0.01
+        self._running = 0  # batches handed to the worker thread and not finished
         self._pending_gauge = metrics.PENDING_REQUESTS.labels(labels.model, labels.graph)
 
     @property
@@ -161,9 +168,7 @@ class MicroBatcher:
             except BaseException:
                 self._slots.release()
                 raise
-            task = asyncio.get_running_loop().create_task(self._execute(batch))
-            self._batch_tasks.add(task)
-            task.add_done_callback(self._batch_tasks.discard)
+            self._launch(batch)
 
     def _discard_head(self) -> None:
         """Drops finished (cancelled) and expired requests at the head of the queue."""
@@ -193,7 +198,8 @@ class MicroBatcher:
             oldest = self._queue[0]
             ready_at = oldest.enqueued + self.max_delay
             now = time.monotonic()
-            if now >= ready_at or self._samples_like(oldest.key) >= self.max_batch_size:
+            idle = self.dispatch_when_idle and self._running == 0
+            if idle or now >= ready_at or self._samples_like(oldest.key) >= self.max_batch_size:
                 return self._take(oldest.key)
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
@@ -235,38 +241,51 @@ class MicroBatcher:
         self._pending_gauge.set(self._queued_samples)
         return batch
 
-    async def _execute(self, batch: list[_Pending]) -> None:
-        try:
-            live = [item for item in batch if not item.future.done()]
-            if not live:
-                return
-            inputs = live[0].inputs if len(live) == 1 else np.concatenate([i.inputs for i in live])
-            started = time.monotonic()
-            for item in live:
-                metrics.QUEUE_SECONDS.labels(self.labels.model, self.labels.graph).observe(
-                    started - item.enqueued
-                )
-            metrics.BATCH_SIZE.labels(self.labels.model, self.labels.graph).observe(len(inputs))
-            loop = asyncio.get_running_loop()
-            try:
-                outputs = await loop.run_in_executor(self._executor, self._run, inputs)
-            except Exception as error:  # every caller in the batch hears of it; the loop goes on
-                logger.exception("batch of %d on %s failed", len(inputs), self.labels)
-                for item in live:
-                    if not item.future.done():
-                        item.future.set_exception(error)
-                return
-            elapsed = time.monotonic() - started
-            self._mean_batch_seconds = 0.9 * self._mean_batch_seconds + 0.1 * elapsed
-            metrics.COMPUTE_SECONDS.labels(self.labels.model, self.labels.graph).observe(elapsed)
-            offset = 0
-            for item in live:
-                rows = slice(offset, offset + item.size)
-                offset += item.size
-                if not item.future.done():
-                    item.future.set_result({name: value[rows] for name, value in outputs.items()})
-        finally:
+    def _launch(self, batch: list[_Pending]) -> None:
+        """Hands the batch to the worker thread now; a task awaits it and wakes the callers."""
+        live = [item for item in batch if not item.future.done()]
+        if not live:
             self._slots.release()
+            return
+        inputs = live[0].inputs if len(live) == 1 else np.concatenate([i.inputs for i in live])
+        started = time.monotonic()
+        for item in live:
+            metrics.QUEUE_SECONDS.labels(self.labels.model, self.labels.graph).observe(
+                started - item.enqueued
+            )
+        metrics.BATCH_SIZE.labels(self.labels.model, self.labels.graph).observe(len(inputs))
+        self._running += 1
+        loop = asyncio.get_running_loop()
+        running = loop.run_in_executor(self._executor, self._run, inputs)
+        task = loop.create_task(self._finish(live, len(inputs), running, started))
+        self._batch_tasks.add(task)
+        task.add_done_callback(self._batch_tasks.discard)
+
+    async def _finish(
+        self, live: list[_Pending], rows: int, running: asyncio.Future[Outputs], started: float
+    ) -> None:
+        try:
+            outputs = await running
+        except Exception as error:  # every caller in the batch hears of it; the loop goes on
+            logger.exception("batch of %d on %s failed", rows, self.labels)
+            for item in live:
+                if not item.future.done():
+                    item.future.set_exception(error)
+            return
+        finally:
+            # Free the slot before waking the callers: the loop hands the next batch to the
+            # worker first, which computes it while the event loop renders and sends this one.
+            self._running -= 1
+            self._slots.release()
+        elapsed = time.monotonic() - started
+        self._mean_batch_seconds = 0.9 * self._mean_batch_seconds + 0.1 * elapsed
+        metrics.COMPUTE_SECONDS.labels(self.labels.model, self.labels.graph).observe(elapsed)
+        offset = 0
+        for item in live:
+            part = slice(offset, offset + item.size)
+            offset += item.size
+            if not item.future.done():
+                item.future.set_result({name: value[part] for name, value in outputs.items()})
 
 
 class DirectRunner:
@@ -286,16 +305,22 @@ class DirectRunner:
         self._executor.shutdown(wait=False)
 
     async def submit(self, inputs: NDArray[np.float32], deadline: float | None = None) -> Outputs:
-        """Runs `inputs` as one call of its own."""
-        started = time.monotonic()
+        """Runs `inputs` as one call of its own; a request whose deadline passes while it waits
+        for a thread is dropped (DeadlineExceeded) before compute."""
+
+        def call() -> Outputs:
+            if deadline is not None and time.monotonic() >= deadline:
+                metrics.REJECTIONS.labels(self.labels.model, self.labels.graph, "deadline").inc()
+                raise DeadlineExceeded("the request's deadline passed in the queue")
+            started = time.monotonic()
+            outputs = self._run(inputs)
+            metrics.COMPUTE_SECONDS.labels(self.labels.model, self.labels.graph).observe(
+                time.monotonic() - started
+            )
+            return outputs
+
         metrics.BATCH_SIZE.labels(self.labels.model, self.labels.graph).observe(len(inputs))
-        outputs = await asyncio.get_running_loop().run_in_executor(
-            self._executor, self._run, inputs
-        )
-        metrics.COMPUTE_SECONDS.labels(self.labels.model, self.labels.graph).observe(
-            time.monotonic() - started
-        )
-        return outputs
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
 
 Runner = MicroBatcher | DirectRunner

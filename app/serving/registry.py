@@ -19,6 +19,7 @@ from app.serving.runtime import load_graph
 from app.serving.vq import CodePrior, VQParts, load_vq_parts
 
 logger = logging.getLogger(__name__)
+Stamp = tuple[tuple[str, int, int, int], ...]
 
 
 class ModelNotFound(LookupError):
@@ -96,6 +97,8 @@ class ModelRegistry:
         self._lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
         self._failed: dict[tuple[str, int], str] = {}
+        self._failed_stamps: dict[tuple[str, int], Stamp | None] = {}
+        self._root_missing = False
         self._closing: set[asyncio.Future[None]] = set()
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -159,6 +162,7 @@ class ModelRegistry:
             s.max_delay_ms / 1000.0,
             s.max_queue,
             s.batches_in_flight,
+            s.dispatch_when_idle,
         )
 
     def _load_blocking(self, name: str, version: int) -> LoadedModel:
@@ -166,12 +170,16 @@ class ModelRegistry:
         directory = self.repository.version_dir(name, version)
         conditional = manifest.conditional
         encoder = PackedGraph(
-            load_graph(directory / "encoder.onnx", self.settings.threads),
+            load_graph(
+                directory / "encoder.onnx", self.settings.threads, self.settings.ort_spinning
+            ),
             manifest.image.shape,
             conditional,
         )
         decoder = PackedGraph(
-            load_graph(directory / "decoder.onnx", self.settings.threads),
+            load_graph(
+                directory / "decoder.onnx", self.settings.threads, self.settings.ort_spinning
+            ),
             (manifest.latent_dim + manifest.noise_dim,),
             conditional,
         )
@@ -200,19 +208,42 @@ class ModelRegistry:
             vq,
         )
 
+    def _stamp(self, name: str, version: int) -> Stamp | None:
+        """A version's files as on disk (name, size, mtime, inode); None when unreadable."""
+        directory = self.repository.version_dir(name, version)
+        try:
+            found = [(".", 0, 0, directory.stat().st_ino)]
+            for path in sorted(directory.iterdir()):
+                info = path.stat()
+                found.append((path.name, info.st_size, info.st_mtime_ns, info.st_ino))
+        except OSError:
+            return None
+        return tuple(found)
+
+    async def _failed_and_unchanged(self, key: tuple[str, int]) -> bool:
+        """True for a version that failed to load and whose files have not changed since: it is
+        not retried. Files repaired or republished under the same number are loaded again."""
+        if key not in self._failed:
+            return False
+        stamp = await asyncio.to_thread(self._stamp, *key)
+        return stamp is None or stamp == self._failed_stamps.get(key)
+
     async def _load(self, name: str, version: int) -> LoadedModel:
         key = (name, version)
         if key in self._loaded:
             return self._loaded[key]
+        stamp = await asyncio.to_thread(self._stamp, name, version)
         try:
             model = await asyncio.to_thread(self._load_blocking, name, version)
         except Exception as error:
             self._failed[key] = str(error)
+            self._failed_stamps[key] = stamp
             metrics.MODEL_LOAD_FAILURES.inc()
             raise
         model.start()
         self._loaded[key] = model
         self._failed.pop(key, None)
+        self._failed_stamps.pop(key, None)
         metrics.MODELS_LOADED.set(len(self._loaded))
         logger.info("loaded %s:%d on %s", name, version, model.provider)
         return model
@@ -225,8 +256,8 @@ class ModelRegistry:
                 version = await asyncio.to_thread(self.repository.default_version, name)
                 if version is None or self._defaults.get(name) == version:
                     continue
-                if (name, version) in self._failed:
-                    continue  # a version that failed once is not retried on every scan
+                if await self._failed_and_unchanged((name, version)):
+                    continue  # a version that failed is not retried until its files change
                 try:
                     await self._load(name, version)
                 except Exception:
@@ -236,7 +267,30 @@ class ModelRegistry:
                     continue
                 self._defaults[name] = version
                 metrics.MODEL_INFO.labels(name).set(version)
+            if not await self._root_readable():
+                return  # renamed away or unmounted: keep serving what is loaded
             await self._drop_missing(set(names))
+
+    async def _root_readable(self) -> bool:
+        """Whether the repository's directory is there; logs when it goes and comes back."""
+        readable = await asyncio.to_thread(self.repository.root.is_dir)
+        if readable == self._root_missing:
+            self._root_missing = not readable
+            if readable:
+                logger.info("the model repository %s is back", self.repository.root)
+            else:
+                logger.error(
+                    "the model repository %s is gone; serving the loaded versions until it is back",
+                    self.repository.root,
+                )
+        return readable
+
+    def _missing(self, message: str) -> Exception:
+        """404 for a model or version that is not there; 503 while the repository itself is
+        unreadable (the version may well exist)."""
+        if self._root_missing or not self.repository.root.is_dir():
+            return ModelUnavailable(f"the model repository is unreadable right now: {message}")
+        return ModelNotFound(message)
 
     async def _drop_missing(self, names: set[str]) -> None:
         for (name, version), model in list(self._loaded.items()):
@@ -270,13 +324,13 @@ class ModelRegistry:
                 await self.refresh()  # published since the last scan: no need to wait for it
             version = self._defaults.get(name)
             if version is None:
-                raise ModelNotFound(f"no model named {name!r}; GET /models lists them")
+                raise self._missing(f"no model named {name!r}; GET /models lists them")
         key = (name, version)
         if key in self._loaded:
             return self._loaded[key]
         if version not in await asyncio.to_thread(self.repository.versions, name):
-            raise ModelNotFound(f"model {name!r} has no version {version}")
-        if key in self._failed:
+            raise self._missing(f"model {name!r} has no version {version}")
+        if await self._failed_and_unchanged(key):
             raise ModelUnavailable(f"{name}:{version} failed to load: {self._failed[key]}")
         async with self._lock:
             with contextlib.suppress(KeyError):

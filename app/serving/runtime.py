@@ -62,10 +62,16 @@ class GraphSession:
         return dict(zip(self.output_names, outputs, strict=True))
 
 
-def load_graph(path: Path, threads: int | None = None) -> GraphSession:
-    """Loads an ONNX graph on the best available provider with `threads` intra-op threads."""
+def load_graph(path: Path, threads: int | None = None, spinning: bool = True) -> GraphSession:
+    """Loads an ONNX graph on the best available provider with `threads` intra-op threads.
+
+    `spinning=False` makes idle intra-op threads sleep instead of busy-waiting for the next
+    call: a server whose event loop shares the cores with them gets that CPU back.
+    """
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or default_threads()
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -10,7 +10,14 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 import pytest
 
-from app.serving.batcher import BatcherLabels, DeadlineExceeded, MicroBatcher, Outputs, QueueFull
+from app.serving.batcher import (
+    BatcherLabels,
+    DeadlineExceeded,
+    DirectRunner,
+    MicroBatcher,
+    Outputs,
+    QueueFull,
+)
 
 LABELS = BatcherLabels(model="test", graph="decoder")
 
@@ -50,7 +57,9 @@ async def wait_entered(graph: RecordingGraph) -> None:
 def test_window_counts_from_the_oldest_request() -> None:
     async def scenario() -> None:
         graph = RecordingGraph()
-        batcher = MicroBatcher(graph, LABELS, max_batch_size=1000, max_delay=0.1)
+        batcher = MicroBatcher(
+            graph, LABELS, max_batch_size=1000, max_delay=0.1, dispatch_when_idle=False
+        )
         tasks = []
         for i in range(30):  # a steady stream for ~0.6 s, longer than the window
             tasks.append(asyncio.create_task(batcher.submit(rows(1, start=i))))
@@ -60,6 +69,35 @@ def test_window_counts_from_the_oldest_request() -> None:
         # A window restarted by every newcomer would hold everything in one batch.
         assert len(graph.batches) >= 3
         assert sum(len(b) for b in graph.batches) == 30
+
+    run(scenario)
+
+
+def test_a_lone_request_on_an_idle_engine_does_not_wait_for_the_window() -> None:
+    async def scenario() -> None:
+        graph = RecordingGraph()
+        batcher = MicroBatcher(graph, LABELS, max_batch_size=64, max_delay=30.0)
+        result = await asyncio.wait_for(batcher.submit(rows(1)), timeout=5)
+        await batcher.stop()
+        np.testing.assert_array_equal(result["y"], rows(1) * 2)
+
+    run(scenario)
+
+
+def test_requests_arriving_while_a_batch_runs_share_the_next_one() -> None:
+    async def scenario() -> None:
+        graph = RecordingGraph()
+        graph.gate.clear()
+        batcher = MicroBatcher(graph, LABELS, max_batch_size=64, max_delay=30.0)
+        first = asyncio.create_task(batcher.submit(rows(1)))
+        await wait_entered(graph)  # the engine is busy with the first request
+        queued = [asyncio.create_task(batcher.submit(rows(1, start=i))) for i in range(5)]
+        await asyncio.sleep(0.05)
+        assert batcher.queued_samples == 5
+        graph.gate.set()
+        await asyncio.wait_for(asyncio.gather(first, *queued), timeout=5)
+        await batcher.stop()
+        assert [len(b) for b in graph.batches] == [1, 5]
 
     run(scenario)
 
@@ -208,5 +246,24 @@ def test_several_batches_may_run_at_once_when_configured() -> None:
         await asyncio.gather(*tasks)
         await batcher.stop()
         assert len(graph.batches) == 2
+
+    run(scenario)
+
+
+def test_with_batching_off_a_request_past_its_deadline_is_dropped_before_compute() -> None:
+    async def scenario() -> None:
+        graph = RecordingGraph()
+        graph.gate.clear()
+        runner = DirectRunner(graph, LABELS, in_flight=1)
+        busy = asyncio.create_task(runner.submit(rows(1)))
+        await wait_entered(graph)  # the only thread is busy: the next request waits for it
+        late = asyncio.create_task(runner.submit(rows(1, start=5), time.monotonic() + 0.05))
+        await asyncio.sleep(0.1)
+        graph.gate.set()
+        await busy
+        with pytest.raises(DeadlineExceeded):
+            await late
+        await runner.stop()
+        assert [len(b) for b in graph.batches] == [1]
 
     run(scenario)
