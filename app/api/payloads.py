@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 
 from app.api.errors import ApiError
 from app.api.schemas import Endpoint
-from app.serving.imaging import ImageError, decode_base64, decode_image, encode_png_base64
+from app.serving.imaging import ImageError, decode_base64, decode_image, encode_pngs_base64
 from app.serving.manifest import Manifest
 
 FloatArray = NDArray[np.float32]
@@ -163,7 +163,7 @@ def render_images(images: FloatArray, fmt: str) -> dict[str, Any]:
     """Decoded images as base64 PNGs (`images`) or float arrays (`arrays`)."""
     if fmt == "array":
         return {"arrays": images}
-    return {"images": [encode_png_base64(image) for image in images]}
+    return {"images": encode_pngs_base64(images)}
 
 
 def endpoint_payload(endpoint: Endpoint) -> tuple[str, Any]:

@@ -76,6 +76,11 @@ def encode_png_base64(image: NDArray[np.floating]) -> str:
     return base64.b64encode(encode_png(image)).decode("ascii")
 
 
+def encode_pngs_base64(images: NDArray[np.floating]) -> list[str]:
+    """Float images [N,C,H,W] -> base64 PNG texts (the pixels converted in one numpy pass)."""
+    return [base64.b64encode(png.encode(pixels)).decode("ascii") for pixels in to_uint8(images)]
+
+
 def tile(images: NDArray[np.floating], columns: int, padding: int = 2) -> NDArray[np.float32]:
     """[N,C,H,W] -> one [C, rows*(H+p)+p, columns*(W+p)+p] grid image, padded with white."""
     count, channels, height, width = images.shape

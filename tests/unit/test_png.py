@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from app.serving import png
+from app.serving.imaging import encode_png_base64, encode_pngs_base64
 
 
 @pytest.mark.parametrize(("channels", "mode"), [(1, "L"), (3, "RGB"), (4, "RGBA")])
@@ -41,3 +42,8 @@ def test_the_chunks_are_ihdr_idat_iend_with_valid_crcs() -> None:
 def test_two_channels_are_refused() -> None:
     with pytest.raises(ValueError, match="1, 3 or 4 channels"):
         png.encode(np.zeros((2, 4, 4), dtype=np.uint8))
+
+
+def test_a_batch_renders_as_each_image_alone() -> None:
+    images = np.random.default_rng(0).random((5, 3, 6, 4)).astype(np.float32)
+    assert encode_pngs_base64(images) == [encode_png_base64(image) for image in images]
