@@ -11,7 +11,7 @@ from app.api.admin import AdminDep
 from app.api.deps import StateDep
 from app.api.errors import ApiError
 from app.api.responses import json_response
-from app.jobs.backend import JobBackend, JobNotFound
+from app.jobs.backend import JobBackend, JobNotFound, JobsUnavailable
 from app.jobs.models import JobInfo, JobRequest
 from app.serving.repository import RepositoryError, check_name
 from app.training.datasets import DatasetStore
@@ -34,6 +34,8 @@ async def _call(state: StateDep, method: str, *args: object) -> object:
         return await asyncio.to_thread(getattr(_backend(state), method), *args)
     except JobNotFound as error:
         raise ApiError(404, str(error), "job_not_found") from None
+    except JobsUnavailable as error:
+        raise ApiError(503, str(error), "unavailable", headers={"Retry-After": "5"}) from None
 
 
 @router.post("", status_code=202, response_model=JobInfo)

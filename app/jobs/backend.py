@@ -13,6 +13,10 @@ class JobNotFound(LookupError):
     """No job with that id (404)."""
 
 
+class JobsUnavailable(RuntimeError):
+    """The job queue cannot be reached right now (Redis away): try again shortly (503)."""
+
+
 class JobBackend(Protocol):
     """Queues training jobs, runs them somewhere, and reports on them. Methods block briefly
     (Redis round trips); the API calls them from a thread."""

@@ -4,11 +4,15 @@ processes run them, and progress travels in the job's meta."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
@@ -16,13 +20,15 @@ from rq.job import Job
 from rq.job import JobStatus as RQStatus
 
 from app.config import Settings
-from app.jobs.backend import JobNotFound, now_iso, task_spec
+from app.jobs.backend import JobNotFound, JobsUnavailable, now_iso, task_spec
 from app.jobs.models import JobInfo, JobRequest, JobStatus
 
 QUEUE_NAME = "vae-training"
 JOB_INDEX = "vae:jobs"  # a sorted set of our job ids by creation time
 TASK = "app.jobs.rq_task.run"
 KEEP_SECONDS = 7 * 24 * 3600
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _STATUS: dict[str, JobStatus] = {
     RQStatus.CREATED: "queued",
@@ -45,6 +51,19 @@ def connect(url: str, socket_timeout: float | None = 10.0) -> Redis:
     )
 
 
+def _needs_redis(method: Callable[P, R]) -> Callable[P, R]:
+    """Redis unreachable (killed, restarting, a timeout) becomes JobsUnavailable (a 503)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            raise JobsUnavailable(f"the job queue (Redis) is unavailable: {error}") from None
+
+    return wrapper
+
+
 class RQJobBackend:
     """Training jobs queued in Redis and run by any number of `vae worker` processes."""
 
@@ -56,6 +75,7 @@ class RQJobBackend:
         self.redis = connect(settings.redis_url)
         self.queue = Queue(QUEUE_NAME, connection=self.redis)
 
+    @_needs_redis
     def submit(self, request: JobRequest) -> JobInfo:
         job_id = uuid.uuid4().hex
         meta = {
@@ -83,15 +103,18 @@ class RQJobBackend:
         except NoSuchJobError:
             raise JobNotFound(f"no job {job_id!r}") from None
 
+    @_needs_redis
     def get(self, job_id: str) -> JobInfo:
         return self._describe(self._fetch(job_id))
 
+    @_needs_redis
     def list(self) -> list[JobInfo]:
         raw: list[Any] = list(self.redis.zrevrange(JOB_INDEX, 0, 199))  # type: ignore[arg-type]
         ids = [i.decode() if isinstance(i, bytes) else str(i) for i in raw]
         jobs = Job.fetch_many(ids, connection=self.redis)
         return [self._describe(job) for job in jobs if job is not None]
 
+    @_needs_redis
     def cancel(self, job_id: str) -> JobInfo:
         job = self._fetch(job_id)
         status = job.get_status(refresh=True)
