@@ -15,8 +15,8 @@ from pydantic.json_schema import models_json_schema
 
 from app.api import datasets, health, inference, jobs, models, observability, ui
 from app.api.deps import AppState
-from app.api.errors import install_error_handlers
-from app.api.schemas import DecodeRequest, EncodeRequest
+from app.api.errors import document_error_bodies, install_error_handlers
+from app.api.schemas import DecodeRequest, EncodeRequest, ErrorResponse
 from app.config import Settings, get_settings
 from app.jobs.backend import make_backend
 from app.jobs.monitor import watch_jobs
@@ -99,7 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _document_raw_bodies(app: FastAPI) -> None:
     """/encode and /decode read their bodies themselves (JSON or .npy); their JSON schemas are
-    added to the OpenAPI components so the documented request bodies resolve."""
+    added to the OpenAPI components so the documented request bodies resolve. Every error
+    status is documented with the one error body the API sends."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -108,10 +109,15 @@ def _document_raw_bodies(app: FastAPI) -> None:
             title=app.title, version=app.version, summary=app.summary, routes=app.routes
         )
         _, extra = models_json_schema(
-            [(EncodeRequest, "validation"), (DecodeRequest, "validation")],
+            [
+                (EncodeRequest, "validation"),
+                (DecodeRequest, "validation"),
+                (ErrorResponse, "serialization"),
+            ],
             ref_template="#/components/schemas/{model}",
         )
         schema.setdefault("components", {}).setdefault("schemas", {}).update(extra.get("$defs", {}))
+        document_error_bodies(schema)
         app.openapi_schema = schema
         return schema
 

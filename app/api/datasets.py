@@ -20,7 +20,7 @@ from starlette.responses import Response
 from app import metrics
 from app.api.admin import AdminDep
 from app.api.deps import AppState, StateDep
-from app.api.errors import ApiError
+from app.api.errors import ApiError, error_responses
 from app.api.responses import json_response
 from app.serving.repository import RepositoryError, check_name
 from app.training.data import DatasetError
@@ -51,13 +51,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], lifespan=_lifespan)
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"description": text}
-    for code, text in {
-        401: "no admin token", 403: "wrong admin token", 404: "unknown dataset",
-        409: "the name is taken", 413: "too large", 422: "not a usable dataset",
-    }.items()
-}  # fmt: skip
+_PUT_ERRORS = error_responses(
+    400, 401, 403, 409, 413, 422, 429, _400="the upload ended early", _409="the name is taken",
+    _422="not a usable dataset",
+)  # fmt: skip
+_ERRORS = error_responses(401, 403, 404, 422, _404="unknown dataset")
 
 _BODY = {
     "requestBody": {
@@ -125,7 +123,7 @@ async def _receive(request: Request, upload: Upload, limit: int) -> None:
         )
 
 
-@router.put("/{name}", status_code=201, responses=_ERRORS, openapi_extra=_BODY)
+@router.put("/{name}", status_code=201, responses=_PUT_ERRORS, openapi_extra=_BODY)
 async def put_dataset(
     name: str,
     request: Request,
@@ -179,7 +177,7 @@ async def put_dataset(
     return json_response(manifest.model_dump(mode="json"), 201, {"Location": f"/datasets/{name}"})
 
 
-@router.get("", responses=_ERRORS)
+@router.get("")
 async def list_datasets(store: StoreDep) -> Response:
     """Every stored dataset's manifest."""
 
@@ -195,7 +193,7 @@ async def list_datasets(store: StoreDep) -> Response:
     return json_response({"datasets": await asyncio.to_thread(manifests)})
 
 
-@router.get("/{name}", responses=_ERRORS)
+@router.get("/{name}", responses=error_responses(404, 422))
 async def get_dataset(name: str, store: StoreDep) -> Response:
     """One dataset's manifest: count, shape, channels, value range, labels, sha256."""
     try:

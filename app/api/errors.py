@@ -36,6 +36,49 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+# What each error status means on this API; routes list theirs with `error_responses(...)`.
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "malformed body",
+    401: "no admin token",
+    403: "wrong admin token",
+    404: "not found",
+    409: "conflict",
+    413: "too large",
+    415: "unsupported media type",
+    422: "invalid input",
+    429: "rate limited, or the batch queue is full (see Retry-After)",
+    503: "not available now (see Retry-After where given)",
+    504: "deadline passed",
+}
+
+
+def error_responses(*codes: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses=` for these error statuses (descriptions overridable as
+    `_404="unknown model"`); their bodies are documented by `document_error_bodies`."""
+    return {
+        code: {"description": descriptions.get(f"_{code}", ERROR_DESCRIPTIONS[code])}
+        for code in codes
+    }
+
+
+def document_error_bodies(schema: dict[str, Any]) -> None:
+    """Every documented 4xx and 5xx without a body of its own answers the `ErrorResponse` JSON
+    body; FastAPI's default `HTTPValidationError` (which this API never sends) is replaced."""
+    body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+    default = "#/components/schemas/HTTPValidationError"
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content")
+                if str(status)[:1] in {"4", "5"} and (not content or default in str(content)):
+                    response["content"] = dict(body)
+                    if response.get("description") == "Validation Error":
+                        response["description"] = ERROR_DESCRIPTIONS[422]
+    components = schema.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+
+
 def error_response(
     status: int, error: str, message: str, detail: Any = None, headers: dict[str, str] | None = None
 ) -> Response:

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from starlette.responses import Response
 
 from app.api.deps import StateDep
+from app.api.errors import error_responses
 from app.api.responses import json_response
 from app.serving.registry import ModelNotFound, parse_ref
 
 router = APIRouter(prefix="/v2", tags=["health"])
+
+_NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {
+        "description": "not ready yet",
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "properties": {"ready": {"const": False}},
+                           "required": ["ready"]}
+            }
+        },
+    }
+}  # fmt: skip
 
 
 @router.get("/health/live")
@@ -18,7 +33,7 @@ async def live() -> Response:
     return json_response({"live": True})
 
 
-@router.get("/health/ready")
+@router.get("/health/ready", responses=_NOT_READY)
 async def ready(state: StateDep) -> Response:
     """Ready once the default model is loaded and warmed up; the cache may be degraded."""
     is_ready = state.registry.ready
@@ -31,7 +46,7 @@ async def ready(state: StateDep) -> Response:
     return json_response(body, 200 if is_ready else 503)
 
 
-@router.get("/models/{name}/ready")
+@router.get("/models/{name}/ready", responses={**_NOT_READY, **error_responses(404, 422)})
 async def model_ready(name: str, state: StateDep) -> Response:
     """Whether `name` (or `name:version`) is loaded and answering."""
     model_name, version = parse_ref(name)

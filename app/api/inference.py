@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.deps import StateDep, deadline_for, is_npy, load_npy, read_body, wants_npy
-from app.api.errors import ApiError
+from app.api.errors import ApiError, error_responses
 from app.api.payloads import (
     check_count,
     check_label,
@@ -36,17 +36,15 @@ from app.serving.registry import LoadedModel
 
 router = APIRouter(tags=["inference"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"description": text}
-    for code, text in {
-        400: "malformed body", 404: "unknown model", 413: "too large", 415: "unsupported media type",
-        422: "invalid input", 429: "queue full", 504: "deadline passed",
-    }.items()
-}  # fmt: skip
+_ERRORS = error_responses(400, 404, 413, 415, 422, 429, 503, 504, _404="unknown model")
 
 
 def _body_spec(model: type[Any], npy_text: str) -> dict[str, Any]:
+    """The JSON or .npy request body, and the .npy answer beside the JSON one."""
     return {
+        "responses": {
+            "200": {"content": {NPY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}
+        },
         "requestBody": {
             "required": True,
             "content": {
@@ -55,7 +53,7 @@ def _body_spec(model: type[Any], npy_text: str) -> dict[str, Any]:
                     "schema": {"type": "string", "format": "binary", "description": npy_text}
                 },
             },
-        }
+        },
     }
 
 

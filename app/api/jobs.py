@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from app.api.admin import AdminDep
 from app.api.deps import StateDep
-from app.api.errors import ApiError
+from app.api.errors import ApiError, error_responses
 from app.api.responses import json_response
 from app.jobs.backend import JobBackend, JobNotFound, JobsUnavailable
 from app.jobs.models import JobInfo, JobRequest
@@ -38,7 +38,12 @@ async def _call(state: StateDep, method: str, *args: object) -> object:
         raise ApiError(503, str(error), "unavailable", headers={"Retry-After": "5"}) from None
 
 
-@router.post("", status_code=202, response_model=JobInfo)
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobInfo,
+    responses=error_responses(400, 401, 403, 404, 422, 429, 503, _404="unknown dataset"),
+)
 async def submit_job(request: JobRequest, state: StateDep, _: AdminDep) -> Response:
     """Queues training of `name` on `dataset` (admin). Every config field has a default."""
     try:
@@ -61,7 +66,7 @@ async def submit_job(request: JobRequest, state: StateDep, _: AdminDep) -> Respo
     return json_response(_dump(job), 202, {"Location": f"/jobs/{job.id}"})
 
 
-@router.get("", response_model=list[JobInfo])
+@router.get("", response_model=list[JobInfo], responses=error_responses(503))
 async def list_jobs(state: StateDep) -> Response:
     """Every job, newest first."""
     jobs = await _call(state, "list")
@@ -69,7 +74,7 @@ async def list_jobs(state: StateDep) -> Response:
     return json_response([_dump(job) for job in jobs])
 
 
-@router.get("/{job_id}", response_model=JobInfo)
+@router.get("/{job_id}", response_model=JobInfo, responses=error_responses(404, 422, 503))
 async def get_job(job_id: str, state: StateDep) -> Response:
     """Status (queued, running, succeeded, failed, cancelled), progress, result and error."""
     job = await _call(state, "get", job_id)
@@ -77,7 +82,11 @@ async def get_job(job_id: str, state: StateDep) -> Response:
     return json_response(_dump(job))
 
 
-@router.post("/{job_id}/cancel", response_model=JobInfo)
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobInfo,
+    responses=error_responses(401, 403, 404, 422, 503),
+)
 async def cancel_job(job_id: str, state: StateDep, _: AdminDep) -> Response:
     """Cancels a queued job, or stops a running one within seconds (admin)."""
     job = await _call(state, "cancel", job_id)

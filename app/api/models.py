@@ -7,17 +7,20 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
 from app.api.admin import AdminDep
 from app.api.deps import StateDep
-from app.api.errors import ApiError
+from app.api.errors import ApiError, error_responses
 from app.api.responses import json_response
 from app.serving.registry import ModelNotFound
 from app.serving.repository import RepositoryError, check_name
 from app.training.report import FIGURES
 
 router = APIRouter(prefix="/models", tags=["models"])
+
+_ADMIN = (400, 401, 403, 404, 409, 422)
 
 
 def _checked(name: str) -> str:
@@ -64,13 +67,17 @@ async def list_models(state: StateDep) -> Response:
     return json_response({"default": state.settings.default_model, "models": models})
 
 
-@router.get("/{name}")
+@router.get("/{name}", responses=error_responses(404, 422))
 async def get_model(name: str, state: StateDep) -> Response:
     """One model: its versions, their manifests, and the execution provider in use."""
     return json_response(await _describe(state, _checked(name)))
 
 
-@router.get("/{name}/versions/{version}/report/{figure}.png", response_class=FileResponse)
+@router.get(
+    "/{name}/versions/{version}/report/{figure}.png",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/png": {}}}, **error_responses(404, 422)},
+)
 async def report_figure(name: str, version: int, figure: str, state: StateDep) -> FileResponse:
     """A report figure: reconstructions, samples, interpolation or latent_map."""
     if figure not in FIGURES:
@@ -83,12 +90,18 @@ async def report_figure(name: str, version: int, figure: str, state: StateDep) -
     return FileResponse(path, media_type="image/png")
 
 
-@router.post("/{name}/default")
-async def set_default(name: str, body: dict[str, int], state: StateDep, _: AdminDep) -> Response:
+class DefaultVersion(BaseModel):
+    """POST /models/{name}/default: the version that answers from now on."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    version: int
+
+
+@router.post("/{name}/default", responses=error_responses(*_ADMIN))
+async def set_default(name: str, body: DefaultVersion, state: StateDep, _: AdminDep) -> Response:
     """Makes `{"version": V}` the version that answers for `name` (admin)."""
-    version = body.get("version")
-    if not isinstance(version, int):
-        raise ApiError(422, 'send {"version": N}', "invalid_request")
+    version = body.version
     try:
         await asyncio.to_thread(state.registry.repository.set_default, _checked(name), version)
     except RepositoryError as error:
@@ -103,7 +116,7 @@ async def set_default(name: str, body: dict[str, int], state: StateDep, _: Admin
     return json_response(await _describe(state, name))
 
 
-@router.delete("/{name}/versions/{version}")
+@router.delete("/{name}/versions/{version}", status_code=204, responses=error_responses(*_ADMIN))
 async def delete_version(name: str, version: int, state: StateDep, _: AdminDep) -> Response:
     """Deletes a version (admin). The default version cannot be deleted while others exist."""
     repository = state.registry.repository

@@ -10,7 +10,8 @@ ImageFormat = Literal["png", "array", "npy"]
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a JSON false or "8" is not the number it would be coerced to, it is a client bug.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str | None = Field(
         None, description="'name' or 'name:version'; the default model when left out"
@@ -70,7 +71,7 @@ class SampleRequest(_Request):
 class Endpoint(BaseModel):
     """One end of an interpolation: an image (base64), a pixel array, or a latent vector."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     image: str | None = None
     array: list[Any] | None = None

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.serving.repository import NAME_PATTERN
 from app.training.config import TrainConfig
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -17,8 +18,12 @@ class JobRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str = Field(..., description="a stored dataset's name")
-    name: str = Field(..., description="the model name the new version is published under")
+    dataset: str = Field(..., pattern=NAME_PATTERN.pattern, description="a stored dataset's name")
+    name: str = Field(
+        ...,
+        pattern=NAME_PATTERN.pattern,
+        description="the model name the new version is published under",
+    )
     config: TrainConfig = Field(default_factory=TrainConfig)
     make_default: bool = Field(True, description="make the new version the one that answers")
 
