@@ -1,6 +1,8 @@
 """The model repository on disk: models/<name>/<version>/ with a manifest, and models/<name>/DEFAULT.
 
 Versions appear whole or not at all: they are written into a hidden sibling directory and renamed.
+A version number is never issued twice, even after its version is deleted (models/<name>/LAST_VERSION
+keeps the highest one issued): caches and replicas key on name and number.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from app.serving.manifest import Manifest
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MANIFEST = "manifest.json"
 DEFAULT_FILE = "DEFAULT"
+LAST_VERSION_FILE = "LAST_VERSION"
 
 
 class RepositoryError(ValueError):
@@ -124,8 +127,9 @@ class ModelRepository:
     ) -> int:
         """Writes the manifest (with file hashes) into `staging` and renames it to the next version."""
         files = file_hashes(staging)
+        issued = self.last_issued(name)
         while True:
-            version = max(self.versions(name), default=0) + 1
+            version = max(max(self.versions(name), default=0), issued) + 1
             manifest = manifest.model_copy(
                 update={"name": name, "version": version, "files": files}
             )
@@ -136,10 +140,19 @@ class ModelRepository:
             except OSError:
                 if not self.version_dir(name, version).exists():
                     raise
-                # Another publisher took this number first: try the next one.
+                issued = version  # another publisher took this number first: try the next one
+        if version > self.last_issued(name):
+            _write_atomic(self.root / name / LAST_VERSION_FILE, f"{version}\n")
         if make_default:
             self.set_default(name, version)
         return version
+
+    def last_issued(self, name: str) -> int:
+        """The highest version number ever published for `name` (0 when unrecorded)."""
+        try:
+            return int((self.root / check_name(name) / LAST_VERSION_FILE).read_text().strip())
+        except (OSError, ValueError):
+            return 0
 
     def delete_version(self, name: str, version: int) -> None:
         """Removes a version: renamed away first so readers never see half a directory."""

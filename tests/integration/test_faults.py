@@ -33,6 +33,7 @@ import httpx
 import numpy as np
 import pytest
 
+from app.serving.repository import ModelRepository
 from tests.helpers import RedisServer, ServiceProcess, running_service, start_redis, wait_until
 from tests.integration.test_hot_reload import copy_version
 from tests.integration.test_jobs import (
@@ -177,6 +178,16 @@ def versions_on_disk(repo: Path, name: str = "mnist") -> list[int]:
 def no_leftovers(repo: Path, name: str = "mnist") -> None:
     """No half-written or half-deleted version is left behind."""
     assert not [p.name for p in (repo / name).iterdir() if p.name.startswith(".")]
+
+
+def publish_copy(repo: Path, source: int = 1) -> int:
+    """Publishes a copy of a version's files the way training does; the new number."""
+    repository = ModelRepository(repo)
+    staging = repository.staging_dir("mnist")
+    for path in repository.version_dir("mnist", source).iterdir():
+        if path.is_file() and path.name != "manifest.json":
+            shutil.copy2(path, staging / path.name)
+    return repository.publish("mnist", staging, repository.manifest("mnist", source))
 
 
 def answers_normally(http: httpx.Client, ref: str | None = None) -> int:
@@ -333,8 +344,7 @@ def test_a_worker_killed_mid_job_under_load(
 def test_versions_deleted_while_served_under_load(
     served: ServiceProcess, repo: Path, digits: np.ndarray
 ) -> None:
-    copy_version(repo, 1, 2)
-    copy_version(repo, 1, 3)  # DEFAULT now says 3
+    assert (publish_copy(repo), publish_copy(repo)) == (2, 3)  # DEFAULT now says 3
     kept = tree_hashes(repo / "mnist" / "1")
     with served.client() as http:
         wait_until(lambda: version_of(http) == 3, 30, what="version 3 to answer")
@@ -348,12 +358,12 @@ def test_versions_deleted_while_served_under_load(
             gone = http.delete("/models/mnist/versions/2", headers=AUTH)
             assert gone.status_code == 204, gone.text
             assert http.post("/sample", json={"model": "mnist:2", "n": 1}).status_code == 404
-            load.wait_for(40)
+            load.wait_for(100)
 
             # the default version, behind the service's back
             shutil.rmtree(repo / "mnist" / "3")
             wait_until(lambda: version_of(http) == 1, 30, what="the default to fall back to 1")
-            load.wait_for(40)
+            load.wait_for(100)
         report("versions deleted while served", load)
 
         no_server_errors(load)
@@ -365,12 +375,14 @@ def test_versions_deleted_while_served_under_load(
         assert http.post("/sample", json={"model": "mnist:3", "n": 1}).status_code == 404
         assert [v["version"] for v in http.get("/models/mnist").json()["versions"]] == [1]
 
-        # the repository is whole and a new version (reusing number 2) is picked up
+        # the repository is whole, and a new version is picked up under a new number (never a
+        # deleted one's: the cache and other replicas know versions by name and number)
         assert versions_on_disk(repo) == [1] and tree_hashes(repo / "mnist" / "1") == kept
         no_leftovers(repo)
-        copy_version(repo, 1, 2)
-        wait_until(lambda: version_of(http) == 2, 30, what="the new version 2 to answer")
-        assert answers_normally(http) == 2 and answers_normally(http, "mnist:1") == 1
+        assert publish_copy(repo) == 4
+        wait_until(lambda: version_of(http) == 4, 30, what="the new version 4 to answer")
+        assert answers_normally(http) == 4 and answers_normally(http, "mnist:1") == 1
+        assert http.post("/sample", json={"model": "mnist:2", "n": 1}).status_code == 404
         assert served.process.poll() is None
 
 
@@ -388,7 +400,7 @@ def test_the_repository_renamed_away_and_back_under_load(
             load.wait_for(30)
             repo.rename(away)
             # several reload polls (every 0.5 s) find no repository while requests go on
-            load.wait_for(60)
+            load.wait_for(150)
             assert http.get("/v2/health/ready").status_code == 200
             assert http.get("/v2/models/mnist/ready").json()["ready"] is True
             unloaded = http.post("/sample", json={"model": "mnist:7", "n": 1})
@@ -420,7 +432,7 @@ def test_garbage_and_truncated_files_under_load(
             # the serving version's files replaced in place with garbage and truncated bytes
             for path, data in good.items():
                 path.write_bytes(data[: len(data) // 3] if path.suffix == ".onnx" else b"\0junk")
-            load.wait_for(40)
+            load.wait_for(100)
             assert http.get("/models/mnist").status_code == 200
 
             # a new version published broken (truncated graphs) must not replace version 1

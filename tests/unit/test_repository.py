@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -71,3 +72,24 @@ def test_deleting_a_version(tmp_path: Path) -> None:
     assert repository.default_version("m") == 1
     with pytest.raises(RepositoryError):
         repository.delete_version("m", 2)
+
+
+def test_a_deleted_versions_number_is_never_issued_again(tmp_path: Path) -> None:
+    """A cache entry or a replica keyed on name:3 must never meet different weights as name:3."""
+    repository = ModelRepository(tmp_path)
+    for _ in range(3):
+        publish(repository, "m")
+    repository.set_default("m", 1)
+    repository.delete_version("m", 3)
+    shutil.rmtree(tmp_path / "m" / "2")  # behind the repository's back, too
+    assert repository.versions("m") == [1]
+    assert publish(repository, "m") == 4
+    assert repository.last_issued("m") == 4
+
+
+def test_a_number_taken_by_a_leftover_directory_is_skipped(tmp_path: Path) -> None:
+    repository = ModelRepository(tmp_path)
+    publish(repository, "m")
+    (tmp_path / "m" / "2").mkdir()
+    (tmp_path / "m" / "2" / "stray").write_text("not a version")
+    assert publish(repository, "m") == 3
