@@ -16,6 +16,7 @@ from pydantic.json_schema import models_json_schema
 from app.api import datasets, health, inference, jobs, models, observability, ui
 from app.api.deps import AppState
 from app.api.errors import document_error_bodies, install_error_handlers
+from app.api.limits import BodyLimitMiddleware
 from app.api.schemas import DecodeRequest, EncodeRequest, ErrorResponse
 from app.config import Settings, get_settings
 from app.jobs.backend import make_backend
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(observability.MetricsMiddleware)
     if settings.cors_origins:
         app.add_middleware(

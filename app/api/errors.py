@@ -145,8 +145,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        error = "too_large" if exc.status_code == 413 else "http_error"
         return error_response(
-            exc.status_code, "http_error", str(exc.detail), headers=dict(exc.headers or {})
+            exc.status_code, error, str(exc.detail), headers=dict(exc.headers or {})
         )
 
     @app.exception_handler(Exception)

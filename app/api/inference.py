@@ -12,6 +12,7 @@ from app.api.deps import StateDep, deadline_for, is_npy, load_npy, read_body, wa
 from app.api.errors import ApiError, error_responses
 from app.api.payloads import (
     check_count,
+    check_finite_output,
     check_label,
     code_batch,
     endpoint_payload,
@@ -204,7 +205,7 @@ async def decode(request: Request, state: StateDep) -> Response:
         model, z, deadline_for(settings), label_column(label, len(z))
     )
     if fmt == "npy":
-        return npy_response(images, _version_headers(model))
+        return npy_response(check_finite_output(images), _version_headers(model))
     return json_response(
         {"model": model.name, "version": model.version, **render_images(images, fmt)}
     )

@@ -42,7 +42,7 @@ async def _call(state: StateDep, method: str, *args: object) -> object:
     "",
     status_code=202,
     response_model=JobInfo,
-    responses=error_responses(400, 401, 403, 404, 422, 429, 503, _404="unknown dataset"),
+    responses=error_responses(400, 401, 403, 404, 413, 422, 429, 503, _404="unknown dataset"),
 )
 async def submit_job(request: JobRequest, state: StateDep, _: AdminDep) -> Response:
     """Queues training of `name` on `dataset` (admin). Every config field has a default."""

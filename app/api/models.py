@@ -20,7 +20,7 @@ from app.training.report import FIGURES
 
 router = APIRouter(prefix="/models", tags=["models"])
 
-_ADMIN = (400, 401, 403, 404, 409, 422)
+_ADMIN = (400, 401, 403, 404, 409, 413, 422)
 
 
 def _checked(name: str) -> str:

@@ -159,8 +159,21 @@ def label_column(index: int | None, rows: int) -> np.ndarray | None:
     return None if index is None else np.full(rows, index, dtype=np.int64)
 
 
+def check_finite_output(images: FloatArray) -> FloatArray:
+    """Decoded images, or a 422 when the decoder overflowed (finite latents far outside the
+    prior, e.g. 3e38, make NaN pixels that would go out as nulls or garbage PNGs)."""
+    if not np.isfinite(images).all():
+        raise ApiError(
+            422,
+            "the decoder overflowed on these latents: keep them near the prior (|z| of a few units)",
+            "invalid_latent",
+        )
+    return images
+
+
 def render_images(images: FloatArray, fmt: str) -> dict[str, Any]:
     """Decoded images as base64 PNGs (`images`) or float arrays (`arrays`)."""
+    check_finite_output(images)
     if fmt == "array":
         return {"arrays": images}
     return {"images": encode_pngs_base64(images)}
