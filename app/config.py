@@ -56,6 +56,15 @@ class Settings(BaseSettings):
         2 * 1024 * 1024 * 1024, ge=1024, description="what a dataset upload may unpack or decode to"
     )
 
+    # Per-client rate limit of the expensive routes (app/api/ratelimit.py)
+    rate_limit_per_s: float = Field(
+        0.0, ge=0.0, description="requests a second per client; 0 turns limiting off"
+    )
+    rate_limit_burst: int = Field(20, ge=1, description="requests a client may make at once")
+    rate_limit_trusted_proxies: int = Field(
+        0, ge=0, description="proxies in front whose X-Forwarded-For entries name the client"
+    )
+
     # Latent cache
     cache_ttl_s: int = Field(3600, ge=1)
     cache_max_entries: int = Field(65536, ge=0)

@@ -17,6 +17,7 @@ from app.api import datasets, health, inference, jobs, models, observability, ui
 from app.api.deps import AppState
 from app.api.errors import document_error_bodies, install_error_handlers
 from app.api.limits import BodyLimitMiddleware
+from app.api.ratelimit import RateLimiter, RateLimitMiddleware
 from app.api.schemas import DecodeRequest, EncodeRequest, ErrorResponse
 from app.config import Settings, get_settings
 from app.jobs.backend import make_backend
@@ -84,6 +85,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    if settings.rate_limit_per_s > 0:
+        app.add_middleware(
+            RateLimitMiddleware,
+            limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
+            trusted_proxies=settings.rate_limit_trusted_proxies,
+        )
     app.add_middleware(observability.MetricsMiddleware)
     if settings.cors_origins:
         app.add_middleware(
