@@ -43,6 +43,9 @@ def serve(
         port=settings.port,
         log_level="info",
         access_log=settings.access_log,
+        # Who the client is behind a proxy is VAE_RATE_LIMIT_TRUSTED_PROXIES' call alone, not
+        # uvicorn's (which trusts X-Forwarded-For from 127.0.0.1 by default).
+        proxy_headers=False,
     )
 
 

@@ -20,8 +20,6 @@ def env(models_dir: Path, tmp: Path, trusted: int) -> dict[str, str]:
         "VAE_RATE_LIMIT_PER_S": "0.001",
         "VAE_RATE_LIMIT_BURST": str(BURST),
         "VAE_RATE_LIMIT_TRUSTED_PROXIES": str(trusted),
-        # uvicorn must not rewrite the peer from X-Forwarded-For itself: the setting decides
-        "FORWARDED_ALLOW_IPS": "",
     }
 
 
