@@ -41,7 +41,9 @@ class Settings(BaseSettings):
     max_queue: int = Field(2048, ge=1)
     batches_in_flight: int = Field(1, ge=1, le=64)
     dispatch_when_idle: bool = Field(
-        True, description="send a batch at once when none is running, not after max_delay_ms"
+        True,
+        description="under light load, send a batch at once when none is running, not after "
+        "max_delay_ms",
     )
     request_timeout_s: float = Field(10.0, gt=0)
 

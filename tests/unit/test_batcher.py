@@ -102,6 +102,21 @@ def test_requests_arriving_while_a_batch_runs_share_the_next_one() -> None:
     run(scenario)
 
 
+def test_after_a_large_batch_the_window_applies_even_when_idle() -> None:
+    async def scenario() -> None:
+        graph = RecordingGraph()
+        batcher = MicroBatcher(graph, LABELS, max_batch_size=8, max_delay=0.5)
+        await asyncio.wait_for(batcher.submit(rows(8)), timeout=5)  # a full batch: loaded
+        first = asyncio.create_task(batcher.submit(rows(1)))
+        await asyncio.sleep(0.05)
+        second = asyncio.create_task(batcher.submit(rows(1, start=1)))
+        await asyncio.wait_for(asyncio.gather(first, second), timeout=5)
+        await batcher.stop()
+        assert [len(b) for b in graph.batches] == [8, 2]  # the two waited for each other
+
+    run(scenario)
+
+
 def test_a_full_batch_goes_out_without_waiting_for_the_window() -> None:
     async def scenario() -> None:
         graph = RecordingGraph()
