@@ -9,12 +9,15 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import httpx
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -131,3 +134,60 @@ def running_service(
         yield service
     finally:
         service.stop()
+
+
+class BackgroundLoad:
+    """Client threads, each with its own httpx client and seeded rng, calling `send` in a loop
+    until stopped (or until `limit` requests in all). A transport error is kept as a failure:
+    a lost request. Subclasses say what one request is and what of its answer they keep."""
+
+    def __init__(self, url: str, threads: int, limit: int | None = None) -> None:
+        self.url = url
+        self.limit = limit
+        self.failures: list[str] = []
+        self.answered = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)
+        ]
+
+    def send(self, http: httpx.Client, rng: np.random.Generator, turn: int) -> None:
+        """Sends request number `turn` and records its answer (under `self._lock`)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(60)
+
+    def count(self) -> int:
+        """Requests finished so far (answered or lost)."""
+        with self._lock:
+            return self.answered + len(self.failures)
+
+    def wait_for(self, more: int, timeout: float = 60) -> None:
+        """Waits until `more` further requests have finished."""
+        target = self.count() + more
+        wait_until(lambda: self.count() >= target, timeout, what=f"{more} more answers")
+
+    def _run(self, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            turn = seed
+            while not self._stop.is_set() and (self.limit is None or self.count() < self.limit):
+                try:
+                    self.send(http, rng, turn)
+                except httpx.HTTPError as error:
+                    with self._lock:
+                        self.failures.append(f"request {turn}: {error!r}")
+                    continue
+                finally:
+                    turn += 1
+                with self._lock:
+                    self.answered += 1

@@ -12,7 +12,6 @@ import io
 import os
 import shutil
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +27,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.serving.cache import LatentCache, pixel_digest
 from app.serving.imaging import canonical_pixels
 from app.serving.repository import ModelRepository
-from tests.helpers import RedisServer, ServiceProcess, running_service, start_redis, wait_until
+from tests.helpers import (
+    BackgroundLoad,
+    RedisServer,
+    ServiceProcess,
+    running_service,
+    start_redis,
+    wait_until,
+)
 
 NPY = "application/x-npy"
 KEY_PREFIX = "vae:latent:"
@@ -280,58 +286,27 @@ def test_a_new_version_never_reads_the_old_versions_latents(
 
 
 # ---- Redis failing -----------------------------------------------------------------------
-class Load:
-    """Background /encode and /interpolate traffic; remembers every answer."""
+class Load(BackgroundLoad):
+    """Background /encode and /interpolate traffic; remembers every answer's status and the
+    slowest answer."""
 
     def __init__(self, url: str, digits: np.ndarray, threads: int = 2) -> None:
-        self.url = url
+        super().__init__(url, threads)
         self.digits = digits
         self.statuses: list[int] = []
-        self.failures: list[str] = []
         self.slowest = 0.0
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
 
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(30)
-
-    def count(self) -> int:
+    def send(self, http: httpx.Client, rng: np.random.Generator, turn: int) -> None:
+        picks = self.digits[rng.integers(0, len(self.digits), 2)]
+        started = time.monotonic()
+        if rng.random() < 0.8:
+            reply = http.post("/encode", json={"images": [png_b64(d) for d in picks]})
+        else:
+            start, end = ({"image": png_b64(d)} for d in picks)
+            reply = http.post("/interpolate", json={"start": start, "end": end, "steps": 3})
         with self._lock:
-            return len(self.statuses) + len(self.failures)
-
-    def _run(self, seed: int) -> None:
-        rng = np.random.default_rng(seed)
-        with httpx.Client(base_url=self.url, timeout=30) as http:
-            while not self._stop.is_set():
-                picks = self.digits[rng.integers(0, len(self.digits), 2)]
-                started = time.monotonic()
-                try:
-                    if rng.random() < 0.8:
-                        reply = http.post("/encode", json={"images": [png_b64(d) for d in picks]})
-                    else:
-                        start, end = ({"image": png_b64(d)} for d in picks)
-                        reply = http.post(
-                            "/interpolate", json={"start": start, "end": end, "steps": 3}
-                        )
-                except httpx.HTTPError as error:
-                    with self._lock:
-                        self.failures.append(repr(error))
-                    continue
-                with self._lock:
-                    self.statuses.append(reply.status_code)
-                    self.slowest = max(self.slowest, time.monotonic() - started)
-
-    def wait_for(self, more: int, timeout: float = 60) -> None:
-        target = self.count() + more
-        wait_until(lambda: self.count() >= target, timeout, what=f"{more} more answers")
+            self.statuses.append(reply.status_code)
+            self.slowest = max(self.slowest, time.monotonic() - started)
 
 
 def test_redis_killed_and_restarted_under_load(

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -34,7 +33,14 @@ import numpy as np
 import pytest
 
 from app.serving.repository import ModelRepository
-from tests.helpers import RedisServer, ServiceProcess, running_service, start_redis, wait_until
+from tests.helpers import (
+    BackgroundLoad,
+    RedisServer,
+    ServiceProcess,
+    running_service,
+    start_redis,
+    wait_until,
+)
 from tests.integration.test_hot_reload import copy_version
 from tests.integration.test_jobs import (
     AUTH,
@@ -70,10 +76,9 @@ def body_for(route: str, ref: str | None, rng: np.random.Generator, digits: np.n
     return body
 
 
-class Load:
+class Load(BackgroundLoad):
     """Client threads looping over /decode, /encode and /sample until stopped, or until `limit`
-    answers in all. Every answer is counted by (model ref, status); transport errors are kept as
-    failures (a lost request)."""
+    answers in all. Every answer is counted by (model ref, status)."""
 
     def __init__(
         self,
@@ -83,32 +88,10 @@ class Load:
         threads: int = 3,
         limit: int = 20000,
     ) -> None:
-        self.url = url
+        super().__init__(url, threads, limit)
         self.digits = digits
         self.refs = list(refs)
-        self.limit = limit
         self.counts: Counter[tuple[str, int]] = Counter()
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [
-            threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)
-        ]
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(60)
-
-    def count(self) -> int:
-        """Requests finished so far (answered or failed)."""
-        with self._lock:
-            return sum(self.counts.values()) + len(self.failures)
 
     def by_status(self, ref: str | None = None) -> dict[int, int]:
         """Answers by status, for one model ref or (None) for all."""
@@ -127,27 +110,12 @@ class Load:
                 refs.setdefault(ref, {})[status] = n
             return {"by_ref": refs, "lost": len(self.failures)}
 
-    def wait_for(self, more: int, timeout: float = 60) -> None:
-        """Waits until `more` further requests have finished."""
-        target = self.count() + more
-        wait_until(lambda: self.count() >= target, timeout, what=f"{more} more answers")
-
-    def _run(self, seed: int) -> None:
-        rng = np.random.default_rng(seed)
-        with httpx.Client(base_url=self.url, timeout=30) as http:
-            turn = seed
-            while not self._stop.is_set() and self.count() < self.limit:
-                route = ROUTES[turn % len(ROUTES)]
-                ref = self.refs[(turn // len(ROUTES)) % len(self.refs)]
-                turn += 1
-                try:
-                    reply = http.post(f"/{route}", json=body_for(route, ref, rng, self.digits))
-                except httpx.HTTPError as error:
-                    with self._lock:
-                        self.failures.append(f"{route} {ref}: {error!r}")
-                    continue
-                with self._lock:
-                    self.counts[(ref or DEFAULT, reply.status_code)] += 1
+    def send(self, http: httpx.Client, rng: np.random.Generator, turn: int) -> None:
+        route = ROUTES[turn % len(ROUTES)]
+        ref = self.refs[(turn // len(ROUTES)) % len(self.refs)]
+        reply = http.post(f"/{route}", json=body_for(route, ref, rng, self.digits))
+        with self._lock:
+            self.counts[(ref or DEFAULT, reply.status_code)] += 1
 
 
 def report(name: str, load: Load) -> None:
