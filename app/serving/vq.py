@@ -8,7 +8,7 @@ dynamic). Randomness is numpy's, seeded by the request, so the graphs stay deter
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +114,20 @@ def draw(logits: NDArray[np.floating], temperature: float, rng: np.random.Genera
     return np.minimum(picked, logits.shape[1] - 1).astype(np.int64)
 
 
+def _ancestral(
+    n: int, grid: tuple[int, int], temperature: float, rng: np.random.Generator
+) -> Generator[FloatArray, Outputs, CodeArray]:
+    """Ancestral sampling of n code grids, position by position: yields the grids so far (rows up
+    to the current one) for the prior, is sent its outputs ({"logits"}), returns the grids."""
+    height, width = grid
+    codes = np.zeros((n, height, width), np.int64)
+    for i in range(height):
+        for j in range(width):
+            logits = (yield codes[:, : i + 1].astype(np.float32))["logits"]
+            codes[:, i, j] = draw(logits[:, :, i, j], temperature, rng)
+    return codes
+
+
 async def sample_codes(
     run: Callable[[FloatArray], Awaitable[Outputs]],
     n: int,
@@ -122,13 +136,13 @@ async def sample_codes(
     rng: np.random.Generator,
 ) -> CodeArray:
     """Ancestral sampling of n grids with an async prior call `run` (grids -> {"logits"})."""
-    height, width = grid
-    codes = np.zeros((n, height, width), np.int64)
-    for i in range(height):
-        for j in range(width):
-            logits = (await run(codes[:, : i + 1].astype(np.float32)))["logits"]
-            codes[:, i, j] = draw(logits[:, :, i, j], temperature, rng)
-    return codes
+    steps = _ancestral(n, grid, temperature, rng)
+    try:
+        grids = next(steps)
+        while True:
+            grids = steps.send(await run(grids))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 def sample_codes_blocking(
@@ -139,10 +153,10 @@ def sample_codes_blocking(
     rng: np.random.Generator,
 ) -> CodeArray:
     """The same sampling with a blocking prior call (evaluation and reports)."""
-    height, width = grid
-    codes = np.zeros((n, height, width), np.int64)
-    for i in range(height):
-        for j in range(width):
-            logits = run(codes[:, : i + 1].astype(np.float32))["logits"]
-            codes[:, i, j] = draw(logits[:, :, i, j], temperature, rng)
-    return codes
+    steps = _ancestral(n, grid, temperature, rng)
+    try:
+        grids = next(steps)
+        while True:
+            grids = steps.send(run(grids))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
