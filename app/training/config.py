@@ -50,6 +50,13 @@ class TrainConfig(BaseModel):
     prior_channels: int = Field(64, ge=4, le=512, description="vqvae: PixelCNN width")
     prior_layers: int = Field(6, ge=1, le=20, description="vqvae: gated PixelCNN layers")
 
+    objective: Literal["elbo", "iwae"] = Field(
+        "elbo",
+        description="elbo: the evidence lower bound (analytic KL); iwae: the importance-weighted "
+        "bound with iwae_k posterior draws an image (Burda et al. 2015)",
+    )
+    iwae_k: int = Field(5, ge=1, le=1000, description="objective iwae: draws an image")
+
     epochs: int = Field(10, ge=1, le=1000)
     batch_size: int = Field(128, ge=1, le=4096)
     lr: float = Field(1e-3, gt=0, le=1.0)
@@ -79,6 +86,8 @@ class TrainConfig(BaseModel):
             if self.free_bits > 0:
                 raise ValueError("free_bits applies to a Gaussian KL: a vqvae has none")
             self.arch = "conv"  # the code grid comes from a convolutional encoder
+            if self.objective == "iwae":
+                raise ValueError("objective iwae needs a Gaussian posterior: a vqvae has none")
         return self
 
     def holdout_count(self, total: int) -> int:

@@ -39,6 +39,15 @@ def free_bits_kl(kl_dims: torch.Tensor, free_bits: float) -> torch.Tensor:
     return torch.clamp(kl_dims.mean(dim=0), min=free_bits).sum()
 
 
+def free_bits_shortfall(kl_dims: torch.Tensor, free_bits: float) -> torch.Tensor:
+    """How far the batch-averaged KL of each dimension [N, D] falls short of `free_bits`, summed:
+    free_bits_kl minus the plain KL.
+
+    Added (times the KL weight) to an objective whose KL is implicit, such as the IWAE bound, it
+    cancels the pull towards the prior on dimensions under the floor, as free bits do for the ELBO."""
+    return torch.clamp(free_bits - kl_dims.mean(dim=0), min=0.0).sum()
+
+
 def kl_between_diagonal(
     mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor
 ) -> torch.Tensor:
@@ -87,6 +96,15 @@ def iwae_bound(log_weights: torch.Tensor) -> torch.Tensor:
     """log (1/K) sum_k w_k for log-weights of shape [K, N]: the IWAE bound, one value per sample."""
     k = log_weights.shape[0]
     return torch.logsumexp(log_weights, dim=0) - math.log(k)
+
+
+def annealed_iwae_bound(
+    log_px: torch.Tensor, log_prior_ratio: torch.Tensor, kl_weight: float = 1.0
+) -> torch.Tensor:
+    """The IWAE bound with KL warm-up: log-weights log p(x|z_k) + w (log p(z_k) - log q(z_k|x))
+    for terms of shape [K, N]. At w = 1 it is `iwae_bound` of the true log-weights; with K = 1 it
+    is the one-sample ELBO estimate, the KL estimated by its sample."""
+    return iwae_bound(log_px + kl_weight * log_prior_ratio)
 
 
 def kl_weight(epoch_progress: float, warmup_epochs: float, beta: float = 1.0) -> float:

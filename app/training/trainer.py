@@ -13,7 +13,13 @@ import torch
 
 from app.training.config import TrainConfig
 from app.training.data import ImageDataset
-from app.training.losses import free_bits_kl, kl_weight
+from app.training.losses import (
+    annealed_iwae_bound,
+    free_bits_kl,
+    free_bits_shortfall,
+    kl_weight,
+    negative_elbo,
+)
 from app.training.modules import VAE, build_model
 
 
@@ -112,11 +118,22 @@ def train(
             if config.binarize == "dynamic":
                 batch = torch.bernoulli(batch, generator=generator)
             weight = kl_weight(step / steps_per_epoch, config.kl_warmup_epochs, config.beta)
-            log_px_z, kl_dims = model.objective(batch, None if labels is None else labels[rows])
-            reconstruction = -log_px_z.mean()
-            kl_value = kl_dims.sum(dim=1).mean()
-            kl_term = free_bits_kl(kl_dims, config.free_bits) if config.free_bits > 0 else kl_value
-            loss = reconstruction + weight * kl_term
+            y = None if labels is None else labels[rows]
+            if config.objective == "iwae":
+                log_px_k, log_ratio_k, kl_dims = model.importance_terms(batch, config.iwae_k, y)
+                reconstruction = -log_px_k.mean()
+                loss = -annealed_iwae_bound(log_px_k, log_ratio_k, weight).mean()
+                if config.free_bits > 0:
+                    loss = loss + weight * free_bits_shortfall(kl_dims, config.free_bits)
+                kl_value = kl_dims.sum(dim=1).mean()
+            else:
+                log_px_z, kl_dims = model.objective(batch, y)
+                reconstruction = -log_px_z.mean()
+                kl_value = kl_dims.sum(dim=1).mean()
+                kl_term = (
+                    free_bits_kl(kl_dims, config.free_bits) if config.free_bits > 0 else kl_value
+                )
+                loss = negative_elbo(reconstruction, kl_term, weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

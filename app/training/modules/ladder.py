@@ -20,7 +20,7 @@ from app.training.losses import (
     standard_normal_log_prob,
 )
 from app.training.modules.networks import ACTIVATIONS, ImageShape, build_networks
-from app.training.modules.vae import VAE, Likelihood
+from app.training.modules.vae import VAE, Likelihood, _repeat
 
 
 def _gaussian_head(fan_in: int, hidden: int, out: int, activation: str) -> nn.Sequential:
@@ -92,16 +92,34 @@ class LadderVAE(VAE):
         kl_bottom = kl_between_diagonal(mu_q1, logvar_q1, mu_p1, logvar_p1)
         return log_px, torch.cat([kl_top, kl_bottom], dim=1)
 
-    def log_weights(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:
-        rows = []
-        for _ in range(k):
-            log_px, z2, mu2, logvar2, z1, mu_q1, logvar_q1, mu_p1, logvar_p1 = self._pass(x)
-            log_p = standard_normal_log_prob(z2) + diagonal_normal_log_prob(z1, mu_p1, logvar_p1)
-            log_q = diagonal_normal_log_prob(z2, mu2, logvar2) + diagonal_normal_log_prob(
-                z1, mu_q1, logvar_q1
-            )
-            rows.append(log_px + log_p - log_q)
-        return torch.stack(rows)
+    def importance_terms(
+        self, x: torch.Tensor, k: int, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """As VAE.importance_terms, with z = (z2, z1): log p(x|z1) [k, N], log p(z2) p(z1|z2) -
+        log q(z2|x) q(z1|z2,x) [k, N], and the KL of both layers per dimension (the lower one
+        at the first draw of z2) [N, D2 + D1]."""
+        mu2, logvar2, mu_hat1, logvar_hat1 = self.bottom_up(x)
+        z2 = self.reparameterize(mu2, logvar2, torch.randn((k, *mu2.shape), dtype=mu2.dtype))
+        mu_p1, logvar_p1 = (
+            t.view(k, -1, self.bottom_dim) for t in self.prior_bottom(z2.flatten(0, 1))
+        )
+        mu_q1, logvar_q1 = self.combine(mu_hat1, logvar_hat1, mu_p1, logvar_p1)
+        z1 = self.reparameterize(mu_q1, logvar_q1)
+        log_px = self.log_px_given_z(_repeat(x, k), self.decoder(z1.flatten(0, 1))).view(k, -1)
+        log_ratio = (
+            standard_normal_log_prob(z2)
+            + diagonal_normal_log_prob(z1, mu_p1, logvar_p1)
+            - diagonal_normal_log_prob(z2, mu2, logvar2)
+            - diagonal_normal_log_prob(z1, mu_q1, logvar_q1)
+        )
+        kl_dims = torch.cat(
+            [
+                kl_per_dim(mu2, logvar2),
+                kl_between_diagonal(mu_q1[0], logvar_q1[0], mu_p1[0], logvar_p1[0]),
+            ],
+            dim=1,
+        )
+        return log_px, log_ratio, kl_dims
 
     def encode(
         self, x: torch.Tensor, y: torch.Tensor | None = None

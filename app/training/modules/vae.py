@@ -128,17 +128,25 @@ class VAE(nn.Module):
         z = self.reparameterize(mu, logvar)
         return self.log_px_given_z(x, self.decode_params(z, y)), kl_per_dim(mu, logvar)
 
+    def importance_terms(
+        self, x: torch.Tensor, k: int, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """k posterior draws for each image, in one batched pass: log p(x|z_k) [k, N], the log
+        prior ratio log p(z_k) - log q(z_k|x) [k, N], and the analytic KL per dimension [N, D].
+
+        A log-weight of the IWAE bound is the sum of the first two; the trainer's IWAE objective
+        scales the second by the KL warm-up weight."""
+        mu, logvar = self.encode(x, y)
+        z = self.reparameterize(mu, logvar, torch.randn((k, *mu.shape), dtype=mu.dtype))
+        params = self.decode_params(z.flatten(0, 1), None if y is None else y.repeat(k))
+        log_px = self.log_px_given_z(_repeat(x, k), params).view(k, -1)
+        log_ratio = standard_normal_log_prob(z) - diagonal_normal_log_prob(z, mu, logvar)
+        return log_px, log_ratio, kl_per_dim(mu, logvar)
+
     def log_weights(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x, z_k) - log q(z_k|x) for k posterior draws: [k, N] (the IWAE bound's terms)."""
-        mu, logvar = self.encode(x, y)
-        rows = []
-        for _ in range(k):
-            z = self.reparameterize(mu, logvar)
-            log_px = self.log_px_given_z(x, self.decode_params(z, y))
-            rows.append(
-                log_px + standard_normal_log_prob(z) - diagonal_normal_log_prob(z, mu, logvar)
-            )
-        return torch.stack(rows)
+        log_px, log_ratio, _ = self.importance_terms(x, k, y)
+        return log_px + log_ratio
 
     def graph_encode(
         self, x: torch.Tensor, y: torch.Tensor | None = None
@@ -155,3 +163,8 @@ class VAE(nn.Module):
     def encoder_outputs(self) -> list[str]:
         """Names of the encoder graph's outputs."""
         return ["mu", "logvar"]
+
+
+def _repeat(x: torch.Tensor, k: int) -> torch.Tensor:
+    """[N, ...] -> [k*N, ...]: the batch k times over, in the order of a flattened [k, N] axis."""
+    return x.expand(k, *x.shape).flatten(0, 1)
