@@ -117,7 +117,7 @@ def train(
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from app.config import get_settings
-    from app.serving.repository import ModelRepository, check_name
+    from app.repository.store import ModelRepository, check_name
     from app.training.pipeline import run_training
     from app.training.trainer import TrainProgress
 
@@ -182,10 +182,10 @@ def evaluate(
     import numpy as np
 
     from app.config import get_settings
-    from app.serving.repository import ModelRepository
-    from app.training.data import binarize, load_arrays
-    from app.training.evaluate import OnnxVAE
-    from app.training.evaluate import evaluate as run_evaluation
+    from app.datasets.arrays import binarize, load_arrays
+    from app.evaluation.gaussian import OnnxVAE
+    from app.evaluation.gaussian import evaluate as run_evaluation
+    from app.repository.store import ModelRepository
 
     repository = ModelRepository(models_dir or get_settings().models_dir)
     name, _, version_text = model.partition(":")
@@ -199,7 +199,7 @@ def evaluate(
     directory = repository.version_dir(name, version)
     result: object
     if manifest.kind == "vqvae":  # no IWAE bound: the ELBO with the learned prior, VQ terms
-        from app.training.evaluate_vq import OnnxVQVAE, evaluate_vq
+        from app.evaluation.vq import OnnxVQVAE, evaluate_vq
 
         config = manifest.training.config if manifest.training else {}
         cost = float(config.get("commitment_cost", 0.25))
@@ -218,7 +218,7 @@ def compact(
 ) -> None:
     """Rewrite a version's weights.safetensors in float16 (versions made before that default)."""
     from app.config import get_settings
-    from app.serving.repository import ModelRepository
+    from app.repository.store import ModelRepository
     from app.training.weights import compact_version
 
     name, _, version = model.partition(":")

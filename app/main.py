@@ -21,13 +21,13 @@ from app.api.limits import BodyLimitMiddleware
 from app.api.ratelimit import RateLimiter, RateLimitMiddleware
 from app.api.schemas import DecodeRequest, EncodeRequest, ErrorResponse
 from app.config import Settings, get_settings
-from app.jobs.backend import make_backend
+from app.jobs import make_backend
 from app.jobs.monitor import watch_jobs
-from app.serving.cache import LatentCache, MemoryBackend
+from app.repository.store import ModelRepository
+from app.serving.cache.memory import LatentCache, MemoryBackend
+from app.serving.cache.redis_cache import RedisBackend
 from app.serving.inference import InferenceService
-from app.serving.redis_cache import RedisBackend
 from app.serving.registry import ModelRegistry
-from app.serving.repository import ModelRepository
 
 logger = logging.getLogger("app")
 

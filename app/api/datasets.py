@@ -22,17 +22,17 @@ from app.api.admin import AdminDep
 from app.api.deps import AppState, StateDep
 from app.api.errors import ApiError, error_responses
 from app.api.responses import json_response
-from app.serving.repository import RepositoryError, check_name
-from app.training.data import DatasetError
-from app.training.datasets import (
+from app.datasets.arrays import DatasetError
+from app.datasets.imagezip import ImageOptions
+from app.datasets.safezip import UnpackLimits
+from app.datasets.store import (
     DatasetExists,
     DatasetNotFound,
     DatasetStore,
     Upload,
     UploadTooLarge,
 )
-from app.training.imagezip import ImageOptions
-from app.training.safezip import UnpackLimits
+from app.repository.store import RepositoryError, check_name
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from fastapi import Depends, Request
 from app.api.errors import ApiError
 from app.api.responses import NPY_MEDIA_TYPE
 from app.config import Settings
-from app.jobs.backend import JobBackend
-from app.serving.cache import LatentCache
+from app.jobs.base import JobBackend
+from app.serving.cache.memory import LatentCache
 from app.serving.inference import InferenceService
 from app.serving.registry import ModelRegistry
 

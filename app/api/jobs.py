@@ -11,10 +11,10 @@ from app.api.admin import AdminDep
 from app.api.deps import StateDep
 from app.api.errors import ApiError, error_responses
 from app.api.responses import json_response
-from app.jobs.backend import JobBackend, JobNotFound, JobsUnavailable
+from app.datasets.store import DatasetStore
+from app.jobs.base import JobBackend, JobNotFound, JobsUnavailable
 from app.jobs.models import JobInfo, JobRequest
-from app.serving.repository import RepositoryError, check_name
-from app.training.datasets import DatasetStore
+from app.repository.store import RepositoryError, check_name
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 

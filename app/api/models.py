@@ -14,9 +14,9 @@ from app.api.admin import AdminDep
 from app.api.deps import StateDep
 from app.api.errors import ApiError, error_responses
 from app.api.responses import json_response
+from app.evaluation.report import FIGURES
+from app.repository.store import RepositoryError, check_name
 from app.serving.registry import ModelNotFound
-from app.serving.repository import RepositoryError, check_name
-from app.training.report import FIGURES
 
 router = APIRouter(prefix="/models", tags=["models"])
 

@@ -9,8 +9,8 @@ from numpy.typing import NDArray
 
 from app.api.errors import ApiError
 from app.api.schemas import Endpoint
+from app.repository.manifest import Manifest
 from app.serving.imaging import ImageError, decode_base64, decode_image, encode_pngs_base64
-from app.serving.manifest import Manifest
 
 FloatArray = NDArray[np.float32]
 

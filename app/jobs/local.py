@@ -16,7 +16,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from app.config import Settings
-from app.jobs.backend import JobNotFound, now_iso, task_spec
+from app.jobs.base import JobNotFound, now_iso, task_spec
 from app.jobs.models import FINAL_STATES, JobInfo, JobRequest
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.serving.repository import NAME_PATTERN
+from app.repository.store import NAME_PATTERN
 from app.training.config import TrainConfig
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]

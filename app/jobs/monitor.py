@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from app import metrics
-from app.jobs.backend import JobBackend
+from app.jobs.base import JobBackend
 from app.jobs.models import JobInfo
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from rq.job import Job
 from rq.job import JobStatus as RQStatus
 
 from app.config import Settings
-from app.jobs.backend import JobNotFound, JobsUnavailable, now_iso, task_spec
+from app.jobs.base import JobNotFound, JobsUnavailable, now_iso, task_spec
 from app.jobs.models import JobInfo, JobRequest, JobStatus
 
 QUEUE_NAME = "vae-training"

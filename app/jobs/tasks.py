@@ -50,9 +50,9 @@ def execute_training(
     `report` receives progress dictionaries (stage, epoch, step, loss terms, samples/s, ETA);
     `should_stop` is polled every step. Returns {"model", "version", "metrics"}.
     """
-    from app.serving.repository import ModelRepository
+    from app.datasets.store import DatasetStore
+    from app.repository.store import ModelRepository
     from app.training.config import TrainConfig
-    from app.training.datasets import DatasetStore
     from app.training.pipeline import run_training
     from app.training.trainer import TrainProgress
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from app.serving.cache import LatentCache, pixel_digest
+from app.serving.cache.memory import LatentCache, pixel_digest
 from app.serving.imaging import canonical_pixels
 from app.serving.latents import Method, interpolate, sample_prior
 from app.serving.registry import LoadedModel

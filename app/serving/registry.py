@@ -11,10 +11,10 @@ from pathlib import Path
 
 from app import metrics
 from app.config import Settings
+from app.repository.manifest import Manifest
+from app.repository.store import ModelRepository, RepositoryError, check_name
 from app.serving.batcher import BatcherLabels, DirectRunner, MicroBatcher, Runner
-from app.serving.manifest import Manifest
 from app.serving.packing import PackedGraph
-from app.serving.repository import ModelRepository, RepositoryError, check_name
 from app.serving.runtime import load_graph
 from app.serving.vq import CodePrior, VQParts, load_vq_parts
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from app.training.evaluate import Evaluation, active_units
+from app.evaluation.gaussian import Evaluation, active_units
 from app.training.modules import VAE
 
 

@@ -14,19 +14,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.serving.manifest import ImageSpec, Manifest, Metrics, TrainingInfo
-from app.serving.repository import ModelRepository, sha256_of
+from app.datasets.arrays import ImageDataset, binarize, load_arrays
+from app.evaluation.gaussian import Evaluation, OnnxVAE, evaluate
+from app.evaluation.report import write_report
+from app.evaluation.vq import OnnxVQVAE, VQEvaluation, evaluate_vq
+from app.repository.manifest import ImageSpec, Manifest, Metrics, TrainingInfo
+from app.repository.store import ModelRepository, sha256_of
 from app.training.config import TrainConfig
-from app.training.data import ImageDataset, binarize, load_arrays
-from app.training.evaluate import Evaluation, OnnxVAE, evaluate
 from app.training.evaluate_torch import evaluate_torch
-from app.training.evaluate_vq import OnnxVQVAE, VQEvaluation, evaluate_vq
 from app.training.export import check_parity, export_graphs
 from app.training.export_vq import check_vq_parity, export_vq_extras
 from app.training.modules import VQVAE
 from app.training.prior import train_prior
 from app.training.quality import frechet_distance, label_accuracy, train_classifier
-from app.training.report import write_report
 from app.training.trainer import ProgressCallback, class_index, seed_everything, train
 from app.training.weights import WEIGHTS_FILE, save_weights
 

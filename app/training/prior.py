@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import torch
 
+from app.datasets.arrays import ImageDataset
 from app.training.config import TrainConfig
-from app.training.data import ImageDataset
 from app.training.modules import VQVAE
 from app.training.trainer import ProgressCallback, TrainingCancelled, TrainProgress
 

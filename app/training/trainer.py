@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from app.datasets.arrays import ImageDataset
 from app.training.config import TrainConfig
-from app.training.data import ImageDataset
 from app.training.losses import (
     annealed_iwae_bound,
     free_bits_kl,

@@ -14,7 +14,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from app.serving.repository import MANIFEST, ModelRepository, file_hashes
+from app.repository.store import MANIFEST, ModelRepository, file_hashes
 
 WEIGHTS_FILE = "weights.safetensors"
 

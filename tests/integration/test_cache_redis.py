@@ -24,9 +24,9 @@ import redis
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.serving.cache import LatentCache, pixel_digest
+from app.repository.store import ModelRepository
+from app.serving.cache.memory import LatentCache, pixel_digest
 from app.serving.imaging import canonical_pixels
-from app.serving.repository import ModelRepository
 from tests.helpers import (
     BackgroundLoad,
     RedisServer,

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from app.training.data import load_arrays
+from app.datasets.arrays import load_arrays
 from tests.dataset_builders import (
     class_zip,
     digits,

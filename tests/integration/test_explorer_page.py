@@ -329,7 +329,7 @@ def test_explorer_page_in_headless_chromium(
 @pytest.fixture(scope="module")
 def conditional(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     """`vae serve` whose default model is a small conditional VAE (kind cvae, four classes)."""
-    from app.serving.repository import ModelRepository
+    from app.repository.store import ModelRepository
     from app.training.config import TrainConfig
     from app.training.pipeline import run_training
 

@@ -32,7 +32,7 @@ import httpx
 import numpy as np
 import pytest
 
-from app.serving.repository import ModelRepository
+from app.repository.store import ModelRepository
 from tests.helpers import (
     BackgroundLoad,
     RedisServer,

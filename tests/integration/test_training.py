@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.serving.repository import ModelRepository
+from app.repository.store import ModelRepository
 from app.training import export
 from app.training.config import TrainConfig
 from app.training.pipeline import run_training

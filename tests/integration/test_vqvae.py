@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.serving.repository import ModelRepository
+from app.repository.store import ModelRepository
 from app.training.config import TrainConfig
 from app.training.pipeline import run_training
 from tests.helpers import ROOT, ServiceProcess, running_service

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.serving.breaker import BreakerState, CircuitBreaker
+from app.serving.cache.breaker import BreakerState, CircuitBreaker
 
 
 class FakeClock:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from app.serving import cache as cache_module
-from app.serving.cache import LatentCache, MemoryBackend, pixel_digest
+from app.serving.cache import memory as cache_module
+from app.serving.cache.memory import LatentCache, MemoryBackend, pixel_digest
 
 
 def test_memory_backend_returns_what_was_stored_until_it_expires(

@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.serving.repository import RepositoryError
-from app.training.data import DatasetError, load_arrays
-from app.training.datasets import (
+from app.datasets.arrays import DatasetError, load_arrays
+from app.datasets.imagezip import ImageOptions
+from app.datasets.store import (
     DatasetExists,
     DatasetManifest,
     DatasetNotFound,
     DatasetStore,
     UploadTooLarge,
 )
-from app.training.imagezip import ImageOptions
+from app.repository.store import RepositoryError
 from tests.dataset_builders import class_zip, digits, idx_zip, npz_bytes
 
 

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from app.serving.repository import ModelRepository
-from app.training.data import binarize
-from app.training.evaluate import OnnxVAE, evaluate, iwae_log_likelihood
+from app.datasets.arrays import binarize
+from app.evaluation.gaussian import OnnxVAE, evaluate, iwae_log_likelihood
+from app.repository.store import ModelRepository
 from tests.conftest import SHIPPED_MODELS
 
 

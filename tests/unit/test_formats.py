@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.training.data import DatasetError
-from app.training.formats import ParsedDataset, read_dataset, sniff
-from app.training.imagezip import ImageOptions, folder_labels
-from app.training.safezip import UnpackLimits, UnsafeArchive
+from app.datasets.arrays import DatasetError
+from app.datasets.formats import ParsedDataset, read_dataset, sniff
+from app.datasets.imagezip import ImageOptions, folder_labels
+from app.datasets.safezip import UnpackLimits, UnsafeArchive
 from tests.dataset_builders import (
     class_zip,
     digits,

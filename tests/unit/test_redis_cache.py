@@ -14,9 +14,9 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from app.serving.breaker import BreakerState
-from app.serving.cache import LatentCache
-from app.serving.redis_cache import RedisBackend
+from app.serving.cache.breaker import BreakerState
+from app.serving.cache.memory import LatentCache
+from app.serving.cache.redis_cache import RedisBackend
 
 
 class FakePipeline:

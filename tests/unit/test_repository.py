@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.serving.manifest import ImageSpec, Manifest
-from app.serving.repository import ModelRepository, RepositoryError, check_name
+from app.repository.manifest import ImageSpec, Manifest
+from app.repository.store import ModelRepository, RepositoryError, check_name
 
 
 def manifest() -> Manifest:

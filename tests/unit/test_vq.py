@@ -12,7 +12,7 @@ import torch
 
 from app.api.errors import ApiError
 from app.api.payloads import code_batch
-from app.serving.manifest import ImageSpec, Manifest
+from app.repository.manifest import ImageSpec, Manifest
 from app.serving.vq import codes_to_latents, draw, sample_codes, sample_codes_blocking
 from app.training.modules.pixelcnn import PixelCNN
 from app.training.modules.vq import VectorQuantizer

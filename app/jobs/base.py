@@ -1,4 +1,4 @@
-"""The JobBackend protocol, and the choice between RQ on Redis and a local process pool."""
+"""The JobBackend interface every backend implements, its errors, and what a task is given."""
 
 from __future__ import annotations
 
@@ -59,14 +59,3 @@ def task_spec(request: JobRequest, settings: Settings) -> dict[str, Any]:
         "models_dir": str(settings.models_dir),
         "data_dir": str(settings.data_dir),
     }
-
-
-def make_backend(settings: Settings) -> JobBackend:
-    """RQ when VAE_REDIS_URL is set, otherwise the local process pool."""
-    if settings.redis_url:
-        from app.jobs.rq_backend import RQJobBackend
-
-        return RQJobBackend(settings)
-    from app.jobs.local import LocalJobBackend
-
-    return LocalJobBackend(settings)

@@ -22,7 +22,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app import metrics
-from app.serving.breaker import BreakerState, CircuitBreaker
+from app.serving.cache.breaker import BreakerState, CircuitBreaker
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from app.serving.repository import NAME_PATTERN, check_name
-from app.training.formats import ParsedDataset, read_dataset
-from app.training.imagezip import ImageOptions
-from app.training.safezip import UnpackLimits
+from app.datasets.formats import ParsedDataset, read_dataset
+from app.datasets.imagezip import ImageOptions
+from app.datasets.safezip import UnpackLimits
+from app.repository.store import NAME_PATTERN, check_name
 
 DATA_FILE = "data.npz"
 MANIFEST_FILE = "manifest.json"

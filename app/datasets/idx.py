@@ -15,8 +15,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from app.training.data import DatasetError
-from app.training.safezip import UnsafeArchive
+from app.datasets.arrays import DatasetError
+from app.datasets.safezip import UnsafeArchive
 
 GZIP_MAGIC = b"\x1f\x8b"
 IDX_TYPES: dict[int, str] = {

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from app.evaluation.gaussian import OnnxVAE
 from app.serving.runtime import GraphSession, load_graph
 from app.serving.vq import CODEBOOK_FILE, PRIOR_FILE, codes_to_latents, sample_codes_blocking
-from app.training.evaluate import OnnxVAE
 
 FloatArray = NDArray[np.float32]
 CodeArray = NDArray[np.int64]

@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from app.training.data import DatasetError
+from app.datasets.arrays import DatasetError
 
 NPY_MAGIC = b"\x93NUMPY"
 

@@ -19,8 +19,8 @@ from pathlib import PurePosixPath
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from app.training.data import DatasetError, ImageDataset, make_dataset
-from app.training.safezip import SafeZip, UnsafeArchive
+from app.datasets.arrays import DatasetError, ImageDataset, make_dataset
+from app.datasets.safezip import SafeZip, UnsafeArchive
 
 IMAGE_MAGICS = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 MAX_IMAGE_PIXELS = 4096 * 4096

@@ -9,9 +9,9 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
+from app.evaluation.gaussian import OnnxVAE
 from app.serving.imaging import encode_png, tile, upscale
 from app.serving.latents import interpolate, sample_prior
-from app.training.evaluate import OnnxVAE
 
 FIGURES = ("reconstructions", "samples", "interpolation", "latent_map")
 PALETTE = [

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from app.serving.manifest import Manifest
+from app.repository.manifest import Manifest
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MANIFEST = "manifest.json"

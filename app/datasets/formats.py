@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from app.training.data import DatasetError, ImageDataset, make_dataset
-from app.training.idx import GZIP_MAGIC, gunzip, gzip_head, idx_ndim, parse_idx
-from app.training.imagezip import ImageOptions, is_image, read_image_zip
-from app.training.npyfile import NPY_MAGIC, load_npy_bytes, load_npy_file
-from app.training.safezip import SafeZip, UnpackLimits
+from app.datasets.arrays import DatasetError, ImageDataset, make_dataset
+from app.datasets.idx import GZIP_MAGIC, gunzip, gzip_head, idx_ndim, parse_idx
+from app.datasets.imagezip import ImageOptions, is_image, read_image_zip
+from app.datasets.npyfile import NPY_MAGIC, load_npy_bytes, load_npy_file
+from app.datasets.safezip import SafeZip, UnpackLimits
 
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 _HEAD = 64

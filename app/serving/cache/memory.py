@@ -2,7 +2,7 @@
 
 The key hashes the canonical float32 pixels, so the same image sent as PNG or as an array hits
 one entry, and the version is part of the key, so a new version never reads another's latents.
-Backends: an in-process LRU (embedded default) and Redis (`app.serving.redis_cache`).
+Backends: an in-process LRU (embedded default) and Redis (`app.serving.cache.redis_cache`).
 """
 
 from __future__ import annotations

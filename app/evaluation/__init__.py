@@ -1,0 +1,1 @@
+"""Scoring a version from its ONNX graphs alone (the IWAE bound, the VQ bound) and drawing its report figures. Torch-free."""
