@@ -9,10 +9,9 @@ from numpy.typing import NDArray
 
 from app.api.errors import ApiError
 from app.api.schemas import Endpoint
+from app.arrays import FloatArray
 from app.repository.manifest import Manifest
 from app.serving.imaging import ImageError, decode_base64, decode_image, encode_pngs_base64
-
-FloatArray = NDArray[np.float32]
 
 
 def check_count(count: int, limit: int, what: str) -> None:

@@ -12,14 +12,13 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from app.arrays import FloatArray
 from app.serving.runtime import GraphSession, load_graph
 
 LOG_2PI = math.log(2 * math.pi)
 ACTIVE_UNIT_THRESHOLD = 0.01
 # Rows per decoder call while estimating the IWAE bound (K samples x images).
 DECODE_ROWS = 32768
-
-FloatArray = NDArray[np.float32]
 
 
 @dataclass

@@ -20,12 +20,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from app.arrays import CodeArray, FloatArray
 from app.evaluation.gaussian import OnnxVAE
 from app.serving.runtime import GraphSession, load_graph
 from app.serving.vq import CODEBOOK_FILE, PRIOR_FILE, codes_to_latents, sample_codes_blocking
-
-FloatArray = NDArray[np.float32]
-CodeArray = NDArray[np.int64]
 
 
 @dataclass

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from app.arrays import FloatArray
 from app.serving.cache.memory import LatentCache, pixel_digest
 from app.serving.imaging import canonical_pixels
 from app.serving.latents import Method, interpolate, sample_prior
 from app.serving.registry import LoadedModel
 
 logger = logging.getLogger(__name__)
-FloatArray = NDArray[np.float32]
 
 
 @dataclass

@@ -7,8 +7,9 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from app.arrays import FloatArray
+
 Method = Literal["lerp", "slerp"]
-FloatArray = NDArray[np.float32]
 
 
 def lerp(start: FloatArray, end: FloatArray, alphas: NDArray[np.floating]) -> FloatArray:

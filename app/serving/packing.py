@@ -7,11 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
+from app.arrays import FloatArray
 from app.serving.runtime import GraphSession
 
-FloatArray = NDArray[np.float32]
 Outputs = dict[str, FloatArray]
 
 

@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from app.arrays import CodeArray, FloatArray
 from app.serving.batcher import Runner
 from app.serving.runtime import GraphSession, load_graph
 
-FloatArray = NDArray[np.float32]
-CodeArray = NDArray[np.int64]
 Outputs = dict[str, FloatArray]
 PRIOR_FILE = "prior.onnx"
 CODEBOOK_FILE = "codebook.npy"

@@ -13,11 +13,9 @@ from collections import OrderedDict
 from typing import Protocol
 
 import numpy as np
-from numpy.typing import NDArray
 
 from app import metrics
-
-FloatArray = NDArray[np.float32]
+from app.arrays import FloatArray
 
 
 class CacheBackend(Protocol):
