@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import io
 import os
 import shutil
 import signal
@@ -18,6 +20,7 @@ from typing import Self
 
 import httpx
 import numpy as np
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -191,3 +194,10 @@ class BackgroundLoad:
                     turn += 1
                 with self._lock:
                     self.answered += 1
+
+
+def png_b64(digit: np.ndarray) -> str:
+    """One uint8 [H, W] grey image as the base64 PNG a client sends."""
+    buffer = io.BytesIO()
+    Image.fromarray(digit.astype(np.uint8), mode="L").save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()

@@ -10,15 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import ServiceProcess
+from tests.helpers import ServiceProcess, png_b64
 
 NPY = "application/x-npy"
-
-
-def png_b64(digit: np.ndarray) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(digit.astype(np.uint8), mode="L").save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def from_png_b64(text: str) -> np.ndarray:

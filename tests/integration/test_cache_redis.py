@@ -7,7 +7,6 @@ health "degraded" for the cache (never "down" for the service), the cache back o
 
 from __future__ import annotations
 
-import base64
 import io
 import os
 import shutil
@@ -21,7 +20,6 @@ import httpx
 import numpy as np
 import pytest
 import redis
-from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.repository.store import ModelRepository
@@ -31,6 +29,7 @@ from tests.helpers import (
     BackgroundLoad,
     RedisServer,
     ServiceProcess,
+    png_b64,
     running_service,
     start_redis,
     wait_until,
@@ -41,13 +40,6 @@ KEY_PREFIX = "vae:latent:"
 
 
 # ---- helpers -----------------------------------------------------------------------------
-def png_b64(digit: np.ndarray) -> str:
-    """One uint8 [28,28] digit as base64 PNG."""
-    buffer = io.BytesIO()
-    Image.fromarray(digit.astype(np.uint8), mode="L").save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
 def as_array(digit: np.ndarray) -> list[Any]:
     """One uint8 digit as the JSON array a client would send: floats in [0, 1]."""
     return (digit.astype(np.float64) / 255.0).tolist()

@@ -3,19 +3,16 @@ HTTP from its ONNX graphs."""
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from app.repository.store import ModelRepository
 from app.training.config import TrainConfig
 from app.training.pipeline import run_training
-from tests.helpers import ServiceProcess, running_service
+from tests.helpers import ServiceProcess, png_b64, running_service
 from tests.synthetic import stroke_digits, write_npz
 
 SMALL = {"epochs": 3, "eval_k": 20, "hidden": [128], "latent_dim": 4, "bottom_latent_dim": 8}
@@ -31,12 +28,6 @@ def family(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
     env = {"VAE_MODELS_DIR": str(root / "models"), "VAE_DEFAULT_MODEL": "vae"}
     with running_service(env, root) as service:
         yield service
-
-
-def png_b64(digit: np.ndarray) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(digit, mode="L").save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
 
 
 @pytest.mark.parametrize("kind", ["vae", "cvae", "hvae"])

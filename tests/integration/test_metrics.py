@@ -7,8 +7,6 @@ batch queue, so a rejection for a full queue can be provoked on purpose.
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 import re
 from collections.abc import Iterator
@@ -20,11 +18,10 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from tests.helpers import running_service, start_redis
+from tests.helpers import png_b64, running_service, start_redis
 
 MAX_QUEUE = 16
 ENCODE_IMAGES = 8  # unique images, sent twice: 8 misses, then 8 hits
@@ -53,12 +50,6 @@ class Scrape:
         ]
         assert len(found) == 1, f"{name}{labels}: {len(found)} samples in\n{self.text[:4000]}"
         return float(found[0].value)
-
-
-def png_b64(digit: np.ndarray) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(digit.astype(np.uint8), mode="L").save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def ok(reply: httpx.Response, status: int = 200) -> httpx.Response:

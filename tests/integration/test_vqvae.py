@@ -4,7 +4,6 @@ PixelCNN prior (seeded, not uniform), and 422s for codes it cannot take."""
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import subprocess
@@ -15,12 +14,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from app.repository.store import ModelRepository
 from app.training.config import TrainConfig
 from app.training.pipeline import run_training
-from tests.helpers import ROOT, ServiceProcess, running_service
+from tests.helpers import ROOT, ServiceProcess, png_b64, running_service
 from tests.synthetic import stroke_digits, write_npz
 
 K, D = 16, 4
@@ -45,12 +43,6 @@ def vq_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProc
     env = {"VAE_MODELS_DIR": str(root / "models"), "VAE_DEFAULT_MODEL": "vq"}
     with running_service(env, root) as service:
         yield service
-
-
-def png_b64(digit: np.ndarray) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(digit, mode="L").save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def manifest_of(http: Any) -> dict[str, Any]:
