@@ -4,6 +4,7 @@ default, with progress and results sent back over a multiprocessing queue."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import multiprocessing
 import queue
@@ -21,25 +22,14 @@ from app.jobs.models import FINAL_STATES, JobInfo, JobRequest
 
 logger = logging.getLogger(__name__)
 CANCEL_GRACE_SECONDS = 5.0
+LOCAL_TASK = "app.jobs.local_task.run"
 
 
 def _child(job_id: str, spec: dict[str, Any], events: Any, cancel: Any) -> None:
-    """Runs in the child process: trains, and reports back through `events`."""
-    from app.jobs.tasks import execute_training
-    from app.training.trainer import TrainingCancelled
-
-    def report(progress: dict[str, Any]) -> None:
-        events.put((job_id, "progress", progress))
-
-    try:
-        events.put((job_id, "running", None))
-        result = execute_training(spec, report, cancel.is_set)
-    except TrainingCancelled:
-        events.put((job_id, "cancelled", None))
-    except BaseException as error:
-        events.put((job_id, "failed", f"{type(error).__name__}: {error}"))
-    else:
-        events.put((job_id, "succeeded", result))
+    """Runs in the child process: the task is imported there by name, as RQ does, so the API
+    process never loads the training code (or torch)."""
+    module, _, function = LOCAL_TASK.rpartition(".")
+    getattr(importlib.import_module(module), function)(job_id, spec, events, cancel)
 
 
 @dataclass

@@ -1,0 +1,26 @@
+"""The function a local job's child process runs (started by name: `app.jobs.local_task.run`),
+the counterpart of `app.jobs.rq_task` for the embedded backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.jobs.tasks import execute_training
+from app.training.trainer import TrainingCancelled
+
+
+def run(job_id: str, spec: dict[str, Any], events: Any, cancel: Any) -> None:
+    """Trains, and reports every state change back to the API process through `events`."""
+
+    def report(progress: dict[str, Any]) -> None:
+        events.put((job_id, "progress", progress))
+
+    try:
+        events.put((job_id, "running", None))
+        result = execute_training(spec, report, cancel.is_set)
+    except TrainingCancelled:
+        events.put((job_id, "cancelled", None))
+    except BaseException as error:
+        events.put((job_id, "failed", f"{type(error).__name__}: {error}"))
+    else:
+        events.put((job_id, "succeeded", result))
