@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -42,243 +43,211 @@ class RecordingGraph:
         return {"y": inputs * 2}
 
 
-def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(scenario(), 20))
+def scenario(body: Callable[[], Awaitable[None]]) -> Callable[[], None]:
+    """Makes an async test body a test: it runs in a fresh event loop, for 20 s at the most."""
+
+    def test() -> None:
+        asyncio.run(asyncio.wait_for(body(), 20))
+
+    test.__doc__ = body.__doc__
+    return test
+
+
+def recording_batcher(**options: Any) -> tuple[RecordingGraph, MicroBatcher]:
+    """A fresh RecordingGraph and a MicroBatcher over it (`options` are the batcher's)."""
+    graph = RecordingGraph()
+    return graph, MicroBatcher(graph, LABELS, **options)
 
 
 def rows(n: int, width: int = 2, start: float = 0.0) -> np.ndarray:
     return (np.arange(n * width, dtype=np.float32) + start).reshape(n, width)
 
 
-async def wait_entered(graph: RecordingGraph) -> None:
+async def busy_with_a_first_request(
+    graph: RecordingGraph, runner: MicroBatcher | DirectRunner, first: np.ndarray
+) -> asyncio.Task[Outputs]:
+    """Holds `graph` at its gate and submits `first`; returns once the graph has entered that
+    call, so the engine is busy until the test opens the gate. The task is that first request."""
+    graph.gate.clear()
+    task = asyncio.create_task(runner.submit(first))
     await asyncio.to_thread(graph.entered.wait, 5)
+    return task
 
 
-def test_window_counts_from_the_oldest_request() -> None:
-    async def scenario() -> None:
-        graph = RecordingGraph()
-        batcher = MicroBatcher(
-            graph, LABELS, max_batch_size=1000, max_delay=0.1, dispatch_when_idle=False
-        )
-        tasks = []
-        for i in range(30):  # a steady stream for ~0.6 s, longer than the window
-            tasks.append(asyncio.create_task(batcher.submit(rows(1, start=i))))
-            await asyncio.sleep(0.02)
-        await asyncio.gather(*tasks)
-        await batcher.stop()
-        # A window restarted by every newcomer would hold everything in one batch.
-        assert len(graph.batches) >= 3
-        assert sum(len(b) for b in graph.batches) == 30
-
-    run(scenario)
+@scenario
+async def test_window_counts_from_the_oldest_request() -> None:
+    graph, batcher = recording_batcher(max_batch_size=1000, max_delay=0.1, dispatch_when_idle=False)
+    tasks = []
+    for i in range(30):  # a steady stream for ~0.6 s, longer than the window
+        tasks.append(asyncio.create_task(batcher.submit(rows(1, start=i))))
+        await asyncio.sleep(0.02)
+    await asyncio.gather(*tasks)
+    await batcher.stop()
+    # A window restarted by every newcomer would hold everything in one batch.
+    assert len(graph.batches) >= 3
+    assert sum(len(b) for b in graph.batches) == 30
 
 
-def test_a_lone_request_on_an_idle_engine_does_not_wait_for_the_window() -> None:
-    async def scenario() -> None:
-        graph = RecordingGraph()
-        batcher = MicroBatcher(graph, LABELS, max_batch_size=64, max_delay=30.0)
-        result = await asyncio.wait_for(batcher.submit(rows(1)), timeout=5)
-        await batcher.stop()
-        np.testing.assert_array_equal(result["y"], rows(1) * 2)
-
-    run(scenario)
+@scenario
+async def test_a_lone_request_on_an_idle_engine_does_not_wait_for_the_window() -> None:
+    _, batcher = recording_batcher(max_batch_size=64, max_delay=30.0)
+    result = await asyncio.wait_for(batcher.submit(rows(1)), timeout=5)
+    await batcher.stop()
+    np.testing.assert_array_equal(result["y"], rows(1) * 2)
 
 
-def test_requests_arriving_while_a_batch_runs_share_the_next_one() -> None:
-    async def scenario() -> None:
-        graph = RecordingGraph()
-        graph.gate.clear()
-        batcher = MicroBatcher(graph, LABELS, max_batch_size=64, max_delay=30.0)
-        first = asyncio.create_task(batcher.submit(rows(1)))
-        await wait_entered(graph)  # the engine is busy with the first request
-        queued = [asyncio.create_task(batcher.submit(rows(1, start=i))) for i in range(5)]
-        await asyncio.sleep(0.05)
-        assert batcher.queued_samples == 5
-        graph.gate.set()
-        await asyncio.wait_for(asyncio.gather(first, *queued), timeout=5)
-        await batcher.stop()
-        assert [len(b) for b in graph.batches] == [1, 5]
-
-    run(scenario)
+@scenario
+async def test_requests_arriving_while_a_batch_runs_share_the_next_one() -> None:
+    graph, batcher = recording_batcher(max_batch_size=64, max_delay=30.0)
+    first = await busy_with_a_first_request(graph, batcher, rows(1))
+    queued = [asyncio.create_task(batcher.submit(rows(1, start=i))) for i in range(5)]
+    await asyncio.sleep(0.05)
+    assert batcher.queued_samples == 5
+    graph.gate.set()
+    await asyncio.wait_for(asyncio.gather(first, *queued), timeout=5)
+    await batcher.stop()
+    assert [len(b) for b in graph.batches] == [1, 5]
 
 
-def test_after_a_large_batch_the_window_applies_even_when_idle() -> None:
-    async def scenario() -> None:
-        graph = RecordingGraph()
-        batcher = MicroBatcher(graph, LABELS, max_batch_size=8, max_delay=0.5)
-        await asyncio.wait_for(batcher.submit(rows(8)), timeout=5)  # a full batch: loaded
-        first = asyncio.create_task(batcher.submit(rows(1)))
-        await asyncio.sleep(0.05)
-        second = asyncio.create_task(batcher.submit(rows(1, start=1)))
-        await asyncio.wait_for(asyncio.gather(first, second), timeout=5)
-        await batcher.stop()
-        assert [len(b) for b in graph.batches] == [8, 2]  # the two waited for each other
-
-    run(scenario)
+@scenario
+async def test_after_a_large_batch_the_window_applies_even_when_idle() -> None:
+    graph, batcher = recording_batcher(max_batch_size=8, max_delay=0.5)
+    await asyncio.wait_for(batcher.submit(rows(8)), timeout=5)  # a full batch: loaded
+    first = asyncio.create_task(batcher.submit(rows(1)))
+    await asyncio.sleep(0.05)
+    second = asyncio.create_task(batcher.submit(rows(1, start=1)))
+    await asyncio.wait_for(asyncio.gather(first, second), timeout=5)
+    await batcher.stop()
+    assert [len(b) for b in graph.batches] == [8, 2]  # the two waited for each other
 
 
-def test_a_full_batch_goes_out_without_waiting_for_the_window() -> None:
-    async def scenario() -> None:
-        graph = RecordingGraph()
-        batcher = MicroBatcher(graph, LABELS, max_batch_size=4, max_delay=30.0)
-        results = await asyncio.wait_for(
-            asyncio.gather(*(batcher.submit(rows(1, start=i)) for i in range(4))), timeout=5
-        )
-        await batcher.stop()
-        assert [len(b) for b in graph.batches] == [4]
-        for i, result in enumerate(results):
-            np.testing.assert_array_equal(result["y"], rows(1, start=i) * 2)
-
-    run(scenario)
+@scenario
+async def test_a_full_batch_goes_out_without_waiting_for_the_window() -> None:
+    graph, batcher = recording_batcher(max_batch_size=4, max_delay=30.0)
+    results = await asyncio.wait_for(
+        asyncio.gather(*(batcher.submit(rows(1, start=i)) for i in range(4))), timeout=5
+    )
+    await batcher.stop()
+    assert [len(b) for b in graph.batches] == [4]
+    for i, result in enumerate(results):
+        np.testing.assert_array_equal(result["y"], rows(1, start=i) * 2)
 
 
-def test_a_request_larger_than_the_batch_is_split_and_reassembled() -> None:
-    async def scenario() -> None:
-        graph = RecordingGraph()
-        batcher = MicroBatcher(graph, LABELS, max_batch_size=4, max_delay=0.001)
-        result = await batcher.submit(rows(10))
-        await batcher.stop()
-        assert sorted(len(b) for b in graph.batches) == [2, 4, 4]
-        np.testing.assert_array_equal(result["y"], rows(10) * 2)
-
-    run(scenario)
+@scenario
+async def test_a_request_larger_than_the_batch_is_split_and_reassembled() -> None:
+    graph, batcher = recording_batcher(max_batch_size=4, max_delay=0.001)
+    result = await batcher.submit(rows(10))
+    await batcher.stop()
+    assert sorted(len(b) for b in graph.batches) == [2, 4, 4]
+    np.testing.assert_array_equal(result["y"], rows(10) * 2)
 
 
-def test_batch_size_counts_samples_not_requests() -> None:
-    async def scenario() -> None:
-        graph = RecordingGraph()
-        batcher = MicroBatcher(graph, LABELS, max_batch_size=8, max_delay=30.0)
-        # two requests of 4 rows fill a batch of 8 at once
-        await asyncio.wait_for(asyncio.gather(batcher.submit(rows(4)), batcher.submit(rows(4))), 5)
-        await batcher.stop()
-        assert [len(b) for b in graph.batches] == [8]
-
-    run(scenario)
+@scenario
+async def test_batch_size_counts_samples_not_requests() -> None:
+    graph, batcher = recording_batcher(max_batch_size=8, max_delay=30.0)
+    # two requests of 4 rows fill a batch of 8 at once
+    await asyncio.wait_for(asyncio.gather(batcher.submit(rows(4)), batcher.submit(rows(4))), 5)
+    await batcher.stop()
+    assert [len(b) for b in graph.batches] == [8]
 
 
-def test_requests_of_different_shapes_never_share_a_batch() -> None:
-    async def scenario() -> None:
-        graph = RecordingGraph()
-        batcher = MicroBatcher(graph, LABELS, max_batch_size=64, max_delay=0.05)
-        narrow = [batcher.submit(rows(1, width=2)) for _ in range(3)]
-        wide = [batcher.submit(rows(1, width=3)) for _ in range(3)]
-        results = await asyncio.gather(*narrow, *wide)
-        await batcher.stop()
-        assert sorted((b.shape[1], len(b)) for b in graph.batches) == [(2, 3), (3, 3)]
-        assert [r["y"].shape[1] for r in results] == [2, 2, 2, 3, 3, 3]
-
-    run(scenario)
+@scenario
+async def test_requests_of_different_shapes_never_share_a_batch() -> None:
+    graph, batcher = recording_batcher(max_batch_size=64, max_delay=0.05)
+    narrow = [batcher.submit(rows(1, width=2)) for _ in range(3)]
+    wide = [batcher.submit(rows(1, width=3)) for _ in range(3)]
+    results = await asyncio.gather(*narrow, *wide)
+    await batcher.stop()
+    assert sorted((b.shape[1], len(b)) for b in graph.batches) == [(2, 3), (3, 3)]
+    assert [r["y"].shape[1] for r in results] == [2, 2, 2, 3, 3, 3]
 
 
-def test_a_full_queue_answers_queue_full_with_a_retry_hint() -> None:
-    async def scenario() -> None:
-        graph = RecordingGraph()
-        graph.gate.clear()
-        batcher = MicroBatcher(graph, LABELS, max_batch_size=4, max_delay=0.0, max_queue=4)
-        running = asyncio.create_task(batcher.submit(rows(4)))
-        await wait_entered(graph)  # that batch now occupies the only slot
-        queued = asyncio.create_task(batcher.submit(rows(4)))
-        await asyncio.sleep(0.01)
-        with pytest.raises(QueueFull) as refused:
-            await batcher.submit(rows(1))
-        assert refused.value.retry_after >= 1
-        graph.gate.set()
-        await asyncio.gather(running, queued)
-        await batcher.stop()
-
-    run(scenario)
+@scenario
+async def test_a_full_queue_answers_queue_full_with_a_retry_hint() -> None:
+    graph, batcher = recording_batcher(max_batch_size=4, max_delay=0.0, max_queue=4)
+    running = await busy_with_a_first_request(graph, batcher, rows(4))  # the only slot
+    queued = asyncio.create_task(batcher.submit(rows(4)))
+    await asyncio.sleep(0.01)
+    with pytest.raises(QueueFull) as refused:
+        await batcher.submit(rows(1))
+    assert refused.value.retry_after >= 1
+    graph.gate.set()
+    await asyncio.gather(running, queued)
+    await batcher.stop()
 
 
-def test_a_request_past_its_deadline_is_dropped_before_compute() -> None:
-    async def scenario() -> None:
-        graph = RecordingGraph()
-        graph.gate.clear()
-        batcher = MicroBatcher(graph, LABELS, max_batch_size=4, max_delay=0.0)
-        first = asyncio.create_task(batcher.submit(rows(1, start=0)))
-        await wait_entered(graph)
-        late = asyncio.create_task(
-            batcher.submit(rows(1, start=100), deadline=time.monotonic() + 0.05)
-        )
-        await asyncio.sleep(0.2)
-        graph.gate.set()
-        await first
-        with pytest.raises(DeadlineExceeded):
-            await late
-        await batcher.stop()
-        assert all(100 not in batch for batch in graph.batches)
-
-    run(scenario)
+async def check_a_late_request_is_dropped_before_compute(
+    graph: RecordingGraph, runner: MicroBatcher | DirectRunner
+) -> None:
+    """With the engine busy on a first request, a request whose deadline passes while it waits
+    fails with DeadlineExceeded and never reaches the graph."""
+    first = await busy_with_a_first_request(graph, runner, rows(1, start=0))
+    late = asyncio.create_task(runner.submit(rows(1, start=100), deadline=time.monotonic() + 0.05))
+    await asyncio.sleep(0.2)
+    graph.gate.set()
+    await first
+    with pytest.raises(DeadlineExceeded):
+        await late
+    await runner.stop()
+    assert all(100 not in batch for batch in graph.batches)
+    assert [len(b) for b in graph.batches] == [1]  # only the first request ran
 
 
-def test_a_request_whose_client_went_away_is_skipped() -> None:
-    async def scenario() -> None:
-        graph = RecordingGraph()
-        graph.gate.clear()
-        batcher = MicroBatcher(graph, LABELS, max_batch_size=4, max_delay=0.0)
-        first = asyncio.create_task(batcher.submit(rows(1, start=0)))
-        await wait_entered(graph)
-        gone = asyncio.create_task(batcher.submit(rows(1, start=100)))
-        stays = asyncio.create_task(batcher.submit(rows(1, start=200)))
-        await asyncio.sleep(0.01)
-        gone.cancel()
-        graph.gate.set()
-        await first
-        result = await stays
-        await batcher.stop()
-        np.testing.assert_array_equal(result["y"], rows(1, start=200) * 2)
-        assert all(100 not in batch for batch in graph.batches)
-        assert batcher.queued_samples == 0
-
-    run(scenario)
+@scenario
+async def test_a_request_past_its_deadline_is_dropped_before_compute() -> None:
+    graph, batcher = recording_batcher(max_batch_size=4, max_delay=0.0)
+    await check_a_late_request_is_dropped_before_compute(graph, batcher)
 
 
-def test_an_error_reaches_every_caller_in_the_batch_and_the_loop_survives() -> None:
-    async def scenario() -> None:
-        graph = RecordingGraph()
-        graph.fail_next = True
-        batcher = MicroBatcher(graph, LABELS, max_batch_size=8, max_delay=0.05)
-        outcomes = await asyncio.gather(
-            *(batcher.submit(rows(1, start=i)) for i in range(3)), return_exceptions=True
-        )
-        assert all(isinstance(o, ValueError) for o in outcomes)
-        after = await batcher.submit(rows(2))
-        np.testing.assert_array_equal(after["y"], rows(2) * 2)
-        await batcher.stop()
-
-    run(scenario)
-
-
-def test_several_batches_may_run_at_once_when_configured() -> None:
-    async def scenario() -> None:
-        graph = RecordingGraph()
-        graph.gate.clear()
-        batcher = MicroBatcher(graph, LABELS, max_batch_size=1, max_delay=0.0, in_flight=2)
-        tasks = [asyncio.create_task(batcher.submit(rows(1, start=i))) for i in range(2)]
-        await asyncio.sleep(0.2)
-        # both calls are inside the graph (held at the gate) at the same time
-        assert batcher.queued_samples == 0
-        graph.gate.set()
-        await asyncio.gather(*tasks)
-        await batcher.stop()
-        assert len(graph.batches) == 2
-
-    run(scenario)
+@scenario
+async def test_a_request_whose_client_went_away_is_skipped() -> None:
+    graph, batcher = recording_batcher(max_batch_size=4, max_delay=0.0)
+    first = await busy_with_a_first_request(graph, batcher, rows(1, start=0))
+    gone = asyncio.create_task(batcher.submit(rows(1, start=100)))
+    stays = asyncio.create_task(batcher.submit(rows(1, start=200)))
+    await asyncio.sleep(0.01)
+    gone.cancel()
+    graph.gate.set()
+    await first
+    result = await stays
+    await batcher.stop()
+    np.testing.assert_array_equal(result["y"], rows(1, start=200) * 2)
+    assert all(100 not in batch for batch in graph.batches)
+    assert batcher.queued_samples == 0
 
 
-def test_with_batching_off_a_request_past_its_deadline_is_dropped_before_compute() -> None:
-    async def scenario() -> None:
-        graph = RecordingGraph()
-        graph.gate.clear()
-        runner = DirectRunner(graph, LABELS, in_flight=1)
-        busy = asyncio.create_task(runner.submit(rows(1)))
-        await wait_entered(graph)  # the only thread is busy: the next request waits for it
-        late = asyncio.create_task(runner.submit(rows(1, start=5), time.monotonic() + 0.05))
-        await asyncio.sleep(0.1)
-        graph.gate.set()
-        await busy
-        with pytest.raises(DeadlineExceeded):
-            await late
-        await runner.stop()
-        assert [len(b) for b in graph.batches] == [1]
+@scenario
+async def test_an_error_reaches_every_caller_in_the_batch_and_the_loop_survives() -> None:
+    graph = RecordingGraph()
+    graph.fail_next = True
+    batcher = MicroBatcher(graph, LABELS, max_batch_size=8, max_delay=0.05)
+    outcomes = await asyncio.gather(
+        *(batcher.submit(rows(1, start=i)) for i in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(o, ValueError) for o in outcomes)
+    after = await batcher.submit(rows(2))
+    np.testing.assert_array_equal(after["y"], rows(2) * 2)
+    await batcher.stop()
 
-    run(scenario)
+
+@scenario
+async def test_several_batches_may_run_at_once_when_configured() -> None:
+    graph = RecordingGraph()
+    graph.gate.clear()
+    batcher = MicroBatcher(graph, LABELS, max_batch_size=1, max_delay=0.0, in_flight=2)
+    tasks = [asyncio.create_task(batcher.submit(rows(1, start=i))) for i in range(2)]
+    await asyncio.sleep(0.2)
+    # both calls are inside the graph (held at the gate) at the same time
+    assert batcher.queued_samples == 0
+    graph.gate.set()
+    await asyncio.gather(*tasks)
+    await batcher.stop()
+    assert len(graph.batches) == 2
+
+
+@scenario
+async def test_with_batching_off_a_request_past_its_deadline_is_dropped_before_compute() -> None:
+    graph = RecordingGraph()
+    # one thread: while it is busy, the next request waits for it
+    runner = DirectRunner(graph, LABELS, in_flight=1)
+    await check_a_late_request_is_dropped_before_compute(graph, runner)
