@@ -170,6 +170,28 @@ class Peer(System):
         calls, rows = read_stats(self.stats_file)
         return float(calls), float(rows)
 
+    def launch_server(
+        self, model: BenchModel, module: str, delay: list[str], ready_path: str
+    ) -> tuple[ServerProcess, str]:
+        """`python -m <module>` in the peer's virtualenv, with the options of
+        `bench.peers.common.peer_arguments` and `delay`, the server's own batching-delay option."""
+        command = [
+            str(self.venv_bin / "python"),
+            "-m",
+            module,
+            "--model",
+            str(model.decoder),
+            "--port",
+            str(self.port),
+            "--threads",
+            str(self.knobs.threads),
+            "--max-batch-size",
+            str(self.knobs.max_batch_size),
+            *delay,
+        ]
+        server = ServerProcess(self.name, command, self.env(model), ROOT, self.log(model))
+        return server, f"http://127.0.0.1:{self.port}{ready_path}"
+
     def decode_bodies(self, model: BenchModel) -> list[str]:
         """{"latents": [[...]]}, as the service's /decode takes."""
         return [_latents_body(z) for z in latent_rows(model)]
@@ -182,23 +204,10 @@ class Triton(Peer):
     label = "Triton (PyTriton), dynamic batcher"
 
     def launch(self, model: BenchModel) -> tuple[ServerProcess, str]:
-        command = [
-            str(self.venv_bin / "python"),
-            "-m",
-            "bench.peers.triton_server",
-            "--model",
-            str(model.decoder),
-            "--port",
-            str(self.port),
-            "--threads",
-            str(self.knobs.threads),
-            "--max-batch-size",
-            str(self.knobs.max_batch_size),
-            "--max-delay-us",
-            str(int(self.knobs.max_delay_ms * 1000)),
-        ]
-        server = ServerProcess(self.name, command, self.env(model), ROOT, self.log(model))
-        return server, f"http://127.0.0.1:{self.port}/v2/models/decoder/ready"
+        delay = ["--max-delay-us", str(int(self.knobs.max_delay_ms * 1000))]
+        return self.launch_server(
+            model, "bench.peers.triton_server", delay, "/v2/models/decoder/ready"
+        )
 
     def target(self, route: str, model: BenchModel) -> Target | None:
         if route != "decode":
@@ -266,23 +275,8 @@ class LitServe(Peer):
     label = "LitServe, batching"
 
     def launch(self, model: BenchModel) -> tuple[ServerProcess, str]:
-        command = [
-            str(self.venv_bin / "python"),
-            "-m",
-            "bench.peers.litserve_server",
-            "--model",
-            str(model.decoder),
-            "--port",
-            str(self.port),
-            "--threads",
-            str(self.knobs.threads),
-            "--max-batch-size",
-            str(self.knobs.max_batch_size),
-            "--batch-timeout",
-            str(self.knobs.max_delay_ms / 1000.0),
-        ]
-        server = ServerProcess(self.name, command, self.env(model), ROOT, self.log(model))
-        return server, f"http://127.0.0.1:{self.port}/health"
+        delay = ["--batch-timeout", str(self.knobs.max_delay_ms / 1000.0)]
+        return self.launch_server(model, "bench.peers.litserve_server", delay, "/health")
 
     def target(self, route: str, model: BenchModel) -> Target | None:
         if route != "decode":
