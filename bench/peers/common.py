@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import threading
 from pathlib import Path
@@ -65,3 +66,14 @@ class PeerDecoder:
     def pngs(self, z: NDArray[np.float32]) -> list[str]:
         """Base64 PNGs for latents [N,D]: what the service's /decode answers by default."""
         return [encode_png_base64(image) for image in self.images(z)]
+
+
+def peer_arguments(description: str | None) -> argparse.ArgumentParser:
+    """The options every peer server run as `python -m bench.peers.<name>` takes (the bench's
+    `Peer.launch_server` passes them); each server adds its own batching delay."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model", required=True, help="path to decoder.onnx")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--max-batch-size", type=int, default=64)
+    return parser

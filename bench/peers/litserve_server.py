@@ -8,13 +8,11 @@ Run inside bench/.venvs/litserve: `python -m bench.peers.litserve_server --model
 
 from __future__ import annotations
 
-import argparse
-
 import litserve as ls
 import numpy as np
 
 from app.serving.imaging import encode_png_base64
-from bench.peers.common import PeerDecoder
+from bench.peers.common import PeerDecoder, peer_arguments
 
 
 class DecoderAPI(ls.LitAPI):
@@ -56,11 +54,7 @@ class DecoderAPI(ls.LitAPI):
 
 def main() -> None:
     """Starts one API server and one inference worker on the CPU."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", required=True, help="path to decoder.onnx")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
-    parser.add_argument("--max-batch-size", type=int, default=64)
+    parser = peer_arguments(__doc__)
     parser.add_argument("--batch-timeout", type=float, default=0.002, help="seconds")
     args = parser.parse_args()
     api = DecoderAPI(args.model, args.threads, args.max_batch_size, args.batch_timeout)

@@ -8,7 +8,6 @@ Run inside bench/.venvs/triton: `python -m bench.peers.triton_server --model M -
 
 from __future__ import annotations
 
-import argparse
 import logging
 
 import numpy as np
@@ -16,16 +15,12 @@ from pytriton.decorators import batch
 from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 from pytriton.triton import Triton, TritonConfig
 
-from bench.peers.common import PeerDecoder
+from bench.peers.common import PeerDecoder, peer_arguments
 
 
 def main() -> None:
     """Binds the decoder and serves until killed."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", required=True, help="path to decoder.onnx")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
-    parser.add_argument("--max-batch-size", type=int, default=64)
+    parser = peer_arguments(__doc__)
     parser.add_argument("--max-delay-us", type=int, default=2000, help="max queue delay")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
