@@ -176,15 +176,17 @@ def evaluate(
     binarize_seed: Annotated[
         int | None, typer.Option(help="binarize the images with this seed (Bernoulli models)")
     ] = 1,
+    seed: Annotated[int, typer.Option(help="seed of the importance samples")] = 0,
     models_dir: Annotated[Path | None, typer.Option()] = None,
 ) -> None:
-    """Score a published version on a dataset file from its ONNX graphs alone (no torch)."""
+    """Score a published version on a dataset file: the quantity its manifest reports, computed
+    as its kind says (from the ONNX graphs without torch; an hvae from its PyTorch weights)."""
     import numpy as np
 
     from app.config import get_settings
     from app.datasets.arrays import binarize, load_arrays
-    from app.evaluation.gaussian import OnnxVAE
-    from app.evaluation.gaussian import evaluate as run_evaluation
+    from app.evaluation.by_kind import evaluate_kind, load_graphs
+    from app.repository.kinds import model_kind
     from app.repository.store import ModelRepository
 
     repository = ModelRepository(models_dir or get_settings().models_dir)
@@ -193,22 +195,50 @@ def evaluate(
     if version is None:
         raise typer.BadParameter(f"no model named {name}")
     manifest = repository.manifest(name, version)
-    x = load_arrays(data).as_float()[:images]
+    kind = model_kind(manifest.kind)
+    dataset = load_arrays(data)
+    x = dataset.as_float()[:images]
     if manifest.likelihood == "bernoulli" and binarize_seed is not None:
         x = binarize(x, np.random.default_rng(binarize_seed))
+    y = None
+    if kind.conditional:
+        if dataset.labels is None:
+            raise typer.BadParameter(f"{model} is conditional: the data needs labels")
+        y = np.array([manifest.label_index(int(v)) for v in dataset.labels[: len(x)]])
     directory = repository.version_dir(name, version)
-    result: object
-    if manifest.kind == "vqvae":  # no IWAE bound: the ELBO with the learned prior, VQ terms
-        from app.evaluation.vq import OnnxVQVAE, evaluate_vq
-
-        config = manifest.training.config if manifest.training else {}
-        cost = float(config.get("commitment_cost", 0.25))
-        result = evaluate_vq(OnnxVQVAE.load(directory, manifest.likelihood), x, cost)
-    else:
-        result = run_evaluation(OnnxVAE.load(directory, manifest.likelihood), x, k=k)
+    config = manifest.training.config if manifest.training else {}
+    result = evaluate_kind(
+        kind,
+        load_graphs(kind, directory, manifest.likelihood),
+        x,
+        k=k,
+        seed=seed,
+        y=y,
+        commitment_cost=float(config.get("commitment_cost", 0.25)),
+        torch_evaluator=_torch_evaluator(directory, manifest)
+        if kind.evaluator == "torch"
+        else None,
+    )
     typer.echo(
         json.dumps({k: v for k, v in result.__dict__.items() if k != "kl_per_dim"}, indent=2)
     )
+
+
+def _torch_evaluator(directory: Path, manifest: Any) -> Any:
+    """(x, k, seed) -> metrics from the version's PyTorch model (weights.safetensors and the
+    config it was trained with), or None when torch is not installed."""
+    try:
+        from functools import partial
+
+        from app.training.evaluate_torch import evaluate_torch
+        from app.training.modules import GaussianVAE
+        from app.training.weights import load_model
+    except ImportError:
+        return None
+    model = load_model(directory, manifest)
+    if not isinstance(model, GaussianVAE):
+        raise typer.BadParameter(f"a {manifest.kind} has no importance weights to evaluate")
+    return partial(evaluate_torch, model)
 
 
 @app.command()

@@ -10,6 +10,7 @@ from numpy.typing import NDArray
 from app.api.errors import ApiError
 from app.api.schemas import Endpoint
 from app.arrays import FloatArray
+from app.repository.kinds import model_kind
 from app.repository.manifest import Manifest
 from app.serving.imaging import ImageError, decode_base64, decode_image, encode_pngs_base64
 
@@ -101,7 +102,7 @@ def latent_batch(latents: Any, manifest: Manifest) -> FloatArray:
 def code_batch(codes: Any, manifest: Manifest) -> NDArray[np.int64]:
     """A vqvae's code grids (N x h x w, or one h x w grid) -> int64 [N,h,w], each code an
     index into its codebook."""
-    if manifest.kind != "vqvae":
+    if model_kind(manifest.kind).encoding != "codes":
         raise ApiError(
             422, f"model {manifest.name} has no codebook: send 'latents'", "invalid_codes"
         )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from app import metrics
 from app.config import Settings
+from app.repository.kinds import ModelKind, model_kind
 from app.repository.manifest import Manifest
 from app.repository.store import ModelRepository, RepositoryError, check_name
 from app.serving.batcher import BatcherLabels, DirectRunner, MicroBatcher, Runner
@@ -51,6 +52,11 @@ class LoadedModel:
     def version(self) -> int:
         """The version number."""
         return self.manifest.version
+
+    @property
+    def kind(self) -> ModelKind:
+        """The row of the model-kind table this version's kind answers to."""
+        return model_kind(self.manifest.kind)
 
     @property
     def provider(self) -> str:
@@ -184,7 +190,7 @@ class ModelRegistry:
             conditional,
         )
         vq = None
-        if manifest.kind == "vqvae":
+        if model_kind(manifest.kind).has_code_prior:
             grid = (manifest.grid[0], manifest.grid[1])
             vq = load_vq_parts(
                 directory,
@@ -285,16 +291,20 @@ class ModelRegistry:
                 )
         return readable
 
-    def _missing(self, message: str) -> Exception:
+    async def _missing(self, message: str) -> Exception:
         """404 for a model or version that is not there; 503 while the repository itself is
         unreadable (the version may well exist)."""
-        if self._root_missing or not self.repository.root.is_dir():
+        if self._root_missing or not await asyncio.to_thread(self.repository.root.is_dir):
             return ModelUnavailable(f"the model repository is unreadable right now: {message}")
         return ModelNotFound(message)
 
+    def _published(self, name: str, version: int) -> bool:
+        """Whether a version's manifest is still on disk (blocking)."""
+        return (self.repository.version_dir(name, version) / "manifest.json").is_file()
+
     async def _drop_missing(self, names: set[str]) -> None:
         for (name, version), model in list(self._loaded.items()):
-            if (self.repository.version_dir(name, version) / "manifest.json").is_file():
+            if await asyncio.to_thread(self._published, name, version):
                 continue
             del self._loaded[(name, version)]
             if self._defaults.get(name) == version:
@@ -320,16 +330,18 @@ class ModelRegistry:
         """The loaded version for 'name' or 'name:version' (the default model when None)."""
         name, version = parse_ref(ref or self.settings.default_model)
         if version is None:
-            if name not in self._defaults and (self.repository.root / name).is_dir():
+            if name not in self._defaults and await asyncio.to_thread(
+                (self.repository.root / name).is_dir
+            ):
                 await self.refresh()  # published since the last scan: no need to wait for it
             version = self._defaults.get(name)
             if version is None:
-                raise self._missing(f"no model named {name!r}; GET /models lists them")
+                raise await self._missing(f"no model named {name!r}; GET /models lists them")
         key = (name, version)
         if key in self._loaded:
             return self._loaded[key]
         if version not in await asyncio.to_thread(self.repository.versions, name):
-            raise self._missing(f"model {name!r} has no version {version}")
+            raise await self._missing(f"model {name!r} has no version {version}")
         if await self._failed_and_unchanged(key):
             raise ModelUnavailable(f"{name}:{version} failed to load: {self._failed[key]}")
         async with self._lock:

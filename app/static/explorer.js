@@ -5,7 +5,7 @@ import { normChart, posteriorChart } from "./charts.js";
 import { DrawingPad, paintInput, toNested } from "./draw.js";
 import { renderReport } from "./report.js";
 import {
-  $, renderSamples, renderStrip, renderTraversal, showPng as showPngIn, sliderRow, syncSliders,
+  $, renderCodeGrid, renderSamples, renderStrip, renderTraversal, showPng as showPngIn, sliderRow, syncSliders,
 } from "./views.js";
 
 const SLIDER_LIMIT = 3;
@@ -14,10 +14,12 @@ const state = {
   generation: 0, // bumped on every model or label change: answers for an older one are dropped
   ref: null, // "name:version", sent as `model`
   manifest: null,
+  kind: null, // the model kind's row from GET /models (what /encode returns, how it samples)
   order: [], // latent dimensions, most KL first
   label: null,
   pixels: null, // the drawing at the model's size, Float32Array [C*H*W]
-  posterior: null, // { mu, sigma } of the drawing
+  posterior: null, // the drawing's /encode entry: { mu, sigma } or, for a code grid, { codes, z_e }
+  latent: null, // the drawing's latent: mu, or z_e for a model that encodes to codes
   z: [], // the latent the sliders steer
   shownDims: 8,
   endpoints: { a: null, b: null }, // { body: {latent} | {array}, src, caption }
@@ -63,13 +65,17 @@ async function busy(card, promise) {
 
 const current = (gen) => gen === state.generation;
 
+/** Whether the model's /encode gives a code grid (a vqvae) rather than a Gaussian posterior. */
+const encodesCodes = () => state.kind?.encoding === "codes";
+
 const encoder = latestOnly(
   ({ gen, pixels }) =>
     busy("encode-card", (async () => {
       const encoded = await api("/encode", body({ arrays: [toNested(pixels, spec())] }));
       const posterior = encoded.latents[0];
-      const decoded = await api("/decode", body({ latents: [posterior.mu] }));
-      return { gen, posterior, image: decoded.images[0] };
+      const latent = encodesCodes() ? posterior.z_e : posterior.mu;
+      const decoded = await api("/decode", body({ latents: [latent] }));
+      return { gen, posterior, latent, image: decoded.images[0] };
     })()),
   { delayMs: 90, maxWaitMs: 250 },
   showEncoded,
@@ -142,11 +148,15 @@ async function selectModel(entry) {
   const manifest = entry.manifest;
   state.ref = `${entry.name}:${entry.version}`;
   state.manifest = manifest;
+  state.kind = entry.kind;
+  $("codes-block").hidden = !encodesCodes();
+  $("posterior-block").hidden = encodesCodes();
+  $("recon-caption").textContent = encodesCodes() ? "reconstruction, decode(z_e)" : "reconstruction, decode(μ)";
   const kl = manifest.metrics?.kl_per_dim ?? [];
   state.order = [...Array(manifest.latent_dim).keys()];
   if (kl.length === manifest.latent_dim) state.order.sort((a, b) => kl[b] - kl[a]);
   // A conditional model takes `label`: one of its label_values, shown by its class name.
-  const conditional = manifest.kind === "cvae" && (manifest.classes ?? []).length > 0;
+  const conditional = state.kind.conditional && (manifest.classes ?? []).length > 0;
   $("label-picker").hidden = !conditional;
   if (conditional) {
     const values = manifest.label_values?.length ? manifest.label_values : manifest.classes.map((_, i) => i);
@@ -162,6 +172,7 @@ async function selectModel(entry) {
   $("input-size").textContent = `${width}×${height}`;
   state.endpoints = { a: null, b: null };
   state.posterior = null;
+  state.latent = null;
   state.paths = null;
   for (const id of ["samples", "strip-lerp", "strip-slerp", "traversal"]) $(id).replaceChildren();
   renderReport(entry);
@@ -189,13 +200,19 @@ function drawingChanged() {
   if (pad.isEmpty()) {
     state.pixels = null;
     state.posterior = null;
+    state.latent = null;
     encoder.cancel();
     $("input-preview").getContext("2d").clearRect(0, 0, 9999, 9999);
     showPng("recon", null);
+    setDrawingButtons(false);
+    if (encodesCodes()) {
+      $("code-grid").replaceChildren();
+      $("codes-summary").textContent = "Nothing drawn yet.";
+      return;
+    }
     const dims = state.manifest.latent_dim;
     posteriorChart($("posterior"), new Array(dims).fill(0), new Array(dims).fill(1), state.order);
     $("posterior-summary").textContent = "Nothing drawn yet: every dimension is still the prior N(0, 1).";
-    setDrawingButtons(false);
     return;
   }
   state.pixels = pad.toModelInput(spec(), $("frame").checked);
@@ -203,10 +220,16 @@ function drawingChanged() {
   encoder.request({ gen: state.generation, pixels: state.pixels });
 }
 
-function showEncoded({ gen, posterior, image }) {
+function showEncoded({ gen, posterior, latent, image }) {
   if (!current(gen) || pad.isEmpty()) return;
   state.posterior = posterior;
+  state.latent = latent;
   showPng("recon", image);
+  setDrawingButtons(true);
+  if (encodesCodes()) {
+    showCodes(posterior.codes);
+    return;
+  }
   posteriorChart($("posterior"), posterior.mu, posterior.sigma, state.order);
   let kl = 0;
   for (let d = 0; d < posterior.mu.length; d += 1) {
@@ -216,7 +239,15 @@ function showEncoded({ gen, posterior, image }) {
   const used = posterior.sigma.filter((s) => s < 0.85).length;
   $("posterior-summary").textContent =
     `KL to the prior ${kl.toFixed(1)} nats · ${used} of ${posterior.mu.length} dimensions narrowed below σ = 0.85${posterior.cached ? " · from the cache" : ""}`;
-  setDrawingButtons(true);
+}
+
+/** A vqvae's encoding: its grid of code indices, and how many distinct codes it uses. */
+function showCodes(codes) {
+  const size = state.manifest.codebook_size;
+  renderCodeGrid($("code-grid"), codes, size);
+  const distinct = new Set(codes.flat()).size;
+  const [h, w] = [codes.length, codes[0]?.length ?? 0];
+  $("codes-summary").textContent = `${h}×${w} codes · ${distinct} distinct of the codebook's ${size} · the sliders steer z_e before quantization`;
 }
 
 function setDrawingButtons(enabled) {
@@ -397,7 +428,7 @@ function wire() {
     if (file) await openImage(file);
   });
   $("frame").addEventListener("change", drawingChanged);
-  $("to-sliders").addEventListener("click", () => state.posterior && steer(state.posterior.mu));
+  $("to-sliders").addEventListener("click", () => state.latent && steer(state.latent));
   $("a-drawing").addEventListener("click", () => setEndpoint("a", drawingEndpoint()));
   $("b-drawing").addEventListener("click", () => setEndpoint("b", drawingEndpoint()));
   for (const which of ["a", "b"]) {

@@ -104,3 +104,18 @@ export function renderSamples(grid, images, onPick) {
     return button;
   }));
 }
+
+/** A grid of code indices [h][w] as a table, each cell shaded by its code (same code, same shade). */
+export function renderCodeGrid(table, codes, codebookSize) {
+  table.replaceChildren(...codes.map((row) => {
+    const tr = document.createElement("tr");
+    for (const code of row) {
+      const td = document.createElement("td");
+      td.textContent = String(code);
+      td.style.background = `hsl(${Math.round((360 * code) / Math.max(1, codebookSize))} 60% 85%)`;
+      td.style.color = "#111";
+      tr.append(td);
+    }
+    return tr;
+  }));
+}

@@ -3,17 +3,22 @@ VAE's log-weights involve p(z1|z2) and q(z1|z2,x)): computed with the PyTorch mo
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
 from app.evaluation.gaussian import Evaluation, active_units
-from app.training.modules import VAE
+from app.training.losses import iwae_bound
+from app.training.modules import GaussianVAE
 
 
 @torch.no_grad()
-def evaluate_torch(model: VAE, x: np.ndarray, k: int, seed: int = 0, chunk: int = 64) -> Evaluation:
+def evaluate_torch(
+    model: GaussianVAE,
+    x: np.ndarray,
+    k: int,
+    seed: int = 0,
+    chunk: int = 64,
+) -> Evaluation:
     """ELBO, IWAE NLL (k samples), KL per dimension and active units on images x."""
     torch.manual_seed(seed)
     model.eval()
@@ -22,7 +27,7 @@ def evaluate_torch(model: VAE, x: np.ndarray, k: int, seed: int = 0, chunk: int 
     for start in range(0, len(data), chunk):
         batch = data[start : start + chunk]
         log_w = model.log_weights(batch, k).double()
-        iwae.append(torch.logsumexp(log_w, dim=0) - math.log(k))
+        iwae.append(iwae_bound(log_w))
         elbo.append(log_w.mean(dim=0))
         log_px, kl = model.objective(batch)
         recon.append(-log_px)

@@ -10,7 +10,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from app.training.modules import VAE
+from app.training.modules import BaseVAE
 
 PARITY_TOLERANCE = 1e-4
 OPSET = 17
@@ -23,7 +23,7 @@ class ParityError(RuntimeError):
 class EncoderGraph(nn.Module):
     """x [N,C,H,W] in [0,1] (+ y int64 [N]) -> mu, logvar [N,D] (+ the hvae's lower layer)."""
 
-    def __init__(self, vae: VAE) -> None:
+    def __init__(self, vae: BaseVAE) -> None:
         super().__init__()
         self.vae = vae
 
@@ -34,7 +34,7 @@ class EncoderGraph(nn.Module):
 class DecoderGraph(nn.Module):
     """z [N, D + noise] (+ y) -> x_mean [N,C,H,W] in [0,1] and logits or x_logscale."""
 
-    def __init__(self, vae: VAE) -> None:
+    def __init__(self, vae: BaseVAE) -> None:
         super().__init__()
         self.vae = vae
 
@@ -47,7 +47,7 @@ def decoder_outputs(likelihood: str) -> list[str]:
     return ["x_mean", "logits" if likelihood == "bernoulli" else "x_logscale"]
 
 
-def export_graphs(vae: VAE, directory: Path) -> dict[str, Path]:
+def export_graphs(vae: BaseVAE, directory: Path) -> dict[str, Path]:
     """Writes encoder.onnx and decoder.onnx with a dynamic batch axis into `directory`."""
     vae.eval()
     channels, height, width = vae.image
@@ -87,7 +87,7 @@ def export_graphs(vae: VAE, directory: Path) -> dict[str, Path]:
     return paths
 
 
-def check_parity(vae: VAE, directory: Path, probe: np.ndarray, seed: int = 0) -> float:
+def check_parity(vae: BaseVAE, directory: Path, probe: np.ndarray, seed: int = 0) -> float:
     """Largest |ONNX Runtime - PyTorch| over both graphs on `probe` images and prior draws.
 
     Raises ParityError past PARITY_TOLERANCE.

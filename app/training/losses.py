@@ -15,18 +15,11 @@ LOG_2PI = math.log(2 * math.pi)
 
 
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, sigma^2) || N(0, 1)) for each latent dimension: 1/2 (mu^2 + sigma^2 - ln sigma^2 - 1)."""
+    """KL(N(mu, sigma^2) || N(0, 1)) for each latent dimension: 1/2 (mu^2 + sigma^2 - ln sigma^2 - 1).
+
+    Summed over the last axis it is KL(q(z|x) || N(0, I)); the models return it per dimension
+    because free bits floor each dimension on its own."""
     return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0)
-
-
-def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(q(z|x) || N(0, I)) summed over latent dimensions: one value per sample."""
-    return kl_per_dim(mu, logvar).sum(dim=-1)
-
-
-def kl_divergence_sigma(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """The same KL written with sigma, as the tutorial does (differentiable in sigma)."""
-    return (0.5 * (mu.pow(2) + sigma.pow(2) - torch.log(sigma.pow(2)) - 1.0)).sum(dim=-1)
 
 
 def free_bits_kl(kl_dims: torch.Tensor, free_bits: float) -> torch.Tensor:
@@ -88,8 +81,9 @@ def elbo(log_px_z: torch.Tensor, kl: torch.Tensor) -> torch.Tensor:
 def negative_elbo(
     reconstruction_nll: torch.Tensor, kl: torch.Tensor, beta: float = 1.0
 ) -> torch.Tensor:
-    """The loss minimised in training: reconstruction NLL + beta * KL."""
-    return reconstruction_nll + beta * kl
+    """The loss minimised in training: reconstruction NLL + beta * KL, the negated `elbo` of
+    log p(x|z) = -reconstruction_nll with the KL weighted by beta."""
+    return -elbo(-reconstruction_nll, beta * kl)
 
 
 def iwae_bound(log_weights: torch.Tensor) -> torch.Tensor:

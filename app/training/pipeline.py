@@ -9,22 +9,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from app.datasets.arrays import ImageDataset, binarize, load_arrays
-from app.evaluation.gaussian import Evaluation, OnnxVAE, evaluate
+from app.evaluation.by_kind import evaluate_kind, load_graphs
+from app.evaluation.gaussian import OnnxVAE
 from app.evaluation.report import write_report
-from app.evaluation.vq import OnnxVQVAE, VQEvaluation, evaluate_vq
+from app.evaluation.vq import OnnxVQVAE
+from app.repository.kinds import model_kind
 from app.repository.manifest import ImageSpec, Manifest, Metrics, TrainingInfo
 from app.repository.store import ModelRepository, sha256_of
 from app.training.config import TrainConfig
 from app.training.evaluate_torch import evaluate_torch
-from app.training.export import check_parity, export_graphs
-from app.training.export_vq import check_vq_parity, export_vq_extras
-from app.training.modules import VQVAE
+from app.training.kinds import training_kind
+from app.training.modules import VQVAE, GaussianVAE
 from app.training.prior import train_prior
 from app.training.quality import frechet_distance, label_accuracy, train_classifier
 from app.training.trainer import ProgressCallback, class_index, seed_everything, train
@@ -75,14 +77,15 @@ def run_training(
         config, train_set, on_progress=on_progress, should_stop=should_stop, classes=classes
     )
     model = outcome.model
+    kind, trainable = training_kind(config.kind)
     prior_seconds = 0.0
-    if isinstance(model, VQVAE):
+    if kind.has_code_prior and isinstance(model, VQVAE):
         stage("training prior")
         started = time.monotonic()
         generator = seed_everything(config.seed + 3)
         train_prior(config, model, train_set, generator, on_progress, should_stop)
         prior_seconds = time.monotonic() - started
-    conditional = outcome.model.conditional
+    conditional = model.conditional
     heldout_y = (
         class_index(heldout.labels, classes)
         if conditional and heldout.labels is not None and classes is not None
@@ -92,27 +95,24 @@ def run_training(
     staging = repository.staging_dir(name)
     try:
         stage("exporting")
-        export_graphs(outcome.model, staging)
-        if isinstance(model, VQVAE):
-            export_vq_extras(model, staging)
-        save_weights(outcome.model.state_dict(), staging / WEIGHTS_FILE, config.model_dump_json())
-        probe = heldout.as_float()[:256]
-        if isinstance(model, VQVAE):
-            max_err = check_vq_parity(model, staging, probe, seed=config.seed)
-        else:
-            max_err = check_parity(model, staging, probe, seed=config.seed)
+        trainable.export(model, staging)
+        save_weights(model.state_dict(), staging / WEIGHTS_FILE, config.model_dump_json())
+        max_err = trainable.check_parity(model, staging, heldout.as_float()[:256], config.seed)
         stage("evaluating")
-        vq = isinstance(model, VQVAE)
-        graphs = (OnnxVQVAE if vq else OnnxVAE).load(staging, config.likelihood)
+        graphs = load_graphs(kind, staging, config.likelihood)
         x = heldout_images(config, heldout)
-        eval_y = None if heldout_y is None else heldout_y[: len(x)]
-        result: Evaluation | VQEvaluation
-        if isinstance(graphs, OnnxVQVAE):
-            result = evaluate_vq(graphs, x, config.commitment_cost)
-        elif config.kind == "hvae":
-            result = evaluate_torch(outcome.model, x, k=config.eval_k, seed=config.seed)
-        else:
-            result = evaluate(graphs, x, k=config.eval_k, seed=config.seed, y=eval_y)
+        result = evaluate_kind(
+            kind,
+            graphs,
+            x,
+            k=config.eval_k,
+            seed=config.seed,
+            y=None if heldout_y is None else heldout_y[: len(x)],
+            commitment_cost=config.commitment_cost,
+            torch_evaluator=(
+                partial(evaluate_torch, model) if isinstance(model, GaussianVAE) else None
+            ),
+        )
         write_report(
             graphs,
             heldout.as_float(),
@@ -127,7 +127,7 @@ def run_training(
         if config.quality and classes is not None and len(classes) > 1:
             stage("scoring samples")
             extra["quality"] = score_samples(
-                graphs, config, train_set, heldout, classes, outcome.model.noise_dim
+                graphs, config, train_set, heldout, classes, model.noise_dim
             )
         warning = (
             None
@@ -147,7 +147,7 @@ def run_training(
             kind=config.kind,
             classes=class_names if conditional else [],
             label_values=[int(c) for c in classes] if conditional and classes is not None else [],
-            noise_dim=outcome.model.noise_dim,
+            noise_dim=model.noise_dim,
             **model.manifest_fields(),
             training=TrainingInfo(
                 dataset=dataset_name or data_path.name,
@@ -201,6 +201,7 @@ def score_samples(
     classifier = train_classifier(x_train, y_train, x_test, y_test, seed=config.seed)
     rng = np.random.default_rng(config.seed + 2)
     scores = {"classifier_accuracy": round(classifier.accuracy, 4)}
+    kind = model_kind(config.kind)
     if isinstance(graphs, OnnxVQVAE):
         count = min(2000, len(x_test))
         samples = graphs.sample(count, config.seed + 2)
@@ -208,7 +209,7 @@ def score_samples(
             classifier.features(x_test[:count]), classifier.features(samples)
         )
         scores["frechet_distance"] = round(distance, 4)
-    elif config.kind == "cvae":
+    elif kind.conditional:
         intended = np.repeat(np.arange(len(classes)), per_class)
         z = rng.standard_normal((len(intended), config.latent_dim)).astype(np.float32)
         samples = graphs.decode(z, intended)

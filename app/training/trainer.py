@@ -13,6 +13,7 @@ import torch
 
 from app.datasets.arrays import ImageDataset
 from app.training.config import TrainConfig
+from app.training.kinds import build_model
 from app.training.losses import (
     annealed_iwae_bound,
     free_bits_kl,
@@ -20,7 +21,7 @@ from app.training.losses import (
     kl_weight,
     negative_elbo,
 )
-from app.training.modules import VAE, build_model
+from app.training.modules import BaseVAE, GaussianVAE
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class TrainProgress:
 class TrainOutcome:
     """The trained model and how the run went."""
 
-    model: VAE
+    model: BaseVAE
     seconds: float
     epochs_run: float
     history: list[dict[str, float]] = field(default_factory=list)
@@ -88,6 +89,8 @@ def train(
     model = build_model(
         config, data.shape, len(classes) if conditional and classes is not None else 0
     )
+    if config.objective == "iwae" and not isinstance(model, GaussianVAE):
+        raise ValueError(f"objective iwae needs a Gaussian posterior: a {config.kind} has none")
     images = torch.from_numpy(data.as_float())
     labels = (
         torch.from_numpy(class_index(data.labels, classes))
@@ -119,7 +122,7 @@ def train(
                 batch = torch.bernoulli(batch, generator=generator)
             weight = kl_weight(step / steps_per_epoch, config.kl_warmup_epochs, config.beta)
             y = None if labels is None else labels[rows]
-            if config.objective == "iwae":
+            if config.objective == "iwae" and isinstance(model, GaussianVAE):
                 log_px_k, log_ratio_k, kl_dims = model.importance_terms(batch, config.iwae_k, y)
                 reconstruction = -log_px_k.mean()
                 loss = -annealed_iwae_bound(log_px_k, log_ratio_k, weight).mean()

@@ -14,7 +14,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from app.repository.manifest import Manifest
 from app.repository.store import MANIFEST, ModelRepository, file_hashes
+from app.training.config import TrainConfig
+from app.training.modules import BaseVAE
 
 WEIGHTS_FILE = "weights.safetensors"
 
@@ -49,3 +52,18 @@ def compact_version(repository: ModelRepository, name: str, version: int) -> int
         handle.write(text)
     os.replace(tmp, directory / MANIFEST)
     return before - path.stat().st_size
+
+
+def load_model(directory: Path, manifest: Manifest) -> BaseVAE:
+    """A version's PyTorch model, rebuilt from its config (in the weights' metadata) and its
+    weights (float16 on disk, float32 in memory), in evaluation mode."""
+    from app.training.kinds import build_model  # the table imports the exporters
+
+    path = directory / WEIGHTS_FILE
+    with safe_open(str(path), "pt") as source:
+        metadata = source.metadata() or {}
+    config = TrainConfig.model_validate_json(metadata["config"])
+    model = build_model(config, manifest.image.shape, len(manifest.classes))
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+    model.load_state_dict(state)
+    return model.eval()

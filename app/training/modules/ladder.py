@@ -19,8 +19,8 @@ from app.training.losses import (
     kl_per_dim,
     standard_normal_log_prob,
 )
+from app.training.modules.base import GaussianVAE, repeat_batch
 from app.training.modules.networks import ACTIVATIONS, ImageShape, build_networks
-from app.training.modules.vae import VAE, Likelihood, _repeat
 
 
 def _gaussian_head(fan_in: int, hidden: int, out: int, activation: str) -> nn.Sequential:
@@ -34,14 +34,11 @@ def _gaussian_head(fan_in: int, hidden: int, out: int, activation: str) -> nn.Se
     )
 
 
-class LadderVAE(VAE):
+class LadderVAE(GaussianVAE):
     """Two stochastic layers: z2 (`latent_dim`, what /encode returns) above z1 (`bottom_latent_dim`)."""
 
     def __init__(self, config: TrainConfig, image: ImageShape, num_classes: int = 0) -> None:
-        nn.Module.__init__(self)
-        self.config = config
-        self.image = image
-        self.num_classes = 0
+        super().__init__(config, image)
         self.top_dim = config.latent_dim
         self.bottom_dim = config.bottom_latent_dim
         self.noise_dim = self.bottom_dim
@@ -50,8 +47,6 @@ class LadderVAE(VAE):
         hidden = max(64, width // 2)
         self.up = _gaussian_head(width, hidden, self.top_dim, config.activation)
         self.down = _gaussian_head(self.top_dim, hidden, self.bottom_dim, config.activation)
-        self.likelihood_model = Likelihood(config.likelihood, image)
-        self.likelihood = config.likelihood
 
     def bottom_up(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(mu2, logvar2) of q(z2|x) and the bottom layer's (mu_hat1, logvar_hat1)."""
@@ -87,6 +82,7 @@ class LadderVAE(VAE):
     def objective(
         self, x: torch.Tensor, y: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """log p(x|z1) [N] and the KL of both layers per dimension [N, D2 + D1]."""
         log_px, _, mu2, logvar2, _, mu_q1, logvar_q1, mu_p1, logvar_p1 = self._pass(x)
         kl_top = kl_per_dim(mu2, logvar2)
         kl_bottom = kl_between_diagonal(mu_q1, logvar_q1, mu_p1, logvar_p1)
@@ -95,7 +91,7 @@ class LadderVAE(VAE):
     def importance_terms(
         self, x: torch.Tensor, k: int, y: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """As VAE.importance_terms, with z = (z2, z1): log p(x|z1) [k, N], log p(z2) p(z1|z2) -
+        """As GaussianVAE.importance_terms, with z = (z2, z1): log p(x|z1) [k, N], log p(z2) p(z1|z2) -
         log q(z2|x) q(z1|z2,x) [k, N], and the KL of both layers per dimension (the lower one
         at the first draw of z2) [N, D2 + D1]."""
         mu2, logvar2, mu_hat1, logvar_hat1 = self.bottom_up(x)
@@ -105,7 +101,7 @@ class LadderVAE(VAE):
         )
         mu_q1, logvar_q1 = self.combine(mu_hat1, logvar_hat1, mu_p1, logvar_p1)
         z1 = self.reparameterize(mu_q1, logvar_q1)
-        log_px = self.log_px_given_z(_repeat(x, k), self.decoder(z1.flatten(0, 1))).view(k, -1)
+        log_px = self.log_px_given_z(repeat_batch(x, k), self.decoder(z1.flatten(0, 1))).view(k, -1)
         log_ratio = (
             standard_normal_log_prob(z2)
             + diagonal_normal_log_prob(z1, mu_p1, logvar_p1)
@@ -137,6 +133,7 @@ class LadderVAE(VAE):
         return mu2, logvar2, mu_q1, logvar_q1
 
     def encoder_outputs(self) -> list[str]:
+        """mu, logvar (the top layer), mu_bottom, logvar_bottom."""
         return ["mu", "logvar", "mu_bottom", "logvar_bottom"]
 
     def graph_decode(

@@ -70,11 +70,22 @@ class MLPDecoder(nn.Module):
         return self.head(self.body(_with(z, cond))).view(-1, *self.image)
 
 
-def _conv_grid(image: ImageShape, layers: int) -> tuple[int, int]:
+def conv_grid(image: ImageShape, layers: int) -> tuple[int, int]:
+    """The grid after `layers` stride-2 convolutions (odd sizes round up: see pad_to_grid)."""
     height, width = image[1], image[2]
     for _ in range(layers):
         height, width = (height + 1) // 2, (width + 1) // 2
     return height, width
+
+
+def pad_to_grid(x: torch.Tensor, layers: int) -> torch.Tensor:
+    """Pads images [N,C,H,W] at the bottom and right to a multiple of 2**layers, so `layers`
+    stride-2 convolutions halve the grid exactly at every layer (odd sizes round up)."""
+    scale = 2**layers
+    pad_h, pad_w = -x.shape[2] % scale, -x.shape[3] % scale
+    if pad_h or pad_w:
+        x = nn.functional.pad(x, (0, pad_w, 0, pad_h))
+    return x
 
 
 class ConvEncoder(nn.Module):
@@ -90,12 +101,8 @@ class ConvEncoder(nn.Module):
         for out in config.conv_channels:
             layers += [nn.Conv2d(channels, out, 4, stride=2, padding=1), act()]
             channels = out
-        # Inputs with odd sizes are padded so the grid halves exactly at every layer.
-        grid = _conv_grid(image, len(config.conv_channels))
-        self.pad_to = (
-            grid[0] * 2 ** len(config.conv_channels),
-            grid[1] * 2 ** len(config.conv_channels),
-        )
+        grid = conv_grid(image, len(config.conv_channels))
+        self.layers = len(config.conv_channels)
         self.convs = nn.Sequential(*layers)
         self.fc = nn.Sequential(
             nn.Linear(channels * grid[0] * grid[1] + condition, config.conv_fc), act()
@@ -104,10 +111,7 @@ class ConvEncoder(nn.Module):
 
     def features(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """The fully connected layer's output (a ladder VAE builds its upper layer on it)."""
-        pad_h, pad_w = self.pad_to[0] - x.shape[2], self.pad_to[1] - x.shape[3]
-        if pad_h or pad_w:
-            x = nn.functional.pad(x, (0, pad_w, 0, pad_h))
-        out: torch.Tensor = self.fc(_with(self.convs(x).flatten(1), cond))
+        out: torch.Tensor = self.fc(_with(self.convs(pad_to_grid(x, self.layers)).flatten(1), cond))
         return out
 
     def forward(
@@ -126,7 +130,7 @@ class ConvDecoder(nn.Module):
         super().__init__()
         act = ACTIVATIONS[config.activation]
         self.image = image
-        self.grid = _conv_grid(image, len(config.conv_channels))
+        self.grid = conv_grid(image, len(config.conv_channels))
         channels = list(reversed(config.conv_channels))
         self.fc = nn.Sequential(
             nn.Linear(latent_dim + condition, config.conv_fc),

@@ -2,7 +2,8 @@
 its nearest codebook entry, a convolutional decoder back to the image, and a gated PixelCNN
 prior over the grid of code indices (trained afterwards, see app/training/prior.py).
 
-It offers the family's methods to the trainer and the exporter. For the trainer, `objective`
+It initialises through the family's BaseVAE and offers its methods to the trainer and the
+exporter (not the IWAE terms: a point-mass posterior has none). For the trainer, `objective`
 gives log p(x|z_q) and, where the Gaussian kinds give the KL per dimension, the commitment term
 commitment_cost * ||z_e - sg(q)||^2 as one column: the training loss is their sum (the codebook
 learns by EMA, so there is no codebook term). The graphs: the encoder gives z_e [N,D,h,w] and
@@ -19,9 +20,9 @@ import torch
 from torch import nn
 
 from app.training.config import TrainConfig
-from app.training.modules.networks import ACTIVATIONS, ImageShape, _conv_grid
+from app.training.modules.base import BaseVAE
+from app.training.modules.networks import ACTIVATIONS, ImageShape, conv_grid, pad_to_grid
 from app.training.modules.pixelcnn import PixelCNN
-from app.training.modules.vae import VAE, Likelihood
 from app.training.modules.vq import VectorQuantizer
 
 
@@ -43,16 +44,10 @@ class GridEncoder(nn.Module):
             nn.Conv2d(channels, config.embedding_dim, 1),
         ]
         self.body = nn.Sequential(*layers)
-        grid = _conv_grid(image, len(config.conv_channels))
-        scale = 2 ** len(config.conv_channels)
-        # Odd sizes are padded so the grid halves exactly at every layer.
-        self.pad_to = (grid[0] * scale, grid[1] * scale)
+        self.layers = len(config.conv_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pad_h, pad_w = self.pad_to[0] - x.shape[2], self.pad_to[1] - x.shape[3]
-        if pad_h or pad_w:
-            x = nn.functional.pad(x, (0, pad_w, 0, pad_h))
-        out: torch.Tensor = self.body(x)
+        out: torch.Tensor = self.body(pad_to_grid(x, self.layers))
         return out
 
 
@@ -79,18 +74,13 @@ class GridDecoder(nn.Module):
         return out[:, :, : self.image[1], : self.image[2]]
 
 
-class VQVAE(VAE):
+class VQVAE(BaseVAE):
     """A discrete latent grid: h x w codes out of `num_embeddings`, each a vector of
     `embedding_dim` numbers, with a learned autoregressive prior over the codes."""
 
-    noise_dim = 0
-
-    def __init__(self, config: TrainConfig, image: ImageShape, num_classes: int = 0) -> None:
-        nn.Module.__init__(self)
-        self.config = config
-        self.image = image
-        self.num_classes = 0
-        self.grid = _conv_grid(image, len(config.conv_channels))
+    def __init__(self, config: TrainConfig, image: ImageShape) -> None:
+        super().__init__(config, image)
+        self.grid = conv_grid(image, len(config.conv_channels))
         self.embedding_dim = config.embedding_dim
         self.grid_encoder = GridEncoder(config, image)
         self.grid_decoder = GridDecoder(config, image)
@@ -101,8 +91,6 @@ class VQVAE(VAE):
             patience=config.dead_code_patience,
         )
         self.prior = PixelCNN(config.num_embeddings, config.prior_channels, config.prior_layers)
-        self.likelihood_model = Likelihood(config.likelihood, image)
-        self.likelihood = config.likelihood
 
     @property
     def latent_size(self) -> int:
@@ -126,10 +114,6 @@ class VQVAE(VAE):
         log_px = self.log_px_given_z(x, self.grid_decoder(quantized))
         return log_px, self.config.commitment_cost * commitment[:, None]
 
-    def log_weights(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Not estimated: q(z|x) is a point mass, so every importance weight is the same."""
-        raise NotImplementedError("a VQ-VAE's encoder is deterministic: the IWAE bound is its ELBO")
-
     def encode(
         self, x: torch.Tensor, y: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,6 +134,7 @@ class VQVAE(VAE):
         return z_e, codes
 
     def encoder_outputs(self) -> list[str]:
+        """z_e and codes."""
         return ["z_e", "codes"]
 
     def graph_decode(

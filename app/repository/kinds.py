@@ -1,0 +1,111 @@
+"""The model kinds (vae, cvae, hvae, vqvae) in one table: what a version of each kind holds and
+how every part of the service treats it.
+
+This half is torch-free, so serving, the API and the CLI read it; the torch half (model class,
+exporter, parity check, torch evaluator) is `app/training/kinds.py`, keyed by the same names and
+checked to cover every kind here. A new kind is a row in both tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+KindName = Literal["vae", "cvae", "hvae", "vqvae"]
+Evaluator = Literal["onnx", "torch", "vq"]
+Encoding = Literal["posterior", "codes"]
+Sampler = Literal["prior", "ancestral", "code_prior"]
+Parity = Literal["graphs", "graphs_and_prior"]
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """One kind of model and how the service treats its versions."""
+
+    name: KindName
+    summary: str
+    graphs: tuple[str, ...]
+    """The files a version of this kind holds beside manifest.json and weights.safetensors."""
+    parity: Parity
+    """graphs: encoder and decoder against PyTorch; graphs_and_prior: the code prior and the
+    codebook too, and the codes the encoder picks."""
+    evaluator: Evaluator
+    """What computes the manifest's metrics (and `vae evaluate` the same ones): onnx, the IWAE
+    bound from the two graphs; torch, the IWAE bound from the PyTorch model (its log-weights
+    need p(z1|z2) and q(z1|z2,x), which the graphs do not give); vq, the ELBO with the learned
+    code prior from the graphs."""
+    sampler: Sampler
+    """prior: z ~ N(0, I); ancestral: the lower layers' noise drawn too; code_prior: code grids
+    drawn from the PixelCNN prior."""
+    encoding: Encoding
+    """What /encode returns per image: posterior (mu, sigma, z draws) or codes (codes, z_e)."""
+    conditional: bool = False
+    """The graphs take a class label `y`."""
+
+    @property
+    def has_code_prior(self) -> bool:
+        """Whether a version holds a code prior and a codebook to load beside the graphs."""
+        return self.sampler == "code_prior"
+
+    @property
+    def has_iwae_bound(self) -> bool:
+        """Whether the metrics include the IWAE bound (not for a point-mass posterior)."""
+        return self.evaluator != "vq"
+
+    def describe(self) -> dict[str, Any]:
+        """The row as JSON for clients (GET /models/{name}: the explorer page reads it)."""
+        return {**asdict(self), "graphs": list(self.graphs)}
+
+
+_GAUSSIAN_GRAPHS = ("encoder.onnx", "decoder.onnx")
+
+KINDS: dict[str, ModelKind] = {
+    kind.name: kind
+    for kind in (
+        ModelKind(
+            name="vae",
+            summary="one Gaussian latent layer",
+            graphs=_GAUSSIAN_GRAPHS,
+            parity="graphs",
+            evaluator="onnx",
+            sampler="prior",
+            encoding="posterior",
+        ),
+        ModelKind(
+            name="cvae",
+            summary="one Gaussian latent layer, encoder and decoder conditioned on a label",
+            graphs=_GAUSSIAN_GRAPHS,
+            parity="graphs",
+            evaluator="onnx",
+            sampler="prior",
+            encoding="posterior",
+            conditional=True,
+        ),
+        ModelKind(
+            name="hvae",
+            summary="two Gaussian latent layers (ladder); /encode gives the top one",
+            graphs=_GAUSSIAN_GRAPHS,
+            parity="graphs",
+            evaluator="torch",
+            sampler="ancestral",
+            encoding="posterior",
+        ),
+        ModelKind(
+            name="vqvae",
+            summary="a grid of discrete codes with a learned PixelCNN prior",
+            graphs=(*_GAUSSIAN_GRAPHS, "prior.onnx", "codebook.npy"),
+            parity="graphs_and_prior",
+            evaluator="vq",
+            sampler="code_prior",
+            encoding="codes",
+        ),
+    )
+}
+
+
+def model_kind(name: str) -> ModelKind:
+    """The row of a kind; KeyError names the known kinds."""
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise KeyError(f"unknown model kind {name!r}: one of {', '.join(KINDS)}") from None
