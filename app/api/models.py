@@ -15,6 +15,7 @@ from app.api.deps import StateDep
 from app.api.errors import ApiError, error_responses
 from app.api.responses import json_response
 from app.evaluation.report import FIGURES
+from app.repository.kinds import model_kind
 from app.repository.store import RepositoryError, check_name
 from app.serving.registry import ModelNotFound
 
@@ -49,6 +50,7 @@ async def _describe(state: StateDep, name: str) -> dict[str, Any]:
                 "loaded": model is not None,
                 "provider": model.provider if model else None,
                 "load_error": state.registry.load_error(name, version),
+                "kind": model_kind(manifest.kind).describe(),
                 "manifest": manifest.model_dump(mode="json"),
             }
         )
