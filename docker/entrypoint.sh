@@ -13,6 +13,8 @@ seed_models() {
   if [ -z "$shipped" ] || [ -z "$target" ] || [ ! -d "$shipped" ]; then
     return 0
   fi
+  # An object-store repository (s3://bucket/prefix) is no directory here: the api seeds it itself.
+  case "$target" in *://*) return 0 ;; esac
   mkdir -p "$target" 2>/dev/null || true
   if [ ! -w "$target" ]; then
     echo "entrypoint: $target is not writable by uid $(id -u); chown the volume to it" >&2

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from tests.deployment import (
+    AWS_SETTINGS,
     COMPOSE,
     COMPOSE_GPU,
+    COMPOSE_S3,
     DASHBOARD,
     DOCKER,
     DOCKERFILE,
@@ -32,12 +34,14 @@ from tests.deployment import (
     environment,
     healthcheck_command,
     interpolate,
+    known_settings,
     load_yaml,
 )
 from tests.helpers import ROOT
 
 BIN = Path(sys.executable).parent
 SERVICES = {"gateway", "api", "worker", "redis", "prometheus", "grafana"}
+PROFILED = {"seaweedfs": ["s3"]}  # started only with --profile
 ENV = {"VAE_ADMIN_TOKEN": "0123456789abcdef"}
 API_PORT, WORKER_METRICS_PORT, PROMETHEUS_PORT = 8000, 9100, 9090
 
@@ -59,7 +63,8 @@ def tool(name: str) -> str:
 
 def test_the_compose_files_follow_the_compose_specification() -> None:
     result = subprocess.run(
-        [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE), str(COMPOSE_GPU)],
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE), str(COMPOSE_GPU),
+         str(COMPOSE_S3)],
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -173,7 +178,8 @@ def test_the_image_requirements_come_from_pyproject() -> None:
 
 
 def test_the_services_are_the_documented_ones(services: dict[str, Any]) -> None:
-    assert set(services) == SERVICES
+    assert {name for name, s in services.items() if "profiles" not in s} == SERVICES
+    assert {name: s["profiles"] for name, s in services.items() if "profiles" in s} == PROFILED
 
 
 def test_the_admin_token_comes_from_the_environment_and_is_required() -> None:
@@ -405,3 +411,63 @@ def test_the_entrypoint_without_shipped_models_only_runs_the_command(tmp_path: P
     result = run_entrypoint({"VAE_MODELS_DIR": str(tmp_path / "models")})
     assert result.returncode == 0 and result.stdout.strip() == "ran"
     assert not (tmp_path / "models").exists()
+
+
+def test_the_entrypoint_leaves_an_object_store_repository_to_the_api(tmp_path: Path) -> None:
+    shipped = tmp_path / "shipped"
+    (shipped / "mnist").mkdir(parents=True)
+    result = subprocess.run(
+        ["sh", str(DOCKER / "entrypoint.sh"), "sh", "-c", "echo ran"],
+        env={"PATH": "/usr/bin:/bin", "VAE_SHIPPED_MODELS": str(shipped),
+             "VAE_MODELS_DIR": "s3://vae-service/models"},
+        cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0 and result.stdout.strip() == "ran", result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shipped"], "made a local s3: directory"
+
+
+# ---- the object-store profile (docker-compose.s3.yml) --------------------------------------
+
+S3_ENV = {**ENV, "AWS_ACCESS_KEY_ID": "vae-test", "AWS_SECRET_ACCESS_KEY": "0123456789abcdef"}
+
+
+def flag(args: list[str], name: str) -> str:
+    (value,) = [a.split("=", 1)[1] for a in args if a.startswith(f"-{name}=")]
+    return value
+
+
+def test_the_s3_override_points_api_and_worker_at_the_profile_store(
+    services: dict[str, Any],
+) -> None:
+    store = services["seaweedfs"]
+    args = [str(a) for a in store["command"]]
+    assert args[0] == "mini" and store["image"].startswith("chrislusf/seaweedfs:")
+    assert store["image"].split(":")[1][0].isdigit(), "a pinned release, not latest"
+    s3_port, bucket = flag(args, "s3.port"), flag(args, "bucket")
+    assert store["ports"] == [f"127.0.0.1:{s3_port}:{s3_port}"], "pinned, on loopback only"
+    assert str(s3_port) in store["healthcheck"]["test"][-1]
+
+    override = compose(S3_ENV, COMPOSE_S3)["services"]
+    assert set(override) == {"seaweedfs", "api", "worker"}
+    api, worker = environment(override["api"], {}), environment(override["worker"], {})
+    for key in ("VAE_MODELS_DIR", "VAE_DATA_DIR", "VAE_S3_ENDPOINT_URL", *AWS_SETTINGS):
+        assert api[key] == worker[key], key
+    assert api["VAE_MODELS_DIR"] == f"s3://{bucket}/models"
+    assert api["VAE_DATA_DIR"] == f"s3://{bucket}/data"
+    assert api["VAE_S3_ENDPOINT_URL"] == f"http://seaweedfs:{s3_port}"
+    # The cache is each replica's own: not on the volume the replicas share.
+    assert not api["VAE_MODELS_CACHE_DIR"].startswith("/data")
+    for name in ("api", "worker"):
+        assert override[name]["depends_on"]["seaweedfs"]["condition"] == "service_healthy"
+        assert {k for k in environment(override[name], {}) if k.startswith("VAE_")} <= (
+            known_settings()
+        ), name
+    # The store and its clients share the one identity, which .env must give.
+    store_env = environment(override["seaweedfs"], {})
+    assert {k: store_env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")} == {
+        k: api[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    }
+    with pytest.raises(MissingVariable, match="README"):
+        compose(ENV, COMPOSE_S3)
+    for name, service in services.items():  # no credentials in the file every setup uses
+        assert not [k for k in environment(service, {}) if k.startswith("AWS_")], name
