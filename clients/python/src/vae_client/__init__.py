@@ -1,0 +1,45 @@
+"""vae_client: a Python client of vae-service, numpy arrays in and out.
+
+    from vae_client import Client
+
+    with Client("http://127.0.0.1:8000") as vae:
+        images = vae.sample(n=4, seed=1)      # float32 [4, 1, 28, 28]
+        latents = vae.encode(images).mu       # float32 [4, 32]
+        again = vae.decode(latents)           # float32 [4, 1, 28, 28]
+
+`AsyncClient` has the same methods, awaited.
+"""
+
+from vae_client.async_client import AsyncClient
+from vae_client.client import Client
+from vae_client.errors import (
+    BadRequest,
+    JobFailed,
+    NotFound,
+    RateLimited,
+    ServerError,
+    Unauthorized,
+    Unavailable,
+    VaeError,
+    WaitTimeout,
+)
+from vae_client.retry import RetryPolicy
+from vae_client.types import Encoded, Interpolation, Job
+
+__all__ = [
+    "AsyncClient",
+    "BadRequest",
+    "Client",
+    "Encoded",
+    "Interpolation",
+    "Job",
+    "JobFailed",
+    "NotFound",
+    "RateLimited",
+    "RetryPolicy",
+    "ServerError",
+    "Unauthorized",
+    "Unavailable",
+    "VaeError",
+    "WaitTimeout",
+]

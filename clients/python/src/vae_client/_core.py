@@ -1,0 +1,369 @@
+"""The one protocol both clients speak, with no I/O of its own.
+
+Every operation is a generator: it yields a `Call` (the driver sends it and sends the response
+back in) or a `Sleep` (the driver waits), and returns the parsed result. Streams (`follow`) also
+yield the `Job` snapshots they produce. `Client` drives these generators with httpx.Client and
+time.sleep, `AsyncClient` with httpx.AsyncClient and asyncio.sleep, so request building,
+response parsing, errors and retries exist once.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+import numpy as np
+
+from vae_client.errors import (
+    BadRequest,
+    JobFailed,
+    NotFound,
+    RateLimited,
+    ServerError,
+    Unauthorized,
+    Unavailable,
+    VaeError,
+    WaitTimeout,
+)
+from vae_client.retry import RetryPolicy, retry_after_seconds
+from vae_client.types import Encoded, FloatArray, Interpolation, Job
+
+NPY = "application/x-npy"
+UPLOAD_CHUNK = 1 << 20
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request to send. `upload` is a file the driver streams as the body."""
+
+    method: str
+    path: str
+    params: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    json: Any = None
+    content: bytes | None = None
+    upload: Path | None = None
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Wait this many seconds before going on."""
+
+    seconds: float
+
+
+Step = Call | Sleep
+Operation = Generator[Step, httpx.Response | None, T]
+Stream = Generator[Step | Job, httpx.Response | None, None]
+
+# What an interpolation endpoint may be: a latent vector (1-D), an image array ([C,H,W],
+# [H,W] or [H,W,C]) or the bytes of a PNG/JPEG file.
+EndpointLike = np.ndarray | list[Any] | bytes
+
+
+def to_npy(array: np.ndarray) -> bytes:
+    """An array as the bytes of a .npy file."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def file_chunks(path: Path) -> Iterator[bytes]:
+    """The file's bytes, 1 MiB at a time (an upload never holds the whole file)."""
+    with path.open("rb") as file:
+        while chunk := file.read(UPLOAD_CHUNK):
+            yield chunk
+
+
+def from_npy(body: bytes) -> np.ndarray:
+    """A .npy body as an array (pickles refused)."""
+    array: np.ndarray = np.load(io.BytesIO(body), allow_pickle=False)
+    return array
+
+
+def error_for(response: httpx.Response) -> VaeError:
+    """The typed error for a 4xx or 5xx answer, with the service's `message`."""
+    status = response.status_code
+    message, code, detail = response.reason_phrase or f"HTTP {status}", None, None
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip()
+        if text:
+            message = text[:500]
+    else:
+        if isinstance(body, dict):
+            message = str(body.get("message") or body.get("detail") or message)
+            code = body.get("error")
+            detail = body.get("detail")
+    if status == 429:
+        return RateLimited(message, status, code, detail, retry_after_seconds(response))
+    if status == 503:
+        return Unavailable(message, status, code, detail, retry_after_seconds(response))
+    if status in (401, 403):
+        return Unauthorized(message, status, code, detail)
+    if status == 404:
+        return NotFound(message, status, code, detail)
+    if 400 <= status < 500:
+        return BadRequest(message, status, code, detail)
+    return ServerError(message, status, code, detail)
+
+
+def _float_images(images: np.ndarray) -> np.ndarray:
+    """A batch of images [N,C,H,W] ([N,H,W]: one channel) as the service takes it."""
+    array = np.asarray(images)
+    if array.ndim == 3:
+        array = array[:, None]
+    if array.ndim != 4:
+        raise ValueError(f"images must be [N, C, H, W] or [N, H, W], got shape {array.shape}")
+    if array.dtype != np.uint8:
+        array = array.astype(np.float32, copy=False)
+    return array
+
+
+def _json_image(image: np.ndarray) -> Any:
+    """One image as nested lists of floats in [0, 1] (uint8 scaled)."""
+    array = np.asarray(image)
+    if array.dtype == np.uint8:
+        array = array.astype(np.float32) / np.float32(255.0)
+    return array.astype(np.float32).tolist()
+
+
+def _endpoint(value: EndpointLike) -> dict[str, Any]:
+    if isinstance(value, bytes | bytearray):
+        return {"image": base64.b64encode(value).decode("ascii")}
+    array = np.asarray(value)
+    if array.ndim == 1:
+        return {"latent": array.astype(np.float32).tolist()}
+    return {"array": _json_image(array)}
+
+
+def _model_params(model: str | None) -> dict[str, str]:
+    return {} if model is None else {"model": model}
+
+
+def _with_model(body: dict[str, Any], model: str | None) -> dict[str, Any]:
+    return body if model is None else {**body, "model": model}
+
+
+class Protocol:
+    """The operations of the vae-service API as generators (see the module docstring)."""
+
+    def __init__(self, token: str | None, retry: RetryPolicy | None) -> None:
+        self.retry = retry or RetryPolicy.never()
+        self._admin = {"Authorization": f"Bearer {token}"} if token else {}
+
+    # -- sending, with retries -------------------------------------------------------------
+
+    def send(self, call: Call) -> Operation[httpx.Response]:
+        """Sends `call` until it is answered with a success or an error not worth retrying;
+        raises that error."""
+        waited = 0.0
+        attempt = 1
+        while True:
+            response = yield call
+            assert response is not None
+            if response.is_success:
+                return response
+            wait = self.retry.delay(response, attempt, waited)
+            if wait is None:
+                raise error_for(response)
+            yield Sleep(wait)
+            waited += wait
+            attempt += 1
+
+    def json(self, call: Call) -> Operation[Any]:
+        """Sends `call` and returns its JSON answer."""
+        response = yield from self.send(call)
+        return response.json()
+
+    # -- inference ---------------------------------------------------------------------------
+
+    def sample(
+        self, n: int, temperature: float, seed: int | None, model: str | None
+    ) -> Operation[FloatArray]:
+        body: dict[str, Any] = {"n": n, "temperature": temperature, "format": "array"}
+        if seed is not None:
+            body["seed"] = seed
+        data = yield from self.json(Call("POST", "/sample", json=_with_model(body, model)))
+        return np.asarray(data["arrays"], dtype=np.float32)
+
+    def encode(
+        self, images: np.ndarray, model: str | None, samples: int, seed: int | None
+    ) -> Operation[Encoded]:
+        batch = _float_images(images)
+        if samples:  # draws come only in the JSON answer
+            body: dict[str, Any] = {"arrays": [_json_image(image) for image in batch]}
+            body["samples"] = samples
+            if seed is not None:
+                body["seed"] = seed
+            data = yield from self.json(Call("POST", "/encode", json=_with_model(body, model)))
+            latents = data["latents"]
+            return Encoded(
+                mu=np.asarray([entry["mu"] for entry in latents], dtype=np.float32),
+                sigma=np.asarray([entry["sigma"] for entry in latents], dtype=np.float32),
+                z=np.asarray([entry["z"] for entry in latents], dtype=np.float32),
+                model=str(data["model"]),
+                version=int(data["version"]),
+            )
+        call = Call(
+            "POST",
+            "/encode",
+            params=_model_params(model),
+            headers={"Content-Type": NPY, "Accept": NPY},
+            content=to_npy(batch),
+        )
+        response = yield from self.send(call)
+        array = from_npy(response.content).astype(np.float32, copy=False)
+        name, version = _model_headers(response)
+        if array.ndim == 2:  # a vqvae: z_e only
+            return Encoded(mu=array, sigma=None, z=None, model=name, version=version)
+        return Encoded(mu=array[:, 0], sigma=array[:, 1], z=None, model=name, version=version)
+
+    def decode(self, latents: np.ndarray, model: str | None) -> Operation[FloatArray]:
+        array = np.asarray(latents)
+        if array.ndim == 1:
+            array = array[None]
+        if array.dtype.kind == "f":
+            array = array.astype(np.float32, copy=False)
+        call = Call(
+            "POST",
+            "/decode",
+            params={**_model_params(model), "format": "npy"},
+            headers={"Content-Type": NPY, "Accept": NPY},
+            content=to_npy(array),
+        )
+        response = yield from self.send(call)
+        return from_npy(response.content).astype(np.float32, copy=False)
+
+    def interpolate(
+        self,
+        start: EndpointLike,
+        end: EndpointLike,
+        steps: int,
+        method: str,
+        model: str | None,
+    ) -> Operation[Interpolation]:
+        body = {
+            "start": _endpoint(start),
+            "end": _endpoint(end),
+            "steps": steps,
+            "method": method,
+            "format": "array",
+        }
+        data = yield from self.json(Call("POST", "/interpolate", json=_with_model(body, model)))
+        return Interpolation(
+            latents=np.asarray(data["latents"], dtype=np.float32),
+            images=np.asarray(data["arrays"], dtype=np.float32),
+            model=str(data["model"]),
+            version=int(data["version"]),
+        )
+
+    # -- models --------------------------------------------------------------------------------
+
+    def models(self) -> Operation[dict[str, Any]]:
+        data = yield from self.json(Call("GET", "/models"))
+        return dict(data)
+
+    def model(self, name: str) -> Operation[dict[str, Any]]:
+        data = yield from self.json(Call("GET", f"/models/{_segment(name)}"))
+        return dict(data)
+
+    # -- datasets (admin) ------------------------------------------------------------------
+
+    def upload_dataset(
+        self, name: str, path: Path, resize: tuple[int, int] | None, channels: int | None
+    ) -> Operation[dict[str, Any]]:
+        params: dict[str, str] = {}
+        if resize is not None:
+            params["resize"] = f"{resize[0]}x{resize[1]}"
+        if channels is not None:
+            params["channels"] = str(channels)
+        headers = {
+            **self._admin,
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(path.stat().st_size),
+        }
+        call = Call("PUT", f"/datasets/{_segment(name)}", params, headers, upload=path)
+        data = yield from self.json(call)
+        return dict(data)
+
+    def dataset(self, name: str) -> Operation[dict[str, Any]]:
+        data = yield from self.json(Call("GET", f"/datasets/{_segment(name)}"))
+        return dict(data)
+
+    def delete_dataset(self, name: str) -> Operation[None]:
+        yield from self.send(Call("DELETE", f"/datasets/{_segment(name)}", headers=self._admin))
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    def start_job(
+        self, dataset: str, name: str, config: dict[str, Any] | None, make_default: bool
+    ) -> Operation[Job]:
+        body = {
+            "dataset": dataset,
+            "name": name,
+            "config": config or {},
+            "make_default": make_default,
+        }
+        data = yield from self.json(Call("POST", "/jobs", headers=self._admin, json=body))
+        return Job.from_json(data)
+
+    def job(self, job_id: str) -> Operation[Job]:
+        data = yield from self.json(Call("GET", f"/jobs/{_segment(job_id)}"))
+        return Job.from_json(data)
+
+    def jobs(self) -> Operation[list[Job]]:
+        data = yield from self.json(Call("GET", "/jobs"))
+        return [Job.from_json(entry) for entry in data]
+
+    def cancel_job(self, job_id: str) -> Operation[Job]:
+        call = Call("POST", f"/jobs/{_segment(job_id)}/cancel", headers=self._admin)
+        data = yield from self.json(call)
+        return Job.from_json(data)
+
+    def follow(self, job_id: str, interval: float) -> Stream:
+        """Yields each new snapshot of the job (the first, every change, the final one)."""
+        last: Job | None = None
+        while True:
+            job = yield from self.job(job_id)
+            if job != last:
+                yield job
+                last = job
+            if job.done:
+                return
+            yield Sleep(interval)
+
+    def wait(self, job_id: str, timeout: float, interval: float) -> Operation[Job]:
+        """The job once it has succeeded; JobFailed if it failed or was cancelled, WaitTimeout
+        past `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = yield from self.job(job_id)
+            if job.done:
+                if job.status != "succeeded":
+                    raise JobFailed(job)
+                return job
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WaitTimeout(job, timeout)
+            yield Sleep(min(interval, left))
+
+
+def _segment(value: str) -> str:
+    """A path segment, percent-encoded."""
+    return quote(value, safe=":")
+
+
+def _model_headers(response: httpx.Response) -> tuple[str, int]:
+    version = response.headers.get("x-model-version", "0")
+    return response.headers.get("x-model", ""), int(version) if version.isdigit() else 0
