@@ -23,8 +23,8 @@ import torch
 
 from app.datasets.arrays import ImageDataset, load_arrays
 from app.training.config import TrainConfig
-from app.training.losses import iwae_bound
 from app.training.kinds import build_model
+from app.training.losses import iwae_bound
 from app.training.trainer import train
 
 ROOT = Path(__file__).resolve().parent.parent
