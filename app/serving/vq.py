@@ -8,7 +8,7 @@ dynamic). Randomness is numpy's, seeded by the request, so the graphs stay deter
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,18 +113,33 @@ def draw(logits: NDArray[np.floating], temperature: float, rng: np.random.Genera
     return np.minimum(picked, logits.shape[1] - 1).astype(np.int64)
 
 
-def _ancestral(
-    n: int, grid: tuple[int, int], temperature: float, rng: np.random.Generator
-) -> Generator[FloatArray, Outputs, CodeArray]:
-    """Ancestral sampling of n code grids, position by position: yields the grids so far (rows up
-    to the current one) for the prior, is sent its outputs ({"logits"}), returns the grids."""
-    height, width = grid
-    codes = np.zeros((n, height, width), np.int64)
-    for i in range(height):
-        for j in range(width):
-            logits = (yield codes[:, : i + 1].astype(np.float32))["logits"]
-            codes[:, i, j] = draw(logits[:, :, i, j], temperature, rng)
-    return codes
+class _Ancestral:
+    """Ancestral sampling of n code grids, position by position, the prior call left to the
+    caller (async in the API, blocking in evaluation):
+
+        sampling = _Ancestral(n, grid, temperature, rng)
+        for grids in sampling:  # the grids so far (rows up to the current position)
+            sampling.draw(prior(grids))  # the prior's outputs ({"logits"}) for them
+        return sampling.codes
+    """
+
+    def __init__(
+        self, n: int, grid: tuple[int, int], temperature: float, rng: np.random.Generator
+    ) -> None:
+        self.codes: CodeArray = np.zeros((n, *grid), np.int64)
+        self.temperature = temperature
+        self.rng = rng
+        self.position = (0, 0)
+
+    def __iter__(self) -> Iterator[FloatArray]:
+        for position in np.ndindex(*self.codes.shape[1:]):
+            self.position = position
+            yield self.codes[:, : position[0] + 1].astype(np.float32)
+
+    def draw(self, outputs: Outputs) -> None:
+        """Draws the codes at the current position from the prior's logits [N,K,h',w']."""
+        i, j = self.position
+        self.codes[:, i, j] = draw(outputs["logits"][:, :, i, j], self.temperature, self.rng)
 
 
 async def sample_codes(
@@ -135,13 +150,10 @@ async def sample_codes(
     rng: np.random.Generator,
 ) -> CodeArray:
     """Ancestral sampling of n grids with an async prior call `run` (grids -> {"logits"})."""
-    steps = _ancestral(n, grid, temperature, rng)
-    try:
-        grids = next(steps)
-        while True:
-            grids = steps.send(await run(grids))
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
+    sampling = _Ancestral(n, grid, temperature, rng)
+    for grids in sampling:
+        sampling.draw(await run(grids))
+    return sampling.codes
 
 
 def sample_codes_blocking(
@@ -152,10 +164,7 @@ def sample_codes_blocking(
     rng: np.random.Generator,
 ) -> CodeArray:
     """The same sampling with a blocking prior call (evaluation and reports)."""
-    steps = _ancestral(n, grid, temperature, rng)
-    try:
-        grids = next(steps)
-        while True:
-            grids = steps.send(run(grids))
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
+    sampling = _Ancestral(n, grid, temperature, rng)
+    for grids in sampling:
+        sampling.draw(run(grids))
+    return sampling.codes
