@@ -201,3 +201,11 @@ def png_b64(digit: np.ndarray) -> str:
     buffer = io.BytesIO()
     Image.fromarray(digit.astype(np.uint8), mode="L").save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode()
+
+
+def mnist_repo(models_dir: Path, tmp_path: Path) -> Path:
+    """A model repository of the test's own (`tmp_path`/models) holding a copy of the mnist model
+    from `models_dir`: the test may publish, break or delete versions in it."""
+    target = tmp_path / "models"
+    shutil.copytree(models_dir / "mnist", target / "mnist")
+    return target

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import ServiceProcess, running_service, wait_until
+from tests.helpers import ServiceProcess, mnist_repo, running_service, wait_until
 
 TOKEN = "reload-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -18,9 +18,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture
 def repo(models_dir: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "models"
-    shutil.copytree(models_dir / "mnist", target / "mnist")
-    return target
+    return mnist_repo(models_dir, tmp_path)
 
 
 @pytest.fixture
