@@ -88,7 +88,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.max_body_bytes,
+        upload_limit=settings.max_dataset_bytes,
+    )
     if settings.rate_limit_per_s > 0:
         app.add_middleware(
             RateLimitMiddleware,
@@ -105,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     for module in (inference, models, datasets, jobs, health, observability):
         app.include_router(module.router)
-    app.router.routes[0:0] = inference.HOT_ROUTES
+    inference.install_hot_routes(app)
     _document_raw_bodies(app)
     app.include_router(ui.router)  # GET /: the latent explorer page (app/static)
     return app

@@ -1,8 +1,9 @@
 """PUT, GET and DELETE /datasets: upload, list, describe and delete training datasets.
 
 PUT takes the file as the raw body (any Content-Type; the format is told by the content) and
-streams it to disk under `max_dataset_bytes`. Names are write-once: PUT to a stored name is a 409;
-DELETE it first to replace it.
+streams it to disk under `max_dataset_bytes` (enforced by app/api/limits.py). Names are
+write-once: PUT to a stored name is a 409; DELETE it first to replace it. The store's errors are
+answered by app/api/errors.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from app import metrics
@@ -25,14 +25,8 @@ from app.api.responses import json_response
 from app.datasets.arrays import DatasetError
 from app.datasets.imagezip import ImageOptions
 from app.datasets.safezip import UnpackLimits
-from app.datasets.store import (
-    DatasetExists,
-    DatasetNotFound,
-    DatasetStore,
-    Upload,
-    UploadTooLarge,
-)
-from app.repository.store import RepositoryError, check_name
+from app.datasets.store import DatasetExists, DatasetNotFound, DatasetStore, Upload
+from app.repository.store import CorruptStoredFile, check_name
 
 logger = logging.getLogger(__name__)
 
@@ -80,13 +74,6 @@ def get_store(state: StateDep) -> DatasetStore:
 StoreDep = Annotated[DatasetStore, Depends(get_store)]
 
 
-def _known(name: str) -> str:
-    try:
-        return check_name(name)
-    except RepositoryError:
-        raise ApiError(404, f"no dataset named {name!r}", "dataset_not_found") from None
-
-
 def _options(resize: str | None, channels: int | None) -> ImageOptions:
     size = None
     if resize is not None:
@@ -97,30 +84,21 @@ def _options(resize: str | None, channels: int | None) -> ImageOptions:
     return ImageOptions(resize=size, channels=channels)
 
 
-async def _receive(request: Request, upload: Upload, limit: int) -> None:
-    """Streams the body into the upload in 1 MiB writes, never holding all of it."""
-    too_large = ApiError(413, f"the dataset is larger than {limit} bytes", "too_large")
+async def _receive(request: Request, upload: Upload) -> None:
+    """Streams the body into the upload in 1 MiB writes, never holding all of it (its size is
+    limited by app/api/limits.py as it arrives)."""
     buffer = bytearray()
     received = 0
-    try:
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > limit:
-                raise too_large
-            buffer += chunk
-            if len(buffer) >= _WRITE_CHUNK:
-                await asyncio.to_thread(upload.write, bytes(buffer))
-                buffer.clear()
-        if buffer:
+    async for chunk in request.stream():
+        received += len(chunk)
+        buffer += chunk
+        if len(buffer) >= _WRITE_CHUNK:
             await asyncio.to_thread(upload.write, bytes(buffer))
-    except UploadTooLarge:
-        raise too_large from None
-    except ClientDisconnect:
-        raise ApiError(400, "the client went away before the upload ended", "incomplete") from None
+            buffer.clear()
+    if buffer:
+        await asyncio.to_thread(upload.write, bytes(buffer))
     if received == 0:
-        raise ApiError(
-            422, "the body is empty: send the dataset file as the body", "invalid_dataset"
-        )
+        raise DatasetError("the body is empty: send the dataset file as the body")
 
 
 @router.put("/{name}", status_code=201, responses=_PUT_ERRORS, openapi_extra=_BODY)
@@ -147,27 +125,16 @@ async def put_dataset(
     ] = None,
 ) -> Response:
     """Stores the body as dataset `name` and answers its manifest (admin)."""
-    try:
-        check_name(name)
-    except RepositoryError as error:
-        raise ApiError(422, str(error), "invalid_name") from None
+    check_name(name)
     options = _options(resize, channels)
     settings = state.settings
-    limit = settings.max_dataset_bytes
     if await asyncio.to_thread(store.exists, name):
-        raise ApiError(409, f"a dataset named {name!r} exists; delete it first", "dataset_exists")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"the dataset is larger than {limit} bytes", "too_large")
+        raise DatasetExists(f"a dataset named {name!r} exists; delete it first")
     limits = UnpackLimits(max_total_bytes=settings.max_dataset_unpacked_bytes)
-    upload = await asyncio.to_thread(store.begin, name, limit)
+    upload = await asyncio.to_thread(store.begin, name, settings.max_dataset_bytes)
     try:
-        await _receive(request, upload, limit)
+        await _receive(request, upload)
         manifest = await asyncio.to_thread(store.commit, name, upload, options, limits)
-    except DatasetError as error:
-        raise ApiError(422, str(error), "invalid_dataset") from None
-    except DatasetExists as error:
-        raise ApiError(409, str(error), "dataset_exists") from None
     finally:
         await asyncio.to_thread(upload.discard)
     logger.info(
@@ -186,29 +153,25 @@ async def list_datasets(store: StoreDep) -> Response:
         for name in store.names():
             try:
                 found.append(store.manifest(name).model_dump(mode="json"))
-            except (DatasetNotFound, ValueError, OSError):
+            except (DatasetNotFound, OSError):
                 continue  # deleted while we looked
+            except CorruptStoredFile as error:
+                logger.error("left out of the listing: %s", error)
         return found
 
     return json_response({"datasets": await asyncio.to_thread(manifests)})
 
 
-@router.get("/{name}", responses=error_responses(404, 422))
+@router.get("/{name}", responses=error_responses(404, 422, 500))
 async def get_dataset(name: str, store: StoreDep) -> Response:
     """One dataset's manifest: count, shape, channels, value range, labels, sha256."""
-    try:
-        manifest = await asyncio.to_thread(store.manifest, _known(name))
-    except DatasetNotFound as error:
-        raise ApiError(404, str(error), "dataset_not_found") from None
+    manifest = await asyncio.to_thread(store.manifest, name)
     return json_response(manifest.model_dump(mode="json"))
 
 
 @router.delete("/{name}", status_code=204, responses=_ERRORS)
 async def delete_dataset(name: str, store: StoreDep, _: AdminDep) -> Response:
     """Deletes a dataset (admin)."""
-    try:
-        await asyncio.to_thread(store.delete, _known(name))
-    except DatasetNotFound as error:
-        raise ApiError(404, str(error), "dataset_not_found") from None
+    await asyncio.to_thread(store.delete, name)
     logger.info("deleted dataset %s", name)
     return Response(status_code=204)

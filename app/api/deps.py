@@ -1,14 +1,16 @@
-"""Annotated dependencies: the app state, settings, the model a request names, body reading."""
+"""Annotated dependencies (the app state, the job backend) and request-body helpers."""
 
 from __future__ import annotations
 
 import io
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import numpy as np
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 
 from app.api.errors import ApiError
 from app.api.responses import NPY_MEDIA_TYPE
@@ -17,6 +19,8 @@ from app.jobs.base import JobBackend
 from app.serving.cache.memory import LatentCache
 from app.serving.inference import InferenceService
 from app.serving.registry import ModelRegistry
+
+Body = TypeVar("Body", bound=BaseModel)
 
 
 @dataclass
@@ -27,7 +31,7 @@ class AppState:
     registry: ModelRegistry
     cache: LatentCache
     inference: InferenceService
-    jobs: JobBackend | None = None
+    jobs: JobBackend
 
 
 async def get_state(request: Request) -> AppState:
@@ -45,19 +49,22 @@ def deadline_for(settings: Settings) -> float:
     return time.monotonic() + settings.request_timeout_s
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 past `limit` bytes (checked while streaming)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"the body is larger than {limit} bytes", "too_large")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"the body is larger than {limit} bytes", "too_large")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def parse_body(schema: type[Body], body: bytes) -> Body:
+    """A JSON request body read by the route itself, validated against `schema`; invalid, it is
+    a RequestValidationError (422) like a body FastAPI parsed. (The body's size is limited
+    before any route reads it: app/api/limits.py.)"""
+    try:
+        return schema.model_validate_json(body or b"{}")
+    except ValidationError as error:
+        raise RequestValidationError(error.errors(include_url=False)) from None
+
+
+async def get_jobs(state: StateDep) -> JobBackend:
+    """The training-job backend the lifespan made."""
+    return state.jobs
+
+
+JobsDep = Annotated[JobBackend, Depends(get_jobs)]
 
 
 def is_npy(request: Request) -> bool:

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from app.api.responses import json_response
+from app.datasets.arrays import DatasetError
+from app.datasets.store import DatasetExists, DatasetNotFound, UploadTooLarge
+from app.jobs.base import JobNotFound, JobsUnavailable
+from app.repository.store import CorruptStoredFile, InvalidName, UnknownModel
 from app.serving.batcher import DeadlineExceeded, QueueFull
 from app.serving.imaging import ImageError
 from app.serving.registry import ModelNotFound, ModelUnavailable
@@ -36,6 +43,49 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+@dataclass(frozen=True)
+class ErrorStatus:
+    """How one domain error is answered: its status, its `error` code, and for a failure that
+    passes (503, 429) the seconds to wait, fixed or read from the exception."""
+
+    status: int
+    code: str
+    retry_after: float | Callable[[Any], float] | None = None
+
+    def headers(self, exc: Exception) -> dict[str, str]:
+        """Retry-After when the failure passes, else nothing."""
+        if self.retry_after is None:
+            return {}
+        seconds = self.retry_after(exc) if callable(self.retry_after) else self.retry_after
+        return {"Retry-After": str(max(1, round(seconds)))}
+
+
+# Every error the domain packages raise, and what a client sees for it: the one place where a
+# domain error becomes an HTTP status. Routes raise domain errors and never translate them.
+# The message is the exception's own text.
+DOMAIN_ERRORS: dict[type[Exception], ErrorStatus] = {
+    # the request is wrong
+    ClientDisconnect: ErrorStatus(400, "incomplete"),
+    UploadTooLarge: ErrorStatus(413, "too_large"),
+    InvalidName: ErrorStatus(422, "invalid_name"),
+    ImageError: ErrorStatus(422, "invalid_image"),
+    DatasetError: ErrorStatus(422, "invalid_dataset"),
+    # it names something that is not there, or is there already
+    ModelNotFound: ErrorStatus(404, "model_not_found"),
+    UnknownModel: ErrorStatus(404, "model_not_found"),
+    DatasetNotFound: ErrorStatus(404, "dataset_not_found"),
+    JobNotFound: ErrorStatus(404, "job_not_found"),
+    DatasetExists: ErrorStatus(409, "dataset_exists"),
+    # the server cannot answer now: try again
+    QueueFull: ErrorStatus(429, "queue_full", retry_after=attrgetter("retry_after")),
+    ModelUnavailable: ErrorStatus(503, "model_unavailable", retry_after=5),
+    JobsUnavailable: ErrorStatus(503, "unavailable", retry_after=5),
+    DeadlineExceeded: ErrorStatus(504, "deadline_exceeded"),
+    # the server's own files are broken: never the client's fault
+    CorruptStoredFile: ErrorStatus(500, "stored_file_corrupt"),
+}
+
+
 # What each error status means on this API; routes list theirs with `error_responses(...)`.
 ERROR_DESCRIPTIONS: dict[int, str] = {
     400: "malformed body",
@@ -47,6 +97,7 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     415: "unsupported media type",
     422: "invalid input",
     429: "rate limited, or the batch queue is full (see Retry-After)",
+    500: "a fault of the server (a stored file it cannot read, or a bug); the message says which",
     503: "not available now (see Retry-After where given)",
     504: "deadline passed",
 }
@@ -101,8 +152,18 @@ def _first_message(errors: list[Any]) -> str:
     return f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid"))
 
 
+async def _domain_error(_: Request, exc: Exception) -> Response:
+    """A domain error answered as `DOMAIN_ERRORS` says (the nearest listed class in its MRO)."""
+    mapping = next(DOMAIN_ERRORS[kind] for kind in type(exc).__mro__ if kind in DOMAIN_ERRORS)
+    if mapping.status == 500:  # a fault to fix on the server (503 and 504 pass by themselves)
+        logger.error("%s: %s", type(exc).__name__, exc, exc_info=exc)
+    return error_response(mapping.status, mapping.code, str(exc), headers=mapping.headers(exc))
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Maps each failure to its status so that bad input never becomes a 500."""
+    """Maps each failure to its status so that bad input never becomes a 500, and a fault of the
+    server never becomes a 4xx: `ApiError` (raised by routes), request validation (422, the
+    request body and parameters only), the `DOMAIN_ERRORS` table, then anything else (500)."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> Response:
@@ -115,33 +176,8 @@ def install_error_handlers(app: FastAPI) -> None:
             422, "invalid_request", _first_message(errors), _validation_detail(errors)
         )
 
-    @app.exception_handler(ValidationError)
-    async def _validation(_: Request, exc: ValidationError) -> Response:
-        errors = list(exc.errors())
-        return error_response(
-            422, "invalid_request", _first_message(errors), _validation_detail(errors)
-        )
-
-    @app.exception_handler(ImageError)
-    async def _image(_: Request, exc: ImageError) -> Response:
-        return error_response(422, "invalid_image", str(exc))
-
-    @app.exception_handler(ModelNotFound)
-    async def _not_found(_: Request, exc: ModelNotFound) -> Response:
-        return error_response(404, "model_not_found", str(exc))
-
-    @app.exception_handler(ModelUnavailable)
-    async def _unavailable(_: Request, exc: ModelUnavailable) -> Response:
-        return error_response(503, "model_unavailable", str(exc), headers={"Retry-After": "5"})
-
-    @app.exception_handler(QueueFull)
-    async def _queue_full(_: Request, exc: QueueFull) -> Response:
-        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
-        return error_response(429, "queue_full", str(exc), headers=headers)
-
-    @app.exception_handler(DeadlineExceeded)
-    async def _deadline(_: Request, exc: DeadlineExceeded) -> Response:
-        return error_response(504, "deadline_exceeded", str(exc))
+    for error_type in DOMAIN_ERRORS:
+        app.add_exception_handler(error_type, _domain_error)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:

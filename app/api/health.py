@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter
@@ -53,7 +54,7 @@ async def model_ready(name: str, state: StateDep) -> Response:
     loaded = {(m.name, m.version) for m in state.registry.loaded()}
     version = version if version is not None else state.registry.default_version(model_name)
     if version is None or (model_name, version) not in loaded:
-        if not state.registry.repository.versions(model_name):
+        if not await asyncio.to_thread(state.registry.repository.versions, model_name):
             raise ModelNotFound(f"no model named {model_name!r}")
         return json_response({"name": model_name, "ready": False}, 503)
     return json_response({"name": model_name, "version": version, "ready": True})

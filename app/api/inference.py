@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
@@ -16,7 +17,7 @@ from app.api.deps import (
     get_state,
     is_npy,
     load_npy,
-    read_body,
+    parse_body,
     wants_npy,
 )
 from app.api.errors import ApiError, error_responses
@@ -90,7 +91,7 @@ async def encode(request: Request, state: StateDep) -> Response:
     """
     _content_type_ok(request)
     settings = state.settings
-    body = await read_body(request, settings.max_body_bytes)
+    body = await request.body()
     bottom = False
     if is_npy(request):
         model = await state.registry.resolve(request.query_params.get("model"))
@@ -98,7 +99,7 @@ async def encode(request: Request, state: StateDep) -> Response:
         images = npy_images(load_npy(body, settings.max_body_bytes), model.manifest)
         samples, seed = 0, None
     else:
-        payload = EncodeRequest.model_validate_json(body or b"{}")
+        payload = parse_body(EncodeRequest, body)
         check_count(len(payload.images or payload.arrays or []), settings.max_items, "image")
         model = await state.registry.resolve(payload.model)
         label = check_label(payload.label, model.manifest)
@@ -193,7 +194,7 @@ async def decode(request: Request, state: StateDep) -> Response:
     """Latent vectors -> images (`format`: png, array or npy)."""
     _content_type_ok(request)
     settings = state.settings
-    body = await read_body(request, settings.max_body_bytes)
+    body = await request.body()
     if is_npy(request):
         model = await state.registry.resolve(request.query_params.get("model"))
         label = check_label(_query_label(request), model.manifest)
@@ -202,7 +203,7 @@ async def decode(request: Request, state: StateDep) -> Response:
         z = _latents_or_codes(model, grids, array)
         fmt = request.query_params.get("format", "npy" if wants_npy(request) else "png")
     else:
-        payload = DecodeRequest.model_validate_json(body or b"{}")
+        payload = parse_body(DecodeRequest, body)
         check_count(len(payload.latents or payload.codes or []), settings.max_items, "latent")
         model = await state.registry.resolve(payload.model)
         label = check_label(payload.label, model.manifest)
@@ -222,9 +223,10 @@ async def decode(request: Request, state: StateDep) -> Response:
 
 
 async def _decode_hot(request: Request) -> Response:
-    """POST /decode as a plain Starlette endpoint: the same function, without FastAPI's
+    """POST /decode as a plain Starlette endpoint: the same handler, without FastAPI's
     per-request dependency solving and route wrapping (about a sixth of the event loop's time
-    on one-latent requests)."""
+    on one-latent requests). It resolves the handler's one dependency itself: `install_hot_routes`
+    refuses a documented route that needs anything more."""
     return await decode(request, await get_state(request))
 
 
@@ -239,9 +241,59 @@ class _HotRoute(Route):
         return match, child_scope
 
 
-# Tried before FastAPI's routes, which stay for the OpenAPI document. /decode reads and checks its
-# own body and depends on nothing but the app state, so both routes behave the same.
-HOT_ROUTES = [_HotRoute("/decode", _decode_hot, methods=["POST"])]
+class HotRouteMismatch(RuntimeError):
+    """The documented route would do work that its hot route skips (raised by create_app)."""
+
+
+def _name_of(call: object) -> str:
+    return str(getattr(call, "__name__", repr(call)))
+
+
+def _check_hot_route_does_the_same(route: RouteContext) -> None:
+    """The hot route calls `decode(request, get_state(request))` and nothing else: the documented
+    route must need exactly that, or the hot route would silently skip what it adds."""
+    dependant = route.dependant
+    extra = [
+        _name_of(dependency.call)
+        for dependency in dependant.dependencies
+        if dependency.call is not get_state or dependency.dependencies
+    ]
+    parameters = [
+        param.name
+        for param in (
+            *dependant.path_params,
+            *dependant.query_params,
+            *dependant.header_params,
+            *dependant.cookie_params,
+            *dependant.body_params,
+        )
+    ]
+    if route.endpoint is not decode or extra or parameters or dependant.request_param_name is None:
+        raise HotRouteMismatch(
+            f"POST {route.path} is answered by a hot route that runs only "
+            f"decode(request, get_state(request)), but the documented route has "
+            f"endpoint {_name_of(route.endpoint)}, dependencies {extra or 'none'} and parameters "
+            f"{parameters or 'none'}: resolve them in _decode_hot too, or drop the hot route"
+        )
+
+
+def install_hot_routes(app: FastAPI) -> None:
+    """Puts the hot POST /decode ahead of FastAPI's documented one (which stays for the OpenAPI
+    document), after checking that the documented route depends on nothing the hot one skips
+    (HotRouteMismatch otherwise: a Depends added to /decode must fail loudly, not silently never
+    run). Call it once every router is included."""
+    documented = [
+        route  # the route as included, with the app's and routers' dependencies added
+        for route in iter_route_contexts(app.router.routes)
+        if isinstance(route.original_route, APIRoute)
+        and route.path == "/decode"
+        and "POST" in (route.methods or set())
+    ]
+    if not documented:
+        raise HotRouteMismatch("no documented POST /decode route to serve a hot route for")
+    for route in documented:
+        _check_hot_route_does_the_same(route)
+    app.router.routes.insert(0, _HotRoute("/decode", _decode_hot, methods=["POST"]))
 
 
 def _latents_or_codes(model: LoadedModel, codes: Any, latents: Any) -> np.ndarray:

@@ -1,10 +1,12 @@
-"""A body size limit for every route, before any of it is parsed.
+"""The request-body size limit, for every route, before any of the body is parsed: the one place
+it is enforced.
 
 FastAPI reads a JSON body whole before validating it, with no limit of its own: a client could
 stream gigabytes into POST /sample. `BodyLimitMiddleware` answers 413 at once when Content-Length
-says the body is too large, and when a body without one (chunked) grows past the limit while the
-route reads it. Dataset uploads (PUT /datasets/{name}) stream to disk under their own, larger cap
-(`max_dataset_bytes`) and are left to that route.
+says the body is too large, and raises `BodyTooLarge` (answered 413) when a body without one
+(chunked) grows past the limit while the route reads it. Dataset uploads (PUT /datasets/{name})
+stream to disk and get their own, larger limit (`max_dataset_bytes`); every other body gets
+`max_body_bytes`. Routes read their bodies without counting.
 """
 
 from __future__ import annotations
@@ -14,12 +16,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import error_response
 
+UPLOAD_PREFIX = "/datasets/"
+
 
 class BodyTooLarge(HTTPException):
     """Raised while a body is read, once it has grown past the limit (answered 413)."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the body is larger than {limit} bytes")
+        super().__init__(413, body_too_large_message(limit))
+
+
+def body_too_large_message(limit: int) -> str:
+    """What a client past the limit is told."""
+    return f"the body is larger than {limit} bytes"
 
 
 def _declared_length(scope: Scope) -> int | None:
@@ -30,24 +39,28 @@ def _declared_length(scope: Scope) -> int | None:
     return None
 
 
-class BodyLimitMiddleware:
-    """413 for a request body over `limit` bytes, declared or streamed."""
+def is_upload(scope: Scope) -> bool:
+    """True for a dataset upload (PUT /datasets/{name}), which has the larger limit."""
+    return scope.get("method") == "PUT" and str(scope.get("path", "")).startswith(UPLOAD_PREFIX)
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+
+class BodyLimitMiddleware:
+    """413 for a request body over its limit, declared or streamed: `upload_limit` bytes for a
+    dataset upload, `limit` for everything else."""
+
+    def __init__(self, app: ASGIApp, limit: int, upload_limit: int) -> None:
         self.app = app
         self.limit = limit
+        self.upload_limit = upload_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (
-            scope.get("method") == "PUT" and scope.get("path", "").startswith("/datasets/")
-        ):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.upload_limit if is_upload(scope) else self.limit
         declared = _declared_length(scope)
-        if declared is not None and declared > self.limit:
-            response = error_response(
-                413, "too_large", f"the body is larger than {self.limit} bytes"
-            )
+        if declared is not None and declared > limit:
+            response = error_response(413, "too_large", body_too_large_message(limit))
             await response(scope, receive, send)
             return
         received = 0
@@ -57,8 +70,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise BodyTooLarge(self.limit)
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         await self.app(scope, counted, send)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from fastapi import APIRouter
@@ -16,19 +17,13 @@ from app.api.errors import ApiError, error_responses
 from app.api.responses import json_response
 from app.evaluation.report import FIGURES
 from app.repository.kinds import model_kind
-from app.repository.store import RepositoryError, check_name
+from app.repository.store import CorruptStoredFile, UnknownModel
 from app.serving.registry import ModelNotFound
 
 router = APIRouter(prefix="/models", tags=["models"])
+logger = logging.getLogger(__name__)
 
 _ADMIN = (400, 401, 403, 404, 409, 413, 422)
-
-
-def _checked(name: str) -> str:
-    try:
-        return check_name(name)
-    except RepositoryError as error:
-        raise ModelNotFound(str(error)) from None
 
 
 async def _describe(state: StateDep, name: str) -> dict[str, Any]:
@@ -41,8 +36,11 @@ async def _describe(state: StateDep, name: str) -> dict[str, Any]:
     for version in versions:
         try:
             manifest = await asyncio.to_thread(repository.manifest, name, version)
-        except (RepositoryError, ValueError, OSError):
+        except (UnknownModel, OSError):
             continue  # deleted or being written while we looked
+        except CorruptStoredFile as error:
+            logger.error("left out of the description: %s", error)
+            continue
         model = loaded.get((name, version))
         described.append(
             {
@@ -56,7 +54,8 @@ async def _describe(state: StateDep, name: str) -> dict[str, Any]:
         )
     return {
         "name": name,
-        "default_version": state.registry.default_version(name) or repository.default_version(name),
+        "default_version": state.registry.default_version(name)
+        or await asyncio.to_thread(repository.default_version, name),
         "versions": described,
     }
 
@@ -72,7 +71,7 @@ async def list_models(state: StateDep) -> Response:
 @router.get("/{name}", responses=error_responses(404, 422))
 async def get_model(name: str, state: StateDep) -> Response:
     """One model: its versions, their manifests, and the execution provider in use."""
-    return json_response(await _describe(state, _checked(name)))
+    return json_response(await _describe(state, name))
 
 
 @router.get(
@@ -84,10 +83,8 @@ async def report_figure(name: str, version: int, figure: str, state: StateDep) -
     """A report figure: reconstructions, samples, interpolation or latent_map."""
     if figure not in FIGURES:
         raise ApiError(404, f"no figure {figure!r}; there are {', '.join(FIGURES)}", "not_found")
-    path = (
-        state.registry.repository.version_dir(_checked(name), version) / "report" / f"{figure}.png"
-    )
-    if not path.is_file():
+    path = state.registry.repository.version_dir(name, version) / "report" / f"{figure}.png"
+    if not await asyncio.to_thread(path.is_file):
         raise ModelNotFound(f"model {name} has no version {version} with a {figure} figure")
     return FileResponse(path, media_type="image/png")
 
@@ -104,10 +101,7 @@ class DefaultVersion(BaseModel):
 async def set_default(name: str, body: DefaultVersion, state: StateDep, _: AdminDep) -> Response:
     """Makes `{"version": V}` the version that answers for `name` (admin)."""
     version = body.version
-    try:
-        await asyncio.to_thread(state.registry.repository.set_default, _checked(name), version)
-    except RepositoryError as error:
-        raise ModelNotFound(str(error)) from None
+    await asyncio.to_thread(state.registry.repository.set_default, name, version)
     await state.registry.refresh()
     if state.registry.default_version(name) != version:
         raise ApiError(
@@ -122,10 +116,11 @@ async def set_default(name: str, body: DefaultVersion, state: StateDep, _: Admin
 async def delete_version(name: str, version: int, state: StateDep, _: AdminDep) -> Response:
     """Deletes a version (admin). The default version cannot be deleted while others exist."""
     repository = state.registry.repository
-    versions = await asyncio.to_thread(repository.versions, _checked(name))
+    versions = await asyncio.to_thread(repository.versions, name)
     if version not in versions:
         raise ModelNotFound(f"model {name} has no version {version}")
-    if version == repository.default_version(name) and len(versions) > 1:
+    default = await asyncio.to_thread(repository.default_version, name)
+    if version == default and len(versions) > 1:
         raise ApiError(
             409, "make another version the default before deleting this one", "is_default"
         )

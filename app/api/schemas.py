@@ -1,4 +1,5 @@
-"""Request and response bodies of the HTTP API (see DESIGN.md for the shapes clients rely on)."""
+"""Request and response bodies of the HTTP API: the shapes clients rely on (see the README's route
+table, and the OpenAPI document at /docs, which is built from these classes)."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from app.datasets.formats import ParsedDataset, read_dataset
 from app.datasets.imagezip import ImageOptions
 from app.datasets.safezip import UnpackLimits
-from app.repository.store import NAME_PATTERN, check_name
+from app.repository.store import NAME_PATTERN, check_name, read_stored_manifest
 
 DATA_FILE = "data.npz"
 MANIFEST_FILE = "manifest.json"
@@ -39,11 +39,11 @@ _TRASH_PREFIX = ".deleting-"
 
 
 class DatasetNotFound(LookupError):
-    """No dataset has that name."""
+    """No dataset has that name (a name that can never be stored included)."""
 
 
 class DatasetExists(FileExistsError):
-    """A dataset of that name is already stored."""
+    """A dataset of that name is already stored: names are write-once."""
 
 
 class UploadTooLarge(ValueError):
@@ -110,7 +110,7 @@ class Upload:
         """Appends a chunk; UploadTooLarge once the total passes the cap."""
         self.size += len(chunk)
         if self.size > self.limit:
-            raise UploadTooLarge(f"the upload is larger than {self.limit} bytes")
+            raise UploadTooLarge(f"the dataset is larger than {self.limit} bytes")
         self._digest.update(chunk)
         self._file.write(chunk)
 
@@ -192,17 +192,23 @@ class DatasetStore:
         """True when a dataset of this name is stored."""
         return (self.root / check_name(name) / MANIFEST_FILE).is_file()
 
+    def _stored(self, name: str) -> Path:
+        """The directory of dataset `name`; DatasetNotFound for a name that can never be stored."""
+        if not NAME_PATTERN.fullmatch(name):
+            raise DatasetNotFound(f"no dataset named {name!r}")
+        return self.root / name
+
     def manifest(self, name: str) -> DatasetManifest:
-        """The manifest of a stored dataset."""
+        """The manifest of a stored dataset; CorruptStoredFile when the stored one is unreadable."""
+        path = self._stored(name) / MANIFEST_FILE
         try:
-            text = (self.root / check_name(name) / MANIFEST_FILE).read_text()
-        except FileNotFoundError:
+            return read_stored_manifest(DatasetManifest, path, f"dataset {name!r}")
+        except (FileNotFoundError, NotADirectoryError):
             raise DatasetNotFound(f"no dataset named {name!r}") from None
-        return DatasetManifest.model_validate_json(text)
 
     def path(self, name: str) -> Path:
         """The `data.npz` of a stored dataset (arrays `images` and optional `labels`), for training."""
-        path = self.root / check_name(name) / DATA_FILE
+        path = self._stored(name) / DATA_FILE
         if not path.is_file():
             raise DatasetNotFound(f"no dataset named {name!r}")
         return path
@@ -256,7 +262,7 @@ class DatasetStore:
 
     def delete(self, name: str) -> None:
         """Removes a dataset: renamed away first so nobody sees half of one."""
-        directory = self.root / check_name(name)
+        directory = self._stored(name)
         if not (directory / MANIFEST_FILE).is_file():
             raise DatasetNotFound(f"no dataset named {name!r}")
         trash = Path(tempfile.mkdtemp(dir=self.root, prefix=_TRASH_PREFIX))

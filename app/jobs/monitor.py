@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import get_args
 
 from app import metrics
 from app.jobs.base import JobBackend
-from app.jobs.models import JobInfo
+from app.jobs.models import JobInfo, JobStatus
 
 logger = logging.getLogger(__name__)
-STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+STATES: tuple[str, ...] = get_args(JobStatus)
 
 
 def record(jobs: list[JobInfo]) -> None:

@@ -13,6 +13,9 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from app.repository.manifest import Manifest
 
@@ -20,19 +23,55 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MANIFEST = "manifest.json"
 DEFAULT_FILE = "DEFAULT"
 LAST_VERSION_FILE = "LAST_VERSION"
+StoredModel = TypeVar("StoredModel", bound=BaseModel)
 
 
 class RepositoryError(ValueError):
-    """A bad name or a missing model or version."""
+    """Base of the model repository's errors: a bad name, or a missing model or version."""
+
+
+class InvalidName(RepositoryError):
+    """A name that can never be stored (a model's or a dataset's): not 1-64 lowercase letters,
+    digits, '-' or '_', so never a path either."""
+
+
+class UnknownModel(RepositoryError, LookupError):
+    """The repository has no model of that name, or not that version of it."""
+
+
+class CorruptStoredFile(RuntimeError):
+    """A file the server wrote itself (a model's or a dataset's manifest) cannot be read back:
+    a fault of the server's own storage, never of the request that came across it."""
 
 
 def check_name(name: str) -> str:
     """Model and dataset names: lowercase letters, digits, '-' and '_' (never a path)."""
     if not NAME_PATTERN.fullmatch(name):
-        raise RepositoryError(
-            f"invalid name {name!r}: use 1-64 lowercase letters, digits, '-' or '_'"
-        )
+        raise InvalidName(f"invalid name {name!r}: use 1-64 lowercase letters, digits, '-' or '_'")
     return name
+
+
+def _stored_name(name: str) -> str:
+    """`name` for a lookup: a name that can never be stored names no model (UnknownModel)."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise UnknownModel(f"no model named {name!r} (names are 1-64 lowercase letters, "
+                           "digits, '-' or '_')")  # fmt: skip
+    return name
+
+
+def read_stored_manifest(schema: type[StoredModel], path: Path, what: str) -> StoredModel:
+    """Parses a manifest the server stored itself; CorruptStoredFile (naming `what`) when it does
+    not parse, FileNotFoundError when it is gone."""
+    text = path.read_text()
+    try:
+        return schema.model_validate_json(text)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the file"
+        raise CorruptStoredFile(
+            f"the server's stored manifest of {what} is unreadable ({where}: {first['msg']}); "
+            "the fault is in the server's files, not in the request"
+        ) from error
 
 
 def sha256_of(path: Path) -> str:
@@ -78,7 +117,7 @@ class ModelRepository:
 
     def versions(self, name: str) -> list[int]:
         """Published versions of a model, oldest first."""
-        directory = self.root / check_name(name)
+        directory = self.root / _stored_name(name)
         if not directory.is_dir():
             return []
         return sorted(
@@ -89,14 +128,15 @@ class ModelRepository:
 
     def version_dir(self, name: str, version: int) -> Path:
         """The directory of one version."""
-        return self.root / check_name(name) / str(int(version))
+        return self.root / _stored_name(name) / str(int(version))
 
     def manifest(self, name: str, version: int) -> Manifest:
         """The parsed manifest of one version."""
         path = self.version_dir(name, version) / MANIFEST
-        if not path.is_file():
-            raise RepositoryError(f"model {name} has no version {version}")
-        return Manifest.model_validate_json(path.read_text())
+        try:
+            return read_stored_manifest(Manifest, path, f"model {name} version {version}")
+        except (FileNotFoundError, NotADirectoryError):
+            raise UnknownModel(f"model {name} has no version {version}") from None
 
     def default_version(self, name: str) -> int | None:
         """The version DEFAULT names, else the newest one."""
@@ -113,7 +153,7 @@ class ModelRepository:
     def set_default(self, name: str, version: int) -> None:
         """Makes `version` the one that answers for `name`."""
         if version not in self.versions(name):
-            raise RepositoryError(f"model {name} has no version {version}")
+            raise UnknownModel(f"model {name} has no version {version}")
         _write_atomic(self.root / name / DEFAULT_FILE, f"{version}\n")
 
     def staging_dir(self, name: str) -> Path:
@@ -158,7 +198,7 @@ class ModelRepository:
         """Removes a version: renamed away first so readers never see half a directory."""
         directory = self.version_dir(name, version)
         if not directory.is_dir():
-            raise RepositoryError(f"model {name} has no version {version}")
+            raise UnknownModel(f"model {name} has no version {version}")
         trash = directory.with_name(f".deleting-{version}-{os.getpid()}")
         os.rename(directory, trash)
         shutil.rmtree(trash, ignore_errors=True)

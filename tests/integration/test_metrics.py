@@ -1,4 +1,4 @@
-"""GET /metrics after a short, known load: every metric DESIGN.md names is there, with values
+"""GET /metrics after a short, known load: every metric app/metrics.py defines is there, with values
 that add up to the traffic that was sent.
 
 The service runs on its own (its own counters start at zero) with the cache in Redis and a small

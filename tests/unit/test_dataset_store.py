@@ -18,7 +18,7 @@ from app.datasets.store import (
     DatasetStore,
     UploadTooLarge,
 )
-from app.repository.store import RepositoryError
+from app.repository.store import InvalidName
 from tests.dataset_builders import class_zip, digits, idx_zip, npz_bytes
 
 
@@ -113,12 +113,14 @@ def test_delete_removes_the_dataset(tmp_path: Path) -> None:
 
 
 def test_names_are_never_paths(tmp_path: Path) -> None:
+    """Storing under such a name is refused; looking one up finds nothing."""
     store = DatasetStore.in_data_dir(tmp_path)
     for name in ["../x", "a/b", "", ".staging-1", "UPPER"]:
-        with pytest.raises(RepositoryError):
+        with pytest.raises(InvalidName):
             store.begin(name, 10)
-        with pytest.raises(RepositoryError):
-            store.path(name)
+        for lookup in (store.path, store.manifest, store.delete):
+            with pytest.raises(DatasetNotFound):
+                lookup(name)
     assert store.names() == []
 
 
