@@ -54,7 +54,12 @@ class ModelKind:
 
     def describe(self) -> dict[str, Any]:
         """The row as JSON for clients (GET /models/{name}: the explorer page reads it)."""
-        return {**asdict(self), "graphs": list(self.graphs)}
+        return {
+            **asdict(self),
+            "graphs": list(self.graphs),
+            "has_code_prior": self.has_code_prior,
+            "has_iwae_bound": self.has_iwae_bound,
+        }
 
 
 _GAUSSIAN_GRAPHS = ("encoder.onnx", "decoder.onnx")

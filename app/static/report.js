@@ -13,7 +13,7 @@ const FIGURES = [
 /** Fills the report cards for one model version (an entry of GET /models, with its `name`). */
 export function renderReport(entry) {
   const { manifest } = entry;
-  renderMetrics(manifest);
+  renderMetrics(manifest, entry.kind);
   const kl = manifest.metrics?.kl_per_dim ?? [];
   $("kl-block").hidden = kl.length === 0;
   if (kl.length) klChart($("kl-chart"), kl, [...kl.keys()].sort((a, b) => kl[b] - kl[a]));
@@ -23,11 +23,11 @@ export function renderReport(entry) {
   renderFigures(entry);
 }
 
-function renderMetrics(manifest) {
+function renderMetrics(manifest, kind) {
   const { metrics, training } = manifest;
   const rows = [];
   const nats = (v) => `${v.toFixed(1)} nats`;
-  if (metrics) {
+  if (metrics && kind.has_iwae_bound) {
     rows.push(["IWAE bound on −log p(x)", `${nats(metrics.iwae_nll)} (K = ${metrics.k})`,
       "lower is better: an estimate of how many nats the model needs per held-out image"]);
     rows.push(["ELBO", nats(metrics.elbo), "the training objective on held-out images; the IWAE bound is tighter"]);
@@ -35,6 +35,15 @@ function renderMetrics(manifest) {
     rows.push(["KL to the prior", nats(metrics.kl), "what the code costs: KL(q(z|x) ‖ N(0, I)), summed over dimensions"]);
     rows.push(["active units", `${metrics.active_units} of ${metrics.kl_per_dim?.length ?? manifest.latent_dim}`,
       "dimensions whose mean moves with the image (Cov > 0.01); the others collapsed to the prior"]);
+  } else if (metrics) {
+    rows.push(["ELBO", nats(metrics.elbo), "log p(x|z_q) + log p(codes) under the learned prior, on held-out images"]);
+    rows.push(["reconstruction", nats(metrics.reconstruction_nll), "−log p(x|z_q): how well images come back"]);
+    rows.push(["prior NLL of the codes", nats(metrics.kl), "what the code grid costs under the learned PixelCNN prior"]);
+    if (metrics.codes_used !== undefined) {
+      rows.push(["codes in use", `${metrics.codes_used} of ${manifest.codebook_size}`, "codebook entries some held-out image uses"]);
+    }
+  }
+  if (metrics) {
     rows.push(["evaluated on", `${metrics.eval_images} held-out images`, ""]);
     const quality = metrics.quality ?? {};
     if (quality.label_accuracy !== undefined) {

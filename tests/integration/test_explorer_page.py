@@ -395,6 +395,72 @@ def test_label_picker_for_a_conditional_model(
     assert problems == [], "\n".join(problems)
 
 
+@pytest.fixture(scope="module")
+def code_grid_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """`vae serve` whose default model is a small VQ-VAE (kind vqvae, a 7 x 7 code grid)."""
+    from app.repository.store import ModelRepository
+    from app.training.config import TrainConfig
+    from app.training.pipeline import run_training
+
+    root = tmp_path_factory.mktemp("vqvae")
+    data = write_npz(root / "strokes.npz", 600)
+    config = {"kind": "vqvae", "epochs": 1, "num_embeddings": 16, "embedding_dim": 2,
+              "conv_channels": [8, 16], "prior_epochs": 1, "prior_channels": 8,
+              "prior_layers": 1, "quality": False}  # fmt: skip
+    run_training(TrainConfig.model_validate(config), data, "vq", ModelRepository(root / "models"))
+    env = {
+        "VAE_MODELS_DIR": str(root / "models"),
+        "VAE_DATA_DIR": str(root / "data"),
+        "VAE_DEFAULT_MODEL": "vq",
+    }
+    with running_service(env, root) as process:
+        yield process
+
+
+def test_a_vqvae_shows_its_code_grid_and_decodes(
+    code_grid_model: ServiceProcess, browser: Any, tmp_path: Path
+) -> None:
+    """A drawing encodes to its code grid (no posterior chart) and reconstructs from z_e; the
+    sliders, samples and interpolation decode as for any kind."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    manifest = explorer_manifest(code_grid_model)
+    assert manifest["kind"] == "vqvae"
+    height, width = manifest["grid"]
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    problems = watch_problems(page)
+    page.goto(code_grid_model.url + "/")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(page.locator("#status")).to_contain_text("VQVAE")
+    expect(page.locator("#posterior-block")).to_be_hidden()
+    expect(page.locator("#codes-block")).to_be_visible()
+    expect(page.locator("#label-picker")).to_be_hidden()
+    expect(page.locator("#samples img")).to_have_count(32)
+    expect(page.locator("#strip-lerp img")).to_have_count(10)
+    expect(page.locator("#slider-image")).to_have_attribute("src", re.compile("^data:image/png"))
+    draw_digit(page)
+    expect(page.locator("#recon")).to_have_attribute("src", re.compile("^data:image/png"))
+    expect(page.locator("#code-grid tr")).to_have_count(height)
+    expect(page.locator("#code-grid td")).to_have_count(height * width)
+    codes = [int(text) for text in page.locator("#code-grid td").all_inner_texts()]
+    assert all(0 <= code < manifest["codebook_size"] for code in codes)
+    expect(page.locator("#codes-summary")).to_contain_text(f"{height}\u00d7{width} codes")
+    expect(page.locator("#recon-caption")).to_contain_text("z_e")
+    before = page.locator("#slider-image").get_attribute("src")
+    page.click("#to-sliders")
+    page.wait_for_function(
+        "before => document.getElementById('slider-image').src !== before", arg=before
+    )
+    page.click("#a-drawing")
+    expect(page.locator("#a-caption")).to_have_text("your drawing")
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=tmp_path / "vqvae.png", full_page=True)
+    page.close()
+    assert_not_blank(tmp_path / "vqvae.png")
+    assert problems == [], "\n".join(problems)
+
+
 def explorer_manifest(service: ServiceProcess) -> dict[str, Any]:
     """The default model's default version's manifest, as the page reads it."""
     with service.client() as http:
