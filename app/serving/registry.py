@@ -11,7 +11,7 @@ from pathlib import Path
 
 from app import metrics
 from app.config import Settings
-from app.repository.kinds import ModelKind, model_kind
+from app.repository.kinds import model_kind
 from app.repository.manifest import Manifest
 from app.repository.store import ModelRepository, RepositoryError, check_name
 from app.serving.batcher import BatcherLabels, DirectRunner, MicroBatcher, Runner
@@ -52,11 +52,6 @@ class LoadedModel:
     def version(self) -> int:
         """The version number."""
         return self.manifest.version
-
-    @property
-    def kind(self) -> ModelKind:
-        """The row of the model-kind table this version's kind answers to."""
-        return model_kind(self.manifest.kind)
 
     @property
     def provider(self) -> str:
