@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine
-from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -29,12 +28,7 @@ class FakePipeline:
     async def __aenter__(self) -> FakePipeline:
         return self
 
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         self.commands.clear()
 
     def set(self, key: str, value: bytes, ex: int | None = None) -> FakePipeline:
