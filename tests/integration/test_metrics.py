@@ -187,31 +187,18 @@ def test_names_follow_the_conventions(scrape: Scrape) -> None:
 
 def test_requests_are_counted_by_route_template_and_status(scrape: Scrape) -> None:
     sent = scrape.sent
-    assert (
-        scrape.value("vae_http_requests_total", route="/encode", method="POST", status="200")
-        == sent["encode_200"]
-    )
-    assert (
-        scrape.value("vae_http_requests_total", route="/encode", method="POST", status="422") == 1
-    )
-    assert (
-        scrape.value("vae_http_requests_total", route="/encode", method="POST", status="404") == 1
-    )
-    assert (
-        scrape.value("vae_http_requests_total", route="/decode", method="POST", status="200")
-        == sent["decode_200"]
-    )
-    assert (
-        scrape.value("vae_http_requests_total", route="/decode", method="POST", status="429") == 1
-    )
-    assert (
-        scrape.value("vae_http_requests_total", route="/sample", method="POST", status="200")
-        == SAMPLES
-    )
-    assert (
-        scrape.value("vae_http_requests_total", route="/interpolate", method="POST", status="200")
-        == INTERPOLATIONS
-    )
+    counted = {  # (method, route template, status): the requests the load sent
+        ("POST", "/encode", "200"): sent["encode_200"],
+        ("POST", "/encode", "422"): 1,
+        ("POST", "/encode", "404"): 1,
+        ("POST", "/decode", "200"): sent["decode_200"],
+        ("POST", "/decode", "429"): 1,
+        ("POST", "/sample", "200"): SAMPLES,
+        ("POST", "/interpolate", "200"): INTERPOLATIONS,
+    }
+    for (method, route, status), count in counted.items():
+        labels = {"method": method, "route": route, "status": status}
+        assert scrape.value("vae_http_requests_total", **labels) == count, labels
     assert (
         scrape.value("vae_http_requests_total", route="/models/{name}", method="GET", status="200")
         >= 1
