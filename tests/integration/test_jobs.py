@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import ROOT, RedisServer, ServiceProcess, running_service, wait_until
+from tests.helpers import ROOT, RedisServer, ServiceProcess, mnist_repo, running_service, wait_until
 from tests.synthetic import mnist_style_zip
 
 TOKEN = "test-admin-token"
@@ -42,11 +42,7 @@ def env_for(tmp: Path, models_dir: Path, extra: dict[str, str] | None = None) ->
 
 @pytest.fixture
 def repo(models_dir: Path, tmp_path: Path) -> Path:
-    import shutil
-
-    target = tmp_path / "models"
-    shutil.copytree(models_dir / "mnist", target / "mnist")
-    return target
+    return mnist_repo(models_dir, tmp_path)
 
 
 @pytest.fixture
@@ -66,6 +62,15 @@ def with_rq(
             yield service, worker
     finally:
         stop_group(worker)
+
+
+@pytest.fixture(params=["embedded", "rq"])
+def on_each_backend(request: pytest.FixtureRequest) -> ServiceProcess:
+    """The service on each jobs backend in turn: the embedded one, then RQ with a real Redis."""
+    if request.param == "embedded":
+        return request.getfixturevalue("embedded")
+    service, _ = request.getfixturevalue("with_rq")
+    return service
 
 
 def start_worker(env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
@@ -129,88 +134,77 @@ def wait_status(
     return found
 
 
-def train_and_serve(http: httpx.Client, upload: bytes) -> None:
+def start_endless_job(http: httpx.Client, upload: bytes, name: str) -> str:
+    """Uploads the dataset and submits a job that trains until stopped; returns its id once the
+    training has begun."""
     put_dataset(http, "strokes", upload)
-    job_id = submit(http, "strokes", "strokes", QUICK)
-    steps: list[int] = []
-    while (state := job(http, job_id))["status"] in {"queued", "running"}:
-        step = state["progress"].get("step")
-        if step is not None and (not steps or step != steps[-1]):
-            steps.append(step)
-        time.sleep(0.05)
-    assert state["status"] == "succeeded", state
-    assert len(steps) >= 2 and steps == sorted(steps), steps  # progress moved while it ran
-    assert state["result"]["model"] == "strokes" and state["result"]["version"] == 1
-    assert (
-        state["progress"]["stage"] == "publishing"
-        or state["progress"]["step"] == state["progress"]["steps"]
-    )
-
-    reply = http.post("/sample", json={"model": "strokes", "n": 2, "seed": 0})
-    assert reply.status_code == 200, reply.text
-    assert reply.json()["version"] == 1
-
-    # A second version of the same name takes over the name without a restart.
-    second = submit(http, "strokes", "strokes", {**QUICK, "epochs": 2})
-    assert wait_status(http, second, {"succeeded", "failed"})["status"] == "succeeded"
+    job_id = submit(http, "strokes", name, ENDLESS)
     wait_until(
-        lambda: http.post("/sample", json={"model": "strokes", "n": 1}).json().get("version") == 2,
-        30,
-        what="version 2 to answer",
+        lambda: job(http, job_id)["progress"].get("step", 0) > 0, 120, what="training to start"
     )
-    assert http.post("/sample", json={"model": "strokes:1", "n": 1}).json()["version"] == 1
+    return job_id
 
 
-def test_train_through_jobs_on_the_embedded_backend(
-    embedded: ServiceProcess, upload: bytes
+def published_versions(repo: Path, name: str) -> list[str]:
+    """The version numbers published under `name` (none when the name does not exist)."""
+    folder = repo / name
+    return [p.name for p in folder.iterdir() if p.name.isdigit()] if folder.exists() else []
+
+
+def test_train_through_jobs_and_serve_the_new_version(
+    on_each_backend: ServiceProcess, upload: bytes
 ) -> None:
-    with embedded.client() as http:
-        train_and_serve(http, upload)
+    with on_each_backend.client() as http:
+        put_dataset(http, "strokes", upload)
+        job_id = submit(http, "strokes", "strokes", QUICK)
+        steps: list[int] = []
+        while (state := job(http, job_id))["status"] in {"queued", "running"}:
+            step = state["progress"].get("step")
+            if step is not None and (not steps or step != steps[-1]):
+                steps.append(step)
+            time.sleep(0.05)
+        assert state["status"] == "succeeded", state
+        assert len(steps) >= 2 and steps == sorted(steps), steps  # progress moved while it ran
+        assert state["result"]["model"] == "strokes" and state["result"]["version"] == 1
+        assert (
+            state["progress"]["stage"] == "publishing"
+            or state["progress"]["step"] == state["progress"]["steps"]
+        )
+
+        reply = http.post("/sample", json={"model": "strokes", "n": 2, "seed": 0})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["version"] == 1
+
+        # A second version of the same name takes over the name without a restart.
+        second = submit(http, "strokes", "strokes", {**QUICK, "epochs": 2})
+        assert wait_status(http, second, {"succeeded", "failed"})["status"] == "succeeded"
+        wait_until(
+            lambda: (
+                http.post("/sample", json={"model": "strokes", "n": 1}).json().get("version") == 2
+            ),
+            30,
+            what="version 2 to answer",
+        )
+        assert http.post("/sample", json={"model": "strokes:1", "n": 1}).json()["version"] == 1
 
 
-def test_train_through_jobs_on_rq(
-    with_rq: tuple[ServiceProcess, subprocess.Popen[bytes]], upload: bytes
+def test_cancel_a_queued_and_a_running_job(
+    on_each_backend: ServiceProcess, upload: bytes, repo: Path
 ) -> None:
-    service, _ = with_rq
-    with service.client() as http:
-        train_and_serve(http, upload)
+    with on_each_backend.client() as http:
+        running = start_endless_job(http, upload, "endless")
+        queued = submit(http, "strokes", "endless", ENDLESS)
+        assert job(http, queued)["status"] == "queued"  # one job trains at a time
 
+        cancelled = http.post(f"/jobs/{queued}/cancel", headers=AUTH).json()
+        assert cancelled["status"] == "cancelled"
 
-def cancel_queued_and_running(http: httpx.Client, upload: bytes, repo: Path) -> None:
-    put_dataset(http, "strokes", upload)
-    running = submit(http, "strokes", "endless", ENDLESS)
-    queued = submit(http, "strokes", "endless", ENDLESS)
-    wait_until(
-        lambda: job(http, running)["progress"].get("step", 0) > 0, 120, what="training to start"
-    )
-    assert job(http, queued)["status"] == "queued"
-
-    cancelled = http.post(f"/jobs/{queued}/cancel", headers=AUTH).json()
-    assert cancelled["status"] == "cancelled"
-
-    asked = time.monotonic()
-    assert http.post(f"/jobs/{running}/cancel", headers=AUTH).status_code == 200
-    final = wait_status(http, running, {"cancelled", "failed", "succeeded"}, timeout=30)
-    assert final["status"] == "cancelled", final
-    assert time.monotonic() - asked < 20
-    assert not (repo / "endless").exists() or not [
-        p for p in (repo / "endless").iterdir() if p.name.isdigit()
-    ]
-
-
-def test_cancel_on_the_embedded_backend(
-    embedded: ServiceProcess, upload: bytes, repo: Path
-) -> None:
-    with embedded.client() as http:
-        cancel_queued_and_running(http, upload, repo)
-
-
-def test_cancel_on_rq(
-    with_rq: tuple[ServiceProcess, subprocess.Popen[bytes]], upload: bytes, repo: Path
-) -> None:
-    service, _ = with_rq
-    with service.client() as http:
-        cancel_queued_and_running(http, upload, repo)
+        asked = time.monotonic()
+        assert http.post(f"/jobs/{running}/cancel", headers=AUTH).status_code == 200
+        final = wait_status(http, running, {"cancelled", "failed", "succeeded"}, timeout=30)
+        assert final["status"] == "cancelled", final
+        assert time.monotonic() - asked < 20
+        assert not published_versions(repo, "endless")
 
 
 def test_a_worker_killed_mid_job_leaves_the_job_failed(
@@ -218,31 +212,19 @@ def test_a_worker_killed_mid_job_leaves_the_job_failed(
 ) -> None:
     service, worker = with_rq
     with service.client() as http:
-        put_dataset(http, "strokes", upload)
-        job_id = submit(http, "strokes", "doomed", ENDLESS)
-        wait_until(
-            lambda: job(http, job_id)["progress"].get("step", 0) > 0, 120, what="training to start"
-        )
+        job_id = start_endless_job(http, upload, "doomed")
         stop_group(worker)  # the worker and its work-horse, without warning
         final = wait_status(http, job_id, {"failed", "succeeded", "cancelled"}, timeout=60)
         assert final["status"] == "failed"
         assert "heartbeat" in final["error"]
-    assert (
-        not [p for p in (repo / "doomed").iterdir() if p.name.isdigit()]
-        if (repo / "doomed").exists()
-        else True
-    )
+    assert not published_versions(repo, "doomed")
 
 
 def test_a_killed_local_training_process_fails_the_job(
     embedded: ServiceProcess, upload: bytes
 ) -> None:
     with embedded.client() as http:
-        put_dataset(http, "strokes", upload)
-        job_id = submit(http, "strokes", "doomed", ENDLESS)
-        wait_until(
-            lambda: job(http, job_id)["progress"].get("step", 0) > 0, 120, what="training to start"
-        )
+        job_id = start_endless_job(http, upload, "doomed")
         for pid in children_of(embedded.process.pid):
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             if b"multiprocessing" in cmdline and b"resource_tracker" not in cmdline:
