@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import FIXTURES, ROOT, RedisServer, ServiceProcess, running_service, start_redis
+from tests.helpers import (
+    FIXTURES,
+    ROOT,
+    RedisServer,
+    ServiceProcess,
+    redis_running,
+    running_service,
+)
 
 # The shipped repository; VAE_TEST_MODELS may point elsewhere while developing.
 SHIPPED_MODELS = Path(os.environ.get("VAE_TEST_MODELS", ROOT / "models"))
@@ -45,8 +52,5 @@ def service(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
     """A redis-server of this test's own, on a free port."""
-    server = start_redis()
-    try:
+    with redis_running() as server:
         yield server
-    finally:
-        server.stop()

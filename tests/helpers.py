@@ -209,3 +209,13 @@ def mnist_repo(models_dir: Path, tmp_path: Path) -> Path:
     target = tmp_path / "models"
     shutil.copytree(models_dir / "mnist", target / "mnist")
     return target
+
+
+@contextlib.contextmanager
+def redis_running() -> Iterator[RedisServer]:
+    """A redis-server of its own (`start_redis`) until the block ends."""
+    server = start_redis()
+    try:
+        yield server
+    finally:
+        server.stop()

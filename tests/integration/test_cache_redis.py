@@ -7,12 +7,14 @@ health "degraded" for the cache (never "down" for the service), the cache back o
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
 import os
 import shutil
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from tests.helpers import (
     RedisServer,
     ServiceProcess,
     png_b64,
+    redis_running,
     running_service,
     start_redis,
     wait_until,
@@ -37,6 +40,7 @@ from tests.helpers import (
 
 NPY = "application/x-npy"
 KEY_PREFIX = "vae:latent:"
+QUICK_BREAKER = {"VAE_CACHE_BREAKER_RESET_S": "1"}  # an open breaker tries Redis again after 1 s
 
 
 # ---- helpers -----------------------------------------------------------------------------
@@ -93,19 +97,36 @@ def entry_key(digit: np.ndarray, version: int, model: str = "mnist") -> str:
     return LatentCache.key(model, version, pixel_digest(pixels[0]))
 
 
+def miss_then_hit(http: httpx.Client, digits: np.ndarray, model: str | None = None) -> None:
+    """Encodes `digits` twice: a miss for each the first time, a hit the second."""
+    assert cached_flags(encode(http, digits, model)) == [False] * len(digits)
+    assert cached_flags(encode(http, digits, model)) == [True] * len(digits)
+
+
 def service_env(redis_url: str, models_dir: Path, **extra: str) -> dict[str, str]:
     return {"VAE_REDIS_URL": redis_url, "VAE_MODELS_DIR": str(models_dir), **extra}
+
+
+@contextlib.contextmanager
+def serving(
+    redis: RedisServer, models_dir: Path, log_dir: Path, **settings: str
+) -> Iterator[tuple[ServiceProcess, httpx.Client]]:
+    """A `vae serve` of the test's own with its latent cache in `redis` (and more VAE_ `settings`),
+    and a client of it."""
+    env = service_env(redis.url, models_dir, **settings)
+    with running_service(env, log_dir) as service, service.client() as http:
+        yield service, http
+
+
+OwnService = Callable[..., contextlib.AbstractContextManager[tuple[ServiceProcess, httpx.Client]]]
 
 
 # ---- fixtures ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def shared_redis() -> Iterator[RedisServer]:
     """A redis-server for this module's well-behaved scenarios."""
-    server = start_redis()
-    try:
+    with redis_running() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +153,13 @@ def cached_service(
 def client(cached_service: ServiceProcess) -> Iterator[httpx.Client]:
     with cached_service.client() as http:
         yield http
+
+
+@pytest.fixture
+def own_service(shared_redis: RedisServer, tmp_path: Path) -> OwnService:
+    """Starts a `vae serve` of the test's own on the shared Redis:
+    `with own_service(models_dir, **settings) as (service, http)`."""
+    return functools.partial(serving, shared_redis, log_dir=tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -218,26 +246,19 @@ def test_entries_carry_the_configured_ttl(
 
 
 def test_an_expired_entry_is_a_miss_again(
-    shared_redis: RedisServer,
-    store: redis.Redis,
-    models_dir: Path,
-    tmp_path: Path,
-    digits: np.ndarray,
+    own_service: OwnService, store: redis.Redis, models_dir: Path, digits: np.ndarray
 ) -> None:
-    env = service_env(shared_redis.url, models_dir, VAE_CACHE_TTL_S="2")
-    with running_service(env, tmp_path) as service, service.client() as http:
+    with own_service(models_dir, VAE_CACHE_TTL_S="2") as (_, http):
         digit = digits[50:51]
-        assert cached_flags(encode(http, digit)) == [False]
-        assert cached_flags(encode(http, digit)) == [True]
+        miss_then_hit(http, digit)
         key = entry_key(digit[0], int(http.get("/v2/models/mnist/ready").json()["version"]))
         assert 0 < store.pttl(key) <= 2000
         wait_until(lambda: not store.exists(key), timeout=10, what="the entry to expire")
-        assert cached_flags(encode(http, digit)) == [False]
-        assert cached_flags(encode(http, digit)) == [True]
+        miss_then_hit(http, digit)
 
 
 def test_a_new_version_never_reads_the_old_versions_latents(
-    shared_redis: RedisServer,
+    own_service: OwnService,
     store: redis.Redis,
     models_dir: Path,
     tmp_path: Path,
@@ -249,10 +270,8 @@ def test_a_new_version_never_reads_the_old_versions_latents(
     old = repository.default_version("mnist")
     assert old is not None
     digit = digits[60:61]
-    env = service_env(shared_redis.url, own_models)
-    with running_service(env, tmp_path) as service, service.client() as http:
-        assert cached_flags(encode(http, digit)) == [False]
-        assert cached_flags(encode(http, digit)) == [True]
+    with own_service(own_models) as (_, http):
+        miss_then_hit(http, digit)
 
         # publish a copy of the same weights as a new version: same pixels, new key space
         staging = repository.staging_dir("mnist")
@@ -305,9 +324,8 @@ def test_redis_killed_and_restarted_under_load(
     redis_server: RedisServer, models_dir: Path, tmp_path: Path, digits: np.ndarray
 ) -> None:
     fresh = digits[100:140]
-    env = service_env(redis_server.url, models_dir, VAE_CACHE_BREAKER_RESET_S="1")
     restarted: RedisServer | None = None
-    with running_service(env, tmp_path) as service, service.client() as http:
+    with serving(redis_server, models_dir, tmp_path, **QUICK_BREAKER) as (service, http):
         try:
             with Load(service.url, digits[70:90]) as load:
                 load.wait_for(20)
@@ -328,8 +346,7 @@ def test_redis_killed_and_restarted_under_load(
                 wait_until(lambda: cache_status(http) == "ok", 20, what="the cache to come back")
                 assert sample_value(http, "vae_cache_up", {"backend": "redis"}) == 1.0
                 load.wait_for(20)
-            assert cached_flags(encode(http, fresh[1:2])) == [False]
-            assert cached_flags(encode(http, fresh[1:2])) == [True]
+            miss_then_hit(http, fresh[1:2])
         finally:
             if restarted is not None:
                 restarted.stop()
@@ -341,8 +358,7 @@ def test_redis_killed_and_restarted_under_load(
 def test_a_stalled_redis_does_not_stall_requests(
     redis_server: RedisServer, models_dir: Path, tmp_path: Path, digits: np.ndarray
 ) -> None:
-    env = service_env(redis_server.url, models_dir, VAE_CACHE_BREAKER_RESET_S="1")
-    with running_service(env, tmp_path) as service, service.client() as http:
+    with serving(redis_server, models_dir, tmp_path, **QUICK_BREAKER) as (service, http):
         assert cached_flags(encode(http, digits[150:151])) == [False]
         os.kill(redis_server.process.pid, signal.SIGSTOP)  # accepts connections, never answers
         try:
@@ -356,5 +372,4 @@ def test_a_stalled_redis_does_not_stall_requests(
         assert slowest < 3.0
         assert set(load.statuses) == {200} and load.failures == []
         wait_until(lambda: cache_status(http) == "ok", 20, what="the cache to come back")
-        assert cached_flags(encode(http, digits[171:172])) == [False]
-        assert cached_flags(encode(http, digits[171:172])) == [True]
+        miss_then_hit(http, digits[171:172])
