@@ -49,6 +49,13 @@ class TrainOutcome:
 ProgressCallback = Callable[[TrainProgress], None]
 
 
+MAX_SKIPPED_STEPS = 50
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss stayed non-finite: the run cannot produce a model."""
+
+
 class TrainingCancelled(RuntimeError):
     """Raised when `should_stop` asks the loop to end."""
 
@@ -103,6 +110,7 @@ def train(
     started = time.monotonic()
     history: list[dict[str, float]] = []
     step = 0
+    skipped = 0
     stopped_early = False
     model.train()
     for epoch in range(config.epochs):
@@ -120,6 +128,12 @@ def train(
             terms = batch_objective(model, batch, y, config, weight)
             loss, reconstruction, kl_value = terms.loss, terms.reconstruction, terms.kl
             optimizer.zero_grad(set_to_none=True)
+            if not torch.isfinite(loss):
+                # One bad batch must not poison the weights: skip it, and give up if it persists.
+                skipped += 1
+                if skipped > MAX_SKIPPED_STEPS:
+                    raise TrainingDiverged(f"the loss was not finite for {skipped} steps")
+                continue
             loss.backward()
             optimizer.step()
             if scheduler is not None:
