@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 from pydantic.json_schema import models_json_schema
 
 from app.api import datasets, health, inference, jobs, models, observability, ui
@@ -78,7 +79,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await registry.stop()
             await cache.close()
 
-    app = FastAPI(
+    # /docs (Swagger UI) is served with its scripts and styles from the fastapi-offline package:
+    # the page loads nothing from any other host. No ReDoc page: its bundle fetches its logo
+    # from a CDN.
+    app = FastAPIOffline(
+        redoc_url=None,
         title="vae-service",
         version="0.1.0",
         summary="Variational Autoencoders behind an HTTP API, answered by ONNX Runtime.",
