@@ -205,6 +205,22 @@ def test_a_zip_of_mnists_four_gz_files_uploads_and_trains(
         assert reply.status_code == 200, reply.text
 
 
+def test_stopping_the_server_mid_job_leaks_no_semaphores(
+    embedded: ServiceProcess, upload: bytes
+) -> None:
+    """The local backend's queue and cancel events are released when the server stops, not
+    left to the resource tracker ("There appear to be 3 leaked semaphore objects")."""
+    with embedded.client() as http:
+        start_endless_job(http, upload, "endless")
+    embedded.stop()
+    assert embedded.process.returncode is not None
+    wait_until(lambda: "Finished server process" in embedded.log.read_text(), 10, what="exit")
+    time.sleep(1)  # the resource tracker reports after the server's own last line
+    log = embedded.log.read_text()
+    assert "leaked semaphore" not in log, log[-2000:]
+    assert "Traceback" not in log, log[-2000:]
+
+
 def test_cancel_a_queued_and_a_running_job(
     on_each_backend: ServiceProcess, upload: bytes, repo: Path
 ) -> None:
