@@ -11,8 +11,13 @@ import typer
 if TYPE_CHECKING:
     from app.training.trainer import TrainProgress
 
+# Plain click help: typer's rich panels print a "<bool>" placeholder beside every flag with
+# click 8.5 (whose flags' metavar is no longer "BOOLEAN", the value typer hides).
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Train VAEs and serve them over HTTP."
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Train VAEs and serve them over HTTP.",
 )
 
 
