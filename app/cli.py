@@ -58,6 +58,16 @@ def serve(
 
 
 @app.command()
+def openapi() -> None:
+    """Print the OpenAPI document of the HTTP API: `vae openapi > openapi.json` regenerates the
+    committed one, from which frontends generate typed clients."""
+    from app.config import get_settings
+    from app.main import create_app, openapi_json
+
+    typer.echo(openapi_json(create_app(get_settings())), nl=False)
+
+
+@app.command()
 def worker(
     burst: Annotated[bool, typer.Option(help="exit once the queue is empty")] = False,
     metrics_port: Annotated[

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -118,6 +119,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _document_raw_bodies(app)
     app.include_router(ui.router)  # GET /: the latent explorer page (app/static)
     return app
+
+
+def openapi_json(app: FastAPI) -> str:
+    """The app's OpenAPI document as the committed `openapi.json` holds it (`vae openapi`)."""
+    return json.dumps(app.openapi(), indent=2, ensure_ascii=False) + "\n"
 
 
 def _document_raw_bodies(app: FastAPI) -> None:

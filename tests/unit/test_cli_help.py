@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from app.cli import app
 
-COMMANDS = [[], ["serve"], ["worker"], ["train"], ["evaluate"], ["compact"]]
+COMMANDS = [[], ["serve"], ["worker"], ["train"], ["evaluate"], ["compact"], ["openapi"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "vae")
