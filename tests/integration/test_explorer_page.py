@@ -645,7 +645,6 @@ def test_swagger_ui_shows_the_operations_with_no_other_host_reachable(
     assert problems == [], "\n".join(problems)
 
 
-
 def test_no_redoc_page(explorer: ServiceProcess) -> None:
     """ReDoc is not served: its bundle loads its logo from a CDN (/docs is the one docs page)."""
     with explorer.client() as http:
