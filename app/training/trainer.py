@@ -33,6 +33,16 @@ class TrainProgress:
     kl_weight: float
     samples_per_second: float
     eta_seconds: float
+    epoch_step: int = 0  # steps done in this epoch, of epoch_steps
+    epoch_steps: int = 0
+
+
+def report_due(epoch_step: int, epoch_steps: int, every: int) -> bool:
+    """Whether progress is reported after `epoch_step` (1-based) of an epoch's `epoch_steps`:
+    after its first step, then at least ten times an epoch (every `every` steps at most), and at
+    its end, so a long epoch shows progress from its start."""
+    interval = max(1, min(every, epoch_steps // 10))
+    return epoch_step == 1 or epoch_step % interval == 0 or epoch_step == epoch_steps
 
 
 @dataclass
@@ -144,8 +154,8 @@ def train(
             sums["reconstruction"] += recon_value
             sums["kl"] += kl_nats
             elapsed = time.monotonic() - started
-            if on_progress is not None and (step % report_every == 0 or step == total_steps):
-                seen = batch_index + 1
+            seen = batch_index + 1
+            if on_progress is not None and report_due(seen, steps_per_epoch, report_every):
                 on_progress(
                     TrainProgress(
                         epoch=epoch + 1,
@@ -158,6 +168,8 @@ def train(
                         kl_weight=weight,
                         samples_per_second=step * config.batch_size / max(elapsed, 1e-9),
                         eta_seconds=elapsed / step * (total_steps - step),
+                        epoch_step=seen,
+                        epoch_steps=steps_per_epoch,
                     )
                 )
             if config.max_seconds is not None and elapsed > config.max_seconds:
