@@ -21,6 +21,7 @@ def serve(
     """Start the HTTP API on the embedded defaults (or the VAE_ settings)."""
     import uvicorn
 
+    from app.api.connections import head_timeout_protocol
     from app.config import get_settings
     from app.main import create_app
 
@@ -46,6 +47,12 @@ def serve(
         # Who the client is behind a proxy is VAE_RATE_LIMIT_TRUSTED_PROXIES' call alone, not
         # uvicorn's (which trusts X-Forwarded-For from 127.0.0.1 by default).
         proxy_headers=False,
+        # Bounded ends whatever the clients do (app/api/connections.py): a deadline on each
+        # request's head, idle keep-alive connections closed, and after SIGTERM the requests
+        # still running past VAE_SHUTDOWN_TIMEOUT_S are cancelled. Bodies: app/api/limits.py.
+        http=head_timeout_protocol(settings.header_timeout_s),
+        timeout_keep_alive=settings.keep_alive_s,
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
 
 
