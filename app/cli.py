@@ -73,7 +73,7 @@ def worker(
     import logging
 
     from app.config import get_settings
-    from app.jobs.rq_backend import QUEUE_NAME, connect
+    from app.jobs.rq_backend import QUEUE_NAME, connect, sweep_repository
     from app.jobs.worker_metrics import MetricsWorker, serve_metrics
 
     settings = get_settings()
@@ -81,6 +81,8 @@ def worker(
         raise typer.BadParameter("set VAE_REDIS_URL: the worker takes its jobs from Redis")
     logging.basicConfig(level=logging.INFO)
     connection = connect(settings.redis_url, socket_timeout=None)
+    for leftover in sweep_repository(connection, str(settings.models_dir)):
+        logging.getLogger("app.worker").info("removed %s, left by a job that died", leftover)
     if metrics_port is not None:
         serve_metrics(metrics_host, metrics_port)
     MetricsWorker(
