@@ -32,6 +32,7 @@ from app import metrics
 logger = logging.getLogger(__name__)
 
 Outputs = dict[str, NDArray[np.float32]]
+LEAVING_TURNS = 3
 CLIENT_GONE = "client_gone"
 """The cancellation message of a caller whose client went away (app/api/disconnect.py): its
 queued requests are counted as rejections for that reason."""
@@ -143,6 +144,11 @@ class MicroBatcher:
         if self._loop_task is None:
             self.start()
         size = int(inputs.shape[0])
+        if self._queued_samples + size > self.max_queue:
+            # Callers whose clients have just gone are cancelled a loop turn or two after their
+            # disconnect was read: let them leave before refusing a live one.
+            for _ in range(LEAVING_TURNS):
+                await asyncio.sleep(0)
         if self._queued_samples + size > self.max_queue:
             metrics.REJECTIONS.labels(self.labels.model, self.labels.graph, "queue_full").inc()
             raise QueueFull(retry_after=self._retry_after())
