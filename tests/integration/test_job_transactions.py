@@ -3,6 +3,7 @@ in a job publishes nothing and leaves nothing; a cancel after publishing says it
 which version; a dataset in use cannot be deleted; a DEFAULT that cannot be written leaves the
 job succeeded and saying so."""
 
+# ruff: noqa: F811 - the fixtures shared with test_jobs.py are imported, then named as parameters
 from __future__ import annotations
 
 from pathlib import Path
