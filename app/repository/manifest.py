@@ -52,6 +52,18 @@ class Metrics(BaseModel):
     kl_per_dim: list[float] | None
 
 
+class VQMetrics(Metrics):
+    """A vqvae's held-out metrics: the shared fields (see Metrics) and its VQ terms."""
+
+    prior_nll: float
+    uniform_prior_nll: float
+    commitment: float
+    vq_loss: float
+    codes_used: int
+    codebook_usage: float
+    perplexity: float
+
+
 class Manifest(BaseModel):
     """models/<name>/<version>/manifest.json."""
 

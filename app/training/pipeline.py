@@ -36,7 +36,7 @@ from app.training.trainer import (
     seed_everything,
     train,
 )
-from app.training.weights import WEIGHTS_FILE, save_weights
+from app.training.weights import WEIGHTS_FILE, round_to_stored_precision, save_weights
 
 logger = logging.getLogger(__name__)
 Stage = Callable[[str], None]
@@ -126,6 +126,7 @@ def run_training(
     staging = repository.staging_dir(name, owner)
     try:
         stage("exporting")
+        round_to_stored_precision(model)
         trainable.export(model, staging)
         save_weights(model.state_dict(), staging / WEIGHTS_FILE, config.model_dump_json())
         max_err = trainable.check_parity(model, staging, heldout.as_float()[:256], config.seed)

@@ -14,14 +14,9 @@ import torch
 from app.datasets.arrays import ImageDataset
 from app.training.config import TrainConfig
 from app.training.kinds import build_model
-from app.training.losses import (
-    annealed_iwae_bound,
-    free_bits_kl,
-    free_bits_shortfall,
-    kl_weight,
-    negative_elbo,
-)
+from app.training.losses import kl_weight
 from app.training.modules import BaseVAE, GaussianVAE
+from app.training.objectives import batch_objective
 
 
 @dataclass(frozen=True)
@@ -122,21 +117,8 @@ def train(
                 batch = torch.bernoulli(batch, generator=generator)
             weight = kl_weight(step / steps_per_epoch, config.kl_warmup_epochs, config.beta)
             y = None if labels is None else labels[rows]
-            if config.objective == "iwae" and isinstance(model, GaussianVAE):
-                log_px_k, log_ratio_k, kl_dims = model.importance_terms(batch, config.iwae_k, y)
-                reconstruction = -log_px_k.mean()
-                loss = -annealed_iwae_bound(log_px_k, log_ratio_k, weight).mean()
-                if config.free_bits > 0:
-                    loss = loss + weight * free_bits_shortfall(kl_dims, config.free_bits)
-                kl_value = kl_dims.sum(dim=1).mean()
-            else:
-                log_px_z, kl_dims = model.objective(batch, y)
-                reconstruction = -log_px_z.mean()
-                kl_value = kl_dims.sum(dim=1).mean()
-                kl_term = (
-                    free_bits_kl(kl_dims, config.free_bits) if config.free_bits > 0 else kl_value
-                )
-                loss = negative_elbo(reconstruction, kl_term, weight)
+            terms = batch_objective(model, batch, y, config, weight)
+            loss, reconstruction, kl_value = terms.loss, terms.reconstruction, terms.kl
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
