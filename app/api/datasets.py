@@ -26,7 +26,7 @@ from app.api.responses import json_response
 from app.datasets.arrays import DatasetError
 from app.datasets.imagezip import ImageOptions
 from app.datasets.safezip import UnpackLimits
-from app.datasets.store import DatasetExists, DatasetNotFound, DatasetStore, Upload
+from app.datasets.store import DatasetExists, DatasetInUse, DatasetNotFound, DatasetStore, Upload
 from app.repository.store import CorruptStoredFile, check_name
 
 logger = logging.getLogger(__name__)
@@ -182,11 +182,9 @@ async def delete_dataset(name: str, store: StoreDep, jobs: JobsDep, _: AdminDep)
         if job.dataset == name and job.status in {"queued", "running"}
     ]
     if users:
-        raise ApiError(
-            409,
+        raise DatasetInUse(
             f"dataset {name!r} is in use by jobs {', '.join(users)}; cancel them or wait for "
-            "them to end",
-            "dataset_in_use",
+            "them to end"
         )
     await asyncio.to_thread(store.delete, name)
     logger.info("deleted dataset %s", name)

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from app.api.disconnect import ClientGone
 from app.api.responses import json_response
 from app.datasets.arrays import DatasetError
-from app.datasets.store import DatasetExists, DatasetNotFound, UploadTooLarge
+from app.datasets.store import DatasetExists, DatasetInUse, DatasetNotFound, UploadTooLarge
 from app.jobs.base import JobNotFound, JobsUnavailable
 from app.repository.store import CorruptStoredFile, InvalidName, UnknownModel
 from app.serving.batcher import DeadlineExceeded, QueueFull
@@ -78,6 +78,7 @@ DOMAIN_ERRORS: dict[type[Exception], ErrorStatus] = {
     DatasetNotFound: ErrorStatus(404, "dataset_not_found"),
     JobNotFound: ErrorStatus(404, "job_not_found"),
     DatasetExists: ErrorStatus(409, "dataset_exists"),
+    DatasetInUse: ErrorStatus(409, "dataset_in_use"),
     # the server cannot answer now: try again
     QueueFull: ErrorStatus(429, "queue_full", retry_after=attrgetter("retry_after")),
     ModelUnavailable: ErrorStatus(503, "model_unavailable", retry_after=5),

@@ -152,8 +152,8 @@ class LocalJobBackend:
             self._watcher = None
         with self._lock:
             for job in self._jobs.values():
-                job.process = None
-            self._cancel_events.clear()
+                job.process = None  # the gates' shared values go with their jobs' references
+                job.gate = None
             events, self._events = self._events, None
         if events is not None:
             events.close()
