@@ -107,6 +107,7 @@ class Evaluation:
     kl: float
     reconstruction_nll: float
     kl_per_dim: list[float]
+    active_units_per_layer: list[int] | None = None  # top layer first (hvae); None for one layer
 
 
 def diagonal_log_prob(

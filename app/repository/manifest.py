@@ -58,6 +58,9 @@ class Metrics(BaseModel):
     kl: float
     reconstruction_nll: float
     kl_per_dim: list[float] | None
+    active_units_per_layer: list[int] | None = Field(
+        None, description="a hierarchical model's active units, top layer first"
+    )
 
 
 class VQMetrics(Metrics):

@@ -32,15 +32,17 @@ def evaluate_torch(
         log_px, kl = model.objective(batch)
         recon.append(-log_px)
         kl_dims.append(kl)
-        means.append(model.encode(batch)[0])
+        means.append(model.graph_encode(batch)[0::2])  # each layer's posterior mean
     per_dim = torch.cat(kl_dims).mean(dim=0)
+    per_layer = [active_units(torch.cat(layer).numpy()) for layer in zip(*means, strict=True)]
     return Evaluation(
         elbo=float(torch.cat(elbo).mean()),
         iwae_nll=float(-torch.cat(iwae).mean()),
         k=k,
         eval_images=len(x),
-        active_units=active_units(torch.cat(means).numpy()),
+        active_units=per_layer[0],
         kl=float(per_dim.sum()),
         reconstruction_nll=float(torch.cat(recon).mean()),
         kl_per_dim=[round(float(v), 5) for v in per_dim],
+        active_units_per_layer=per_layer if len(per_layer) > 1 else None,
     )

@@ -164,7 +164,7 @@ def run_training(
         warning = (
             None
             if result.active_units is None or result.kl_per_dim is None
-            else collapse_warning(result.active_units, len(result.kl_per_dim))
+            else collapse_warning(result.active_units, config.latent_dim)
         )
         if warning:
             extra["posterior_collapse_warning"] = warning
