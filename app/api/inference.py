@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
+from app.api import spatial
 from app.api.deps import (
     StateDep,
     deadline_for,
@@ -45,6 +46,7 @@ from app.api.schemas import (
 )
 from app.serving.imaging import decode_base64, decode_image
 from app.serving.registry import LoadedModel
+from app.serving.spatial import require_prior
 
 router = APIRouter(tags=["inference"])
 
@@ -71,9 +73,12 @@ def _body_spec(model: type[Any], npy_text: str) -> dict[str, Any]:
 
 def _content_type_ok(request: Request) -> None:
     kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
-    if kind not in {"application/json", NPY_MEDIA_TYPE, ""}:
+    if kind not in {"application/json", NPY_MEDIA_TYPE, ""} and not spatial.is_raw(request):
         raise ApiError(
-            415, f"send application/json or {NPY_MEDIA_TYPE}, not {kind}", "unsupported_media_type"
+            415,
+            f"send application/json or {NPY_MEDIA_TYPE} (a spatial model also takes "
+            f"{spatial.RAW_MEDIA_TYPE} and images), not {kind}",
+            "unsupported_media_type",
         )
 
 
@@ -93,8 +98,13 @@ async def encode(request: Request, state: StateDep) -> Response:
     settings = state.settings
     body = await request.body()
     bottom = False
+    if spatial.is_raw(request):
+        model = await state.registry.resolve(request.query_params.get("model"))
+        return await spatial.encode_raw(request, state, model, body)
     if is_npy(request):
         model = await state.registry.resolve(request.query_params.get("model"))
+        if model.manifest.spatial is not None:
+            return await spatial.encode_npy(request, state, model, body)
         label = check_label(_query_label(request), model.manifest)
         images = npy_images(load_npy(body, settings.max_body_bytes), model.manifest)
         samples, seed = 0, None
@@ -102,6 +112,8 @@ async def encode(request: Request, state: StateDep) -> Response:
         payload = parse_body(EncodeRequest, body)
         check_count(len(payload.images or payload.arrays or []), settings.max_items, "image")
         model = await state.registry.resolve(payload.model)
+        if model.manifest.spatial is not None:
+            return await spatial.encode_json(request, state, model, payload)
         label = check_label(payload.label, model.manifest)
         images = image_batch(payload.images, payload.arrays, model.manifest)
         samples, seed, bottom = payload.samples, payload.seed, payload.layers == "all"
@@ -191,12 +203,21 @@ def _version_headers(model: LoadedModel) -> dict[str, str]:
     openapi_extra=_body_spec(DecodeRequest, "latents [N,D] float32; query: model, format"),
 )
 async def decode(request: Request, state: StateDep) -> Response:
-    """Latent vectors -> images (`format`: png, array or npy)."""
+    """Latent vectors -> images (`format`: png, array or npy).
+
+    A spatial model (kind autoencoder) takes latents [N,C,h,w] as nested lists, .npy or raw
+    bytes (`Content-Type: application/octet-stream`, query `shape`, `dtype`; `height`, `width`
+    for packed latents) and gives png, jpeg, raw (uint8 [N,H,W,C]), array or npy."""
     _content_type_ok(request)
     settings = state.settings
     body = await request.body()
+    if spatial.is_raw(request):
+        model = await state.registry.resolve(request.query_params.get("model"))
+        return await spatial.decode_raw(request, state, model, body)
     if is_npy(request):
         model = await state.registry.resolve(request.query_params.get("model"))
+        if model.manifest.spatial is not None:
+            return await spatial.decode_npy(request, state, model, body)
         label = check_label(_query_label(request), model.manifest)
         array = load_npy(body, settings.max_body_bytes)
         grids = array if model.vq is not None and array.dtype.kind in "iu" else None
@@ -206,6 +227,8 @@ async def decode(request: Request, state: StateDep) -> Response:
         payload = parse_body(DecodeRequest, body)
         check_count(len(payload.latents or payload.codes or []), settings.max_items, "latent")
         model = await state.registry.resolve(payload.model)
+        if model.manifest.spatial is not None:
+            return await spatial.decode_json(request, state, model, payload)
         label = check_label(payload.label, model.manifest)
         z = _latents_or_codes(model, payload.codes, payload.latents)
         fmt = "npy" if wants_npy(request) and payload.format == "png" else payload.format
@@ -314,6 +337,7 @@ async def sample(payload: SampleRequest, state: StateDep) -> Response:
     the most likely codes at 0) and returns them as `codes` beside their codebook vectors."""
     check_count(payload.n, state.settings.max_items, "sample")
     model = await state.registry.resolve(payload.model)
+    require_prior(model.manifest)
     label = check_label(payload.label, model.manifest)
     if model.vq is not None:
         codes, z, images, seed = await state.inference.sample_codes(
@@ -374,6 +398,8 @@ async def interpolate(payload: InterpolateRequest, state: StateDep) -> Response:
             413, f"at most {state.settings.max_steps} steps, got {payload.steps}", "too_many"
         )
     model = await state.registry.resolve(payload.model)
+    if model.manifest.spatial is not None:
+        return await spatial.interpolate(state, model, payload)
     label = check_label(payload.label, model.manifest)
     start = await _endpoint_latent(state, model, payload.start, label)
     end = await _endpoint_latent(state, model, payload.end, label)
