@@ -114,7 +114,9 @@ async def encode_raw(
             None
         ]
     else:
-        images = as_unit_images(query_tensor(request, body))
+        tensor = query_tensor(request, body)
+        uint8 = request.query_params.get("dtype") == "uint8"
+        images = as_unit_images(tensor.astype(np.uint8) if uint8 else tensor)
     return await _encode(request, state, model, images)
 
 
