@@ -595,7 +595,9 @@ def test_a_spatial_model_encodes_a_dropped_image_and_interpolates_between_two(
     page.set_input_files("#sp-file-a", str(_picture(tmp_path / "a.png", 48, 32, 1)))
     expect(page.locator("#sp-recon")).to_have_attribute("src", re.compile("^data:image/png"))
     expect(page.locator("#sp-channels canvas")).to_have_count(4)
-    expect(page.locator("#sp-latent-summary")).to_contain_text("48\u00d732 pixels \u2192 latent 4\u00d716\u00d724")
+    expect(page.locator("#sp-latent-summary")).to_contain_text(
+        "48\u00d732 pixels \u2192 latent 4\u00d716\u00d724"
+    )
     recon = png_pixels(page.locator("#sp-recon").get_attribute("src") or "")
     assert recon.shape == (32, 48)
     page.set_input_files("#sp-file-b", str(_picture(tmp_path / "b.png", 64, 64, 2)))
