@@ -126,8 +126,8 @@ def start_service(models_dir: Path, key: str, env: dict[str, str]) -> tuple[Serv
         "VAE_DATA_DIR": str(WORK / "data"),
         "VAE_DEFAULT_MODEL": key,
         "VAE_RELOAD_INTERVAL_S": "0",
-        "VAE_REQUEST_TIMEOUT_S": "120",
         "VAE_MAX_BODY_BYTES": str(64 * 1024 * 1024),
+        "VAE_REQUEST_TIMEOUT_S": "120",
         **env,
     }
     command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
@@ -230,13 +230,15 @@ def _vmhwm_mib(pid: int) -> float:
     return float("nan")
 
 
-def peak_rss(key: str, models_dir: Path, sizes: list[int], threads: int) -> list[dict[str, Any]]:
+def peak_rss(
+    key: str, models_dir: Path, sizes: list[int], threads: int, tiles: tuple[int, ...] = (512, 0)
+) -> list[dict[str, Any]]:
     """VmHWM of a fresh service after one decode of each size, tiling on (512) and off."""
     rows = []
     for size in sizes:
-        for tile in (512, 0):
+        for tile in tiles:
             env = {"VAE_THREADS": str(threads), "VAE_TILE_SIZE": str(tile),
-                   "VAE_MAX_BATCH_PIXELS": str(512 * 512)}  # fmt: skip
+                   "VAE_MAX_BATCH_PIXELS": str(512 * 512), "VAE_REQUEST_TIMEOUT_S": "900"}  # fmt: skip
             server, url = start_service(models_dir, key, env)
             try:
                 before = _vmhwm_mib(server.process.pid)
@@ -288,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=None, help="seconds a window (5)")
     parser.add_argument("--rss-sizes", default="512,1024,2048")
     parser.add_argument("--rss-model", default="taesd")
+    parser.add_argument("--rss-tiles", default="512,0", help="tile sizes (0: tiling off)")
     parser.add_argument("--skip", default="", help="comma list of: engine, service, triton, rss")
     args = parser.parse_args(argv)
     clients = [int(c) for c in (args.clients or ("1,8" if args.quick else "1,8,16")).split(",")]

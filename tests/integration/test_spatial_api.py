@@ -277,3 +277,14 @@ async def _decode_npy(client: httpx.AsyncClient, z: np.ndarray) -> np.ndarray:
     answer = await _raw_decode(client, np.ascontiguousarray(z), model="tiny", format="npy")
     assert answer.status_code == 200, answer.text
     return np.load(io.BytesIO(answer.content))
+
+
+async def test_spatial_requests_are_counted_in_the_metrics_as_other_models(
+    client: httpx.AsyncClient,
+) -> None:
+    z = np.zeros((1, 4, 4, 4), np.float32)
+    assert (await _raw_decode(client, z, model="tiny", format="raw")).status_code == 200
+    text = (await client.get("/metrics")).text
+    batches = [line for line in text.splitlines() if line.startswith("vae_batch_size_count")]
+    assert any('model="tiny"' in line and 'graph="decoder"' in line for line in batches)
+    assert 'route="/decode"' in text
