@@ -102,6 +102,16 @@ def shaped_latents(
     return z
 
 
+def grid_array(value: Any) -> FloatArray:
+    """Nested lists of latents as float32; 422 when they are ragged."""
+    try:
+        return np.asarray(value, dtype=np.float32)
+    except (ValueError, TypeError):
+        raise ApiError(
+            422, "latents must be equal-size nested lists of numbers", "invalid_latent"
+        ) from None
+
+
 # ---- /encode -----------------------------------------------------------------------------
 async def encode_raw(
     request: Request, state: AppState, model: LoadedModel, body: bytes
@@ -228,7 +238,7 @@ async def decode_json(
     """`latents` as nested lists [N][C][h][w] (or one [C][h][w])."""
     if payload.codes is not None or payload.label is not None:
         raise ApiError(422, "a spatial model takes only 'latents'", "invalid_request")
-    z = np.asarray(payload.latents, dtype=np.float32)
+    z = grid_array(payload.latents)
     if not np.isfinite(z).all():
         raise ApiError(422, "latents must not contain NaN or infinity", "invalid_latent")
     z = shaped_latents(z, model, None, None)
@@ -279,7 +289,7 @@ def images_body(images: FloatArray, fmt: str) -> dict[str, Any]:
 # ---- /interpolate ------------------------------------------------------------------------
 async def _endpoint_latent(state: AppState, model: LoadedModel, endpoint: Endpoint) -> FloatArray:
     if endpoint.latent is not None:
-        z = np.asarray(endpoint.latent, dtype=np.float32)
+        z = grid_array(endpoint.latent)
         if z.ndim != 3 or not np.isfinite(z).all():
             raise ApiError(
                 422,

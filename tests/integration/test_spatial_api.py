@@ -188,6 +188,8 @@ async def test_sizes_the_model_does_not_take_are_refused_with_the_reason(
         "/decode", content=b"\0" * 10, params={"model": "kl", "shape": "1,4,4,4"}, headers=RAW
     )
     assert short.status_code == 422 and short.json()["error"] == "invalid_tensor"
+    ragged = await client.post("/decode", json={"model": "kl", "latents": [[[1.0, 2.0], [3.0]]]})
+    assert ragged.status_code == 422 and ragged.json()["error"] == "invalid_latent"
     flat = await client.post(
         "/decode", content=b"\0" * 128, params={"model": "mnist", "shape": "1,32"}, headers=RAW
     )
