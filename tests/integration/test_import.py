@@ -181,3 +181,12 @@ def test_a_float16_import_passes_its_gate_and_serves_float16_graphs(
     assert manifest.dtypes.encoder == manifest.dtypes.decoder == "float16"
     pair = GraphPair.load(repository.version_dir("tiny16", version), manifest)
     assert pair.encoder.get_inputs()[0].type == "tensor(float16)"
+    from app.config import Settings
+    from app.serving.spatial_graphs import load_spatial_graphs
+
+    settings = Settings(models_dir=repository.root, threads=1)
+    _, decoder = load_spatial_graphs(repository.version_dir("tiny16", version), manifest, settings)
+    z = np.random.default_rng(0).standard_normal((2, 4, 6, 10)).astype(np.float32)
+    images = decoder.run(z)["x"]  # float32 in and out, float16 inside
+    assert images.dtype == np.float32 and images.shape == (2, 3, 12, 20)
+    assert np.abs(images - pair.decode(z)).max() == 0
