@@ -47,6 +47,21 @@ class Settings(BaseSettings):
     )
     request_timeout_s: float = Field(10.0, gt=0)
 
+    # Connections and shutdown (app/api/connections.py, app/api/limits.py)
+    shutdown_timeout_s: int = Field(
+        10, ge=1, description="after SIGTERM, requests still running past this are cut off"
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="a request's line and headers must arrive within this"
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="a body must arrive within this, plus a second per body_min_rate"
+    )
+    body_min_rate: int = Field(
+        1024, ge=1, description="bytes a second a slow body must keep up to earn more time"
+    )
+    keep_alive_s: int = Field(5, ge=1, description="an idle keep-alive connection is closed after")
+
     # Spatial models (kind autoencoder: imported diffusion VAEs)
     max_pixels: int = Field(
         4096 * 4096, ge=64, description="the largest image (height x width) a spatial model takes"

@@ -14,9 +14,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
+from app.api.disconnect import ClientGone
 from app.api.responses import json_response
 from app.datasets.arrays import DatasetError
-from app.datasets.store import DatasetExists, DatasetNotFound, UploadTooLarge
+from app.datasets.store import DatasetExists, DatasetInUse, DatasetNotFound, UploadTooLarge
 from app.jobs.base import JobNotFound, JobsUnavailable
 from app.repository.store import CorruptStoredFile, InvalidName, UnknownModel
 from app.serving.batcher import DeadlineExceeded, QueueFull
@@ -68,6 +69,7 @@ class ErrorStatus:
 DOMAIN_ERRORS: dict[type[Exception], ErrorStatus] = {
     # the request is wrong
     ClientDisconnect: ErrorStatus(400, "incomplete"),
+    ClientGone: ErrorStatus(499, "client_gone"),  # nobody is there to read it
     UploadTooLarge: ErrorStatus(413, "too_large"),
     InvalidName: ErrorStatus(422, "invalid_name"),
     ImageError: ErrorStatus(422, "invalid_image"),
@@ -81,6 +83,7 @@ DOMAIN_ERRORS: dict[type[Exception], ErrorStatus] = {
     DatasetNotFound: ErrorStatus(404, "dataset_not_found"),
     JobNotFound: ErrorStatus(404, "job_not_found"),
     DatasetExists: ErrorStatus(409, "dataset_exists"),
+    DatasetInUse: ErrorStatus(409, "dataset_in_use"),
     # the server cannot answer now: try again
     QueueFull: ErrorStatus(429, "queue_full", retry_after=attrgetter("retry_after")),
     ModelUnavailable: ErrorStatus(503, "model_unavailable", retry_after=5),

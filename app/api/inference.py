@@ -21,6 +21,7 @@ from app.api.deps import (
     parse_body,
     wants_npy,
 )
+from app.api.disconnect import while_connected
 from app.api.errors import ApiError, error_responses
 from app.api.payloads import (
     check_count,
@@ -95,8 +96,12 @@ async def encode(request: Request, state: StateDep) -> Response:
     to get a float32 array [N, 2, D] (mu, sigma) instead of JSON.
     """
     _content_type_ok(request)
-    settings = state.settings
     body = await request.body()
+    return await while_connected(request, _encode(request, state, body))
+
+
+async def _encode(request: Request, state: StateDep, body: bytes) -> Response:
+    settings = state.settings
     bottom = False
     if spatial.is_raw(request):
         model = await state.registry.resolve(request.query_params.get("model"))
@@ -209,8 +214,12 @@ async def decode(request: Request, state: StateDep) -> Response:
     bytes (`Content-Type: application/octet-stream`, query `shape`, `dtype`; `height`, `width`
     for packed latents) and gives png, jpeg, raw (uint8 [N,H,W,C]), array or npy."""
     _content_type_ok(request)
-    settings = state.settings
     body = await request.body()
+    return await while_connected(request, _decode(request, state, body))
+
+
+async def _decode(request: Request, state: StateDep, body: bytes) -> Response:
+    settings = state.settings
     if spatial.is_raw(request):
         model = await state.registry.resolve(request.query_params.get("model"))
         return await spatial.decode_raw(request, state, model, body)
@@ -330,11 +339,15 @@ def _latents_or_codes(model: LoadedModel, codes: Any, latents: Any) -> np.ndarra
 
 
 @router.post("/sample", response_model=ImagesResponse, responses=_ERRORS)
-async def sample(payload: SampleRequest, state: StateDep) -> Response:
+async def sample(payload: SampleRequest, state: StateDep, request: Request) -> Response:
     """`n` draws from the prior N(0, temperature^2 I), decoded. The same `seed` gives the same images.
 
     A vqvae draws code grids from its PixelCNN prior instead (logits divided by `temperature`,
     the most likely codes at 0) and returns them as `codes` beside their codebook vectors."""
+    return await while_connected(request, _sample(payload, state))
+
+
+async def _sample(payload: SampleRequest, state: StateDep) -> Response:
     check_count(payload.n, state.settings.max_items, "sample")
     model = await state.registry.resolve(payload.model)
     require_prior(model.manifest)
@@ -390,9 +403,13 @@ async def _endpoint_latent(
 
 
 @router.post("/interpolate", response_model=ImagesResponse, responses=_ERRORS)
-async def interpolate(payload: InterpolateRequest, state: StateDep) -> Response:
+async def interpolate(payload: InterpolateRequest, state: StateDep, request: Request) -> Response:
     """A path of `steps` points from `start` to `end` (images are encoded to their mean), by
     `method` lerp or slerp, decoded."""
+    return await while_connected(request, _interpolate(payload, state))
+
+
+async def _interpolate(payload: InterpolateRequest, state: StateDep) -> Response:
     if payload.steps > state.settings.max_steps:
         raise ApiError(
             413, f"at most {state.settings.max_steps} steps, got {payload.steps}", "too_many"

@@ -42,6 +42,10 @@ class DatasetNotFound(LookupError):
     """No dataset has that name (a name that can never be stored included)."""
 
 
+class DatasetInUse(RuntimeError):
+    """Queued or running jobs train on the dataset: it cannot be deleted until they end (409)."""
+
+
 class DatasetExists(FileExistsError):
     """A dataset of that name is already stored: names are write-once."""
 

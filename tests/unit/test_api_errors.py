@@ -15,9 +15,10 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
+from app.api.disconnect import ClientGone
 from app.api.errors import DOMAIN_ERRORS, install_error_handlers
 from app.datasets.arrays import DatasetError
-from app.datasets.store import DatasetExists, DatasetNotFound, UploadTooLarge
+from app.datasets.store import DatasetExists, DatasetInUse, DatasetNotFound, UploadTooLarge
 from app.jobs.base import JobNotFound, JobsUnavailable
 from app.main import create_app
 from app.repository.store import CorruptStoredFile, InvalidName, UnknownModel
@@ -45,6 +46,8 @@ EXPECTED: list[tuple[Exception, int, str, str | None]] = [
     (DatasetNotFound("no dataset named 'x'"), 404, "dataset_not_found", None),
     (JobNotFound("no job 'x'"), 404, "job_not_found", None),
     (DatasetExists("a dataset named 'x' exists"), 409, "dataset_exists", None),
+    (DatasetInUse("dataset 'x' is in use by jobs 1"), 409, "dataset_in_use", None),
+    (ClientGone("the client hung up"), 499, "client_gone", None),
     (QueueFull(2.6), 429, "queue_full", "3"),
     (ModelUnavailable("x:1 failed to load"), 503, "model_unavailable", "5"),
     (JobsUnavailable("the job queue (Redis) is unavailable"), 503, "unavailable", "5"),
