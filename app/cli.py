@@ -287,6 +287,59 @@ def compact(
     typer.echo(f"{model}: weights rewritten in float16, {saved / 1e6:.1f} MB saved")
 
 
+importer = typer.Typer(
+    no_args_is_help=True, help="Import an autoencoder made elsewhere as a new model version."
+)
+app.add_typer(importer, name="import")
+
+
+@importer.command("diffusers")
+def import_diffusers_command(
+    directory: Annotated[Path, typer.Argument(help="a local diffusers AutoencoderKL/Tiny folder")],
+    name: Annotated[str, typer.Option(help="the model name to publish under")],
+    fp16: Annotated[bool, typer.Option("--fp16", help="export the graphs in float16")] = False,
+    models_dir: Annotated[Path | None, typer.Option()] = None,
+) -> None:
+    """Export a diffusers autoencoder to ONNX (dynamic batch, height and width), check it
+    against diffusers at two sizes not traced, and publish it with a reconstructions report."""
+    from app.config import get_settings
+    from app.repository.store import ModelRepository
+    from app.training.import_diffusers import import_diffusers
+
+    repository = ModelRepository(models_dir or get_settings().models_dir)
+    version, manifest = import_diffusers(repository, directory, name, fp16)
+    typer.echo(_imported(version, manifest))
+
+
+@importer.command("onnx")
+def import_onnx_command(
+    encoder: Annotated[Path, typer.Option(help="encoder graph: image -> mu (and logvar)")],
+    decoder: Annotated[Path, typer.Option(help="decoder graph: latents -> image")],
+    manifest: Annotated[Path, typer.Option(help="manifest.json (kind autoencoder, spatial)")],
+    name: Annotated[str, typer.Option(help="the model name to publish under")],
+    models_dir: Annotated[Path | None, typer.Option()] = None,
+) -> None:
+    """Import an ONNX encoder/decoder pair: checked against the manifest's file hashes (when
+    it lists them) and by a trial run before it is published."""
+    from app.config import get_settings
+    from app.importers.publish import import_onnx
+    from app.repository.store import ModelRepository
+
+    repository = ModelRepository(models_dir or get_settings().models_dir)
+    version, published = import_onnx(repository, name, encoder, decoder, manifest)
+    typer.echo(_imported(version, published))
+
+
+def _imported(version: int, manifest: Any) -> str:
+    report = manifest.source.get("reconstructions", {})
+    return (
+        f"published {manifest.name}:{version} ({manifest.source.get('class', 'onnx')}, "
+        f"latent {manifest.spatial.latent_channels} channels at 1/{manifest.spatial.downscale}, "
+        f"{manifest.dtypes.decoder}); parity {manifest.parity or 'n/a'}; "
+        f"reconstruction MAE {report.get('reconstruction_mae', float('nan')):.4f}"
+    )
+
+
 def main() -> None:
     """Entry point of the `vae` console script."""
     app()

@@ -62,6 +62,23 @@ class Settings(BaseSettings):
     )
     keep_alive_s: int = Field(5, ge=1, description="an idle keep-alive connection is closed after")
 
+    # Spatial models (kind autoencoder: imported diffusion VAEs)
+    max_pixels: int = Field(
+        4096 * 4096, ge=64, description="the largest image (height x width) a spatial model takes"
+    )
+    max_batch_pixels: int = Field(
+        1024 * 1024, ge=64, description="image pixels one batch of a spatial model may hold"
+    )
+    tile_size: int = Field(
+        512, ge=0, description="images larger than this (px, either side) go in tiles; 0: never"
+    )
+    tile_overlap: float = Field(
+        0.25, ge=0.0, lt=1.0, description="the share of a tile blended with its neighbours"
+    )
+    remote_token: str | None = Field(
+        None, description="bearer token the /remote/{model}/... routes require, when set"
+    )
+
     # Request limits
     max_items: int = Field(256, ge=1, description="images, latents or samples in one request")
     max_steps: int = Field(64, ge=2)

@@ -16,7 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 from pydantic.json_schema import models_json_schema
 
-from app.api import datasets, health, inference, jobs, models, observability, ui
+from app.api import datasets, health, inference, jobs, models, observability, remote, ui
 from app.api.deps import AppState
 from app.api.errors import document_error_bodies, install_error_handlers
 from app.api.limits import BodyLimitMiddleware
@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
-    for module in (inference, models, datasets, jobs, health, observability):
+    for module in (inference, remote, models, datasets, jobs, health, observability):
         app.include_router(module.router)
     inference.install_hot_routes(app)
     _document_raw_bodies(app)

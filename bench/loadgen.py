@@ -62,9 +62,17 @@ def write_bodies(path: Path, bodies: list[str]) -> Path:
 
 
 def run_wrk(
-    url: str, bodies_file: Path, connections: int, seconds: float, timeout_s: float = 30.0
+    url: str,
+    bodies_file: Path,
+    connections: int,
+    seconds: float,
+    timeout_s: float = 30.0,
+    script: Path = LUA_SCRIPT,
+    script_args: tuple[str, ...] = (),
 ) -> LoadResult:
-    """Drives `url` with `connections` closed-loop clients for `seconds` and returns the summary."""
+    """Drives `url` with `connections` closed-loop clients for `seconds` and returns the summary
+    (`script` post.lua with JSON bodies a line, or post_raw.lua with one binary body and
+    `script_args` its content type and an optional header)."""
     seconds = max(1, round(seconds))  # wrk takes whole seconds
     host = urlsplit(url).hostname
     if host not in LOOPBACK:
@@ -80,10 +88,11 @@ def run_wrk(
         "--timeout",
         f"{timeout_s:g}s",
         "-s",
-        str(LUA_SCRIPT),
+        str(script),
         url,
         "--",
         str(bodies_file),
+        *script_args,
     ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, TypeVar
 
 import numpy as np
@@ -19,6 +19,7 @@ from app.jobs.base import JobBackend
 from app.serving.cache.memory import LatentCache
 from app.serving.inference import InferenceService
 from app.serving.registry import ModelRegistry
+from app.serving.spatial import SpatialInference
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -32,6 +33,10 @@ class AppState:
     cache: LatentCache
     inference: InferenceService
     jobs: JobBackend
+    spatial: SpatialInference = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.spatial = SpatialInference(self.cache, self.settings)
 
 
 async def get_state(request: Request) -> AppState:

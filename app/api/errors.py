@@ -23,6 +23,8 @@ from app.repository.store import CorruptStoredFile, InvalidName, UnknownModel
 from app.serving.batcher import DeadlineExceeded, QueueFull
 from app.serving.imaging import ImageError
 from app.serving.registry import ModelNotFound, ModelUnavailable
+from app.serving.spatial import ImageSizeError, PriorNotMeaningful
+from app.serving.tensors import TensorError
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,9 @@ DOMAIN_ERRORS: dict[type[Exception], ErrorStatus] = {
     InvalidName: ErrorStatus(422, "invalid_name"),
     ImageError: ErrorStatus(422, "invalid_image"),
     DatasetError: ErrorStatus(422, "invalid_dataset"),
+    TensorError: ErrorStatus(422, "invalid_tensor"),
+    ImageSizeError: ErrorStatus(422, "invalid_size"),
+    PriorNotMeaningful: ErrorStatus(422, "no_prior"),
     # it names something that is not there, or is there already
     ModelNotFound: ErrorStatus(404, "model_not_found"),
     UnknownModel: ErrorStatus(404, "model_not_found"),

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
+from app.api import spatial
 from app.api.deps import (
     StateDep,
     deadline_for,
@@ -46,6 +47,7 @@ from app.api.schemas import (
 )
 from app.serving.imaging import decode_base64, decode_image
 from app.serving.registry import LoadedModel
+from app.serving.spatial import require_prior
 
 router = APIRouter(tags=["inference"])
 
@@ -72,9 +74,12 @@ def _body_spec(model: type[Any], npy_text: str) -> dict[str, Any]:
 
 def _content_type_ok(request: Request) -> None:
     kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
-    if kind not in {"application/json", NPY_MEDIA_TYPE, ""}:
+    if kind not in {"application/json", NPY_MEDIA_TYPE, ""} and not spatial.is_raw(request):
         raise ApiError(
-            415, f"send application/json or {NPY_MEDIA_TYPE}, not {kind}", "unsupported_media_type"
+            415,
+            f"send application/json or {NPY_MEDIA_TYPE} (a spatial model also takes "
+            f"{spatial.RAW_MEDIA_TYPE} and images), not {kind}",
+            "unsupported_media_type",
         )
 
 
@@ -98,8 +103,13 @@ async def encode(request: Request, state: StateDep) -> Response:
 async def _encode(request: Request, state: StateDep, body: bytes) -> Response:
     settings = state.settings
     bottom = False
+    if spatial.is_raw(request):
+        model = await state.registry.resolve(request.query_params.get("model"))
+        return await spatial.encode_raw(request, state, model, body)
     if is_npy(request):
         model = await state.registry.resolve(request.query_params.get("model"))
+        if model.manifest.spatial is not None:
+            return await spatial.encode_npy(request, state, model, body)
         label = check_label(_query_label(request), model.manifest)
         images = npy_images(load_npy(body, settings.max_body_bytes), model.manifest)
         samples, seed = 0, None
@@ -107,6 +117,8 @@ async def _encode(request: Request, state: StateDep, body: bytes) -> Response:
         payload = parse_body(EncodeRequest, body)
         check_count(len(payload.images or payload.arrays or []), settings.max_items, "image")
         model = await state.registry.resolve(payload.model)
+        if model.manifest.spatial is not None:
+            return await spatial.encode_json(request, state, model, payload)
         label = check_label(payload.label, model.manifest)
         images = image_batch(payload.images, payload.arrays, model.manifest)
         samples, seed, bottom = payload.samples, payload.seed, payload.layers == "all"
@@ -196,7 +208,11 @@ def _version_headers(model: LoadedModel) -> dict[str, str]:
     openapi_extra=_body_spec(DecodeRequest, "latents [N,D] float32; query: model, format"),
 )
 async def decode(request: Request, state: StateDep) -> Response:
-    """Latent vectors -> images (`format`: png, array or npy)."""
+    """Latent vectors -> images (`format`: png, array or npy).
+
+    A spatial model (kind autoencoder) takes latents [N,C,h,w] as nested lists, .npy or raw
+    bytes (`Content-Type: application/octet-stream`, query `shape`, `dtype`; `height`, `width`
+    for packed latents) and gives png, jpeg, raw (uint8 [N,H,W,C]), array or npy."""
     _content_type_ok(request)
     body = await request.body()
     return await while_connected(request, _decode(request, state, body))
@@ -204,8 +220,13 @@ async def decode(request: Request, state: StateDep) -> Response:
 
 async def _decode(request: Request, state: StateDep, body: bytes) -> Response:
     settings = state.settings
+    if spatial.is_raw(request):
+        model = await state.registry.resolve(request.query_params.get("model"))
+        return await spatial.decode_raw(request, state, model, body)
     if is_npy(request):
         model = await state.registry.resolve(request.query_params.get("model"))
+        if model.manifest.spatial is not None:
+            return await spatial.decode_npy(request, state, model, body)
         label = check_label(_query_label(request), model.manifest)
         array = load_npy(body, settings.max_body_bytes)
         grids = array if model.vq is not None and array.dtype.kind in "iu" else None
@@ -215,6 +236,8 @@ async def _decode(request: Request, state: StateDep, body: bytes) -> Response:
         payload = parse_body(DecodeRequest, body)
         check_count(len(payload.latents or payload.codes or []), settings.max_items, "latent")
         model = await state.registry.resolve(payload.model)
+        if model.manifest.spatial is not None:
+            return await spatial.decode_json(request, state, model, payload)
         label = check_label(payload.label, model.manifest)
         z = _latents_or_codes(model, payload.codes, payload.latents)
         fmt = "npy" if wants_npy(request) and payload.format == "png" else payload.format
@@ -327,6 +350,7 @@ async def sample(payload: SampleRequest, state: StateDep, request: Request) -> R
 async def _sample(payload: SampleRequest, state: StateDep) -> Response:
     check_count(payload.n, state.settings.max_items, "sample")
     model = await state.registry.resolve(payload.model)
+    require_prior(model.manifest)
     label = check_label(payload.label, model.manifest)
     if model.vq is not None:
         codes, z, images, seed = await state.inference.sample_codes(
@@ -391,6 +415,8 @@ async def _interpolate(payload: InterpolateRequest, state: StateDep) -> Response
             413, f"at most {state.settings.max_steps} steps, got {payload.steps}", "too_many"
         )
     model = await state.registry.resolve(payload.model)
+    if model.manifest.spatial is not None:
+        return await spatial.interpolate(state, model, payload)
     label = check_label(payload.label, model.manifest)
     start = await _endpoint_latent(state, model, payload.start, label)
     end = await _endpoint_latent(state, model, payload.end, label)

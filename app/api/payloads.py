@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from app.arrays import FloatArray
 from app.repository.kinds import model_kind
 from app.repository.manifest import Manifest
 from app.serving.imaging import ImageError, decode_base64, decode_image, encode_pngs_base64
+from app.serving.spatial_io import encode_image
 
 
 def check_count(count: int, limit: int, what: str) -> None:
@@ -196,10 +198,12 @@ def check_finite_output(images: FloatArray) -> FloatArray:
 
 
 def render_images(images: FloatArray, fmt: str) -> dict[str, Any]:
-    """Decoded images as base64 PNGs (`images`) or float arrays (`arrays`)."""
+    """Decoded images as base64 PNGs or JPEGs (`images`) or float arrays (`arrays`)."""
     check_finite_output(images)
     if fmt == "array":
         return {"arrays": images}
+    if fmt == "jpeg":
+        return {"images": [base64.b64encode(encode_image(i, "jpeg")).decode() for i in images]}
     return {"images": encode_pngs_base64(images)}
 
 

@@ -7,7 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-ImageFormat = Literal["png", "array", "npy"]
+ImageFormat = Literal["png", "array", "npy", "jpeg", "raw"]
+FlatOrGrid = list[list[float]] | list[list[list[float]]] | list[list[list[list[float]]]]
+"""Latent vectors [N][D], or a spatial model's latents [C][h][w] or [N][C][h][w]."""
 
 
 class _Request(BaseModel):
@@ -45,7 +47,9 @@ class EncodeRequest(_Request):
 class DecodeRequest(_Request):
     """Latent vectors (or, for a vqvae, grids of code indices) to turn into images."""
 
-    latents: list[list[float]] | None = Field(None, min_length=1)
+    latents: FlatOrGrid | None = Field(
+        None, min_length=1, description="[N][D] vectors; a spatial model's [N][C][h][w] grids"
+    )
     codes: list[list[list[int]]] | None = Field(
         None, min_length=1, description="a vqvae's code grids, N x h x w indices into the codebook"
     )
@@ -76,7 +80,9 @@ class Endpoint(BaseModel):
 
     image: str | None = None
     array: list[Any] | None = None
-    latent: list[float] | None = None
+    latent: list[float] | list[list[list[float]]] | None = Field(
+        None, description="a latent vector, or a spatial model's grid [C][h][w]"
+    )
     codes: list[list[int]] | None = Field(None, description="a vqvae's code grid, h x w")
 
     @model_validator(mode="after")
@@ -94,7 +100,7 @@ class InterpolateRequest(_Request):
     end: Endpoint
     steps: int = Field(8, ge=2)
     method: Literal["lerp", "slerp"] = "slerp"
-    format: Literal["png", "array"] = "png"
+    format: Literal["png", "array", "jpeg"] = "png"
     label: int | None = None
 
 

@@ -1,4 +1,4 @@
-"""The model kinds (vae, cvae, hvae, vqvae) in one table: what a version of each kind holds and
+"""The model kinds (vae, cvae, hvae, vqvae; autoencoder, imported) in one table: what a version of each kind holds and
 how every part of the service treats it.
 
 This half is torch-free, so serving, the API and the CLI read it; the torch half (model class,
@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-KindName = Literal["vae", "cvae", "hvae", "vqvae"]
-Evaluator = Literal["onnx", "torch", "vq"]
-Encoding = Literal["posterior", "codes"]
-Sampler = Literal["prior", "ancestral", "code_prior"]
+KindName = Literal["vae", "cvae", "hvae", "vqvae", "autoencoder"]
+Evaluator = Literal["onnx", "torch", "vq", "none"]
+Encoding = Literal["posterior", "codes", "spatial"]
+Sampler = Literal["prior", "ancestral", "code_prior", "none"]
 Parity = Literal["graphs", "graphs_and_prior"]
 
 
@@ -38,9 +38,14 @@ class ModelKind:
     """prior: z ~ N(0, I); ancestral: the lower layers' noise drawn too; code_prior: code grids
     drawn from the PixelCNN prior."""
     encoding: Encoding
-    """What /encode returns per image: posterior (mu, sigma, z draws) or codes (codes, z_e)."""
+    """What /encode returns per image: posterior (mu, sigma, z draws), codes (codes, z_e), or
+    spatial (a latent grid's mean, and sigma when the encoder gives a log-variance)."""
     conditional: bool = False
     """The graphs take a class label `y`."""
+    trainable: bool = True
+    """Made by `vae train` (a row in app/training/kinds.py); else only imported."""
+    spatial: bool = False
+    """The latent is a grid [C,h,w] and the image size may be free (manifest `spatial`)."""
 
     @property
     def has_code_prior(self) -> bool:
@@ -50,7 +55,7 @@ class ModelKind:
     @property
     def has_iwae_bound(self) -> bool:
         """Whether the metrics include the IWAE bound (not for a point-mass posterior)."""
-        return self.evaluator != "vq"
+        return self.evaluator not in {"vq", "none"}
 
     def describe(self) -> dict[str, Any]:
         """The row as JSON for clients (GET /models/{name}: the explorer page reads it)."""
@@ -103,6 +108,18 @@ KINDS: dict[str, ModelKind] = {
             evaluator="vq",
             sampler="code_prior",
             encoding="codes",
+        ),
+        ModelKind(
+            name="autoencoder",
+            summary="a spatial autoencoder imported from diffusers or ONNX (AutoencoderKL, "
+            "TAESD): latents [C,h,w], any image size its manifest allows",
+            graphs=_GAUSSIAN_GRAPHS,
+            parity="graphs",
+            evaluator="none",
+            sampler="none",
+            encoding="spatial",
+            trainable=False,
+            spatial=True,
         ),
     )
 }

@@ -20,6 +20,30 @@ class ImageSpec(BaseModel):
         return self.channels, self.height, self.width
 
 
+class SpatialSpec(BaseModel):
+    """A spatial model's latent grid: [channels, H/downscale, W/downscale] for an image H x W.
+
+    With `free_size` the model takes any height and width that are multiples of `downscale`,
+    at least `min_size` on each side (and at most the server's `VAE_MAX_PIXELS`); otherwise
+    only the manifest's `image` size."""
+
+    latent_channels: int = Field(ge=1)
+    downscale: int = Field(ge=1, description="image pixels per latent cell, on each axis")
+    min_size: int = Field(ge=1, description="the smallest height or width taken, in pixels")
+    free_size: bool = True
+
+    def latent_shape(self, height: int, width: int) -> tuple[int, int, int]:
+        """The latent [C, h, w] of an image height x width."""
+        return self.latent_channels, height // self.downscale, width // self.downscale
+
+
+class GraphDtypes(BaseModel):
+    """The float type each graph was exported in (its inputs and outputs)."""
+
+    encoder: Literal["float32", "float16"] = "float32"
+    decoder: Literal["float32", "float16"] = "float32"
+
+
 class TrainingInfo(BaseModel):
     """Where a version came from."""
 
@@ -82,8 +106,8 @@ class Manifest(BaseModel):
 
     name: str
     version: int
-    kind: Literal["vae", "cvae", "hvae", "vqvae"] = "vae"
-    latent_dim: int
+    kind: Literal["vae", "cvae", "hvae", "vqvae", "autoencoder"] = "vae"
+    latent_dim: int = Field(description="D of a flat latent; a spatial model's latent channels")
     image: ImageSpec
     likelihood: Literal["bernoulli", "gaussian"]
     classes: list[str] = Field(
@@ -98,11 +122,43 @@ class Manifest(BaseModel):
     )
     codebook_size: int = Field(0, description="a vqvae's number of codes K")
     embedding_dim: int = Field(0, description="a vqvae's code vector size D")
+    spatial: SpatialSpec | None = Field(
+        None, description="a spatial latent [C,h,w] (None: a flat latent [latent_dim])"
+    )
+    value_range: tuple[float, float] = Field(
+        (0.0, 1.0), description="the pixel values the graphs take and give: [0,1] or [-1,1]"
+    )
+    scaling_factor: float = Field(
+        1.0, description="a diffusion model's latent = (mean - shift_factor) * scaling_factor"
+    )
+    shift_factor: float = 0.0
+    dtypes: GraphDtypes = Field(default_factory=GraphDtypes)
+    prior_meaningful: bool = Field(
+        True, description="whether decoding draws from N(0, I) gives images (/sample)"
+    )
+    prior_note: str = Field("", description="why not, when the prior is not meaningful")
+    source: dict[str, Any] = Field(
+        default_factory=dict, description="where an imported version came from"
+    )
     training: TrainingInfo | None = None
     metrics: Metrics | None = None
     files: dict[str, str] = Field(default_factory=dict)
     parity: dict[str, float] = Field(default_factory=dict)
     created_at: str
+
+    @field_validator("value_range")
+    @classmethod
+    def _known_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if tuple(value) not in {(0.0, 1.0), (-1.0, 1.0)}:
+            raise ValueError("value_range must be [0, 1] or [-1, 1]")
+        return value
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """The latent of one image at the manifest's image size: (D,) or (C, h, w)."""
+        if self.spatial is None:
+            return (self.latent_dim,)
+        return self.spatial.latent_shape(self.image.height, self.image.width)
 
     @property
     def conditional(self) -> bool:

@@ -8,7 +8,8 @@ clients answered by the last batch need the event loop for a moment before they 
 a batch sent before they have would split them into small out-of-step groups (measured: smaller
 batches, and a p99 ten times the median at 256 clients). Batch size counts
 samples (rows), not requests; a request larger than the batch is split. Requests of different
-shapes never share a batch. The graph runs in a worker thread so the event loop stays free; a
+shapes never share a batch, and `max_rows_for` may cap a batch of one shape by what its rows hold
+(a spatial model's image pixels). The graph runs in a worker thread so the event loop stays free; a
 finished batch frees its slot before its callers are woken, so the next batch is computing
 while the event loop renders and sends this one's answers.
 """
@@ -88,8 +89,10 @@ class MicroBatcher:
         max_queue: int = 2048,
         in_flight: int = 1,
         dispatch_when_idle: bool = True,
+        max_rows_for: Callable[[tuple[int, ...]], int] | None = None,
     ) -> None:
         self._run = run
+        self._max_rows_for = max_rows_for
         self.dispatch_when_idle = dispatch_when_idle
         self.labels = labels
         self.max_batch_size = max_batch_size
@@ -106,6 +109,13 @@ class MicroBatcher:
         self._running = 0  # batches handed to the worker thread and not finished
         self._last_rows = 0  # rows of the last batch sent: how loaded the batcher is
         self._pending_gauge = metrics.PENDING_REQUESTS.labels(labels.model, labels.graph)
+
+    def batch_limit(self, key: tuple[int, ...]) -> int:
+        """The most rows of shape `key` one batch takes: `max_batch_size`, or fewer where
+        `max_rows_for` caps a batch by what its rows hold (a spatial model's pixels)."""
+        if self._max_rows_for is None:
+            return self.max_batch_size
+        return max(1, min(self.max_batch_size, self._max_rows_for(key)))
 
     @property
     def queued_samples(self) -> int:
@@ -154,7 +164,8 @@ class MicroBatcher:
             raise QueueFull(retry_after=self._retry_after())
         loop = asyncio.get_running_loop()
         now = time.monotonic()
-        chunks = [inputs[i : i + self.max_batch_size] for i in range(0, size, self.max_batch_size)]
+        step = self.batch_limit(tuple(inputs.shape[1:]))
+        chunks = [inputs[i : i + step] for i in range(0, size, step)]
         items = [_Pending(chunk, loop.create_future(), now, deadline) for chunk in chunks]
         self._queue.extend(items)
         self._queued_samples += size
@@ -231,7 +242,8 @@ class MicroBatcher:
             now = time.monotonic()
             light = self._last_rows * 4 <= self.max_batch_size
             idle = self.dispatch_when_idle and self._running == 0 and light
-            if idle or now >= ready_at or self._samples_like(oldest.key) >= self.max_batch_size:
+            full = self._samples_like(oldest.key) >= self.batch_limit(oldest.key)
+            if idle or now >= ready_at or full:
                 return self._take(oldest.key)
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
@@ -239,10 +251,11 @@ class MicroBatcher:
 
     def _samples_like(self, key: tuple[int, ...]) -> int:
         total = 0
+        limit = self.batch_limit(key)
         for item in self._queue:
             if item.key == key and item.queued and not item.future.done():
                 total += item.size
-                if total >= self.max_batch_size:
+                if total >= limit:
                     break
         return total
 
@@ -251,12 +264,13 @@ class MicroBatcher:
         batch: list[_Pending] = []
         kept: deque[_Pending] = deque()
         total = 0
+        limit = self.batch_limit(key)
         now = time.monotonic()
-        while self._queue and total < self.max_batch_size:
+        while self._queue and total < limit:
             item = self._queue.popleft()
             if not item.queued:  # abandoned: already uncounted
                 continue
-            if item.key != key or total + item.size > self.max_batch_size:
+            if item.key != key or total + item.size > limit:
                 kept.append(item)
                 continue
             item.queued = False

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from app.repository.store import ModelRepository, RepositoryError, check_name
 from app.serving.batcher import BatcherLabels, DirectRunner, MicroBatcher, Runner
 from app.serving.packing import PackedGraph
 from app.serving.runtime import load_graph
+from app.serving.spatial_graphs import batch_rows_by_pixels, load_spatial_graphs
 from app.serving.vq import CodePrior, VQParts, load_vq_parts
 
 logger = logging.getLogger(__name__)
@@ -146,7 +148,13 @@ class ModelRegistry:
         return self._failed.get((name, version))
 
     # ---- loading -------------------------------------------------------------------------
-    def _make_runner(self, graph: PackedGraph | CodePrior, name: str, which: str) -> Runner:
+    def _make_runner(
+        self,
+        graph: PackedGraph | CodePrior,
+        name: str,
+        which: str,
+        max_rows_for: Callable[[tuple[int, ...]], int] | None = None,
+    ) -> Runner:
         labels = BatcherLabels(model=name, graph=which)
         s = self.settings
         if which == "prior":
@@ -164,11 +172,31 @@ class ModelRegistry:
             s.max_queue,
             s.batches_in_flight,
             s.dispatch_when_idle,
+            max_rows_for,
+        )
+
+    def _load_spatial(self, manifest: Manifest, directory: Path) -> LoadedModel:
+        """A spatial version: size-free graphs, runners capped by pixels as well as rows."""
+        encoder, decoder = load_spatial_graphs(directory, manifest, self.settings)
+        assert manifest.spatial is not None
+        pixels = self.settings.max_batch_pixels
+        scale = manifest.spatial.downscale
+        return LoadedModel(
+            manifest,
+            directory,
+            encoder,
+            decoder,
+            self._make_runner(encoder, manifest.name, "encoder", batch_rows_by_pixels(pixels, 1)),
+            self._make_runner(
+                decoder, manifest.name, "decoder", batch_rows_by_pixels(pixels, scale * scale)
+            ),
         )
 
     def _load_blocking(self, name: str, version: int) -> LoadedModel:
         manifest = self.repository.manifest(name, version)
         directory = self.repository.version_dir(name, version)
+        if model_kind(manifest.kind).spatial:
+            return self._load_spatial(manifest, directory)
         conditional = manifest.conditional
         encoder = PackedGraph(
             load_graph(

@@ -4,6 +4,7 @@ import { api, latestOnly } from "./api.js";
 import { normChart, posteriorChart } from "./charts.js";
 import { DrawingPad, paintInput, toNested } from "./draw.js";
 import { renderReport } from "./report.js";
+import { showSpatial, wireSpatial } from "./spatial.js";
 import {
   $, renderCodeGrid, renderSamples, renderStrip, renderTraversal, showPng as showPngIn, sliderRow, syncSliders,
 } from "./views.js";
@@ -149,6 +150,13 @@ async function selectModel(entry) {
   state.ref = `${entry.name}:${entry.version}`;
   state.manifest = manifest;
   state.kind = entry.kind;
+  showSpatial(entry);
+  if (state.kind.spatial) {
+    renderReport(entry);
+    const grid = manifest.spatial;
+    setStatus(`${state.ref} · AUTOENCODER · ${grid.latent_channels}×h/${grid.downscale}×w/${grid.downscale} latent · any size`, "ok");
+    return;
+  }
   $("codes-block").hidden = !encodesCodes();
   $("posterior-block").hidden = encodesCodes();
   $("recon-caption").textContent = encodesCodes() ? "reconstruction, decode(z_e)" : "reconstruction, decode(μ)";
@@ -183,6 +191,7 @@ async function selectModel(entry) {
 
 /** Re-asks everything on show for the current model and label. */
 function refreshAll() {
+  if (state.kind?.spatial) return;
   requestSamples();
   sliderDecoder.request({ gen: state.generation, z: state.z.slice() });
   requestTraversal();
@@ -195,7 +204,7 @@ function refreshAll() {
 let pad;
 
 function drawingChanged() {
-  if (!state.manifest || !pad) return;
+  if (!state.manifest || !pad || state.kind?.spatial) return;
   $("pad-hint").hidden = !pad.isEmpty();
   if (pad.isEmpty()) {
     state.pixels = null;
@@ -404,6 +413,7 @@ function showSamples(reply) {
 // ---------------------------------------------------------------- start-up
 
 function wire() {
+  wireSpatial(showError);
   pad = new DrawingPad($("pad"), drawingChanged);
   $("clear").addEventListener("click", () => {
     pad.clear();

@@ -588,6 +588,71 @@ def test_no_cors_headers_unless_configured(service: ServiceProcess) -> None:
     assert "access-control-allow-origin" not in reply.headers
 
 
+# ---------------------------------------------------------------- a spatial model
+
+
+@pytest.fixture(scope="module")
+def spatial_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """`vae serve` whose default model is a tiny TAESD-style autoencoder imported from diffusers
+    (a tiny AutoencoderKL beside it)."""
+    from tests.autoencoders import import_both
+
+    root = tmp_path_factory.mktemp("spatial-page")
+    import_both(root / "models", root)
+    env = {"VAE_MODELS_DIR": str(root / "models"), "VAE_DATA_DIR": str(root / "data"),
+           "VAE_DEFAULT_MODEL": "tiny"}  # fmt: skip
+    with running_service(env, root) as process:
+        yield process
+
+
+def _picture(path: Path, width: int, height: int, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:height, 0:width] / max(width, height)
+    a, b = rng.uniform(0.2, 0.8, (2, 3))
+    pixels = np.stack([a[c] * xs + b[c] * ys for c in range(3)], axis=-1) * 255
+    Image.fromarray(pixels.astype(np.uint8)).save(path)
+    return path
+
+
+def test_a_spatial_model_encodes_a_dropped_image_and_interpolates_between_two(
+    spatial_model: ServiceProcess, browser: Any, tmp_path: Path
+) -> None:
+    """The page hides the flat-latent cards for an autoencoder, shows a dropped image's
+    reconstruction and each of its latent channels, and the lerp and slerp strips from A to B."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    problems = watch_problems(page)
+    page.goto(spatial_model.url + "/")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(page.locator("#status")).to_contain_text("AUTOENCODER")
+    expect(page.locator("#spatial-card")).to_be_visible()
+    for flat in ("#encode-card", "#sliders-card", "#interp-card", "#samples-card"):
+        expect(page.locator(flat)).to_be_hidden()
+    page.set_input_files("#sp-file-a", str(_picture(tmp_path / "a.png", 48, 32, 1)))
+    expect(page.locator("#sp-recon")).to_have_attribute("src", re.compile("^data:image/png"))
+    expect(page.locator("#sp-channels canvas")).to_have_count(4)
+    expect(page.locator("#sp-latent-summary")).to_contain_text(
+        "48\u00d732 pixels \u2192 latent 4\u00d716\u00d724"
+    )
+    recon = png_pixels(page.locator("#sp-recon").get_attribute("src") or "")
+    assert recon.shape == (32, 48)
+    page.set_input_files("#sp-file-b", str(_picture(tmp_path / "b.png", 64, 64, 2)))
+    expect(page.locator("#sp-strip-lerp img")).to_have_count(8)
+    expect(page.locator("#sp-strip-slerp img")).to_have_count(8)
+    page.select_option("#model", "kl:1")
+    expect(page.locator("#status")).to_contain_text("kl:1")
+    expect(page.locator("#sp-channels canvas")).to_have_count(0)
+    page.set_input_files("#sp-file-a", str(_picture(tmp_path / "a.png", 48, 32, 1)))
+    expect(page.locator("#sp-channels canvas")).to_have_count(4)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=tmp_path / "spatial.png", full_page=True)
+    page.close()
+    assert_not_blank(tmp_path / "spatial.png")
+    assert problems == [], "\n".join(problems)
+
+
 def offline_page(browser: Any) -> tuple[Any, list[str]]:
     """A page that can reach 127.0.0.1 only: every request to another host is aborted, and
     listed in the returned list."""

@@ -25,6 +25,8 @@ from app.repository.store import CorruptStoredFile, InvalidName, UnknownModel
 from app.serving.batcher import DeadlineExceeded, QueueFull
 from app.serving.imaging import ImageError
 from app.serving.registry import ModelNotFound, ModelUnavailable
+from app.serving.spatial import ImageSizeError, PriorNotMeaningful
+from app.serving.tensors import TensorError
 from tests.dataset_builders import digits, npz_bytes
 from tests.helpers import free_port
 from tests.in_process import serving, settings_for
@@ -36,6 +38,9 @@ EXPECTED: list[tuple[Exception, int, str, str | None]] = [
     (InvalidName("invalid name 'A'"), 422, "invalid_name", None),
     (ImageError("not a PNG"), 422, "invalid_image", None),
     (DatasetError("no images"), 422, "invalid_dataset", None),
+    (TensorError("a float16 tensor of shape [2] is 4 bytes"), 422, "invalid_tensor", None),
+    (ImageSizeError("image sides must be multiples of 8"), 422, "invalid_size", None),
+    (PriorNotMeaningful("model sd cannot sample"), 422, "no_prior", None),
     (ModelNotFound("no model named 'x'"), 404, "model_not_found", None),
     (UnknownModel("model x has no version 3"), 404, "model_not_found", None),
     (DatasetNotFound("no dataset named 'x'"), 404, "dataset_not_found", None),

@@ -1,0 +1,292 @@
+"""Spatial models (kind autoencoder) through the four inference routes, in process: a tiny
+random AutoencoderKL and a TAESD-style AutoencoderTiny imported from diffusers folders. Images of
+any allowed size in, latents [N,C,h,w] out as JSON, .npy or raw bytes in three dtypes; images
+out as PNG, JPEG, raw uint8 or arrays; the cache keyed by pixels and size; /sample refused with
+the reason; tiled decoding that matches the untiled one; the remote token."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.config import Settings
+from app.serving.tensors import to_bytes
+from tests.autoencoders import import_both
+
+pytestmark = pytest.mark.anyio
+RAW = {"content-type": "application/octet-stream"}
+NPY = {"accept": "application/x-npy"}
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("spatial")
+    import_both(root / "models", root)
+    return root / "models"
+
+
+async def _client(models_dir: Path, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    from app.main import create_app
+
+    app = create_app(
+        Settings(models_dir=models_dir, data_dir=models_dir.parent / "data", default_model="kl",
+                 reload_interval_s=0, threads=1, **settings)
+    )  # fmt: skip
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+@pytest.fixture(scope="module")
+async def client(models_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in _client(models_dir, remote_token="s3cret"):
+        yield client
+
+
+def _images(n: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:height, 0:width] / max(height, width)
+    images = np.empty((n, 3, height, width), np.float32)
+    for i in range(n):
+        a, b = rng.uniform(0.1, 0.8, (2, 3))
+        images[i] = np.stack([np.clip(a[c] * xs + b[c] * ys, 0, 1) for c in range(3)])
+    return images
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+async def _raw_decode(
+    client: httpx.AsyncClient, z: np.ndarray, model: str = "kl", **params: Any
+) -> httpx.Response:
+    query = {"model": model, "shape": ",".join(map(str, z.shape)), **params}
+    return await client.post(
+        "/decode", content=z.astype(np.float32).tobytes(), params=query, headers=RAW
+    )
+
+
+async def test_the_manifest_describes_the_spatial_latent(client: httpx.AsyncClient) -> None:
+    described = (await client.get("/models/kl")).json()
+    version = described["versions"][0]
+    assert version["kind"]["name"] == "autoencoder" and version["kind"]["spatial"]
+    manifest = version.get("manifest", described)
+    text = json.dumps(manifest)
+    assert '"downscale": 2' in text and '"scaling_factor": 0.3611' in text
+
+
+async def test_encode_takes_any_allowed_size_and_gives_latent_grids(
+    client: httpx.AsyncClient,
+) -> None:
+    images = _images(2, 24, 40)
+    answer = await client.post("/encode", json={"model": "kl", "arrays": images.tolist()})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["latent_shape"] == [4, 12, 20] and body["scaling_factor"] == pytest.approx(0.3611)
+    assert np.asarray(body["latents"][0]["mu"]).shape == (4, 12, 20)
+    assert np.asarray(body["latents"][0]["sigma"]).shape == (4, 12, 20)
+    as_npy = await client.post(
+        "/encode?model=kl",
+        content=_npy(images),
+        headers={"content-type": "application/x-npy", **NPY},
+    )
+    mean = np.load(io.BytesIO(as_npy.content))
+    assert np.allclose(mean[0], body["latents"][0]["mu"], atol=1e-6)
+    tiny = (
+        await client.post("/encode", json={"model": "tiny", "arrays": images[:1].tolist()})
+    ).json()
+    assert tiny["latents"][0]["sigma"] is None  # TAESD's encoder is deterministic
+
+
+async def test_an_image_file_and_the_same_pixels_hit_one_cache_entry(
+    client: httpx.AsyncClient,
+) -> None:
+    image = _images(1, 16, 24, seed=7)
+    pixels = np.rint(image[0] * 255).astype(np.uint8)
+    png = io.BytesIO()
+    Image.fromarray(pixels.transpose(1, 2, 0)).save(png, format="PNG")
+    first = await client.post(
+        "/encode?model=kl", content=png.getvalue(), headers={"content-type": "image/png"}
+    )
+    assert first.json()["latents"][0]["cached"] is False
+    again = await client.post(
+        "/encode", json={"model": "kl", "images": [base64.b64encode(png.getvalue()).decode()]}
+    )
+    assert again.json()["latents"][0]["cached"] is True
+    assert np.allclose(again.json()["latents"][0]["mu"], first.json()["latents"][0]["mu"])
+    bigger = np.pad(pixels, ((0, 0), (0, 2), (0, 0)))  # the same pixels and more: another entry
+    raw = await client.post("/encode", params={"model": "kl", "shape": "1,3,18,24", "dtype": "uint8"},
+                            content=bigger[None].tobytes(), headers=RAW)  # fmt: skip
+    assert raw.json()["latents"][0]["cached"] is False
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+async def test_decode_takes_raw_latents_in_three_dtypes(
+    client: httpx.AsyncClient, dtype: str
+) -> None:
+    z = np.random.default_rng(1).standard_normal((2, 4, 6, 10)).astype(np.float32)
+    reference = np.load(io.BytesIO((await _raw_decode(client, z, format="npy")).content))
+    query = {"model": "kl", "shape": "2,4,6,10", "dtype": dtype, "format": "npy"}
+    answer = await client.post("/decode", content=to_bytes(z, dtype), params=query, headers=RAW)
+    assert answer.status_code == 200, answer.text
+    images = np.load(io.BytesIO(answer.content))
+    assert images.shape == (2, 3, 12, 20) and images.min() >= 0 and images.max() <= 1
+    assert (
+        np.abs(images - reference).max() <= {"float32": 0, "float16": 2e-3, "bfloat16": 3e-2}[dtype]
+    )
+
+
+async def test_decode_gives_png_jpeg_raw_uint8_and_image_files(client: httpx.AsyncClient) -> None:
+    z = np.random.default_rng(2).standard_normal((1, 4, 8, 12)).astype(np.float32)
+    raw = await _raw_decode(client, z, format="raw")
+    assert json.loads(raw.headers["shape"]) == [1, 16, 24, 3] and raw.headers["dtype"] == "uint8"
+    pixels = np.frombuffer(raw.content, np.uint8).reshape(1, 16, 24, 3)
+    png = await _raw_decode(client, z)
+    from_png = np.asarray(Image.open(io.BytesIO(base64.b64decode(png.json()["images"][0]))))
+    assert np.array_equal(from_png, pixels[0])
+    jpeg = (await _raw_decode(client, z, format="jpeg")).json()["images"][0]
+    assert base64.b64decode(jpeg)[:2] == b"\xff\xd8"
+    file = await client.post("/decode", content=z.tobytes(), params={"model": "kl", "shape": "1,4,8,12"},
+                             headers={**RAW, "accept": "image/png"})  # fmt: skip
+    assert file.headers["content-type"] == "image/png"
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(file.content))), pixels[0])
+    nested = await client.post(
+        "/decode", json={"model": "kl", "latents": z.tolist(), "format": "array"}
+    )
+    assert np.allclose(
+        np.asarray(nested.json()["arrays"]),
+        pixels.transpose(0, 3, 1, 2) / 255,
+        atol=0.5 / 255 + 1e-6,
+    )
+
+
+async def test_sizes_the_model_does_not_take_are_refused_with_the_reason(
+    client: httpx.AsyncClient,
+) -> None:
+    odd = await client.post("/encode", json={"model": "kl", "arrays": _images(1, 15, 20).tolist()})
+    assert odd.status_code == 422 and "multiples of 2" in odd.json()["message"]
+    wrong = await _raw_decode(client, np.zeros((1, 3, 4, 4), np.float32))
+    assert wrong.status_code == 422 and "[N, 4, h, w]" in wrong.json()["message"]
+    short = await client.post(
+        "/decode", content=b"\0" * 10, params={"model": "kl", "shape": "1,4,4,4"}, headers=RAW
+    )
+    assert short.status_code == 422 and short.json()["error"] == "invalid_tensor"
+    ragged = await client.post("/decode", json={"model": "kl", "latents": [[[1.0, 2.0], [3.0]]]})
+    assert ragged.status_code == 422 and ragged.json()["error"] == "invalid_latent"
+    flat = await client.post(
+        "/decode", content=b"\0" * 128, params={"model": "mnist", "shape": "1,32"}, headers=RAW
+    )
+    assert flat.status_code in {404, 422}
+
+
+async def test_sample_is_refused_saying_the_prior_means_nothing(client: httpx.AsyncClient) -> None:
+    answer = await client.post("/sample", json={"model": "kl", "n": 1})
+    assert answer.status_code == 422 and answer.json()["error"] == "no_prior"
+    assert "diffusion model" in answer.json()["message"]
+
+
+@pytest.mark.parametrize("method", ["lerp", "slerp"])
+async def test_interpolate_walks_the_whole_latent_between_two_images(
+    client: httpx.AsyncClient, method: str
+) -> None:
+    a, b = _images(2, 16, 16, seed=3)
+    answer = await client.post("/interpolate", json={"model": "tiny", "start": {"array": a.tolist()},
+                               "end": {"array": b.tolist()}, "steps": 4, "method": method})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    path = np.asarray(body["latents"])
+    assert path.shape == (4, 4, 8, 8) and len(body["images"]) == 4
+    ends = (await client.post("/encode?model=tiny", content=_npy(np.stack([a, b])),
+                              headers={"content-type": "application/x-npy", **NPY})).content  # fmt: skip
+    assert np.allclose(path[[0, -1]], np.load(io.BytesIO(ends)), atol=1e-5)
+
+
+async def test_the_remote_routes_want_the_token_when_one_is_set(client: httpx.AsyncClient) -> None:
+    z = np.zeros((1, 4, 4, 4), np.float32)
+    query = {"shape": "1,4,4,4", "dtype": "float32", "output_type": "pt"}
+    missing = await client.post("/remote/kl/decode", content=z.tobytes(), params=query)
+    assert missing.status_code == 401
+    wrong = await client.post("/remote/kl/decode", content=z.tobytes(), params=query,
+                              headers={"authorization": "Bearer nope"})  # fmt: skip
+    assert wrong.status_code == 403
+    right = await client.post("/remote/kl/decode", content=z.tobytes(), params=query,
+                              headers={"authorization": "Bearer s3cret"})  # fmt: skip
+    assert right.status_code == 200 and json.loads(right.headers["shape"]) == [1, 3, 8, 8]
+
+
+def _smooth_latent(height: int, width: int) -> np.ndarray:
+    ys, xs = np.mgrid[0:height, 0:width] / 64.0
+    waves = ((0.7, 0.3, 0.0), (0.4, 0.9, 1.0), (1.1, 0.2, 2.0), (0.3, 0.5, 3.0))
+    return np.stack([np.sin(2 * np.pi * (a * xs + b * ys) + c) for a, b, c in waves])[None].astype(
+        np.float32
+    )
+
+
+async def test_a_tiled_decode_four_tiles_wide_matches_the_untiled_one_without_seams(
+    models_dir: Path,
+) -> None:
+    """What the tolerance stands on: TAESD's decoder has no normalization and no attention, so a
+    tile decoded alone is exact except near its cut edges, where zero padding replaces the
+    neighbouring latents; that error is measured here (`alone`, tens of 8-bit levels for random
+    weights). The blend's job is to hide it: each tile's weight falls linearly to zero toward its
+    cut edge, so the tiled decode must bring it under 2.5% of the range at worst and 0.1 level
+    on average (measured 3.3 and 0.05 with an overlap of half a tile). A seam would be a jump between two columns (or rows)
+    that the untiled image does not have: none may exceed 1% of the range. (An AutoencoderKL's
+    GroupNorm and attention see the whole tile, so its tiles differ more, as diffusers says of
+    its own tiled decode: tiling is for images past memory.)"""
+    z = _smooth_latent(48, 128)  # a 96 x 256 image: 4 tiles of 64 px wide, 2 rows of them
+    decoded = {}
+    alone = 0.0
+    async for client in _client(models_dir, tile_size=0):
+        decoded[0] = await _decode_npy(client, z) * 255
+        for top in range(0, 48, 16):  # tiles of 32 latent cells, starts 16 apart (overlap 0.5)
+            for left in range(0, 128, 16):
+                tile = await _decode_npy(client, z[:, :, top : top + 32, left : left + 32]) * 255
+                truth = decoded[0][:, :, 2 * top : 2 * top + 64, 2 * left : 2 * left + 64]
+                alone = max(alone, float(np.abs(tile - truth).max()))
+    async for client in _client(models_dir, tile_size=64, tile_overlap=0.5):
+        decoded[64] = await _decode_npy(client, z) * 255
+    untiled, tiled = decoded[0], decoded[64]
+    assert tiled.shape == untiled.shape == (1, 3, 96, 256)
+    error = np.abs(tiled - untiled)
+    assert error.max() <= min(0.025 * 255, alone / 4) and error.mean() <= 0.1
+    for axis in (2, 3):
+        jumps = {
+            k: np.abs(np.diff(v, axis=axis)).max(axis=tuple({0, 1, 2, 3} - {axis}))
+            for k, v in decoded.items()
+        }
+        assert (jumps[64] - jumps[0]).max() <= 0.01 * 255
+
+
+async def _decode_npy(client: httpx.AsyncClient, z: np.ndarray) -> np.ndarray:
+    answer = await _raw_decode(client, np.ascontiguousarray(z), model="tiny", format="npy")
+    assert answer.status_code == 200, answer.text
+    return np.load(io.BytesIO(answer.content))
+
+
+async def test_spatial_requests_are_counted_in_the_metrics_as_other_models(
+    client: httpx.AsyncClient,
+) -> None:
+    z = np.zeros((1, 4, 4, 4), np.float32)
+    assert (await _raw_decode(client, z, model="tiny", format="raw")).status_code == 200
+    text = (await client.get("/metrics")).text
+    batches = [line for line in text.splitlines() if line.startswith("vae_batch_size_count")]
+    assert any('model="tiny"' in line and 'graph="decoder"' in line for line in batches)
+    assert 'route="/decode"' in text
