@@ -1,5 +1,5 @@
 -- wrk script: POST bodies read from a file (one JSON body a line), cycled per connection, and a
--- machine-readable summary with latency percentiles at the end.
+-- machine-readable summary with latency percentiles at the end (post_raw.lua loads this `done`).
 -- Usage: wrk -s bench/post.lua URL -- BODIES_FILE
 
 local bodies = {}
