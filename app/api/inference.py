@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable, Sized
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, FastAPI, Request
@@ -13,6 +15,7 @@ from starlette.types import Scope
 
 from app.api import spatial
 from app.api.deps import (
+    AppState,
     StateDep,
     deadline_for,
     get_state,
@@ -72,6 +75,19 @@ def _body_spec(model: type[Any], npy_text: str) -> dict[str, Any]:
     }
 
 
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
+
+
+def _body_route(
+    path: str, answer: type[Any], schema: type[Any], npy_text: str
+) -> Callable[[_Handler], _Handler]:
+    """POST `path` documented with a JSON (`schema`) or .npy body and a JSON (`answer`) or .npy
+    response."""
+    return router.post(
+        path, response_model=answer, responses=_ERRORS, openapi_extra=_body_spec(schema, npy_text)
+    )
+
+
 def _content_type_ok(request: Request) -> None:
     kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if kind not in {"application/json", NPY_MEDIA_TYPE, ""} and not spatial.is_raw(request):
@@ -83,11 +99,68 @@ def _content_type_ok(request: Request) -> None:
         )
 
 
-@router.post(
-    "/encode",
-    response_model=EncodeResponse,
-    responses=_ERRORS,
-    openapi_extra=_body_spec(EncodeRequest, "images [N,C,H,W] in [0,1] (or uint8); query: model"),
+_BodyT = TypeVar("_BodyT", EncodeRequest, DecodeRequest)
+_BytesHandler = Callable[[Request, AppState, LoadedModel, bytes], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class _Flat(Generic[_BodyT]):
+    """A request for a flat-latent model: the model, its checked label, and the body (the .npy
+    array, or the parsed JSON)."""
+
+    model: LoadedModel
+    label: int | None
+    body: np.ndarray | _BodyT
+
+
+@dataclass(frozen=True)
+class _Route(Generic[_BodyT]):
+    """How /encode or /decode reads its body: the JSON schema, what a JSON body counts (and its
+    noun in the error), where a spatial model's raw, .npy or JSON request goes, and what answers
+    a flat model's request."""
+
+    schema: type[_BodyT]
+    noun: str
+    items: Callable[[_BodyT], Sized]
+    spatial_raw: _BytesHandler
+    spatial_npy: _BytesHandler
+    spatial_json: Callable[[Request, AppState, LoadedModel, _BodyT], Awaitable[Response]]
+    flat: Callable[[Request, AppState, _Flat[_BodyT]], Awaitable[Response]]
+
+
+async def _answer(request: Request, state: AppState, route: _Route[_BodyT]) -> Response:
+    """Checks the content type, reads the body and answers while the client stays connected."""
+    _content_type_ok(request)
+    body = await request.body()
+    return await while_connected(request, _dispatch(request, state, body, route))
+
+
+async def _dispatch(
+    request: Request, state: AppState, body: bytes, route: _Route[_BodyT]
+) -> Response:
+    """Reads the body by its content type (raw bytes, .npy with the model and label in the
+    query, or JSON), resolves the model, and hands the request to the spatial or flat handler."""
+    settings = state.settings
+    if spatial.is_raw(request) or is_npy(request):
+        model = await state.registry.resolve(request.query_params.get("model"))
+        if spatial.is_raw(request):
+            return await route.spatial_raw(request, state, model, body)
+        if model.manifest.spatial is not None:
+            return await route.spatial_npy(request, state, model, body)
+        label = check_label(_query_label(request), model.manifest)
+        flat: _Flat[_BodyT] = _Flat(model, label, load_npy(body, settings.max_body_bytes))
+        return await route.flat(request, state, flat)
+    payload = parse_body(route.schema, body)
+    check_count(len(route.items(payload)), settings.max_items, route.noun)
+    model = await state.registry.resolve(payload.model)
+    if model.manifest.spatial is not None:
+        return await route.spatial_json(request, state, model, payload)
+    label = check_label(payload.label, model.manifest)
+    return await route.flat(request, state, _Flat(model, label, payload))
+
+
+@_body_route(
+    "/encode", EncodeResponse, EncodeRequest, "images [N,C,H,W] in [0,1] (or uint8); query: model"
 )
 async def encode(request: Request, state: StateDep) -> Response:
     """Images -> per image the posterior mean `mu` and standard deviation `sigma`.
@@ -95,31 +168,17 @@ async def encode(request: Request, state: StateDep) -> Response:
     With `samples` > 0, also that many draws z ~ q(z|x) per image. Send `Accept: application/x-npy`
     to get a float32 array [N, 2, D] (mu, sigma) instead of JSON.
     """
-    _content_type_ok(request)
-    body = await request.body()
-    return await while_connected(request, _encode(request, state, body))
+    return await _answer(request, state, _ENCODE)
 
 
-async def _encode(request: Request, state: StateDep, body: bytes) -> Response:
+async def _encode(request: Request, state: AppState, routed: _Flat[EncodeRequest]) -> Response:
     settings = state.settings
-    bottom = False
-    if spatial.is_raw(request):
-        model = await state.registry.resolve(request.query_params.get("model"))
-        return await spatial.encode_raw(request, state, model, body)
-    if is_npy(request):
-        model = await state.registry.resolve(request.query_params.get("model"))
-        if model.manifest.spatial is not None:
-            return await spatial.encode_npy(request, state, model, body)
-        label = check_label(_query_label(request), model.manifest)
-        images = npy_images(load_npy(body, settings.max_body_bytes), model.manifest)
+    model, label, bottom = routed.model, routed.label, False
+    if isinstance(routed.body, np.ndarray):
+        images = npy_images(routed.body, model.manifest)
         samples, seed = 0, None
     else:
-        payload = parse_body(EncodeRequest, body)
-        check_count(len(payload.images or payload.arrays or []), settings.max_items, "image")
-        model = await state.registry.resolve(payload.model)
-        if model.manifest.spatial is not None:
-            return await spatial.encode_json(request, state, model, payload)
-        label = check_label(payload.label, model.manifest)
+        payload = routed.body
         images = image_batch(payload.images, payload.arrays, model.manifest)
         samples, seed, bottom = payload.samples, payload.seed, payload.layers == "all"
     check_count(len(images), settings.max_items, "image")
@@ -201,11 +260,8 @@ def _version_headers(model: LoadedModel) -> dict[str, str]:
     return {"X-Model": model.name, "X-Model-Version": str(model.version)}
 
 
-@router.post(
-    "/decode",
-    response_model=ImagesResponse,
-    responses=_ERRORS,
-    openapi_extra=_body_spec(DecodeRequest, "latents [N,D] float32; query: model, format"),
+@_body_route(
+    "/decode", ImagesResponse, DecodeRequest, "latents [N,D] float32; query: model, format"
 )
 async def decode(request: Request, state: StateDep) -> Response:
     """Latent vectors -> images (`format`: png, array or npy).
@@ -213,32 +269,19 @@ async def decode(request: Request, state: StateDep) -> Response:
     A spatial model (kind autoencoder) takes latents [N,C,h,w] as nested lists, .npy or raw
     bytes (`Content-Type: application/octet-stream`, query `shape`, `dtype`; `height`, `width`
     for packed latents) and gives png, jpeg, raw (uint8 [N,H,W,C]), array or npy."""
-    _content_type_ok(request)
-    body = await request.body()
-    return await while_connected(request, _decode(request, state, body))
+    return await _answer(request, state, _DECODE)
 
 
-async def _decode(request: Request, state: StateDep, body: bytes) -> Response:
+async def _decode(request: Request, state: AppState, routed: _Flat[DecodeRequest]) -> Response:
     settings = state.settings
-    if spatial.is_raw(request):
-        model = await state.registry.resolve(request.query_params.get("model"))
-        return await spatial.decode_raw(request, state, model, body)
-    if is_npy(request):
-        model = await state.registry.resolve(request.query_params.get("model"))
-        if model.manifest.spatial is not None:
-            return await spatial.decode_npy(request, state, model, body)
-        label = check_label(_query_label(request), model.manifest)
-        array = load_npy(body, settings.max_body_bytes)
+    model, label = routed.model, routed.label
+    if isinstance(routed.body, np.ndarray):
+        array = routed.body
         grids = array if model.vq is not None and array.dtype.kind in "iu" else None
         z = _latents_or_codes(model, grids, array)
         fmt = request.query_params.get("format", "npy" if wants_npy(request) else "png")
     else:
-        payload = parse_body(DecodeRequest, body)
-        check_count(len(payload.latents or payload.codes or []), settings.max_items, "latent")
-        model = await state.registry.resolve(payload.model)
-        if model.manifest.spatial is not None:
-            return await spatial.decode_json(request, state, model, payload)
-        label = check_label(payload.label, model.manifest)
+        payload = routed.body
         z = _latents_or_codes(model, payload.codes, payload.latents)
         fmt = "npy" if wants_npy(request) and payload.format == "png" else payload.format
     check_count(len(z), settings.max_items, "latent")
@@ -252,6 +295,16 @@ async def _decode(request: Request, state: StateDep, body: bytes) -> Response:
     return json_response(
         {"model": model.name, "version": model.version, **render_images(images, fmt)}
     )
+
+
+_ENCODE = _Route(
+    EncodeRequest, "image", lambda payload: payload.images or payload.arrays or [],
+    spatial.encode_raw, spatial.encode_npy, spatial.encode_json, _encode,
+)  # fmt: skip
+_DECODE = _Route(
+    DecodeRequest, "latent", lambda payload: payload.latents or payload.codes or [],
+    spatial.decode_raw, spatial.decode_npy, spatial.decode_json, _decode,
+)  # fmt: skip
 
 
 async def _decode_hot(request: Request) -> Response:
