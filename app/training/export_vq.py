@@ -21,7 +21,14 @@ import torch
 from torch import nn
 
 from app.serving.runtime import load_graph
-from app.training.export import OPSET, PARITY_TOLERANCE, ParityError, decoder_graph, encoder_graph
+from app.training.export import (
+    OPSET,
+    PARITY_TOLERANCE,
+    ParityError,
+    decoder_graph,
+    encoder_graph,
+    parity_error,
+)
 from app.training.modules import VQVAE
 
 PRIOR_FILE = "prior.onnx"
@@ -65,10 +72,7 @@ def export_vq_extras(model: VQVAE, directory: Path) -> dict[str, Path]:
 
 
 def _worst(ours: list[np.ndarray], theirs: list[np.ndarray]) -> float:
-    return max(
-        float(np.max(np.abs(a - np.asarray(b)))) if a.size else 0.0
-        for a, b in zip(ours, theirs, strict=True)
-    )
+    return max(parity_error(a, b) for a, b in zip(ours, theirs, strict=True))
 
 
 def _check_codes(model: VQVAE, z_e: torch.Tensor, ours: np.ndarray, theirs: np.ndarray) -> int:
