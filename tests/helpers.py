@@ -237,3 +237,10 @@ def own_models_service(
     }
     with running_service(settings, tmp) as service:
         yield service
+
+
+def service_env(models_dir: Path, root: Path, **settings: str) -> dict[str, str]:
+    """The VAE_ settings of a test service: models from `models_dir`, datasets in `root`/data,
+    plus `settings` (name without the VAE_ prefix: value)."""
+    env = {"VAE_MODELS_DIR": str(models_dir), "VAE_DATA_DIR": str(root / "data")}
+    return env | {f"VAE_{name.upper()}": value for name, value in settings.items()}

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageStat
 
-from tests.helpers import ServiceProcess, running_service
+from tests.helpers import ServiceProcess, running_service, service_env
 from tests.synthetic import write_npz
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -46,11 +46,7 @@ def explorer(
 ) -> Iterator[ServiceProcess]:
     """`vae serve` with the shipped model and one allowed CORS origin."""
     logs = tmp_path_factory.mktemp("explorer")
-    env = {
-        "VAE_MODELS_DIR": str(models_dir),
-        "VAE_DATA_DIR": str(logs / "data"),
-        "VAE_CORS_ORIGINS": json.dumps([FRONTEND]),
-    }
+    env = service_env(models_dir, logs, cors_origins=json.dumps([FRONTEND]))
     with running_service(env, logs) as process:
         yield process
 
@@ -106,6 +102,12 @@ def watch_problems(page: Any) -> list[str]:
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     page.on("response", on_response)
     return problems
+
+
+def watched_page(browser: Any) -> tuple[Any, list[str]]:
+    """A desktop-size page, and the list its console errors and failed responses go to."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    return page, watch_problems(page)
 
 
 def meter_counts(page: Any) -> tuple[int, int]:
@@ -193,8 +195,7 @@ def test_the_report_card_shows_the_shipped_models_figures(
     expect.set_options(timeout=WAIT_MS)
     manifest = explorer_manifest(explorer)
     assert report_figures(manifest) == list(FIGURES)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    problems = watch_problems(page)
+    page, problems = watched_page(browser)
     page.goto(explorer.url + "/")
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
     expect_report_figures(page, manifest)
@@ -210,8 +211,7 @@ def test_explorer_page_in_headless_chromium(
     from playwright.sync_api import expect
 
     expect.set_options(timeout=WAIT_MS)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    problems = watch_problems(page)
+    page, problems = watched_page(browser)
     watch = DecodeWatch()
     page.on("request", watch.started)
     page.on("requestfinished", watch.ended)
@@ -364,26 +364,27 @@ def test_explorer_page_in_headless_chromium(
     assert problems == [], "\n".join(problems)
 
 
-@pytest.fixture(scope="module")
-def conditional(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    """`vae serve` whose default model is a small conditional VAE (kind cvae, four classes)."""
+def trained_service(
+    factory: pytest.TempPathFactory, name: str, config: dict[str, Any]
+) -> Iterator[ServiceProcess]:
+    """For a module fixture: trains `config` on 600 synthetic images as model `name` and serves
+    it as the default model until the module ends."""
     from app.repository.store import ModelRepository
     from app.training.config import TrainConfig
     from app.training.pipeline import run_training
 
-    root = tmp_path_factory.mktemp("conditional")
-    data = write_npz(root / "shapes.npz", 600)
-    config = {"kind": "cvae", "epochs": 1, "hidden": [64], "latent_dim": 4, "eval_k": 10}
-    run_training(
-        TrainConfig.model_validate(config), data, "shapes", ModelRepository(root / "models")
-    )
-    env = {
-        "VAE_MODELS_DIR": str(root / "models"),
-        "VAE_DATA_DIR": str(root / "data"),
-        "VAE_DEFAULT_MODEL": "shapes",
-    }
-    with running_service(env, root) as process:
+    root = factory.mktemp(name)
+    data = write_npz(root / f"{name}.npz", 600)
+    run_training(TrainConfig.model_validate(config), data, name, ModelRepository(root / "models"))
+    with running_service(service_env(root / "models", root, default_model=name), root) as process:
         yield process
+
+
+@pytest.fixture(scope="module")
+def conditional(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """`vae serve` whose default model is a small conditional VAE (kind cvae, four classes)."""
+    config = {"kind": "cvae", "epochs": 1, "hidden": [64], "latent_dim": 4, "eval_k": 10}
+    yield from trained_service(tmp_path_factory, "shapes", config)
 
 
 def test_label_picker_for_a_conditional_model(
@@ -395,8 +396,7 @@ def test_label_picker_for_a_conditional_model(
     expect.set_options(timeout=WAIT_MS)
     manifest = explorer_manifest(conditional)
     assert manifest["kind"] == "cvae"
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    problems = watch_problems(page)
+    page, problems = watched_page(browser)
     bodies: list[dict[str, Any]] = []
 
     def on_request(request: Any) -> None:
@@ -436,23 +436,10 @@ def test_label_picker_for_a_conditional_model(
 @pytest.fixture(scope="module")
 def code_grid_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     """`vae serve` whose default model is a small VQ-VAE (kind vqvae, a 7 x 7 code grid)."""
-    from app.repository.store import ModelRepository
-    from app.training.config import TrainConfig
-    from app.training.pipeline import run_training
-
-    root = tmp_path_factory.mktemp("vqvae")
-    data = write_npz(root / "strokes.npz", 600)
     config = {"kind": "vqvae", "epochs": 1, "num_embeddings": 16, "embedding_dim": 2,
               "conv_channels": [8, 16], "prior_epochs": 1, "prior_channels": 8,
               "prior_layers": 1, "quality": False}  # fmt: skip
-    run_training(TrainConfig.model_validate(config), data, "vq", ModelRepository(root / "models"))
-    env = {
-        "VAE_MODELS_DIR": str(root / "models"),
-        "VAE_DATA_DIR": str(root / "data"),
-        "VAE_DEFAULT_MODEL": "vq",
-    }
-    with running_service(env, root) as process:
-        yield process
+    yield from trained_service(tmp_path_factory, "vq", config)
 
 
 def test_a_vqvae_shows_its_code_grid_and_decodes(
@@ -466,8 +453,7 @@ def test_a_vqvae_shows_its_code_grid_and_decodes(
     manifest = explorer_manifest(code_grid_model)
     assert manifest["kind"] == "vqvae"
     height, width = manifest["grid"]
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    problems = watch_problems(page)
+    page, problems = watched_page(browser)
     page.goto(code_grid_model.url + "/")
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
     expect(page.locator("#status")).to_contain_text("VQVAE")
@@ -599,9 +585,7 @@ def spatial_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceP
 
     root = tmp_path_factory.mktemp("spatial-page")
     import_both(root / "models", root)
-    env = {"VAE_MODELS_DIR": str(root / "models"), "VAE_DATA_DIR": str(root / "data"),
-           "VAE_DEFAULT_MODEL": "tiny"}  # fmt: skip
-    with running_service(env, root) as process:
+    with running_service(service_env(root / "models", root, default_model="tiny"), root) as process:
         yield process
 
 
@@ -622,8 +606,7 @@ def test_a_spatial_model_encodes_a_dropped_image_and_interpolates_between_two(
     from playwright.sync_api import expect
 
     expect.set_options(timeout=WAIT_MS)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    problems = watch_problems(page)
+    page, problems = watched_page(browser)
     page.goto(spatial_model.url + "/")
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
     expect(page.locator("#status")).to_contain_text("AUTOENCODER")
