@@ -106,7 +106,8 @@ def train(
     eval_k: Annotated[int | None, typer.Option(help="IWAE importance samples")] = None,
     eval_images: Annotated[int | None, typer.Option(help="held-out images to score")] = None,
     models_dir: Annotated[
-        Path | None, typer.Option(help="model repository (default VAE_MODELS_DIR)")
+        str | None,
+        typer.Option(help="model repository, a directory or s3://bucket/prefix (VAE_MODELS_DIR)"),
     ] = None,
     no_default: Annotated[
         bool, typer.Option("--no-default", help="do not make it the default version")
@@ -116,13 +117,11 @@ def train(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from app.config import get_settings
-    from app.repository.store import ModelRepository, check_name
+    from app.repository.store import check_name
     from app.training.pipeline import run_training
     from app.training.trainer import TrainProgress
 
     check_name(name)
-    settings = get_settings()
     cfg = _train_config(
         config,
         {"epochs": epochs, "arch": arch, "latent_dim": latent_dim, "seed": seed,
@@ -156,7 +155,7 @@ def train(
             cfg,
             data,
             name,
-            ModelRepository(models_dir or settings.models_dir),
+            _repository(models_dir),
             on_progress=show,
             on_stage=lambda s: console.print(f"[dim]{s}[/dim]"),
             make_default=not no_default,
@@ -177,19 +176,22 @@ def evaluate(
         int | None, typer.Option(help="binarize the images with this seed (Bernoulli models)")
     ] = 1,
     seed: Annotated[int, typer.Option(help="seed of the importance samples")] = 0,
-    models_dir: Annotated[Path | None, typer.Option()] = None,
+    models_dir: Annotated[
+        str | None, typer.Option(help="a directory or s3://bucket/prefix")
+    ] = None,
 ) -> None:
     """Score a published version on a dataset file: the quantity its manifest reports, computed
     as its kind says (from the ONNX graphs without torch; an hvae from its PyTorch weights)."""
+    import tempfile
+
     import numpy as np
 
-    from app.config import get_settings
     from app.datasets.arrays import binarize, load_arrays
     from app.evaluation.by_kind import evaluate_kind, load_graphs
     from app.repository.kinds import model_kind
     from app.repository.store import ModelRepository
 
-    repository = ModelRepository(models_dir or get_settings().models_dir)
+    repository = _repository(models_dir)
     name, _, version_text = model.partition(":")
     version = int(version_text) if version_text else repository.default_version(name)
     if version is None:
@@ -205,7 +207,12 @@ def evaluate(
         if dataset.labels is None:
             raise typer.BadParameter(f"{model} is conditional: the data needs labels")
         y = np.array([manifest.label_index(int(v)) for v in dataset.labels[: len(x)]])
-    directory = repository.version_dir(name, version)
+    scratch = tempfile.TemporaryDirectory(prefix="vae-evaluate-")
+    if isinstance(repository, ModelRepository):
+        directory = repository.version_dir(name, version)
+    else:  # an object store: score a local copy
+        directory = Path(scratch.name) / str(version)
+        repository.export_version(name, version, directory)
     config = manifest.training.config if manifest.training else {}
     result = evaluate_kind(
         kind,
@@ -219,6 +226,7 @@ def evaluate(
         if kind.evaluator == "torch"
         else None,
     )
+    scratch.cleanup()
     typer.echo(
         json.dumps({k: v for k, v in result.__dict__.items() if k != "kl_per_dim"}, indent=2)
     )
@@ -244,7 +252,7 @@ def _torch_evaluator(directory: Path, manifest: Any) -> Any:
 @app.command()
 def compact(
     model: Annotated[str, typer.Option(help="name:version")],
-    models_dir: Annotated[Path | None, typer.Option()] = None,
+    models_dir: Annotated[Path | None, typer.Option(help="a directory")] = None,
 ) -> None:
     """Rewrite a version's weights.safetensors in float16 (versions made before that default)."""
     from app.config import get_settings
@@ -252,9 +260,45 @@ def compact(
     from app.training.weights import compact_version
 
     name, _, version = model.partition(":")
-    repository = ModelRepository(models_dir or get_settings().models_dir)
+    location = models_dir or get_settings().models_dir
+    if not isinstance(location, Path):
+        raise typer.BadParameter("compact rewrites a version in place: give a directory")
+    repository = ModelRepository(location)
     saved = compact_version(repository, name, int(version))
     typer.echo(f"{model}: weights rewritten in float16, {saved / 1e6:.1f} MB saved")
+
+
+def _repository(location: str | None) -> Any:
+    """The model repository at `location` (a directory or s3://bucket/prefix), else
+    VAE_MODELS_DIR's; an object store's endpoint is VAE_S3_ENDPOINT_URL."""
+    from app.config import get_settings
+    from app.repository.locations import to_location
+    from app.repository.opening import open_repository
+
+    settings = get_settings()
+    where = settings.models_dir if location is None else to_location(location)
+    return open_repository(where, settings.s3_endpoint_url)
+
+
+repository_app = typer.Typer(no_args_is_help=True, help="Manage model repositories.")
+app.add_typer(repository_app, name="repository")
+
+
+@repository_app.command("copy")
+def repository_copy(
+    source: Annotated[str, typer.Argument(help="a directory or s3://bucket/prefix")],
+    target: Annotated[str, typer.Argument(help="a directory or s3://bucket/prefix")],
+    model: Annotated[
+        list[str] | None, typer.Option(help="copy only this model (repeatable)")
+    ] = None,
+) -> None:
+    """Copy a model repository between a directory and an object store, either way: every
+    version the target has not issued (numbers kept; manifests last, create-only in a store),
+    then each model's DEFAULT. Copying again copies only what is new."""
+    from app.repository.opening import copy_repository
+
+    copied = copy_repository(_repository(source), _repository(target), model or None)
+    typer.echo(f"copied {len(copied)}: {', '.join(copied) or 'nothing new'}")
 
 
 def main() -> None:

@@ -20,10 +20,12 @@ from app.api.errors import document_error_bodies, install_error_handlers
 from app.api.limits import BodyLimitMiddleware
 from app.api.ratelimit import RateLimiter, RateLimitMiddleware
 from app.api.schemas import DecodeRequest, EncodeRequest, ErrorResponse
-from app.config import Settings, get_settings
+from app.config import SHIPPED_MODELS, Settings, get_settings
+from app.datasets.opening import open_datasets
 from app.jobs import make_backend
 from app.jobs.monitor import watch_jobs
-from app.repository.store import ModelRepository
+from app.repository.mirror import CachedRepository
+from app.repository.opening import open_served_repository, seed_if_empty
 from app.serving.cache.memory import LatentCache, MemoryBackend
 from app.serving.cache.redis_cache import RedisBackend
 from app.serving.inference import InferenceService
@@ -44,6 +46,15 @@ def _make_cache(settings: Settings) -> LatentCache:
     return LatentCache(MemoryBackend(settings.cache_max_entries), settings.cache_ttl_s)
 
 
+async def _seed(repository: CachedRepository) -> None:
+    """An empty object-store repository gets the shipped models (as compose seeds its volume);
+    with the store down, the replica starts on its cache and the next start seeds."""
+    try:
+        await asyncio.to_thread(seed_if_empty, repository.source, SHIPPED_MODELS)
+    except Exception as error:
+        logger.error("could not seed %s with the shipped models: %s", repository.source, error)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The service, configured by `settings` (the environment's when None)."""
     settings = settings or get_settings()
@@ -54,10 +65,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.warning(
                 "VAE_ADMIN_TOKEN is not set: admin routes trust every caller; bind 127.0.0.1 only"
             )
-        registry = ModelRegistry(ModelRepository(settings.models_dir), settings)
+        repository = open_served_repository(
+            settings.models_dir, settings.s3_endpoint_url, settings.models_cache_dir
+        )
+        if isinstance(repository, CachedRepository):
+            await _seed(repository)
+        registry = ModelRegistry(repository, settings)
         cache = _make_cache(settings)
         job_backend = make_backend(settings)
-        app.state.vae = AppState(settings, registry, cache, InferenceService(cache), job_backend)
+        datasets = open_datasets(settings.data_dir, settings.s3_endpoint_url)
+        app.state.vae = AppState(
+            settings, registry, cache, InferenceService(cache), job_backend, datasets
+        )
         job_gauges = asyncio.get_running_loop().create_task(
             watch_jobs(job_backend), name="job-gauges"
         )

@@ -6,13 +6,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from app import metrics
 from app.config import Settings
 from app.repository.kinds import model_kind
 from app.repository.manifest import Manifest
+from app.repository.mirror import CachedRepository
+from app.repository.objects import ObjectStoreUnavailable
 from app.repository.store import ModelRepository, RepositoryError, check_name
 from app.serving.batcher import BatcherLabels, DirectRunner, MicroBatcher, Runner
 from app.serving.packing import PackedGraph
@@ -21,6 +25,7 @@ from app.serving.vq import CodePrior, VQParts, load_vq_parts
 
 logger = logging.getLogger(__name__)
 Stamp = tuple[tuple[str, int, int, int], ...]
+PULL_ON_DEMAND_S = 1.0  # a request naming an unseen version pulls the store at most this often
 
 
 class ModelNotFound(LookupError):
@@ -101,6 +106,10 @@ class ModelRegistry:
         self._failed_stamps: dict[tuple[str, int], Stamp | None] = {}
         self._root_missing = False
         self._closing: set[asyncio.Future[None]] = set()
+        # An object-store repository: the registry serves the replica's local copy, which each
+        # refresh first brings up to the store.
+        self.mirror = repository if isinstance(repository, CachedRepository) else None
+        self._pulled_at = 0.0
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -144,6 +153,13 @@ class ModelRegistry:
     def load_error(self, name: str, version: int) -> str | None:
         """Why a version failed to load, if it did."""
         return self._failed.get((name, version))
+
+    def repository_status(self) -> dict[str, Any]:
+        """Where the models come from and whether it answers: 'ok', or 'degraded' while an
+        object store is unreachable (the replica serves what its cache holds)."""
+        if self.mirror is not None:
+            return self.mirror.status()
+        return {"status": "ok", "source": str(self.repository.root)}
 
     # ---- loading -------------------------------------------------------------------------
     def _make_runner(self, graph: PackedGraph | CodePrior, name: str, which: str) -> Runner:
@@ -252,6 +268,7 @@ class ModelRegistry:
     async def refresh(self) -> None:
         """Scans the repository: loads new default versions, unloads deleted ones."""
         async with self._lock:
+            await self._pull()
             names = await asyncio.to_thread(self.repository.names)
             for name in names:
                 version = await asyncio.to_thread(self.repository.default_version, name)
@@ -271,6 +288,27 @@ class ModelRegistry:
             if not await self._root_readable():
                 return  # renamed away or unmounted: keep serving what is loaded
             await self._drop_missing(set(names))
+
+    async def _pull(self) -> None:
+        """Brings an object-store repository's local copy up to the store (nothing to do for a
+        directory); while the store is unreachable the copy stays as it is."""
+        if self.mirror is None:
+            return
+        self._pulled_at = time.monotonic()
+        try:
+            await asyncio.to_thread(self.mirror.sync)
+        except ObjectStoreUnavailable:
+            pass  # logged by the mirror when it goes and when it comes back; status says so
+        except Exception:
+            logger.exception("pulling the model repository from %s failed", self.mirror.source)
+
+    async def _pull_if_due(self) -> bool:
+        """For a request naming what the local copy lacks: pulls the store now, at most once
+        every PULL_ON_DEMAND_S (a flood of unknown names costs no more). True when it did."""
+        if self.mirror is None or time.monotonic() - self._pulled_at < PULL_ON_DEMAND_S:
+            return False
+        await self.refresh()
+        return True
 
     async def _root_readable(self) -> bool:
         """Whether the repository's directory is there; logs when it goes and comes back."""
@@ -321,6 +359,12 @@ class ModelRegistry:
 
         asyncio.get_running_loop().call_later(delay, close)
 
+    async def _pulled_version(self, name: str, version: int) -> bool:
+        """Whether pulling the store now (when due) brought `name:version` into the copy."""
+        return await self._pull_if_due() and version in await asyncio.to_thread(
+            self.repository.versions, name
+        )
+
     async def resolve(self, ref: str | None) -> LoadedModel:
         """The loaded version for 'name' or 'name:version' (the default model when None)."""
         name, version = parse_ref(ref or self.settings.default_model)
@@ -329,13 +373,17 @@ class ModelRegistry:
                 (self.repository.root / name).is_dir
             ):
                 await self.refresh()  # published since the last scan: no need to wait for it
+            elif name not in self._defaults:
+                await self._pull_if_due()
             version = self._defaults.get(name)
             if version is None:
                 raise await self._missing(f"no model named {name!r}; GET /models lists them")
         key = (name, version)
         if key in self._loaded:
             return self._loaded[key]
-        if version not in await asyncio.to_thread(self.repository.versions, name):
+        if version not in await asyncio.to_thread(
+            self.repository.versions, name
+        ) and not await self._pulled_version(name, version):
             raise await self._missing(f"model {name!r} has no version {version}")
         if await self._failed_and_unchanged(key):
             raise ModelUnavailable(f"{name}:{version} failed to load: {self._failed[key]}")
