@@ -1,0 +1,281 @@
+"""The object-store repository, the replica's cache of it, `copy` and the object-store dataset
+store, against a real S3 server (SeaweedFS on loopback): commits are create-only, numbers are
+never issued twice, a failed publish leaves no version, the cache is checked by sha256 and keeps
+serving while the store is down."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.datasets.arrays import load_arrays
+from app.datasets.objects import ObjectDatasetStore
+from app.datasets.store import DatasetExists, DatasetNotFound
+from app.repository.manifest import ImageSpec, Manifest
+from app.repository.mirror import CachedRepository
+from app.repository.object_repository import ObjectModelRepository
+from app.repository.objects import PART_BYTES, ObjectExists, ObjectStoreUnavailable
+from app.repository.opening import copy_repository, seed_if_empty
+from app.repository.store import ModelRepository, UnknownModel
+from tests.conftest import SHIPPED_MODELS
+from tests.dataset_builders import idx_zip
+from tests.helpers import wait_until
+from tests.object_store import SeaweedFS, seaweedfs_running
+
+
+@pytest.fixture(scope="module")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """One SeaweedFS for the module; each test works under a prefix of its own."""
+    with seaweedfs_running(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@pytest.fixture
+def store_repo(seaweed: SeaweedFS) -> ObjectModelRepository:
+    """An empty model repository under a fresh prefix."""
+    return ObjectModelRepository(seaweed.store(f"models-{uuid.uuid4().hex[:8]}"))
+
+
+def manifest() -> Manifest:
+    return Manifest(
+        name="x", version=0, latent_dim=2, image=ImageSpec(height=4, width=4, channels=1),
+        likelihood="bernoulli", created_at=datetime.now(UTC).isoformat(),
+    )  # fmt: skip
+
+
+def publish(repository: ObjectModelRepository, name: str, payload: bytes = b"graph") -> int:
+    staging = repository.staging_dir(name)
+    (staging / "encoder.onnx").write_bytes(payload)
+    (staging / "report").mkdir()
+    (staging / "report" / "samples.png").write_bytes(b"png")
+    return repository.publish(name, staging, manifest())
+
+
+def test_publish_uploads_files_then_commits_the_manifest(
+    store_repo: ObjectModelRepository,
+) -> None:
+    assert publish(store_repo, "m") == 1
+    assert publish(store_repo, "m") == 2
+    assert store_repo.names() == ["m"]
+    assert store_repo.versions("m") == [1, 2]
+    assert store_repo.default_version("m") == 2
+    stored = store_repo.manifest("m", 2)
+    assert (stored.name, stored.version) == ("m", 2)
+    assert stored.files == {
+        "encoder.onnx": hashlib.sha256(b"graph").hexdigest(),
+        "report/samples.png": hashlib.sha256(b"png").hexdigest(),
+    }
+    with pytest.raises(ObjectExists):  # the commit is create-only: a version is written once
+        store_repo._commit("m", 2, b"{}")
+    store_repo.set_default("m", 1)
+    assert store_repo.default_version("m") == 1
+    with pytest.raises(UnknownModel):
+        store_repo.set_default("m", 7)
+
+
+def test_publishers_racing_get_distinct_numbers(store_repo: ObjectModelRepository) -> None:
+    versions: list[int] = []
+    errors: list[BaseException] = []
+
+    def one(i: int) -> None:
+        try:
+            versions.append(publish(store_repo, "race", f"graph {i}".encode()))
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert sorted(versions) == [1, 2, 3, 4, 5, 6]
+    assert store_repo.versions("race") == [1, 2, 3, 4, 5, 6]
+    for version in versions:  # each version holds its own publisher's files
+        files = store_repo.manifest("race", version).files
+        assert len(files) == 2
+
+
+def test_numbers_are_never_issued_twice_even_after_a_delete(
+    store_repo: ObjectModelRepository,
+) -> None:
+    assert publish(store_repo, "m") == 1
+    assert publish(store_repo, "m") == 2
+    store_repo.delete_version("m", 2)
+    assert store_repo.versions("m") == [1]
+    assert store_repo.store.objects("m/2/") == []
+    assert publish(store_repo, "m") == 3
+    with pytest.raises(UnknownModel):
+        store_repo.delete_version("m", 2)
+
+
+def test_a_publish_that_fails_midway_leaves_no_version(
+    store_repo: ObjectModelRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert publish(store_repo, "m") == 1
+    real_upload = store_repo.store.upload
+    calls = []
+
+    def failing(key: str, path: Path) -> None:
+        calls.append(key)
+        if len(calls) == 2:
+            raise ObjectStoreUnavailable("the object store is unavailable: injected")
+        real_upload(key, path)
+
+    monkeypatch.setattr(store_repo.store, "upload", failing)
+    staging = store_repo.staging_dir("m")
+    (staging / "encoder.onnx").write_bytes(b"a")
+    (staging / "decoder.onnx").write_bytes(b"b")
+    with pytest.raises(ObjectStoreUnavailable):
+        store_repo.publish("m", staging, manifest())
+    assert not staging.exists()
+    assert store_repo.versions("m") == [1]
+    assert store_repo.default_version("m") == 1
+    assert store_repo.store.objects("m/2/") == []  # the uploaded half was removed
+    monkeypatch.undo()
+    assert publish(store_repo, "m") == 3  # 2 was claimed: it is spent, never reissued
+
+
+def test_a_large_file_goes_up_in_parts(store_repo: ObjectModelRepository, tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    big.write_bytes(np.random.default_rng(0).bytes(2 * PART_BYTES + 1000))
+    store_repo.store.upload("big.bin", big)
+    info = store_repo.store.head("big.bin")
+    assert info.size == big.stat().st_size
+    assert info.etag is not None and info.etag.strip('"').endswith("-3")  # three parts
+    back = tmp_path / "back.bin"
+    store_repo.store.download("big.bin", back)
+    assert back.read_bytes() == big.read_bytes()
+
+
+def test_copy_both_ways_keeps_versions_default_and_bytes(
+    store_repo: ObjectModelRepository, tmp_path: Path
+) -> None:
+    source = ModelRepository(tmp_path / "src")
+    shutil.copytree(SHIPPED_MODELS / "mnist", source.root / "mnist")
+    assert copy_repository(source, store_repo) == ["mnist:1"]
+    assert copy_repository(source, store_repo) == []  # nothing new the second time
+    assert store_repo.versions("mnist") == [1]
+    assert store_repo.default_version("mnist") == 1
+    assert store_repo.last_issued("mnist") == 1
+    back = ModelRepository(tmp_path / "back")
+    assert copy_repository(store_repo, back) == ["mnist:1"]
+
+    def tree(root: Path) -> dict[str, bytes]:
+        return {
+            p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != "DEFAULT"
+        }
+
+    assert tree(back.version_dir("mnist", 1)) == tree(source.version_dir("mnist", 1))
+    assert back.default_version("mnist") == 1
+    assert back.last_issued("mnist") == 1
+
+
+def test_an_empty_store_is_seeded_once(store_repo: ObjectModelRepository) -> None:
+    assert seed_if_empty(store_repo, SHIPPED_MODELS) == ["mnist:1"]
+    assert seed_if_empty(store_repo, SHIPPED_MODELS) == []
+    assert store_repo.names() == ["mnist"]
+
+
+def test_the_cache_follows_the_store_and_checks_hashes(
+    store_repo: ObjectModelRepository, tmp_path: Path
+) -> None:
+    cache = CachedRepository(tmp_path / "cache", store_repo)
+    publish(store_repo, "m")
+    publish(store_repo, "m", b"second")
+    cache.sync()
+    assert cache.versions("m") == [1, 2]
+    assert cache.default_version("m") == 2
+    assert (cache.version_dir("m", 2) / "encoder.onnx").read_bytes() == b"second"
+    assert cache.status()["status"] == "ok"
+    # a version whose stored file does not match its manifest is refused, not cached
+    publish(store_repo, "m", b"third")
+    store_repo.store.put("m/3/encoder.onnx", b"tampered")
+    cache.sync()
+    assert cache.versions("m") == [1, 2]
+    # DEFAULT moved in the store, a version deleted there: both follow
+    store_repo.set_default("m", 1)
+    store_repo.delete_version("m", 2)
+    cache.sync()
+    assert cache.versions("m") == [1]
+    assert cache.default_version("m") == 1
+    # admin writes go to the store
+    publish(store_repo, "m", b"fourth")
+    cache.sync()
+    cache.set_default("m", 4)
+    assert store_repo.default_version("m") == 4
+    assert cache.default_version("m") == 4
+
+
+def test_the_cache_serves_on_while_the_store_is_down(tmp_path: Path) -> None:
+    with seaweedfs_running(tmp_path / "own") as server:
+        repository = ObjectModelRepository(server.store("models"))
+        publish(repository, "m")
+        cache = CachedRepository(tmp_path / "cache", repository)
+        cache.sync()
+        server.stop()
+        with pytest.raises(ObjectStoreUnavailable):
+            cache.sync()
+        status = cache.status()
+        assert status["status"] == "degraded"
+        assert "unavailable" in status["error"]
+        assert cache.versions("m") == [1]  # what it holds, it still has
+        # a replica restarting on that cache (the store still down) starts from it
+        again = CachedRepository(tmp_path / "cache", repository)
+        with pytest.raises(ObjectStoreUnavailable):
+            again.sync()
+        assert again.versions("m") == [1]
+        assert again.status()["status"] == "degraded"
+        server.start()
+        wait_until(lambda: again.sync() is None, 30, what="the cache to sync again")
+        assert again.status()["status"] == "ok"
+
+
+def test_a_damaged_cache_is_dropped_at_start(
+    store_repo: ObjectModelRepository, tmp_path: Path
+) -> None:
+    publish(store_repo, "m")
+    CachedRepository(tmp_path / "cache", store_repo).sync()
+    (tmp_path / "cache" / "m" / "1" / "encoder.onnx").write_bytes(b"half")
+    restarted = CachedRepository(tmp_path / "cache", store_repo)
+    restarted.sync()  # drops the damaged copy, then fetches it again
+    assert (restarted.version_dir("m", 1) / "encoder.onnx").read_bytes() == b"graph"
+
+
+def test_datasets_stream_to_the_store_and_names_are_write_once(
+    seaweed: SeaweedFS, tmp_path: Path
+) -> None:
+    store = ObjectDatasetStore(seaweed.store(f"data-{uuid.uuid4().hex[:8]}"), tmp_path / "copies")
+
+    def put(name: str, data: bytes) -> object:
+        upload = store.begin(name, limit=1 << 20)
+        for start in range(0, len(data), 1000):
+            upload.write(data[start : start + 1000])
+        return store.commit(name, upload)
+
+    data = idx_zip()
+    manifest = put("digits", data)
+    assert store.names() == ["digits"]
+    assert store.manifest("digits") == manifest
+    assert store.exists("digits")
+    assert load_arrays(store.path("digits")).images.shape[0] == 12
+    with pytest.raises(DatasetExists):
+        put("digits", data)
+    # the loser left nothing behind: one manifest, one array file
+    assert len(store.store.objects("digits/")) == 2
+    store.delete("digits")
+    assert store.names() == []
+    assert store.store.objects("digits/") == []
+    with pytest.raises(DatasetNotFound):
+        store.path("digits")
+    assert store.sweep(older_than_s=0) == 0
