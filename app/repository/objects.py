@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -123,7 +124,7 @@ class ObjectStore:
         """Streams the object into `path` (written whole or not at all) and returns what it was."""
         result = obstore.get(self._store, key)
         meta = result.meta
-        partial = path.with_name(f".{path.name}.part")
+        partial = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.part")
         try:
             with open(partial, "wb") as handle:
                 for chunk in result.stream(min_chunk_size=_DOWNLOAD_CHUNK):

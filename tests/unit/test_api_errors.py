@@ -20,6 +20,7 @@ from app.datasets.arrays import DatasetError
 from app.datasets.store import DatasetExists, DatasetNotFound, UploadTooLarge
 from app.jobs.base import JobNotFound, JobsUnavailable
 from app.main import create_app
+from app.repository.objects import ObjectStoreUnavailable
 from app.repository.store import CorruptStoredFile, InvalidName, UnknownModel
 from app.serving.batcher import DeadlineExceeded, QueueFull
 from app.serving.imaging import ImageError
@@ -43,6 +44,7 @@ EXPECTED: list[tuple[Exception, int, str, str | None]] = [
     (QueueFull(2.6), 429, "queue_full", "3"),
     (ModelUnavailable("x:1 failed to load"), 503, "model_unavailable", "5"),
     (JobsUnavailable("the job queue (Redis) is unavailable"), 503, "unavailable", "5"),
+    (ObjectStoreUnavailable("the object store is unavailable"), 503, "storage_unavailable", "5"),
     (DeadlineExceeded("past the deadline"), 504, "deadline_exceeded", None),
     (CorruptStoredFile("the server's stored manifest of x is unreadable"), 500,
      "stored_file_corrupt", None),
