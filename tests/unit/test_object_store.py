@@ -6,7 +6,10 @@ serving while the store is down."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -16,9 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.config import Settings
 from app.datasets.arrays import load_arrays
 from app.datasets.objects import ObjectDatasetStore
 from app.datasets.store import DatasetExists, DatasetNotFound
+from app.repository.locations import ObjectUrl
 from app.repository.manifest import ImageSpec, Manifest
 from app.repository.mirror import CachedRepository
 from app.repository.object_repository import ObjectModelRepository
@@ -27,7 +32,7 @@ from app.repository.opening import copy_repository, seed_if_empty
 from app.repository.store import ModelRepository, UnknownModel
 from tests.conftest import SHIPPED_MODELS
 from tests.dataset_builders import idx_zip
-from tests.helpers import wait_until
+from tests.helpers import ROOT, wait_until
 from tests.object_store import SeaweedFS, seaweedfs_running
 
 
@@ -279,3 +284,32 @@ def test_datasets_stream_to_the_store_and_names_are_write_once(
     with pytest.raises(DatasetNotFound):
         store.path("digits")
     assert store.sweep(older_than_s=0) == 0
+
+
+def test_settings_take_a_directory_or_an_s3_url(tmp_path: Path) -> None:
+    settings = Settings(models_dir="s3://bucket/some/prefix/", data_dir=str(tmp_path))
+    assert settings.models_dir == ObjectUrl("bucket", "some/prefix")
+    assert str(settings.models_dir) == "s3://bucket/some/prefix"
+    assert settings.data_dir == tmp_path
+    with pytest.raises(ValueError):
+        Settings(models_dir="s3:///no-bucket")
+
+
+def test_vae_repository_copy_both_ways(seaweed: SeaweedFS, tmp_path: Path) -> None:
+    url = seaweed.url(f"copied-{uuid.uuid4().hex[:8]}")
+    env = {**os.environ, **seaweed.env()}
+
+    def vae(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "app.cli", "repository", "copy", *args],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "mnist:1" in vae(str(SHIPPED_MODELS), url)
+    assert "nothing new" in vae(str(SHIPPED_MODELS), url)
+    assert "mnist:1" in vae(url, str(tmp_path / "back"))
+    back = ModelRepository(tmp_path / "back")
+    assert back.versions("mnist") == [1]
+    assert back.manifest("mnist", 1) == ModelRepository(SHIPPED_MODELS).manifest("mnist", 1)
