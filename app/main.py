@@ -29,6 +29,7 @@ from app.repository.opening import open_served_repository, seed_if_empty
 from app.serving.cache.memory import LatentCache, MemoryBackend
 from app.serving.cache.redis_cache import RedisBackend
 from app.serving.inference import InferenceService
+from app.serving.notifications import listen
 from app.serving.registry import ModelRegistry
 
 logger = logging.getLogger("app")
@@ -81,6 +82,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             watch_jobs(job_backend), name="job-gauges"
         )
         await registry.start()
+        announcements = None
+        if settings.redis_url and registry.mirror is not None:
+            announcements = asyncio.get_running_loop().create_task(
+                listen(settings.redis_url, registry.refresh), name="model-announcements"
+            )
         if not registry.ready:
             logger.error(
                 "the default model %r is not in %s", settings.default_model, settings.models_dir
@@ -92,7 +98,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             job_gauges.cancel()
-            await asyncio.gather(job_gauges, return_exceptions=True)
+            if announcements is not None:
+                announcements.cancel()
+            await asyncio.gather(
+                job_gauges, *([announcements] if announcements else []), return_exceptions=True
+            )
             await asyncio.to_thread(job_backend.close)
             await registry.stop()
             await cache.close()

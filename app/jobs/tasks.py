@@ -58,7 +58,7 @@ def execute_training(
     from app.training.trainer import TrainProgress
 
     config = TrainConfig.model_validate(spec["config"])
-    endpoint = get_settings().s3_endpoint_url  # the worker's own: its credentials are its own
+    endpoint = get_settings().s3_endpoint_url  # the worker's own, as its credentials are
     datasets = open_datasets(to_location(spec["data_dir"]), endpoint)
     data_path = datasets.path(spec["dataset"])
     last_report = [0.0]
@@ -80,6 +80,11 @@ def execute_training(
         should_stop=should_stop,
         make_default=bool(spec.get("make_default", True)),
     )
+    settings = get_settings()
+    if settings.redis_url:  # replicas pull at once instead of at their next poll
+        from app.serving.notifications import announce
+
+        announce(settings.redis_url, published.name, published.version)
     metrics = published.manifest.metrics
     return {
         "model": published.name,
