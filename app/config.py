@@ -12,7 +12,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app.repository.locations import Location
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_MODELS = PROJECT_ROOT / "models"  # seeds an empty object-store repository
 
 
 class Settings(BaseSettings):
@@ -30,6 +29,10 @@ class Settings(BaseSettings):
     )
     s3_endpoint_url: str | None = Field(
         None, description="the S3-compatible endpoint of s3:// locations (AWS when unset)"
+    )
+    shipped_models: Path = Field(
+        PROJECT_ROOT / "models",
+        description="the models an empty object-store repository is seeded with (the image's)",
     )
     models_cache_dir: Path = Field(
         Path(tempfile.gettempdir()) / "vae-models-cache",

@@ -7,6 +7,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -20,7 +21,7 @@ from app.api.errors import document_error_bodies, install_error_handlers
 from app.api.limits import BodyLimitMiddleware
 from app.api.ratelimit import RateLimiter, RateLimitMiddleware
 from app.api.schemas import DecodeRequest, EncodeRequest, ErrorResponse
-from app.config import SHIPPED_MODELS, Settings, get_settings
+from app.config import Settings, get_settings
 from app.datasets.opening import open_datasets
 from app.jobs import make_backend
 from app.jobs.monitor import watch_jobs
@@ -47,11 +48,12 @@ def _make_cache(settings: Settings) -> LatentCache:
     return LatentCache(MemoryBackend(settings.cache_max_entries), settings.cache_ttl_s)
 
 
-async def _seed(repository: CachedRepository) -> None:
-    """An empty object-store repository gets the shipped models (as compose seeds its volume);
-    with the store down, the replica starts on its cache and the next start seeds."""
+async def _seed(repository: CachedRepository, shipped: Path) -> None:
+    """An empty object-store repository gets the shipped models (as compose seeds its volume;
+    a number once issued is not seeded again, so a deleted model stays deleted); with the store
+    down, the replica starts on its cache and a later start seeds."""
     try:
-        await asyncio.to_thread(seed_if_empty, repository.source, SHIPPED_MODELS)
+        await asyncio.to_thread(seed_if_empty, repository.source, shipped)
     except Exception as error:
         logger.error("could not seed %s with the shipped models: %s", repository.source, error)
 
@@ -70,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.models_dir, settings.s3_endpoint_url, settings.models_cache_dir
         )
         if isinstance(repository, CachedRepository):
-            await _seed(repository)
+            await _seed(repository, settings.shipped_models)
         registry = ModelRegistry(repository, settings)
         cache = _make_cache(settings)
         job_backend = make_backend(settings)
