@@ -138,9 +138,16 @@ class CachedRepository(ModelRepository):
             (staging / MANIFEST).write_bytes(data)
             (staging / ETAG_FILE).write_text(etag)
             target = self.version_dir(name, version)
+            if self._cached_etag(name, version) == etag:  # another replica sharing the cache
+                shutil.rmtree(staging, ignore_errors=True)
+                return
             if target.exists():
-                _remove_dir(target)
-            os.rename(staging, target)
+                _remove_dir(target)  # cached under an older manifest
+            try:
+                os.rename(staging, target)
+            except OSError:  # another replica sharing this cache put it there meanwhile
+                shutil.rmtree(staging, ignore_errors=True)
+                return
             logger.info("cached %s:%d from %s", name, version, self.source)
         except Exception as error:
             shutil.rmtree(staging, ignore_errors=True)
