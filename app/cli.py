@@ -295,7 +295,7 @@ def repository_copy(
     """Copy a model repository between a directory and an object store, either way: every
     version the target has not issued (numbers kept; manifests last, create-only in a store),
     then each model's DEFAULT. Copying again copies only what is new."""
-    from app.repository.opening import copy_repository
+    from app.repository.copying import copy_repository
 
     copied = copy_repository(_repository(source), _repository(target), model or None)
     typer.echo(f"copied {len(copied)}: {', '.join(copied) or 'nothing new'}")

@@ -7,7 +7,6 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -25,8 +24,7 @@ from app.config import Settings, get_settings
 from app.datasets.opening import open_datasets
 from app.jobs import make_backend
 from app.jobs.monitor import watch_jobs
-from app.repository.mirror import CachedRepository
-from app.repository.opening import open_served_repository, seed_if_empty
+from app.repository.opening import open_served_repository
 from app.serving.cache.memory import LatentCache, MemoryBackend
 from app.serving.cache.redis_cache import RedisBackend
 from app.serving.inference import InferenceService
@@ -48,16 +46,6 @@ def _make_cache(settings: Settings) -> LatentCache:
     return LatentCache(MemoryBackend(settings.cache_max_entries), settings.cache_ttl_s)
 
 
-async def _seed(repository: CachedRepository, shipped: Path) -> None:
-    """An empty object-store repository gets the shipped models (as compose seeds its volume;
-    a number once issued is not seeded again, so a deleted model stays deleted); with the store
-    down, the replica starts on its cache and a later start seeds."""
-    try:
-        await asyncio.to_thread(seed_if_empty, repository.source, shipped)
-    except Exception as error:
-        logger.error("could not seed %s with the shipped models: %s", repository.source, error)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The service, configured by `settings` (the environment's when None)."""
     settings = settings or get_settings()
@@ -69,10 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "VAE_ADMIN_TOKEN is not set: admin routes trust every caller; bind 127.0.0.1 only"
             )
         repository = open_served_repository(
-            settings.models_dir, settings.s3_endpoint_url, settings.models_cache_dir
+            settings.models_dir,
+            settings.s3_endpoint_url,
+            settings.models_cache_dir,
+            settings.shipped_models,
         )
-        if isinstance(repository, CachedRepository):
-            await _seed(repository, settings.shipped_models)
         registry = ModelRegistry(repository, settings)
         cache = _make_cache(settings)
         job_backend = make_backend(settings)

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import httpx
 
+from app.repository.copying import copy_repository
 from app.repository.manifest import Manifest
 from app.repository.mirror import CachedRepository
 from app.repository.object_repository import ObjectModelRepository
-from app.repository.opening import copy_repository
 from app.repository.store import MANIFEST, ModelRepository
 from app.serving.notifications import announce
 from tests.helpers import ROOT, free_port, redis_running

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app.repository.copying import seed_if_empty
 from app.repository.object_repository import ObjectModelRepository, parse_manifest
 from app.repository.objects import ObjectInfo, ObjectStoreUnavailable
 from app.repository.store import (
@@ -58,9 +59,12 @@ def _remove_dir(directory: Path) -> None:
 class CachedRepository(ModelRepository):
     """The cache directory as a model repository, filled from `source` by `sync`."""
 
-    def __init__(self, cache_dir: Path, source: ObjectModelRepository) -> None:
+    def __init__(
+        self, cache_dir: Path, source: ObjectModelRepository, shipped: Path | None = None
+    ) -> None:
         super().__init__(cache_dir)
         self.source = source
+        self.shipped = shipped  # seeds the store if its first successful listing is empty
         self._lock = threading.Lock()
         self._default_etags: dict[str, str | None] = {}
         self._refused: set[tuple[str, int, str | None]] = set()
@@ -94,6 +98,10 @@ class CachedRepository(ModelRepository):
                 self._verified = True
             try:
                 listing = self.source.listing()
+                if self.shipped is not None and not any(m.manifests for m in listing.values()):
+                    seed_if_empty(self.source, self.shipped)  # once a process: numbers once
+                    self.shipped = None  # issued are never seeded again, deleted stays deleted
+                    listing = self.source.listing()
                 for name, model in listing.items():
                     for version, manifest in sorted(model.manifests.items()):
                         self._pull_version(name, version, manifest)

@@ -23,12 +23,12 @@ from app.config import Settings
 from app.datasets.arrays import load_arrays
 from app.datasets.objects import ObjectDatasetStore
 from app.datasets.store import DatasetExists, DatasetNotFound
+from app.repository.copying import copy_repository, seed_if_empty
 from app.repository.locations import ObjectUrl
 from app.repository.manifest import ImageSpec, Manifest
 from app.repository.mirror import CachedRepository
 from app.repository.object_repository import ObjectModelRepository
 from app.repository.objects import PART_BYTES, ObjectExists, ObjectStoreUnavailable
-from app.repository.opening import copy_repository, seed_if_empty
 from app.repository.store import ModelRepository, UnknownModel
 from tests.conftest import SHIPPED_MODELS
 from tests.dataset_builders import idx_zip
@@ -313,3 +313,16 @@ def test_vae_repository_copy_both_ways(seaweed: SeaweedFS, tmp_path: Path) -> No
     back = ModelRepository(tmp_path / "back")
     assert back.versions("mnist") == [1]
     assert back.manifest("mnist", 1) == ModelRepository(SHIPPED_MODELS).manifest("mnist", 1)
+
+
+def test_a_replica_seeds_an_empty_store_on_its_first_pull(
+    store_repo: ObjectModelRepository, tmp_path: Path
+) -> None:
+    cache = CachedRepository(tmp_path / "cache", store_repo, SHIPPED_MODELS)
+    cache.sync()
+    assert store_repo.versions("mnist") == [1]
+    assert cache.versions("mnist") == [1]
+    store_repo.delete_version("mnist", 1)  # deleted stays deleted: the number was issued
+    other = CachedRepository(tmp_path / "other", store_repo, SHIPPED_MODELS)
+    other.sync()
+    assert store_repo.names() == [] and other.names() == []
