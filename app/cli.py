@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+if TYPE_CHECKING:
+    from app.training.trainer import TrainProgress
+
+# Plain click help: typer's rich panels print a "<bool>" placeholder beside every flag with
+# click 8.5 (whose flags' metavar is no longer "BOOLEAN", the value typer hides).
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Train VAEs and serve them over HTTP."
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Train VAEs and serve them over HTTP.",
 )
 
 
@@ -47,6 +55,16 @@ def serve(
         # uvicorn's (which trusts X-Forwarded-For from 127.0.0.1 by default).
         proxy_headers=False,
     )
+
+
+@app.command()
+def openapi() -> None:
+    """Print the OpenAPI document of the HTTP API: `vae openapi > openapi.json` regenerates the
+    committed one, from which frontends generate typed clients."""
+    from app.config import get_settings
+    from app.main import create_app, openapi_json
+
+    typer.echo(openapi_json(create_app(get_settings())), nl=False)
 
 
 @app.command()
@@ -119,7 +137,6 @@ def train(
 
     from app.repository.store import check_name
     from app.training.pipeline import run_training
-    from app.training.trainer import TrainProgress
 
     check_name(name)
     cfg = _train_config(
@@ -136,14 +153,12 @@ def train(
         TimeRemainingColumn(),
         console=console,
     ) as bar:
-        task = bar.add_task("train", total=1, epoch="-", terms="")
+        task = bar.add_task("train", total=1, epoch=f"1/{cfg.epochs} starting", terms="")
         previous: list[tuple[int, str]] = []
 
         def show(p: TrainProgress) -> None:
             terms = f"loss {p.loss:.2f} recon {p.reconstruction:.2f} kl {p.kl:.2f} w {p.kl_weight:.2f} {p.samples_per_second:.0f}/s"
-            bar.update(
-                task, total=p.steps, completed=p.step, epoch=f"{p.epoch}/{p.epochs}", terms=terms
-            )
+            bar.update(task, total=p.steps, completed=p.step, epoch=epoch_label(p), terms=terms)
             if not console.is_terminal:  # a log file gets one line an epoch instead of a bar
                 if previous and previous[-1][0] != p.epoch:
                     console.print(previous[-1][1])
@@ -164,6 +179,12 @@ def train(
     console.print(f"published {published.name}:{published.version}")
     if metrics is not None:
         console.print_json(metrics.model_dump_json(exclude={"kl_per_dim"}))
+
+
+def epoch_label(progress: TrainProgress) -> str:
+    """The epoch and how far into it a training is: "3/150 37%"."""
+    share = progress.epoch_step / progress.epoch_steps if progress.epoch_steps else 0.0
+    return f"{progress.epoch}/{progress.epochs} {share:4.0%}"
 
 
 @app.command()

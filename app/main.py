@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 from pydantic.json_schema import models_json_schema
 
 from app.api import datasets, health, inference, jobs, models, observability, ui
@@ -98,7 +100,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await registry.stop()
             await cache.close()
 
-    app = FastAPI(
+    # /docs (Swagger UI) is served with its scripts and styles from the fastapi-offline package:
+    # the page loads nothing from any other host. No ReDoc page: its bundle fetches its logo
+    # from a CDN.
+    app = FastAPIOffline(
+        redoc_url=None,
         title="vae-service",
         version="0.1.0",
         summary="Variational Autoencoders behind an HTTP API, answered by ONNX Runtime.",
@@ -133,6 +139,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _document_raw_bodies(app)
     app.include_router(ui.router)  # GET /: the latent explorer page (app/static)
     return app
+
+
+def openapi_json(app: FastAPI) -> str:
+    """The app's OpenAPI document as the committed `openapi.json` holds it (`vae openapi`)."""
+    return json.dumps(app.openapi(), indent=2, ensure_ascii=False) + "\n"
 
 
 def _document_raw_bodies(app: FastAPI) -> None:

@@ -219,3 +219,21 @@ def redis_running() -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def own_models_service(
+    models_dir: Path, tmp: Path, token: str, env: dict[str, str]
+) -> Iterator[ServiceProcess]:
+    """`vae serve` over a copy of every model in `models_dir` (`tmp`/models, datasets in
+    `tmp`/data) with admin token `token` and the VAE_ settings `env`, until the block ends: the
+    caller may delete or re-default versions that no other test should see changed."""
+    shutil.copytree(models_dir, tmp / "models")
+    settings = {
+        "VAE_MODELS_DIR": str(tmp / "models"),
+        "VAE_DATA_DIR": str(tmp / "data"),
+        "VAE_ADMIN_TOKEN": token,
+        **env,
+    }
+    with running_service(settings, tmp) as service:
+        yield service

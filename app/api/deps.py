@@ -69,6 +69,17 @@ async def get_jobs(state: StateDep) -> JobBackend:
 JobsDep = Annotated[JobBackend, Depends(get_jobs)]
 
 
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def _npy_problem(error: Exception) -> str:
+    """What is wrong with a .npy body numpy could not load, without numpy's advice on loading
+    pickles (which this API never does)."""
+    if "pickle" in str(error):
+        return "the .npy holds Python objects, which are never loaded: send an array of numbers"
+    return f"the body is a damaged .npy file: {error}"
+
+
 def is_npy(request: Request) -> bool:
     """True when the body is a .npy file."""
     return request.headers.get("content-type", "").split(";")[0].strip() == NPY_MEDIA_TYPE
@@ -80,13 +91,19 @@ def wants_npy(request: Request) -> bool:
 
 
 def load_npy(body: bytes, max_bytes: int) -> np.ndarray:
-    """Parses a .npy body (no pickles); 400 when it is not one."""
+    """Parses a .npy body (no pickles); 400 when it is not one. The magic is checked first:
+    without it numpy would take the body for a pickle and answer with advice on loading one."""
+    if not body.startswith(NPY_MAGIC):
+        raise ApiError(
+            400,
+            "the body is not a .npy file (it does not start with the .npy magic \\x93NUMPY): "
+            "send an array saved with numpy.save",
+            "invalid_npy",
+        )
     try:
         array = np.load(io.BytesIO(body), allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
-        raise ApiError(
-            400, f"the body is not a readable .npy array: {error}", "invalid_npy"
-        ) from None
+        raise ApiError(400, _npy_problem(error), "invalid_npy") from None
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu":
         raise ApiError(422, "the .npy array must hold numbers", "invalid_npy")
     return array

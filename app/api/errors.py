@@ -146,6 +146,36 @@ def _validation_detail(errors: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
+JSON_MEDIA_TYPE = "application/json"
+
+
+def _not_json(request: Request, errors: list[Any]) -> str | None:
+    """The media type a JSON body was sent as, when it was sent as something else (curl -d sends
+    application/x-www-form-urlencoded unless told): the body then never reaches validation as
+    an object. None when the header is not the problem."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not kind or kind == JSON_MEDIA_TYPE or kind.endswith("+json"):
+        return None
+    return kind if any(tuple(e.get("loc", ())) == ("body",) for e in errors) else None
+
+
+def _json_error_message(error: dict[str, Any], body: Any) -> str:
+    """Where and what: "the body is not valid JSON: Expecting value at line 2, column 7
+    (character 15)", from FastAPI's json_invalid error (its loc carries the character offset)."""
+    what = str((error.get("ctx") or {}).get("error") or "it cannot be parsed")
+    loc = list(error.get("loc", ()))
+    offset = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+    if offset is None:
+        return f"the body is not valid JSON: {what}"
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else str(body)
+    before = text[:offset]
+    line = before.count("\n") + 1
+    column = offset - (before.rfind("\n") + 1) + 1
+    return (
+        f"the body is not valid JSON: {what} at line {line}, column {column} (character {offset})"
+    )
+
+
 def _first_message(errors: list[Any]) -> str:
     if not errors:
         return "the request body is not valid"
@@ -172,8 +202,20 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status, exc.error, exc.message, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _request_validation(_: Request, exc: RequestValidationError) -> Response:
+    async def _request_validation(request: Request, exc: RequestValidationError) -> Response:
         errors = list(exc.errors())
+        sent_as = _not_json(request, errors)
+        if sent_as is not None:
+            return error_response(
+                415,
+                "unsupported_media_type",
+                f"send the body as JSON with the header Content-Type: {JSON_MEDIA_TYPE}, not "
+                f"{sent_as} (curl -d sends {sent_as} unless given "
+                f"-H 'content-type: {JSON_MEDIA_TYPE}')",
+            )
+        if errors and errors[0].get("type") == "json_invalid":
+            message = _json_error_message(errors[0], exc.body)
+            return error_response(422, "invalid_request", message, _validation_detail(errors))
         return error_response(
             422, "invalid_request", _first_message(errors), _validation_detail(errors)
         )

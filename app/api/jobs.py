@@ -29,7 +29,7 @@ def _dump(job: JobInfo) -> dict[str, object]:
     "",
     status_code=202,
     response_model=JobInfo,
-    responses=error_responses(400, 401, 403, 404, 413, 422, 429, 503, _404="unknown dataset"),
+    responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429, 503, _404="unknown dataset"),
 )
 async def submit_job(request: JobRequest, state: StateDep, jobs: JobsDep, _: AdminDep) -> Response:
     """Queues training of `name` on `dataset` (admin). Every config field has a default."""

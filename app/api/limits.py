@@ -14,6 +14,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import metrics
 from app.api.errors import error_response
 
 UPLOAD_PREFIX = "/datasets/"
@@ -24,6 +25,13 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, body_too_large_message(limit))
+        count_too_large()
+
+
+def count_too_large() -> None:
+    """One request refused for its body's size, in vae_rejections_total{reason="too_large"}
+    (no model or graph: it was refused before any was chosen)."""
+    metrics.REJECTIONS.labels("", "", "too_large").inc()
 
 
 def body_too_large_message(limit: int) -> str:
@@ -60,6 +68,7 @@ class BodyLimitMiddleware:
         limit = self.upload_limit if is_upload(scope) else self.limit
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
+            count_too_large()
             response = error_response(413, "too_large", body_too_large_message(limit))
             await response(scope, receive, send)
             return

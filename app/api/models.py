@@ -97,7 +97,7 @@ class DefaultVersion(BaseModel):
     version: int
 
 
-@router.post("/{name}/default", responses=error_responses(*_ADMIN))
+@router.post("/{name}/default", responses=error_responses(*_ADMIN, 415))
 async def set_default(name: str, body: DefaultVersion, state: StateDep, _: AdminDep) -> Response:
     """Makes `{"version": V}` the version that answers for `name` (admin)."""
     version = body.version

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter
+from fastapi.routing import iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
@@ -44,8 +46,22 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             metrics.IN_PROGRESS.dec()
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = route_template(scope)
             method = scope.get("method", "")
             metrics.REQUESTS.labels(template, method, str(status)).inc()
             metrics.REQUEST_SECONDS.labels(template, method).observe(time.perf_counter() - started)
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route that answered, or of the route the request was for when the
+    middleware refused it before routing (a 413 for its body's size, a 429 past the rate
+    limit); "unmatched" when no route takes the path (a 404)."""
+    route = scope.get("route")
+    if route is None:
+        # Routes of included routers, one by one (FastAPI's own flattening of them)
+        for candidate in iter_route_contexts(getattr(scope.get("app"), "routes", ())):
+            match, _ = candidate.matches(scope)
+            if match == Match.FULL:
+                route = candidate
+                break
+    return getattr(route, "path", None) or "unmatched"

@@ -23,10 +23,21 @@ def check_count(count: int, limit: int, what: str) -> None:
         raise ApiError(413, f"at most {limit} {what}s in one request, got {count}", "too_many")
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def as_float32(value: Any) -> FloatArray:
+    """Numbers (nested lists or an array) as float32. A number past float32's range becomes
+    infinity quietly (numpy would warn on the cast, in the server's log), for the callers'
+    finiteness checks to refuse with a 422."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.asarray(value, dtype=np.float32)
+
+
 def array_image(value: Any, shape: tuple[int, int, int]) -> FloatArray:
     """One image given as nested lists ([C][H][W], [H][W] or [H][W][C]) -> float32 [C,H,W]."""
     try:
-        array = np.asarray(value, dtype=np.float32)
+        array = as_float32(value)
     except (ValueError, TypeError):
         raise ImageError("an image array must be a rectangular nested list of numbers") from None
     return conform_image(array, shape)
@@ -45,7 +56,7 @@ def conform_image(array: np.ndarray, shape: tuple[int, int, int]) -> FloatArray:
         )
     if array.dtype == np.uint8:
         return array.astype(np.float32) / np.float32(255.0)
-    array = array.astype(np.float32)
+    array = as_float32(array)
     if not np.isfinite(array).all():
         raise ImageError("image arrays must not contain NaN or infinity")
     if array.min() < 0.0 or array.max() > 1.0:
@@ -66,22 +77,30 @@ def image_batch(
 
 
 def npy_images(array: np.ndarray, manifest: Manifest) -> FloatArray:
-    """A .npy batch of images [N,C,H,W] (or [N,H,W] for one channel) -> float32 [N,C,H,W]."""
-    if array.ndim == len(manifest.image.shape):
-        array = array[None]
-    if array.ndim == 3 and manifest.image.channels == 1:
-        array = array[:, None]
+    """A .npy of images -> float32 [N,C,H,W]. A 4-d array is a batch [N,C,H,W] (or [N,H,W,C]).
+    For a one-channel model a 3-d array is a batch [N,H,W] and a 2-d array one image [H,W];
+    for a model of C > 1 channels a 3-d array is one image [C,H,W] (or [H,W,C])."""
+    channels, height, width = manifest.image.shape
+    if array.ndim == 2 and channels == 1:
+        array = array[None, None]
+    elif array.ndim == 3:
+        array = array[:, None] if channels == 1 else array[None]
     if array.ndim != 4:
-        raise ImageError(f"a .npy image batch must be [N,C,H,W], got shape {list(array.shape)}")
+        one = "[H,W]" if channels == 1 else f"[{channels},H,W]"
+        raise ImageError(
+            f"a .npy of images must be a batch [N,{channels},{height},{width}]"
+            + (f" or [N,{height},{width}]" if channels == 1 else "")
+            + f", or one image {one}; got shape {list(array.shape)}"
+        )
     if array.dtype != np.uint8:
-        array = array.astype(np.float32)
+        array = as_float32(array)
     return np.stack([conform_image(image, manifest.image.shape) for image in array])
 
 
 def latent_batch(latents: Any, manifest: Manifest) -> FloatArray:
     """Latent vectors -> float32 [N,D], with the model's D and finite values."""
     try:
-        z = np.asarray(latents, dtype=np.float32)
+        z = as_float32(latents)
     except (ValueError, TypeError):
         raise ApiError(
             422, "latents must be a list of equal-length lists of numbers", "invalid_latent"
@@ -95,7 +114,12 @@ def latent_batch(latents: Any, manifest: Manifest) -> FloatArray:
             "invalid_latent",
         )
     if not np.isfinite(z).all():
-        raise ApiError(422, "latents must not contain NaN or infinity", "invalid_latent")
+        raise ApiError(
+            422,
+            f"latents must be finite numbers within float32's range (|z| <= {FLOAT32_MAX:.3g}): "
+            "no NaN or infinity",
+            "invalid_latent",
+        )
     return z
 
 

@@ -3,8 +3,9 @@
 | content starts with         | format                                                        |
 | --------------------------- | ------------------------------------------------------------- |
 | `PK\\x03\\x04` (or empty zip) | a zip: of `.npy` members (`.npz`: `images`, optional `labels`), |
-|                             | of IDX files (one images file, optionally its labels file,    |
-|                             | each raw or gzipped), or of PNG/JPEG images (see imagezip.py) |
+|                             | of IDX files (images files, each with its labels file or none, |
+|                             | raw or gzipped: MNIST's four .gz files as downloaded), or of  |
+|                             | PNG/JPEG images (see imagezip.py)                             |
 | `\\x1f\\x8b`                  | gzip of an IDX images file (or of a `.npy`)                   |
 | `\\x93NUMPY`                 | `.npy` of images                                              |
 | `00 00 08 03`               | IDX images, as MNIST ships them                               |
@@ -14,6 +15,7 @@ Torch-free: the API validates uploads with it.
 
 from __future__ import annotations
 
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,13 @@ from app.datasets.safezip import SafeZip, UnpackLimits
 
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 _HEAD = 64
+# Compressed bytes read to tell what a gzipped zip member holds: a gzip header carries the file's
+# name, and a deflate block's Huffman tables can take hundreds of bytes before the first byte
+# of output (MNIST's own .gz files need about 100).
+_GZIP_HEAD = 1 << 16
+# An IDX file's name without what tells images from labels: MNIST's "train-images-idx3-ubyte"
+# and "train-labels-idx1-ubyte" both become "train--ubyte", which pairs them.
+_IDX_ROLE = re.compile(r"(images|labels)(-idx\d)?", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -110,7 +119,7 @@ def _read_single(data: bytes | bytearray, suffix: str) -> ParsedDataset:
 def _member_kind(archive: SafeZip, info: zipfile.ZipInfo) -> str | None:
     head = archive.head(info, _HEAD)
     kind = sniff(head)
-    if kind == "gzip" and idx_ndim(gzip_head(head)) is not None:
+    if kind == "gzip" and idx_ndim(gzip_head(archive.head(info, _GZIP_HEAD))) is not None:
         return "idx"
     return kind
 
@@ -150,28 +159,63 @@ def _read_npz(archive: SafeZip, members: list[zipfile.ZipInfo]) -> ParsedDataset
 def _read_idx_zip(
     archive: SafeZip, members: list[zipfile.ZipInfo], kinds: dict[str, str | None]
 ) -> ParsedDataset:
+    """Every images file of the zip with its labels file (paired by name, as MNIST names them:
+    its four .gz files give the training and the test images together), or all without labels."""
     images: list[tuple[str, np.ndarray]] = []
-    labels: list[tuple[str, np.ndarray]] = []
+    labels: dict[str, tuple[str, np.ndarray]] = {}
     budget = archive.limits.max_total_bytes
-    for info in members:
+    for info in sorted(members, key=lambda member: member.filename):
         if kinds[info.filename] != "idx":
             raise DatasetError(f"{info.filename} is not an IDX file; the zip holds IDX files")
         data: bytes | bytearray = archive.read(info)
         if data.startswith(GZIP_MAGIC):
-            data = gunzip(bytes(data), max(budget, 0), info.filename)
+            limit = archive.limits.inflate_limit(len(data), budget)
+            data = gunzip(bytes(data), limit, info.filename)
         budget -= len(data)
         array = parse_idx(data, info.filename)
-        (labels if array.ndim == 1 else images).append((info.filename, array))
-    if len(images) != 1 or len(labels) > 1:
-        found = [name for name, _ in images + labels]
-        raise DatasetError(
-            f"the zip must hold one IDX images file and at most one labels file; it holds {found}"
-        )
-    image_name, image_array = images[0]
-    label_array = labels[0][1] if labels else None
-    if label_array is not None and len(label_array) != len(image_array):
-        raise DatasetError(
-            f"{labels[0][0]} has {len(label_array)} labels for the {len(image_array)} images "
-            f"of {image_name}"
-        )
+        if array.ndim == 1:
+            labels[_idx_pair_key(info.filename)] = (info.filename, array)
+        else:
+            images.append((info.filename, array))
+    if not images:
+        raise DatasetError(f"the zip holds only IDX labels files ({sorted(labels)}), no images")
+    pairs = _pair_idx(images, labels)
+    if len({array.shape[1:] for array, _ in pairs}) > 1:
+        shapes = {name: list(array.shape[1:]) for name, array in images}
+        raise DatasetError(f"the zip's IDX images files differ in image size: {shapes}")
+    image_array = np.concatenate([array for array, _ in pairs])
+    label_arrays = [found for _, found in pairs if found is not None]
+    label_array = np.concatenate(label_arrays) if label_arrays else None
     return ParsedDataset(make_dataset(image_array, label_array), "idx-zip")
+
+
+def _idx_pair_key(name: str) -> str:
+    return _IDX_ROLE.sub("", name.rsplit("/", 1)[-1]).lower()
+
+
+def _pair_idx(
+    images: list[tuple[str, np.ndarray]], labels: dict[str, tuple[str, np.ndarray]]
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """(images, labels) for each images file: all labelled, or (several, unlabelled) none."""
+    if not labels:
+        return [(array, None) for _, array in images]
+    if len(images) == 1 and len(labels) == 1:  # one of each: a pair whatever their names
+        labels = {_idx_pair_key(images[0][0]): next(iter(labels.values()))}
+    pairs: list[tuple[np.ndarray, np.ndarray | None]] = []
+    for name, array in images:
+        found = labels.pop(_idx_pair_key(name), None)
+        if found is None:
+            raise DatasetError(
+                f"no labels file in the zip goes with {name} (named as MNIST names them: "
+                "train-images-idx3-ubyte and train-labels-idx1-ubyte)"
+            )
+        label_name, label_array = found
+        if len(label_array) != len(array):
+            raise DatasetError(
+                f"{label_name} has {len(label_array)} labels for the {len(array)} images of {name}"
+            )
+        pairs.append((array, label_array))
+    if labels:
+        extra = sorted(name for name, _ in labels.values())
+        raise DatasetError(f"{extra} in the zip go with no IDX images file")
+    return pairs

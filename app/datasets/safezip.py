@@ -39,6 +39,13 @@ class UnpackLimits:
     max_ratio: float = 100.0
     ratio_floor_bytes: int = 1 << 20
 
+    def inflate_limit(self, compressed_bytes: int, budget: int) -> int:
+        """The most bytes a compressed stream inside the archive (a gzipped member) may inflate
+        to: the per-entry limit and the ratio limit applied to the stream itself, within what
+        is left of the total `budget`."""
+        by_ratio = max(self.ratio_floor_bytes, int(compressed_bytes * self.max_ratio))
+        return max(0, min(self.max_entry_bytes, by_ratio, budget))
+
 
 def is_junk(name: str) -> bool:
     """Desktop clutter zip tools add (`__MACOSX/`, `.DS_Store`, `._x`), skipped rather than refused."""

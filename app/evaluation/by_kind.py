@@ -12,8 +12,9 @@ import numpy as np
 
 from app.arrays import FloatArray
 from app.evaluation.gaussian import Evaluation, OnnxVAE, evaluate
-from app.evaluation.vq import OnnxVQVAE, VQEvaluation, evaluate_vq
+from app.evaluation.vq import OnnxVQVAE, evaluate_vq
 from app.repository.kinds import ModelKind
+from app.repository.manifest import VQMetrics
 
 TorchEvaluator = Callable[[FloatArray, int, int], Evaluation]
 """(images, k, seed) -> metrics, from the PyTorch model."""
@@ -34,7 +35,7 @@ def evaluate_kind(
     y: np.ndarray | None = None,
     commitment_cost: float = 0.25,
     torch_evaluator: TorchEvaluator | None = None,
-) -> Evaluation | VQEvaluation:
+) -> Evaluation | VQMetrics:
     """The metrics of images x (binarized already for a Bernoulli model; class indices y for a
     conditional one): the IWAE bound from the graphs (onnx), from PyTorch (torch), or the VQ
     ELBO with the learned code prior (vq)."""

@@ -3,11 +3,12 @@ an interpolation strip and a 2-D map of the latent means."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from app.evaluation.gaussian import OnnxVAE
 from app.serving.imaging import encode_png, tile, upscale
@@ -28,10 +29,49 @@ def _save(path: Path, grid: NDArray[np.float32], factor: int) -> None:
     path.write_bytes(encode_png(upscale(grid, factor)))
 
 
+@dataclass(frozen=True)
+class MapLayout:
+    """Where the latent map draws its parts, as (left, top, right, bottom) boxes in pixels."""
+
+    width: int
+    height: int
+    plot: tuple[int, int, int, int]
+    legend: tuple[int, int, int, int]
+    swatch: int = 10
+    line: int = 18
+
+    @classmethod
+    def for_size(cls, size: int) -> MapLayout:
+        """A square plot with room for tick labels on the left and below, and a legend column
+        on the right."""
+        left, top, bottom = 80, 30, size - 44
+        right = left + (bottom - top)
+        return cls(
+            right + 100, size, (left, top, right, bottom), (right + 16, top, right + 96, bottom)
+        )
+
+    def swatch_box(self, row: int) -> tuple[int, int, int, int]:
+        """The colour square of the legend's `row`-th entry."""
+        x, y = self.legend[0], self.legend[1] + 8 + row * self.line
+        return (x, y, x + self.swatch - 1, y + self.swatch - 1)
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (OSError, ValueError):  # Pillow without FreeType: its small bitmap font
+        return ImageFont.load_default()
+
+
 def latent_map(
-    mu: NDArray[np.floating], labels: NDArray[np.int64] | None, size: int = 512
+    mu: NDArray[np.floating],
+    labels: NDArray[np.int64] | None,
+    size: int = 512,
+    class_names: dict[int, str] | None = None,
 ) -> Image.Image:
-    """Scatter of the two leading principal components of the latent means, coloured by label."""
+    """Scatter of the two leading principal components of the latent means, coloured by label:
+    axes with ticks in the components' units, and a legend of the labels (`class_names` names
+    them; else their numbers)."""
     centred = mu - mu.mean(axis=0)
     if centred.shape[1] > 2:
         _, _, components = np.linalg.svd(centred, full_matrices=False)
@@ -39,15 +79,66 @@ def latent_map(
     else:
         points = np.pad(centred, ((0, 0), (0, 2 - centred.shape[1])))
     low, high = np.percentile(points, 0.5, axis=0), np.percentile(points, 99.5, axis=0)
-    scaled = (points - low) / np.maximum(high - low, 1e-9)
-    canvas = Image.new("RGB", (size, size), "white")
+    span = np.maximum(high - low, 1e-9)
+    scaled = (points - low) / span
+    layout = MapLayout.for_size(size)
+    canvas = Image.new("RGB", (layout.width, layout.height), "white")
     draw = ImageDraw.Draw(canvas)
-    margin = 12
+    font = _font(12)
+    left, top, right, bottom = layout.plot
+    inner = 6  # points stay clear of the axes
     for index, (u, v) in enumerate(np.clip(scaled, 0, 1)):
         colour = PALETTE[int(labels[index]) % len(PALETTE)] if labels is not None else PALETTE[0]
-        px, py = margin + u * (size - 2 * margin), margin + (1 - v) * (size - 2 * margin)
+        px = left + inner + u * (right - left - 2 * inner)
+        py = bottom - inner - v * (bottom - top - 2 * inner)
         draw.ellipse((px - 2, py - 2, px + 2, py + 2), fill=colour)
+    _axes(draw, layout, low, high, inner, font)
+    draw.text((left, 8), "latent means: first two principal components", fill="black", font=font)
+    if labels is not None:
+        _legend(draw, layout, np.unique(labels), class_names or {}, font)
     return canvas
+
+
+def _axes(
+    draw: ImageDraw.ImageDraw,
+    layout: MapLayout,
+    low: NDArray[np.floating],
+    high: NDArray[np.floating],
+    inner: int,
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+) -> None:
+    """The plot's frame, three ticks on each axis with their values, and the axis names."""
+    left, top, right, bottom = layout.plot
+    draw.rectangle(layout.plot, outline="black")
+    for share in (0.0, 0.5, 1.0):
+        x = left + inner + share * (right - left - 2 * inner)
+        y = bottom - inner - share * (bottom - top - 2 * inner)
+        draw.line((x, bottom, x, bottom + 4), fill="black")
+        draw.line((left - 4, y, left, y), fill="black")
+        value_x = float(low[0] + share * (high[0] - low[0]))
+        value_y = float(low[1] + share * (high[1] - low[1]))
+        draw.text((x, bottom + 6), f"{value_x:.1f}", fill="black", font=font, anchor="mt")
+        draw.text((left - 6, y), f"{value_y:.1f}", fill="black", font=font, anchor="rm")
+    draw.text(((left + right) / 2, bottom + 24), "PC 1", fill="black", font=font, anchor="mt")
+    draw.text((8, (top + bottom) / 2), "PC 2", fill="black", font=font, anchor="lm")
+
+
+def _legend(
+    draw: ImageDraw.ImageDraw,
+    layout: MapLayout,
+    present: NDArray[np.int64],
+    class_names: dict[int, str],
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+) -> None:
+    """One row per label: its colour and its name."""
+    draw.text((layout.legend[0], layout.legend[1] - 8), "label", fill="black", font=font)
+    for row, label in enumerate(present.tolist()):
+        box = layout.swatch_box(row)
+        if box[3] > layout.legend[3]:
+            break  # more labels than rows: the palette repeats anyway
+        draw.rectangle(box, fill=PALETTE[int(label) % len(PALETTE)])
+        name = class_names.get(int(label), str(label))
+        draw.text((box[2] + 6, box[1] - 1), name, fill="black", font=font)
 
 
 def write_report(

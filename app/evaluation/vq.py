@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from app.arrays import CodeArray, FloatArray
 from app.evaluation.gaussian import OnnxVAE
+from app.repository.manifest import VQMetrics
 from app.serving.runtime import GraphSession, load_graph
 from app.serving.vq import CODEBOOK_FILE, PRIOR_FILE, codes_to_latents, sample_codes_blocking
 
@@ -104,28 +105,7 @@ class OnnxVQVAE(OnnxVAE):
         return self.decode(self.latents(codes))
 
 
-@dataclass(frozen=True)
-class VQEvaluation:
-    """Held-out metrics of a VQ-VAE in nats per image (see the module docstring)."""
-
-    elbo: float
-    iwae_nll: float | None
-    k: int | None
-    eval_images: int
-    active_units: int | None
-    kl: float
-    reconstruction_nll: float
-    kl_per_dim: list[float] | None
-    prior_nll: float
-    uniform_prior_nll: float
-    commitment: float
-    vq_loss: float
-    codes_used: int
-    codebook_usage: float
-    perplexity: float
-
-
-def evaluate_vq(model: OnnxVQVAE, x: FloatArray, commitment_cost: float) -> VQEvaluation:
+def evaluate_vq(model: OnnxVQVAE, x: FloatArray, commitment_cost: float) -> VQMetrics:
     """All held-out metrics for images x (already binarized for a Bernoulli model)."""
     z_e, codes = model.encode_grid(x)
     z_q = model.latents(codes)
@@ -139,7 +119,7 @@ def evaluate_vq(model: OnnxVQVAE, x: FloatArray, commitment_cost: float) -> VQEv
     used = share[share > 0]
     recon = float(reconstruction.mean())
     prior_nll = float(prior.mean())
-    return VQEvaluation(
+    return VQMetrics(
         elbo=-(recon + prior_nll),
         iwae_nll=None,
         k=None,

@@ -105,15 +105,32 @@ class LocalJobBackend:
             return job.info.model_copy(deep=True)
 
     def close(self) -> None:
+        """Stops the children and releases every inter-process object now, not at exit: their
+        named semaphores (the queue's three, each job's cancel event's five) are unlinked when
+        the objects go, and a process that ends by a signal (uvicorn re-raises SIGTERM once it
+        has shut down) runs no exit handlers, leaving "leaked semaphore objects" behind."""
         self._closed.set()
         with self._lock:
-            for job in self._jobs.values():
-                if job.process is not None and job.process.is_alive():
-                    job.process.terminate()
+            processes = [job.process for job in self._jobs.values() if job.process is not None]
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()
+        for process in processes:
+            process.join(timeout=5)
         if self._watcher is not None:
             self._watcher.join(timeout=5)
-            self._events.close()
-            self._events.join_thread()
+            self._watcher = None
+        with self._lock:
+            for job in self._jobs.values():
+                job.process = None
+            self._cancel_events.clear()
+            events, self._events = self._events, None
+        if events is not None:
+            events.close()
+            events.join_thread()
+        for process in processes:
+            with contextlib.suppress(ValueError):  # still running after the grace: left to exit
+                process.close()
 
     # ---- inside the lock ------------------------------------------------------------------
     def _running(self) -> int:
@@ -159,6 +176,8 @@ class LocalJobBackend:
 
     # ---- the watcher thread ---------------------------------------------------------------
     def _drain(self, timeout: float) -> None:
+        if self._events is None:  # closed
+            return
         try:
             event = self._events.get(timeout=timeout)
         except (queue.Empty, OSError, EOFError):

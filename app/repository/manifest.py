@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ImageSpec(BaseModel):
@@ -27,9 +27,17 @@ class TrainingInfo(BaseModel):
     sha256: str
     config: dict[str, Any]
     seconds: float
-    epochs_run: float
+    epochs_run: int | float = Field(
+        description="epochs trained: a whole number, unless stopped within an epoch"
+    )
     train_images: int
     heldout_images: int
+
+    @field_validator("epochs_run")
+    @classmethod
+    def _whole_epochs(cls, value: int | float) -> int | float:
+        """150.0 (as older manifests wrote it) is 150."""
+        return int(value) if float(value).is_integer() else value
 
 
 class Metrics(BaseModel):
@@ -50,6 +58,18 @@ class Metrics(BaseModel):
     kl: float
     reconstruction_nll: float
     kl_per_dim: list[float] | None
+
+
+class VQMetrics(Metrics):
+    """A vqvae's held-out metrics: the shared fields (see Metrics) and its VQ terms."""
+
+    prior_nll: float
+    uniform_prior_nll: float
+    commitment: float
+    vq_loss: float
+    codes_used: int
+    codebook_usage: float
+    perplexity: float
 
 
 class Manifest(BaseModel):

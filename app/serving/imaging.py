@@ -47,10 +47,13 @@ def decode_image(data: bytes, shape: ImageShape) -> NDArray[np.float32]:
                 raise ImageError(f"expected a PNG or JPEG image, got {image.format}")
             if image.size != (width, height):
                 raise ImageError(
-                    f"image is {image.size[0]}x{image.size[1]}, the model takes {width}x{height}"
+                    f"the image is {image.size[0]}x{image.size[1]} pixels; the model takes "
+                    f"{width}x{height} (width x height): resize it first"
                 )
             converted = image.convert(_MODES[channels])
             pixels = np.asarray(converted, dtype=np.uint8)
+    except ImageError:
+        raise  # a readable image this model cannot take: its own message, not "damaged"
     except UnidentifiedImageError:
         raise ImageError("the bytes are not a PNG or JPEG image") from None
     except Image.DecompressionBombError as error:

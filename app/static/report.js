@@ -82,7 +82,8 @@ function renderFigures(entry) {
   figures.replaceChildren();
   const files = entry.manifest.files ?? {};
   for (const [name, caption] of FIGURES) {
-    if (!(`${name}.png` in files)) continue; // only figures the version has: no 404s
+    // only figures the version has (its manifest lists them as report/<name>.png): no 404s
+    if (!(`report/${name}.png` in files)) continue;
     const figure = document.createElement("figure");
     figure.className = `fig-${name}`;
     const image = new Image();

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Architecture = Literal["mlp", "conv"]
 Likelihood = Literal["bernoulli", "gaussian"]
@@ -67,7 +67,7 @@ class TrainConfig(BaseModel):
     seed: int = 0
     max_seconds: float | None = Field(None, gt=0, description="stop training after this long")
 
-    holdout: float = Field(
+    holdout: int | float = Field(
         0.1, gt=0, description="held-out images: a fraction (< 1) or a count (>= 1)"
     )
     eval_k: int = Field(1000, ge=1, le=20000, description="importance samples for the IWAE bound")
@@ -77,6 +77,12 @@ class TrainConfig(BaseModel):
     eval_images: int | None = Field(
         None, ge=1, description="held-out images the IWAE bound is computed on (all when unset)"
     )
+
+    @field_validator("holdout")
+    @classmethod
+    def _whole_count(cls, value: int | float) -> int | float:
+        """A count of images is an int (10000, never 10000.0); a fraction stays a float."""
+        return int(value) if value >= 1 and float(value).is_integer() else value
 
     @model_validator(mode="after")
     def _check_likelihood(self) -> TrainConfig:

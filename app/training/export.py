@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,26 +21,31 @@ class ParityError(RuntimeError):
     """ONNX Runtime disagrees with PyTorch beyond the tolerance: the version must not publish."""
 
 
-class EncoderGraph(nn.Module):
+class GraphModule(nn.Module):
+    """One of a model's graph methods (`graph_encode` or `graph_decode`) as the module that
+    torch.onnx exports and the parity gate runs: the model stays registered, so its parameters
+    become the graph's initializers."""
+
+    def __init__(self, vae: BaseVAE, method: str) -> None:
+        super().__init__()
+        self.vae = vae
+        self.method = method
+
+    def forward(
+        self, inputs: torch.Tensor, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        graph: Callable[..., tuple[torch.Tensor, ...]] = getattr(self.vae, self.method)
+        return graph(inputs, y)
+
+
+def encoder_graph(vae: BaseVAE) -> GraphModule:
     """x [N,C,H,W] in [0,1] (+ y int64 [N]) -> mu, logvar [N,D] (+ the hvae's lower layer)."""
-
-    def __init__(self, vae: BaseVAE) -> None:
-        super().__init__()
-        self.vae = vae
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
-        return self.vae.graph_encode(x, y)
+    return GraphModule(vae, "graph_encode")
 
 
-class DecoderGraph(nn.Module):
+def decoder_graph(vae: BaseVAE) -> GraphModule:
     """z [N, D + noise] (+ y) -> x_mean [N,C,H,W] in [0,1] and logits or x_logscale."""
-
-    def __init__(self, vae: BaseVAE) -> None:
-        super().__init__()
-        self.vae = vae
-
-    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
-        return self.vae.graph_decode(z, y)
+    return GraphModule(vae, "graph_decode")
 
 
 def decoder_outputs(likelihood: str) -> list[str]:
@@ -65,7 +71,7 @@ def export_graphs(vae: BaseVAE, directory: Path) -> dict[str, Path]:
         # plain feed-forward graphs exactly; the parity gate below checks the result either way.
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            EncoderGraph(vae),
+            encoder_graph(vae),
             (example_x, *label),
             str(paths["encoder"]),
             input_names=["x", *labelled],
@@ -75,7 +81,7 @@ def export_graphs(vae: BaseVAE, directory: Path) -> dict[str, Path]:
             dynamo=False,
         )
         torch.onnx.export(
-            DecoderGraph(vae),
+            decoder_graph(vae),
             (example_z, *label),
             str(paths["decoder"]),
             input_names=["z", *labelled],
@@ -106,8 +112,8 @@ def check_parity(vae: BaseVAE, directory: Path, probe: np.ndarray, seed: int = 0
     extra = {"y": y} if vae.conditional else {}
     torch_y = torch.from_numpy(y) if vae.conditional else None
     with torch.no_grad():
-        torch_encoded = [t.numpy() for t in EncoderGraph(vae)(torch.from_numpy(x), torch_y)]
-        torch_decoded = [t.numpy() for t in DecoderGraph(vae)(torch.from_numpy(z), torch_y)]
+        torch_encoded = [t.numpy() for t in encoder_graph(vae)(torch.from_numpy(x), torch_y)]
+        torch_decoded = [t.numpy() for t in decoder_graph(vae)(torch.from_numpy(z), torch_y)]
     onnx_encoded = encoder.run(None, {"x": x, **extra})
     onnx_decoded = decoder.run(None, {"z": z, **extra})
     worst = 0.0

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from app.serving.runtime import load_graph
-from app.training.export import OPSET, PARITY_TOLERANCE, DecoderGraph, EncoderGraph, ParityError
+from app.training.export import OPSET, PARITY_TOLERANCE, ParityError, decoder_graph, encoder_graph
 from app.training.modules import VQVAE
 
 PRIOR_FILE = "prior.onnx"
@@ -104,10 +104,10 @@ def check_vq_parity(model: VQVAE, directory: Path, probe: np.ndarray, seed: int 
     h, w = model.grid
     random_codes = rng.integers(0, model.config.num_embeddings, (len(x), h, w))
     with torch.no_grad():
-        z_e, codes = EncoderGraph(model)(torch.from_numpy(x))
+        z_e, codes = encoder_graph(model)(torch.from_numpy(x))
         all_codes = torch.cat([codes, torch.from_numpy(random_codes)])
         z_q = model.quantizer.lookup(all_codes).flatten(1)
-        torch_decoded = [t.numpy() for t in DecoderGraph(model)(z_q)]
+        torch_decoded = [t.numpy() for t in decoder_graph(model)(z_q)]
         torch_prior = model.prior(all_codes).numpy()
         torch_cropped = model.prior(all_codes[:, : max(1, h // 2)]).numpy()
     onnx_encoded = encoder.run(x)

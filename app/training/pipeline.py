@@ -31,7 +31,7 @@ from app.training.modules import VQVAE, GaussianVAE
 from app.training.prior import train_prior
 from app.training.quality import frechet_distance, label_accuracy, train_classifier
 from app.training.trainer import ProgressCallback, class_index, seed_everything, train
-from app.training.weights import WEIGHTS_FILE, save_weights
+from app.training.weights import WEIGHTS_FILE, round_to_stored_precision, save_weights
 
 Stage = Callable[[str], None]
 
@@ -96,6 +96,7 @@ def run_training(
     staging = repository.staging_dir(name)
     try:
         stage("exporting")
+        round_to_stored_precision(model)
         trainable.export(model, staging)
         save_weights(model.state_dict(), staging / WEIGHTS_FILE, config.model_dump_json())
         max_err = trainable.check_parity(model, staging, heldout.as_float()[:256], config.seed)

@@ -12,7 +12,7 @@ import torch
 from app.datasets.arrays import ImageDataset
 from app.training.config import TrainConfig
 from app.training.modules import VQVAE
-from app.training.trainer import ProgressCallback, TrainingCancelled, TrainProgress
+from app.training.trainer import ProgressCallback, TrainingCancelled, TrainProgress, report_due
 
 ENCODE_BATCH = 512
 
@@ -63,7 +63,7 @@ def train_prior(
             scheduler.step()
             step += 1
             running += loss.item()
-            if on_progress is not None and (step % 20 == 0 or step == total):
+            if on_progress is not None and report_due(index + 1, steps_per_epoch, 20):
                 elapsed = time.monotonic() - started
                 on_progress(
                     TrainProgress(
@@ -77,6 +77,8 @@ def train_prior(
                         kl_weight=1.0,
                         samples_per_second=step * config.batch_size / max(elapsed, 1e-9),
                         eta_seconds=elapsed / step * (total - step),
+                        epoch_step=index + 1,
+                        epoch_steps=steps_per_epoch,
                     )
                 )
         history.append({"epoch": epoch + 1, "prior_nll": running / steps_per_epoch})

@@ -14,14 +14,9 @@ import torch
 from app.datasets.arrays import ImageDataset
 from app.training.config import TrainConfig
 from app.training.kinds import build_model
-from app.training.losses import (
-    annealed_iwae_bound,
-    free_bits_kl,
-    free_bits_shortfall,
-    kl_weight,
-    negative_elbo,
-)
+from app.training.losses import kl_weight
 from app.training.modules import BaseVAE, GaussianVAE
+from app.training.objectives import batch_objective
 
 
 @dataclass(frozen=True)
@@ -38,6 +33,16 @@ class TrainProgress:
     kl_weight: float
     samples_per_second: float
     eta_seconds: float
+    epoch_step: int = 0  # steps done in this epoch, of epoch_steps
+    epoch_steps: int = 0
+
+
+def report_due(epoch_step: int, epoch_steps: int, every: int) -> bool:
+    """Whether progress is reported after `epoch_step` (1-based) of an epoch's `epoch_steps`:
+    after its first step, then at least ten times an epoch (every `every` steps at most), and at
+    its end, so a long epoch shows progress from its start."""
+    interval = max(1, min(every, epoch_steps // 10))
+    return epoch_step == 1 or epoch_step % interval == 0 or epoch_step == epoch_steps
 
 
 @dataclass
@@ -52,6 +57,13 @@ class TrainOutcome:
 
 
 ProgressCallback = Callable[[TrainProgress], None]
+
+
+MAX_SKIPPED_STEPS = 50
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss stayed non-finite: the run cannot produce a model."""
 
 
 class TrainingCancelled(RuntimeError):
@@ -108,6 +120,7 @@ def train(
     started = time.monotonic()
     history: list[dict[str, float]] = []
     step = 0
+    skipped = 0
     stopped_early = False
     model.train()
     for epoch in range(config.epochs):
@@ -122,22 +135,15 @@ def train(
                 batch = torch.bernoulli(batch, generator=generator)
             weight = kl_weight(step / steps_per_epoch, config.kl_warmup_epochs, config.beta)
             y = None if labels is None else labels[rows]
-            if config.objective == "iwae" and isinstance(model, GaussianVAE):
-                log_px_k, log_ratio_k, kl_dims = model.importance_terms(batch, config.iwae_k, y)
-                reconstruction = -log_px_k.mean()
-                loss = -annealed_iwae_bound(log_px_k, log_ratio_k, weight).mean()
-                if config.free_bits > 0:
-                    loss = loss + weight * free_bits_shortfall(kl_dims, config.free_bits)
-                kl_value = kl_dims.sum(dim=1).mean()
-            else:
-                log_px_z, kl_dims = model.objective(batch, y)
-                reconstruction = -log_px_z.mean()
-                kl_value = kl_dims.sum(dim=1).mean()
-                kl_term = (
-                    free_bits_kl(kl_dims, config.free_bits) if config.free_bits > 0 else kl_value
-                )
-                loss = negative_elbo(reconstruction, kl_term, weight)
+            terms = batch_objective(model, batch, y, config, weight)
+            loss, reconstruction, kl_value = terms.loss, terms.reconstruction, terms.kl
             optimizer.zero_grad(set_to_none=True)
+            if not torch.isfinite(loss):
+                # One bad batch must not poison the weights: skip it, and give up if it persists.
+                skipped += 1
+                if skipped > MAX_SKIPPED_STEPS:
+                    raise TrainingDiverged(f"the loss was not finite for {skipped} steps")
+                continue
             loss.backward()
             optimizer.step()
             if scheduler is not None:
@@ -148,8 +154,8 @@ def train(
             sums["reconstruction"] += recon_value
             sums["kl"] += kl_nats
             elapsed = time.monotonic() - started
-            if on_progress is not None and (step % report_every == 0 or step == total_steps):
-                seen = batch_index + 1
+            seen = batch_index + 1
+            if on_progress is not None and report_due(seen, steps_per_epoch, report_every):
                 on_progress(
                     TrainProgress(
                         epoch=epoch + 1,
@@ -162,6 +168,8 @@ def train(
                         kl_weight=weight,
                         samples_per_second=step * config.batch_size / max(elapsed, 1e-9),
                         eta_seconds=elapsed / step * (total_steps - step),
+                        epoch_step=seen,
+                        epoch_steps=steps_per_epoch,
                     )
                 )
             if config.max_seconds is not None and elapsed > config.max_seconds:

@@ -1,8 +1,9 @@
 """weights.safetensors: the PyTorch parameters of a version, stored in float16.
 
-The ONNX graphs are the float32 truth that serves and is evaluated; the weights are kept to
-inspect a model or to start another training from it, for which half precision is plenty and
-halves what a version costs on disk."""
+Half precision halves what a version costs on disk. A trained model is rounded to it before
+anything is exported (`round_to_stored_precision`), so the ONNX graphs (float32 arithmetic),
+the held-out evaluation and the weights file all describe one model: `vae evaluate` rebuilding
+a version from its weights computes exactly what its manifest reports."""
 
 from __future__ import annotations
 
@@ -20,6 +21,14 @@ from app.training.config import TrainConfig
 from app.training.modules import BaseVAE
 
 WEIGHTS_FILE = "weights.safetensors"
+
+
+def round_to_stored_precision(model: torch.nn.Module) -> None:
+    """Rounds every floating parameter and buffer of `model` to float16 and back, in place."""
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.half().float())
 
 
 def save_weights(state: dict[str, torch.Tensor], path: Path, config_json: str) -> None:

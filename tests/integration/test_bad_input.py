@@ -6,6 +6,7 @@ import base64
 import io
 
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -113,3 +114,95 @@ def test_nan_image_arrays_are_refused(client: httpx.Client) -> None:
     body = b'{"arrays": [[' + b", ".join([b"[" + b", ".join([b"NaN"] * 28) + b"]"] * 28) + b"]]}"
     reply = client.post("/encode", content=body, headers={"content-type": "application/json"})
     assert reply.status_code == 422
+
+
+def npy_of(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+NPY = {"content-type": "application/x-npy"}
+JSON = {"content-type": "application/json"}
+
+
+def test_a_png_of_the_wrong_size_says_the_size_expected_and_got(client: httpx.Client) -> None:
+    reply = client.post("/encode", json={"images": [png_of(32, 30)]})
+    assert reply.status_code == 422, reply.text
+    message = reply.json()["message"]
+    assert "32x30" in message and "28x28" in message, message
+    assert "damaged" not in message and "truncated" not in message, message
+
+
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [("/sample", b'{"n": 2}'), ("/interpolate", b'{"start": {"latent": [0]}}')],
+)
+def test_json_sent_as_curls_default_form_type_hints_at_the_header(
+    client: httpx.Client, route: str, body: bytes
+) -> None:
+    """`curl -d` sends application/x-www-form-urlencoded: the answer names the header to add."""
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    reply = client.post(route, content=body, headers=form)
+    assert reply.status_code == 415, reply.text
+    message = reply.json()["message"]
+    assert "Content-Type: application/json" in message, message
+    assert "x-www-form-urlencoded" in message, message
+
+
+def test_malformed_json_says_where_and_what(client: httpx.Client) -> None:
+    reply = client.post("/sample", content=b'{"n": 2,\n "seed": }', headers=JSON)
+    assert reply.status_code == 422, reply.text
+    message = reply.json()["message"]
+    assert message == (
+        "the body is not valid JSON: Expecting value at line 2, column 10 (character 18)"
+    ), message
+    reply = client.post("/decode", content=b'{"latents": [[0, 1,]]}', headers=JSON)
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["message"].startswith("the body is not valid JSON: trailing comma")
+
+
+def test_a_garbage_npy_gets_a_plain_message(client: httpx.Client) -> None:
+    for route in ("/encode", "/decode"):
+        reply = client.post(route, content=b"these bytes are no array", headers=NPY)
+        assert reply.status_code == 400, reply.text
+        message = reply.json()["message"]
+        assert "not a .npy file" in message, message
+        assert "pickle" not in message, message
+    objects = io.BytesIO()
+    np.save(objects, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    reply = client.post("/decode", content=objects.getvalue(), headers=NPY)
+    assert reply.status_code == 400, reply.text
+    assert "allow_pickle" not in reply.json()["message"], reply.text
+
+
+@pytest.mark.parametrize(
+    ("shape", "images"),
+    [((3, 28, 28), 3), ((1, 28, 28), 1), ((28, 28), 1), ((2, 1, 28, 28), 2)],
+)
+def test_npy_images_for_a_one_channel_model(
+    client: httpx.Client, shape: tuple[int, ...], images: int
+) -> None:
+    """[N,H,W] is a batch of N images, [H,W] one image, [N,1,H,W] a batch."""
+    reply = client.post("/encode", content=npy_of(np.zeros(shape, np.float32)), headers=NPY)
+    assert reply.status_code == 200, reply.text
+    assert len(reply.json()["latents"]) == images
+
+
+def test_npy_images_of_a_shape_no_model_takes_say_which_shapes_it_takes(
+    client: httpx.Client,
+) -> None:
+    reply = client.post("/encode", content=npy_of(np.zeros(28, np.float32)), headers=NPY)
+    assert reply.status_code == 422, reply.text
+    assert "[N,28,28]" in reply.json()["message"] and "[H,W]" in reply.json()["message"]
+
+
+def test_a_latent_past_float32s_range_is_a_422_and_no_warning(
+    service: ServiceProcess, client: httpx.Client
+) -> None:
+    reply = client.post("/decode", json={"latents": [[1e40] + [0.0] * 31]})
+    assert reply.status_code == 422, reply.text
+    assert "float32" in reply.json()["message"]
+    reply = client.post("/decode", content=npy_of(np.full((1, 32), -1e40)), headers=NPY)
+    assert reply.status_code == 422, reply.text
+    assert "RuntimeWarning" not in service.log.read_text(), service.log.read_text()[-2000:]

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -161,6 +162,48 @@ def sources(page: Any, selector: str) -> list[str]:
     return page.eval_on_selector_all(selector, "images => images.map(i => i.src)")
 
 
+def report_figures(manifest: dict[str, Any]) -> list[str]:
+    """The report figures a version's manifest lists (as `report/<figure>.png` files)."""
+    files = manifest.get("files", {})
+    return [name for name in FIGURES if f"report/{name}.png" in files]
+
+
+def expect_report_figures(page: Any, manifest: dict[str, Any]) -> None:
+    """The "Report figures" card shows every figure the manifest lists, each loaded, and no
+    "no report figures" note."""
+    from playwright.sync_api import expect
+
+    figures = report_figures(manifest)
+    expect(page.locator("#figures img")).to_have_count(len(figures))
+    expect(page.locator("#figures-empty")).to_be_hidden()
+    classes = page.eval_on_selector_all("#figures figure", "fs => fs.map(f => f.className)")
+    assert classes == [f"fig-{name}" for name in figures]
+    for image in page.locator("#figures img").all():
+        image.scroll_into_view_if_needed()
+        expect(image).to_have_js_property("complete", True)
+        assert image.evaluate("i => i.naturalWidth") > 0
+
+
+def test_the_report_card_shows_the_shipped_models_figures(
+    explorer: ServiceProcess, browser: Any, tmp_path: Path
+) -> None:
+    """The shipped version lists its four figures as report/*.png: the card shows all four."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    manifest = explorer_manifest(explorer)
+    assert report_figures(manifest) == list(FIGURES)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    problems = watch_problems(page)
+    page.goto(explorer.url + "/")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect_report_figures(page, manifest)
+    page.locator("#figures").screenshot(path=tmp_path / "figures.png")
+    page.close()
+    assert_not_blank(tmp_path / "figures.png")
+    assert problems == [], "\n".join(problems)
+
+
 def test_explorer_page_in_headless_chromium(
     explorer: ServiceProcess, browser: Any, tmp_path: Path, heldout_digits: Any
 ) -> None:
@@ -188,12 +231,7 @@ def test_explorer_page_in_headless_chromium(
     expect(page.locator("#sliders input[type=range]")).to_have_count(min(8, latent_dim))
     expect(page.locator("#traversal img")).to_have_count(7 * min(8, latent_dim))
     expect(page.locator("#metrics dd").first).to_be_visible()
-    figures = [name for name in manifest.get("files", {}) if name.removesuffix(".png") in FIGURES]
-    expect(page.locator("#figures img")).to_have_count(len(figures))
-    for image in page.locator("#figures img").all():
-        image.scroll_into_view_if_needed()
-        expect(image).to_have_js_property("complete", True)
-        assert image.evaluate("i => i.naturalWidth") > 0
+    expect_report_figures(page, manifest)
     page.evaluate("window.scrollTo(0, 0)")  # the sticky header at the top
     page.screenshot(path=tmp_path / "first-view.png", full_page=True)
 
@@ -548,3 +586,66 @@ def test_no_cors_headers_unless_configured(service: ServiceProcess) -> None:
         reply = http.post("/sample", json={"n": 1, "seed": 1}, headers={"Origin": FRONTEND})
     assert reply.status_code == 200
     assert "access-control-allow-origin" not in reply.headers
+
+
+def offline_page(browser: Any) -> tuple[Any, list[str]]:
+    """A page that can reach 127.0.0.1 only: every request to another host is aborted, and
+    listed in the returned list."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    blocked: list[str] = []
+
+    def only_this_machine(route: Any) -> None:
+        url = route.request.url
+        if urlsplit(url).hostname == "127.0.0.1" or url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort()
+
+    page.route("**/*", only_this_machine)
+    return page, blocked
+
+
+def documented_operations(service: ServiceProcess) -> list[tuple[str, str]]:
+    """(METHOD, path) of every operation in the service's OpenAPI document."""
+    with service.client() as http:
+        paths = http.get("/openapi.json").json()["paths"]
+    return [(method.upper(), path) for path, ops in paths.items() for method in ops]
+
+
+def test_swagger_ui_shows_the_operations_with_no_other_host_reachable(
+    explorer: ServiceProcess, browser: Any, tmp_path: Path
+) -> None:
+    """/docs renders every documented operation from the service's own assets alone."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    operations = documented_operations(explorer)
+    page, blocked = offline_page(browser)
+    problems = watch_problems(page)
+    page.goto(explorer.url + "/docs")
+    expect(page.locator(".opblock")).to_have_count(len(operations))
+    expect(page.locator(".info .title")).to_contain_text("vae-service")
+    shown = [
+        (block.locator(".opblock-summary-method").inner_text().strip(),
+         block.locator(".opblock-summary-path").get_attribute("data-path"))
+        for block in page.locator(".opblock").all()
+    ]  # fmt: skip
+    assert sorted(shown) == sorted(operations)
+    page.locator(".opblock-summary", has_text="/sample").first.click()  # an operation opens
+    expect(
+        page.locator(
+            ".opblock.is-open .parameters-container, .opblock.is-open .opblock-section-request-body"
+        ).first
+    ).to_be_visible()
+    page.screenshot(path=tmp_path / "docs.png", full_page=False)
+    page.close()
+    assert_not_blank(tmp_path / "docs.png", min_stddev=4.0)
+    assert blocked == [], f"/docs asked other hosts for {blocked}"
+    assert problems == [], "\n".join(problems)
+
+
+def test_no_redoc_page(explorer: ServiceProcess) -> None:
+    """ReDoc is not served: its bundle loads its logo from a CDN (/docs is the one docs page)."""
+    with explorer.client() as http:
+        assert http.get("/redoc").status_code == 404

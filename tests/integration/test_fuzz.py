@@ -21,7 +21,6 @@ last test checks that no job was queued).
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ from schemathesis.specs.openapi.checks import (
 from app.api.responses import NPY_MEDIA_TYPE
 from app.config import Settings
 from app.main import create_app
-from tests.helpers import ServiceProcess, running_service
+from tests.helpers import ServiceProcess, own_models_service
 
 TOKEN = "fuzz-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -81,14 +80,8 @@ def fuzzed(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     """A server of this module's own: fuzzing with the admin token may delete or re-default
     model versions, which no other module should see."""
     tmp = tmp_path_factory.mktemp("fuzz")
-    shutil.copytree(models_dir, tmp / "models")
-    env = {
-        "VAE_MODELS_DIR": str(tmp / "models"),
-        "VAE_DATA_DIR": str(tmp / "data"),
-        "VAE_ADMIN_TOKEN": TOKEN,
-        "VAE_MAX_DATASET_BYTES": str(64 * 1024),
-    }
-    with running_service(env, tmp) as service:
+    env = {"VAE_MAX_DATASET_BYTES": str(64 * 1024)}
+    with own_models_service(models_dir, tmp, TOKEN, env) as service:
         yield service
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import io
-import shutil
 import socket
 import struct
 import zlib
@@ -23,7 +22,7 @@ import pytest
 from PIL import Image
 
 from tests.dataset_builders import zip_bytes
-from tests.helpers import ServiceProcess, running_service
+from tests.helpers import ServiceProcess, own_models_service
 
 TOKEN = "hostile-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -38,15 +37,8 @@ Z0 = [0.0] * 32
 @pytest.fixture(scope="module")
 def hostile(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     tmp = tmp_path_factory.mktemp("hostile")
-    shutil.copytree(models_dir, tmp / "models")
-    env = {
-        "VAE_MODELS_DIR": str(tmp / "models"),
-        "VAE_DATA_DIR": str(tmp / "data"),
-        "VAE_ADMIN_TOKEN": TOKEN,
-        "VAE_MAX_BODY_BYTES": str(LIMIT),
-        "VAE_MAX_DATASET_BYTES": str(8 * LIMIT),
-    }
-    with running_service(env, tmp) as service:
+    env = {"VAE_MAX_BODY_BYTES": str(LIMIT), "VAE_MAX_DATASET_BYTES": str(8 * LIMIT)}
+    with own_models_service(models_dir, tmp, TOKEN, env) as service:
         yield service
 
 

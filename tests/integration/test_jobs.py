@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.dataset_builders import mnist_download_zip
 from tests.helpers import ROOT, RedisServer, ServiceProcess, mnist_repo, running_service, wait_until
 from tests.synthetic import mnist_style_zip
 
@@ -186,6 +187,38 @@ def test_train_through_jobs_and_serve_the_new_version(
             what="version 2 to answer",
         )
         assert http.post("/sample", json={"model": "strokes:1", "n": 1}).json()["version"] == 1
+
+
+def test_a_zip_of_mnists_four_gz_files_uploads_and_trains(
+    embedded: ServiceProcess, heldout_digits: tuple[Any, Any]
+) -> None:
+    """MNIST's downloads zipped as they come (four gzipped IDX files) are a dataset a job trains on."""
+    images, labels = heldout_digits
+    with embedded.client() as http:
+        put_dataset(http, "mnist-gz", mnist_download_zip(images, labels, test=56))
+        stored = http.get("/datasets/mnist-gz").json()
+        assert stored["count"] == len(images) and stored["format"] == "idx-zip", stored
+        job_id = submit(http, "mnist-gz", "mnist-gz", {**QUICK, "epochs": 1, "holdout": 56})
+        state = wait_status(http, job_id, {"succeeded", "failed"})
+        assert state["status"] == "succeeded", state
+        reply = http.post("/sample", json={"model": "mnist-gz", "n": 2, "seed": 0})
+        assert reply.status_code == 200, reply.text
+
+
+def test_stopping_the_server_mid_job_leaks_no_semaphores(
+    embedded: ServiceProcess, upload: bytes
+) -> None:
+    """The local backend's queue and cancel events are released when the server stops, not
+    left to the resource tracker ("There appear to be 3 leaked semaphore objects")."""
+    with embedded.client() as http:
+        start_endless_job(http, upload, "endless")
+    embedded.stop()
+    assert embedded.process.returncode is not None
+    wait_until(lambda: "Finished server process" in embedded.log.read_text(), 10, what="exit")
+    time.sleep(1)  # the resource tracker reports after the server's own last line
+    log = embedded.log.read_text()
+    assert "leaked semaphore" not in log, log[-2000:]
+    assert "Traceback" not in log, log[-2000:]
 
 
 def test_cancel_a_queued_and_a_running_job(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.datasets.arrays import DatasetError
+from app.datasets.arrays import DatasetError, make_dataset
 from app.datasets.formats import ParsedDataset, read_dataset, sniff
 from app.datasets.imagezip import ImageOptions, folder_labels
 from app.datasets.safezip import UnpackLimits, UnsafeArchive
@@ -21,11 +21,14 @@ from tests.dataset_builders import (
     idx_bytes,
     idx_zip,
     image_bytes,
+    mnist_download_zip,
     npy_bytes,
     npz_bytes,
     symlink_zip,
     zip_bytes,
 )
+
+MNIST_DIGITS = Path(__file__).resolve().parents[1] / "fixtures" / "mnist-heldout-256.npz"
 
 
 def read(
@@ -171,10 +174,37 @@ def test_idx_zip_with_label_count_mismatch_is_refused(tmp_path: Path) -> None:
     refused(tmp_path, data, "11 labels for the 12 images")
 
 
-def test_idx_zip_with_two_images_files_is_refused(tmp_path: Path) -> None:
+def test_idx_zip_with_two_unlabelled_images_files_is_both(tmp_path: Path) -> None:
     images, _ = digits()
-    data = zip_bytes({"train": idx_bytes(images), "test": idx_bytes(images)})
-    refused(tmp_path, data, "one IDX images file")
+    data = zip_bytes({"train": idx_bytes(images), "test": idx_bytes(images[:5])})
+    parsed = read(tmp_path, data)
+    assert parsed.dataset.images.shape[0] == 17 and parsed.dataset.labels is None
+
+
+def test_a_zip_of_mnists_four_gz_files_is_one_labelled_dataset(tmp_path: Path) -> None:
+    """MNIST's downloads as they come (gzip -9, names in the gzip headers): train and t10k
+    files, each images file with its labels file."""
+    with np.load(MNIST_DIGITS) as stored:
+        images, labels = stored["images"], stored["labels"]
+    parsed = read(tmp_path, mnist_download_zip(images, labels, test=56))
+    assert parsed.format == "idx-zip"
+    assert parsed.dataset.images.shape[0] == len(images)
+    # t10k sorts before train: the test images come first, each with its own labels
+    order = np.concatenate([np.arange(200, 256), np.arange(200)])
+    np.testing.assert_array_equal(parsed.dataset.labels, labels[order])
+    np.testing.assert_array_equal(parsed.dataset.images, make_dataset(images[order]).images)
+
+
+def test_an_idx_images_file_whose_labels_are_missing_is_named(tmp_path: Path) -> None:
+    images, labels = digits()
+    data = zip_bytes(
+        {
+            "train-images-idx3-ubyte.gz": gz(idx_bytes(images)),
+            "train-labels-idx1-ubyte.gz": gz(idx_bytes(labels)),
+            "t10k-images-idx3-ubyte.gz": gz(idx_bytes(images)),
+        }
+    )
+    refused(tmp_path, data, "no labels file in the zip goes with t10k-images-idx3-ubyte.gz")
 
 
 def test_zip_of_images_in_class_folders(tmp_path: Path) -> None:
@@ -345,6 +375,13 @@ def test_a_gzip_bomb_inside_an_idx_zip_is_refused(tmp_path: Path) -> None:
     refused(
         tmp_path, data, "decompresses past the limit", limits=UnpackLimits(max_total_bytes=1 << 20)
     )
+
+
+def test_a_gzipped_member_past_the_ratio_limit_is_refused(tmp_path: Path) -> None:
+    """The zip's own limits hold for what a gzipped member inflates to, within the total."""
+    header = bytes([0, 0, 0x08, 3]) + np.array([4096, 64, 64], ">u4").tobytes()
+    data = zip_bytes({"images.gz": gz(header + bytes(4096 * 64 * 64))}, zipfile.ZIP_STORED)
+    refused(tmp_path, data, "images.gz decompresses past the limit")
 
 
 def test_too_many_entries_are_refused(tmp_path: Path) -> None:

@@ -34,6 +34,16 @@ def _gaussian_head(fan_in: int, hidden: int, out: int, activation: str) -> nn.Se
     )
 
 
+LOGVAR_LIMIT = 10.0
+
+
+def bounded(logvar: torch.Tensor) -> torch.Tensor:
+    """A log-variance squashed smoothly into (-LOGVAR_LIMIT, LOGVAR_LIMIT). The precision-weighted
+    merge and the layers' densities take exp(-logvar): unbounded, one overconfident unit
+    overflowed them and a long IWAE run diverged to NaN at epoch 63 of 200."""
+    return LOGVAR_LIMIT * torch.tanh(logvar / LOGVAR_LIMIT)
+
+
 class LadderVAE(GaussianVAE):
     """Two stochastic layers: z2 (`latent_dim`, what /encode returns) above z1 (`bottom_latent_dim`)."""
 
@@ -53,12 +63,12 @@ class LadderVAE(GaussianVAE):
         features = self.encoder.features(x)
         mu1, logvar1 = self.encoder.head(features).chunk(2, dim=1)
         mu2, logvar2 = self.up(features).chunk(2, dim=1)
-        return mu2, logvar2, mu1, logvar1
+        return mu2, bounded(logvar2), mu1, bounded(logvar1)
 
     def prior_bottom(self, z2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """p(z1|z2): (mu, logvar)."""
         mu, logvar = self.down(z2).chunk(2, dim=1)
-        return mu, logvar
+        return mu, bounded(logvar)
 
     @staticmethod
     def combine(

@@ -32,7 +32,34 @@ def _with(features: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
     return features if cond is None else torch.cat([features, cond], dim=1)
 
 
-class MLPEncoder(nn.Module):
+def strided_convs(channels: int, widths: list[int], activation: str) -> tuple[list[nn.Module], int]:
+    """Stride-2 4x4 convolutions, each followed by the activation: each halves the grid. Returns
+    the layers and the channels they end with."""
+    layers: list[nn.Module] = []
+    for out in widths:
+        layers += [nn.Conv2d(channels, out, 4, stride=2, padding=1), ACTIVATIONS[activation]()]
+        channels = out
+    return layers, channels
+
+
+class GaussianEncoder(nn.Module):
+    """An encoder body (`features`, defined by each architecture) and a linear head to the
+    posterior's (mu, logvar)."""
+
+    head: nn.Linear
+
+    def features(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The body's last layer (a ladder VAE builds its upper layer on it)."""
+        raise NotImplementedError
+
+    def forward(
+        self, x: torch.Tensor, cond: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.head(self.features(x, cond)).chunk(2, dim=1)
+        return mu, logvar
+
+
+class MLPEncoder(GaussianEncoder):
     """x [N,C,H,W] (+ a condition [N,K]) -> (mu, logvar) [N,D] through fully connected layers."""
 
     def __init__(
@@ -44,15 +71,9 @@ class MLPEncoder(nn.Module):
         self.head = nn.Linear(config.hidden[-1], 2 * latent_dim)
 
     def features(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """The last hidden layer (a ladder VAE builds its upper layer on it)."""
+        """The last hidden layer."""
         out: torch.Tensor = self.body(_with(x.flatten(1), cond))
         return out
-
-    def forward(
-        self, x: torch.Tensor, cond: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.head(self.features(x, cond)).chunk(2, dim=1)
-        return mu, logvar
 
 
 class MLPDecoder(nn.Module):
@@ -88,7 +109,7 @@ def pad_to_grid(x: torch.Tensor, layers: int) -> torch.Tensor:
     return x
 
 
-class ConvEncoder(nn.Module):
+class ConvEncoder(GaussianEncoder):
     """Stride-2 convolutions, then a fully connected layer to (mu, logvar)."""
 
     def __init__(
@@ -96,11 +117,7 @@ class ConvEncoder(nn.Module):
     ) -> None:
         super().__init__()
         act = ACTIVATIONS[config.activation]
-        layers: list[nn.Module] = []
-        channels = image[0]
-        for out in config.conv_channels:
-            layers += [nn.Conv2d(channels, out, 4, stride=2, padding=1), act()]
-            channels = out
+        layers, channels = strided_convs(image[0], config.conv_channels, config.activation)
         grid = conv_grid(image, len(config.conv_channels))
         self.layers = len(config.conv_channels)
         self.convs = nn.Sequential(*layers)
@@ -110,15 +127,9 @@ class ConvEncoder(nn.Module):
         self.head = nn.Linear(config.conv_fc, 2 * latent_dim)
 
     def features(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """The fully connected layer's output (a ladder VAE builds its upper layer on it)."""
+        """The fully connected layer's output."""
         out: torch.Tensor = self.fc(_with(self.convs(pad_to_grid(x, self.layers)).flatten(1), cond))
         return out
-
-    def forward(
-        self, x: torch.Tensor, cond: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.head(self.features(x, cond)).chunk(2, dim=1)
-        return mu, logvar
 
 
 class ConvDecoder(nn.Module):

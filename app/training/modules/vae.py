@@ -43,11 +43,7 @@ class VAE(GaussianVAE):
     def importance_terms(
         self, x: torch.Tensor, k: int, y: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """k posterior draws for each image, in one batched pass: log p(x|z_k) [k, N], the log
-        prior ratio log p(z_k) - log q(z_k|x) [k, N], and the analytic KL per dimension [N, D].
-
-        A log-weight of the IWAE bound is the sum of the first two; the trainer's IWAE objective
-        scales the second by the KL warm-up weight."""
+        """GaussianVAE.importance_terms for one Gaussian layer z ~ q(z|x[,y])."""
         mu, logvar = self.encode(x, y)
         z = self.reparameterize(mu, logvar, torch.randn((k, *mu.shape), dtype=mu.dtype))
         params = self.decode_params(z.flatten(0, 1), None if y is None else y.repeat(k))

@@ -21,7 +21,13 @@ from torch import nn
 
 from app.training.config import TrainConfig
 from app.training.modules.base import BaseVAE
-from app.training.modules.networks import ACTIVATIONS, ImageShape, conv_grid, pad_to_grid
+from app.training.modules.networks import (
+    ACTIVATIONS,
+    ImageShape,
+    conv_grid,
+    pad_to_grid,
+    strided_convs,
+)
 from app.training.modules.pixelcnn import PixelCNN
 from app.training.modules.vq import VectorQuantizer
 
@@ -33,11 +39,7 @@ class GridEncoder(nn.Module):
     def __init__(self, config: TrainConfig, image: ImageShape) -> None:
         super().__init__()
         act = ACTIVATIONS[config.activation]
-        layers: list[nn.Module] = []
-        channels = image[0]
-        for out in config.conv_channels:
-            layers += [nn.Conv2d(channels, out, 4, stride=2, padding=1), act()]
-            channels = out
+        layers, channels = strided_convs(image[0], config.conv_channels, config.activation)
         layers += [
             nn.Conv2d(channels, channels, 3, padding=1),
             act(),

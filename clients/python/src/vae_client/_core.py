@@ -2,9 +2,10 @@
 
 Every operation is a generator: it yields a `Call` (the driver sends it and sends the response
 back in) or a `Sleep` (the driver waits), and returns the parsed result. Streams (`follow`) also
-yield the `Job` snapshots they produce. `Client` drives these generators with httpx.Client and
-time.sleep, `AsyncClient` with httpx.AsyncClient and asyncio.sleep, so request building,
-response parsing, errors and retries exist once.
+yield the `Job` snapshots they produce. `Client` drives these generators (through an `Exchange`)
+with httpx.Client and time.sleep, `AsyncClient` with httpx.AsyncClient and asyncio.sleep, so
+request building, response parsing, errors and retries exist once; and the operations'
+signatures and docstrings are the clients' methods' (`_base.py`), so those exist once too.
 """
 
 from __future__ import annotations
@@ -15,24 +16,14 @@ import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
 import numpy as np
 
-from vae_client.errors import (
-    BadRequest,
-    JobFailed,
-    NotFound,
-    RateLimited,
-    ServerError,
-    Unauthorized,
-    Unavailable,
-    VaeError,
-    WaitTimeout,
-)
-from vae_client.retry import RetryPolicy, retry_after_seconds
+from vae_client.errors import JobFailed, WaitTimeout, error_for
+from vae_client.retry import RetryPolicy
 from vae_client.types import Encoded, FloatArray, Interpolation, Job
 
 NPY = "application/x-npy"
@@ -65,6 +56,34 @@ Step = Call | Sleep
 Operation = Generator[Step, httpx.Response | None, T]
 Stream = Generator[Step | Job, httpx.Response | None, None]
 
+Y = TypeVar("Y", Step, Step | Job)
+
+
+class Exchange(Generic[Y, T]):
+    """An operation (or a stream) being driven. Iterating it gives the steps to do (and a
+    stream's jobs); the driver sets `reply` to each Call's response. Once the iteration has
+    ended, `result` is the operation's value."""
+
+    result: T
+
+    def __init__(self, steps: Generator[Y, httpx.Response | None, T]) -> None:
+        self._steps: Generator[Y, httpx.Response | None, T] = steps
+        self.reply: httpx.Response | None = None
+
+    def __iter__(self) -> Iterator[Y]:
+        try:
+            while True:
+                reply, self.reply = self.reply, None
+                try:
+                    step = self._steps.send(reply)
+                except StopIteration as done:
+                    self.result = done.value
+                    return
+                yield step
+        finally:
+            self._steps.close()
+
+
 # What an interpolation endpoint may be: a latent vector (1-D), an image array ([C,H,W],
 # [H,W] or [H,W,C]) or the bytes of a PNG/JPEG file.
 EndpointLike = np.ndarray | list[Any] | bytes
@@ -88,34 +107,6 @@ def from_npy(body: bytes) -> np.ndarray:
     """A .npy body as an array (pickles refused)."""
     array: np.ndarray = np.load(io.BytesIO(body), allow_pickle=False)
     return array
-
-
-def error_for(response: httpx.Response) -> VaeError:
-    """The typed error for a 4xx or 5xx answer, with the service's `message`."""
-    status = response.status_code
-    message, code, detail = response.reason_phrase or f"HTTP {status}", None, None
-    try:
-        body = response.json()
-    except ValueError:
-        text = response.text.strip()
-        if text:
-            message = text[:500]
-    else:
-        if isinstance(body, dict):
-            message = str(body.get("message") or body.get("detail") or message)
-            code = body.get("error")
-            detail = body.get("detail")
-    if status == 429:
-        return RateLimited(message, status, code, detail, retry_after_seconds(response))
-    if status == 503:
-        return Unavailable(message, status, code, detail, retry_after_seconds(response))
-    if status in (401, 403):
-        return Unauthorized(message, status, code, detail)
-    if status == 404:
-        return NotFound(message, status, code, detail)
-    if 400 <= status < 500:
-        return BadRequest(message, status, code, detail)
-    return ServerError(message, status, code, detail)
 
 
 def _float_images(images: np.ndarray) -> np.ndarray:
@@ -189,8 +180,16 @@ class Protocol:
     # -- inference ---------------------------------------------------------------------------
 
     def sample(
-        self, n: int, temperature: float, seed: int | None, model: str | None
+        self,
+        n: int = 8,
+        *,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        model: str | None = None,
     ) -> Operation[FloatArray]:
+        """`n` images drawn from the prior N(0, temperature^2 I) and decoded: float32
+        [n, C, H, W] in [0, 1]. The same `seed` gives the same images. `model` is `name` or
+        `name:version` (the service's default when None)."""
         body: dict[str, Any] = {"n": n, "temperature": temperature, "format": "array"}
         if seed is not None:
             body["seed"] = seed
@@ -198,8 +197,16 @@ class Protocol:
         return np.asarray(data["arrays"], dtype=np.float32)
 
     def encode(
-        self, images: np.ndarray, model: str | None, samples: int, seed: int | None
+        self,
+        images: np.ndarray,
+        *,
+        model: str | None = None,
+        samples: int = 0,
+        seed: int | None = None,
     ) -> Operation[Encoded]:
+        """Posteriors of a batch of images [N, C, H, W] ([N, H, W] for one channel; floats in
+        [0, 1] or uint8). Sent as .npy; with `samples` > 0 also that many draws z ~ q(z|x) per
+        image (`seed` makes them reproducible), sent as JSON."""
         batch = _float_images(images)
         if samples:  # draws come only in the JSON answer
             body: dict[str, Any] = {"arrays": [_json_image(image) for image in batch]}
@@ -229,7 +236,9 @@ class Protocol:
             return Encoded(mu=array, sigma=None, z=None, model=name, version=version)
         return Encoded(mu=array[:, 0], sigma=array[:, 1], z=None, model=name, version=version)
 
-    def decode(self, latents: np.ndarray, model: str | None) -> Operation[FloatArray]:
+    def decode(self, latents: np.ndarray, *, model: str | None = None) -> Operation[FloatArray]:
+        """Latent vectors [N, D] (or one [D]) -> images float32 [N, C, H, W], as .npy both
+        ways. A VQ-VAE also takes integer code grids [N, h, w]."""
         array = np.asarray(latents)
         if array.ndim == 1:
             array = array[None]
@@ -249,10 +258,14 @@ class Protocol:
         self,
         start: EndpointLike,
         end: EndpointLike,
-        steps: int,
-        method: str,
-        model: str | None,
+        *,
+        steps: int = 8,
+        method: str = "slerp",
+        model: str | None = None,
     ) -> Operation[Interpolation]:
+        """A path of `steps` points from `start` to `end`, decoded. Each end is a latent (a 1-D
+        array), an image array ([C, H, W] or [H, W]; an image is encoded to its mean) or the
+        bytes of a PNG/JPEG. `method` is `lerp` or `slerp`."""
         body = {
             "start": _endpoint(start),
             "end": _endpoint(end),
@@ -271,18 +284,29 @@ class Protocol:
     # -- models --------------------------------------------------------------------------------
 
     def models(self) -> Operation[dict[str, Any]]:
+        """Every model with its versions and manifests, and the default model's name."""
         data = yield from self.json(Call("GET", "/models"))
         return dict(data)
 
     def model(self, name: str) -> Operation[dict[str, Any]]:
+        """One model: its versions, manifests, metrics and the execution provider in use."""
         data = yield from self.json(Call("GET", f"/models/{_segment(name)}"))
         return dict(data)
 
     # -- datasets (admin) ------------------------------------------------------------------
 
     def upload_dataset(
-        self, name: str, path: Path, resize: tuple[int, int] | None, channels: int | None
+        self,
+        name: str,
+        path: str | Path,
+        *,
+        resize: tuple[int, int] | None = None,
+        channels: int | None = None,
     ) -> Operation[dict[str, Any]]:
+        """Uploads the file at `path` as dataset `name`, streamed (admin); returns its
+        manifest. A zip of images (resized to `resize` (width, height) and converted to
+        `channels`), .npz, .npy or MNIST IDX files. Names are write-once."""
+        path = Path(path)
         params: dict[str, str] = {}
         if resize is not None:
             params["resize"] = f"{resize[0]}x{resize[1]}"
@@ -298,17 +322,26 @@ class Protocol:
         return dict(data)
 
     def dataset(self, name: str) -> Operation[dict[str, Any]]:
+        """A stored dataset's manifest."""
         data = yield from self.json(Call("GET", f"/datasets/{_segment(name)}"))
         return dict(data)
 
     def delete_dataset(self, name: str) -> Operation[None]:
+        """Deletes a stored dataset (admin)."""
         yield from self.send(Call("DELETE", f"/datasets/{_segment(name)}", headers=self._admin))
 
     # -- jobs ----------------------------------------------------------------------------------
 
     def start_job(
-        self, dataset: str, name: str, config: dict[str, Any] | None, make_default: bool
+        self,
+        dataset: str,
+        name: str,
+        config: dict[str, Any] | None = None,
+        *,
+        make_default: bool = True,
     ) -> Operation[Job]:
+        """Queues training of model `name` on `dataset` with `config` (admin); every config
+        field has a default on the service."""
         body = {
             "dataset": dataset,
             "name": name,
@@ -319,20 +352,24 @@ class Protocol:
         return Job.from_json(data)
 
     def job(self, job_id: str) -> Operation[Job]:
+        """The job's current snapshot."""
         data = yield from self.json(Call("GET", f"/jobs/{_segment(job_id)}"))
         return Job.from_json(data)
 
     def jobs(self) -> Operation[list[Job]]:
+        """Every job, newest first."""
         data = yield from self.json(Call("GET", "/jobs"))
         return [Job.from_json(entry) for entry in data]
 
     def cancel_job(self, job_id: str) -> Operation[Job]:
+        """Cancels a queued job or stops a running one (admin)."""
         call = Call("POST", f"/jobs/{_segment(job_id)}/cancel", headers=self._admin)
         data = yield from self.json(call)
         return Job.from_json(data)
 
-    def follow(self, job_id: str, interval: float) -> Stream:
-        """Yields each new snapshot of the job (the first, every change, the final one)."""
+    def follow(self, job_id: str, *, interval: float = 0.5) -> Stream:
+        """The job's snapshots as they change, polled every `interval` seconds, until it
+        ends (the last one yielded is final)."""
         last: Job | None = None
         while True:
             job = yield from self.job(job_id)
@@ -343,9 +380,9 @@ class Protocol:
                 return
             yield Sleep(interval)
 
-    def wait(self, job_id: str, timeout: float, interval: float) -> Operation[Job]:
-        """The job once it has succeeded; JobFailed if it failed or was cancelled, WaitTimeout
-        past `timeout` seconds."""
+    def wait(self, job_id: str, *, timeout: float = 600.0, interval: float = 0.5) -> Operation[Job]:
+        """Waits until the job has succeeded and returns it; raises JobFailed if it failed or
+        was cancelled, WaitTimeout after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while True:
             job = yield from self.job(job_id)

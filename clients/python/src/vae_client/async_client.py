@@ -3,223 +3,72 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import functools
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import httpx
-import numpy as np
 
-from vae_client._core import UPLOAD_CHUNK, Call, EndpointLike, Operation, Protocol, Sleep, Stream
-from vae_client.client import DEFAULT_RETRY
-from vae_client.retry import RetryPolicy
-from vae_client.types import Encoded, FloatArray, Interpolation, Job
+from vae_client._base import ClientBase, _named
+from vae_client._core import UPLOAD_CHUNK, Exchange, Operation, Sleep, Step, Stream
+from vae_client.types import Job
 
 T = TypeVar("T")
 
 
-class AsyncClient:
-    """An asyncio client of one vae-service; every method of `Client`, awaited.
-
-    `token` is the admin token, sent as `Authorization: Bearer` on admin calls (uploads, jobs).
-    `retry` says how 429 and 503 answers are retried (None: never). `timeout` is httpx's, in
-    seconds. `transport` and `headers` go to the underlying httpx.AsyncClient.
-    Use it as an async context manager, or call `aclose()`.
+class AsyncClient(ClientBase[httpx.AsyncClient, httpx.AsyncBaseTransport]):
+    """An asyncio client of one vae-service, over httpx.AsyncClient (the arguments:
+    `ClientBase`); every method of `Client`, awaited. Use it as an async context manager, or
+    call `aclose()`.
     """
-
-    def __init__(
-        self,
-        base_url: str = "http://127.0.0.1:8000",
-        *,
-        token: str | None = None,
-        timeout: float = 30.0,
-        retry: RetryPolicy | None = DEFAULT_RETRY,
-        transport: httpx.AsyncBaseTransport | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        self._protocol = Protocol(token, retry)
-        self._http = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout, transport=transport, headers=headers
-        )
 
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
         """Closes the connection pool."""
         await self._http.aclose()
 
-    # -- inference ---------------------------------------------------------------------------
-
-    async def sample(
-        self,
-        n: int = 8,
-        *,
-        temperature: float = 1.0,
-        seed: int | None = None,
-        model: str | None = None,
-    ) -> FloatArray:
-        """`n` images drawn from the prior N(0, temperature^2 I) and decoded: float32
-        [n, C, H, W] in [0, 1]. The same `seed` gives the same images. `model` is `name` or
-        `name:version` (the service's default when None)."""
-        return await self._run(self._protocol.sample(n, temperature, seed, model))
-
-    async def encode(
-        self,
-        images: np.ndarray,
-        *,
-        model: str | None = None,
-        samples: int = 0,
-        seed: int | None = None,
-    ) -> Encoded:
-        """Posteriors of a batch of images [N, C, H, W] ([N, H, W] for one channel; floats in
-        [0, 1] or uint8). Sent as .npy; with `samples` > 0 also that many draws z ~ q(z|x) per
-        image (`seed` makes them reproducible), sent as JSON."""
-        return await self._run(self._protocol.encode(images, model, samples, seed))
-
-    async def decode(self, latents: np.ndarray, *, model: str | None = None) -> FloatArray:
-        """Latent vectors [N, D] (or one [D]) -> images float32 [N, C, H, W], as .npy both
-        ways. A VQ-VAE also takes integer code grids [N, h, w]."""
-        return await self._run(self._protocol.decode(latents, model))
-
-    async def interpolate(
-        self,
-        start: EndpointLike,
-        end: EndpointLike,
-        *,
-        steps: int = 8,
-        method: str = "slerp",
-        model: str | None = None,
-    ) -> Interpolation:
-        """A path of `steps` points from `start` to `end`, decoded. Each end is a latent (a 1-D
-        array), an image array ([C, H, W] or [H, W]; an image is encoded to its mean) or the
-        bytes of a PNG/JPEG. `method` is `lerp` or `slerp`."""
-        return await self._run(self._protocol.interpolate(start, end, steps, method, model))
-
-    # -- models --------------------------------------------------------------------------------
-
-    async def models(self) -> dict[str, Any]:
-        """Every model with its versions and manifests, and the default model's name."""
-        return await self._run(self._protocol.models())
-
-    async def model(self, name: str) -> dict[str, Any]:
-        """One model: its versions, manifests, metrics and the execution provider in use."""
-        return await self._run(self._protocol.model(name))
-
-    # -- datasets (admin) ----------------------------------------------------------------------
-
-    async def upload_dataset(
-        self,
-        name: str,
-        path: str | Path,
-        *,
-        resize: tuple[int, int] | None = None,
-        channels: int | None = None,
-    ) -> dict[str, Any]:
-        """Uploads the file at `path` as dataset `name`, streamed (admin); returns its
-        manifest. A zip of images (resized to `resize` (width, height) and converted to
-        `channels`), .npz, .npy or MNIST IDX files. Names are write-once."""
-        return await self._run(self._protocol.upload_dataset(name, Path(path), resize, channels))
-
-    async def dataset(self, name: str) -> dict[str, Any]:
-        """A stored dataset's manifest."""
-        return await self._run(self._protocol.dataset(name))
-
-    async def delete_dataset(self, name: str) -> None:
-        """Deletes a stored dataset (admin)."""
-        await self._run(self._protocol.delete_dataset(name))
-
-    # -- jobs ----------------------------------------------------------------------------------
-
-    async def start_job(
-        self,
-        dataset: str,
-        name: str,
-        config: dict[str, Any] | None = None,
-        *,
-        make_default: bool = True,
-    ) -> Job:
-        """Queues training of model `name` on `dataset` with `config` (admin); every config
-        field has a default on the service."""
-        return await self._run(self._protocol.start_job(dataset, name, config, make_default))
-
-    async def job(self, job_id: str) -> Job:
-        """The job's current snapshot."""
-        return await self._run(self._protocol.job(job_id))
-
-    async def jobs(self) -> list[Job]:
-        """Every job, newest first."""
-        return await self._run(self._protocol.jobs())
-
-    async def cancel_job(self, job_id: str) -> Job:
-        """Cancels a queued job or stops a running one (admin)."""
-        return await self._run(self._protocol.cancel_job(job_id))
-
-    def follow(self, job_id: str, *, interval: float = 0.5) -> AsyncIterator[Job]:
-        """The job's snapshots as they change, polled every `interval` seconds, until it
-        ends (the last one yielded is final)."""
-        return self._iterate(self._protocol.follow(job_id, interval))
-
-    async def wait(self, job_id: str, *, timeout: float = 600.0, interval: float = 0.5) -> Job:
-        """Waits until the job has succeeded and returns it; raises JobFailed if it failed or
-        was cancelled, WaitTimeout after `timeout` seconds."""
-        return await self._run(self._protocol.wait(job_id, timeout, interval))
-
     # -- driving the protocol ------------------------------------------------------------------
 
-    async def _send(self, call: Call) -> httpx.Response:
-        content = _file_chunks(call.upload) if call.upload is not None else call.content
-        request = self._http.build_request(
-            call.method,
-            call.path,
-            params=call.params,
-            headers=call.headers,
-            json=call.json,
-            content=content,
-        )
-        return await self._http.send(request)
+    def _connect(self, **options: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(**options)
 
     async def _run(self, operation: Operation[T]) -> T:
-        reply: httpx.Response | None = None
-        try:
-            while True:
-                step = operation.send(reply)
-                reply = None
-                if isinstance(step, Sleep):
-                    await asyncio.sleep(step.seconds)
-                else:
-                    reply = await self._send(step)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        finally:
-            operation.close()
+        exchange = Exchange(operation)
+        for step in exchange:
+            exchange.reply = await self._do(step)
+        return exchange.result
+
+    async def _do(self, step: Step) -> httpx.Response | None:
+        """Waits out a Sleep; sends a Call and returns its response."""
+        if isinstance(step, Sleep):
+            await asyncio.sleep(step.seconds)
+            return None
+        return await self._http.send(self._request(step, _file_chunks))
 
     async def _iterate(self, stream: Stream) -> AsyncIterator[Job]:
-        reply: httpx.Response | None = None
-        try:
-            while True:
-                try:
-                    step = stream.send(reply)
-                except StopIteration:
-                    return
-                reply = None
-                if isinstance(step, Job):
-                    yield step
-                elif isinstance(step, Sleep):
-                    await asyncio.sleep(step.seconds)
-                else:
-                    reply = await self._send(step)
-        finally:
-            stream.close()
+        exchange = Exchange(stream)
+        for step in exchange:
+            if isinstance(step, Job):
+                yield step
+            else:
+                exchange.reply = await self._do(step)
+
+    def _bind(self, operation: Callable[..., Any], stream: bool) -> Callable[..., Any]:
+        """As the base's, but an operation's method is a coroutine function."""
+        if stream:
+            return super()._bind(operation, stream)
+
+        @functools.wraps(operation)
+        async def method(*args: Any, **kwargs: Any) -> Any:
+            return await self._run(operation(*args, **kwargs))
+
+        return _named(method, self)
 
 
 async def _file_chunks(path: Path) -> AsyncIterator[bytes]:

@@ -1,13 +1,20 @@
-"""Typed errors: each carries the HTTP status and the service's JSON `message`."""
+"""Typed errors: each carries the HTTP status and the service's JSON `message`; `error_for` picks
+the one for an HTTP answer."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from vae_client.retry import retry_after_seconds
 
 if TYPE_CHECKING:
     from vae_client.types import Job
 
 
+@dataclass(eq=False)
 class VaeError(Exception):
     """Base of every error this client raises.
 
@@ -16,18 +23,13 @@ class VaeError(Exception):
     `detail` its optional `detail` (validation errors list what was wrong where).
     """
 
-    def __init__(
-        self,
-        message: str,
-        status: int | None = None,
-        error: str | None = None,
-        detail: Any = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.error = error
-        self.detail = detail
+    message: str
+    status: int | None = None
+    error: str | None = None
+    detail: Any = None
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
 
     def __str__(self) -> str:
         return self.message if self.status is None else f"{self.status}: {self.message}"
@@ -45,37 +47,20 @@ class NotFound(BadRequest):
     """404: an unknown model, dataset or job."""
 
 
-class RateLimited(VaeError):
-    """429: the batch queue is full or the client passed its rate limit.
+@dataclass(eq=False)
+class _ComeBackLater(VaeError):
+    """An answer that says when to try again: `retry_after` is the service's `Retry-After` in
+    seconds (None when it sent none)."""
 
-    `retry_after` is the service's `Retry-After` in seconds (None when it sent none).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        status: int | None = None,
-        error: str | None = None,
-        detail: Any = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, status, error, detail)
-        self.retry_after = retry_after
+    retry_after: float | None = None
 
 
-class Unavailable(VaeError):
+class RateLimited(_ComeBackLater):
+    """429: the batch queue is full or the client passed its rate limit (`retry_after`)."""
+
+
+class Unavailable(_ComeBackLater):
     """503: the model or the job backend is not available now (`retry_after` seconds)."""
-
-    def __init__(
-        self,
-        message: str,
-        status: int | None = None,
-        error: str | None = None,
-        detail: Any = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, status, error, detail)
-        self.retry_after = retry_after
 
 
 class ServerError(VaeError):
@@ -96,3 +81,34 @@ class WaitTimeout(VaeError, TimeoutError):
     def __init__(self, job: Job, timeout: float) -> None:
         super().__init__(f"job {job.id} still {job.status} after {timeout:g} s")
         self.job = job
+
+
+# The error of each status that has its own; any other 4xx is a BadRequest, 5xx a ServerError.
+ERRORS: dict[int, type[VaeError]] = {
+    401: Unauthorized,
+    403: Unauthorized,
+    404: NotFound,
+    429: RateLimited,
+    503: Unavailable,
+}
+
+
+def error_for(response: httpx.Response) -> VaeError:
+    """The typed error for a 4xx or 5xx answer, with the service's `message`."""
+    status = response.status_code
+    message, code, detail = response.reason_phrase or f"HTTP {status}", None, None
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip()
+        if text:
+            message = text[:500]
+    else:
+        if isinstance(body, dict):
+            message = str(body.get("message") or body.get("detail") or message)
+            code = body.get("error")
+            detail = body.get("detail")
+    kind = ERRORS.get(status) or (BadRequest if 400 <= status < 500 else ServerError)
+    if issubclass(kind, _ComeBackLater):
+        return kind(message, status, code, detail, retry_after_seconds(response))
+    return kind(message, status, code, detail)
