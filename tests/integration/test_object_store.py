@@ -6,8 +6,9 @@ api processes with caches of their own and no shared disk (their TMPDIRs apart t
 - a dataset uploaded through one api trains on a worker, and the new version is answered by both
   apis without a restart;
 - two workers publishing the same model at once get distinct versions;
-- the store killed: both apis answer from what they cached (readiness: degraded), a dataset upload
-  is a clean 503, and a job whose publish falls in the outage fails with the reason and leaves no
+- the store killed: both apis answer from what they cached (readiness: degraded), so does a
+  replica started during the outage on a host whose cache holds them, a dataset upload is a
+  clean 503, and a job whose publish falls in the outage fails with the reason and leaves no
   version, not even half of one; the store back, the apis say ok again;
 - nothing is lost: every request of the load is answered, all 200.
 
@@ -21,6 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -57,6 +59,8 @@ class Stack:
     redis: RedisServer
     apis: list[ServiceProcess]
     workers: list[subprocess.Popen[bytes]]
+    hosts: dict[str, dict[str, str]]  # each process' environment, by host name
+    root: Path
 
     def repository(self) -> ObjectModelRepository:
         """A client of the models in the store, as the test's own."""
@@ -89,16 +93,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "VAE_MODELS_CACHE_DIR": str(root / name / "cache"),
             }
 
+        hosts = {name: host(name) for name in ("worker-1", "worker-2", "api-a", "api-b")}
         workers = []
         for name in ("worker-1", "worker-2"):
-            worker = start_worker(host(name), root / name)
+            worker = start_worker(hosts[name], root / name)
             stack.callback(stop_group, worker)
             workers.append(worker)
         apis = [
-            stack.enter_context(running_service(host(name), root / name, ready_timeout=120))
+            stack.enter_context(running_service(hosts[name], root / name, ready_timeout=120))
             for name in ("api-a", "api-b")
         ]
-        yield Stack(store, redis, apis, workers)
+        yield Stack(store, redis, apis, workers, hosts, root)
 
 
 def ready(api: ServiceProcess) -> dict[str, Any]:
@@ -180,6 +185,12 @@ def test_two_hosts_share_models_and_datasets_through_the_store(
             assert state["ready"] is True and state["status"] == "degraded", state
             assert answered_version(api, "strokes") == 1  # cached versions keep answering
             assert answered_version(api, "twin:2") == 2
+        # A replica starting now, on a host whose cache holds the models, serves them.
+        with running_service(stack.hosts["api-a"], stack.root / "api-a") as restarted:
+            state = ready(restarted)
+            assert state["repository"]["status"] == "degraded", state
+            assert answered_version(restarted, "strokes") == 1
+            assert answered_version(restarted, "twin:1") == 1
         with api_b.client() as http:
             refused = http.put("/datasets/late", content=mnist_style_zip(20), headers=AUTH)
             assert refused.status_code == 503, refused.text
