@@ -335,18 +335,31 @@ class ModelRegistry:
         """Whether a version's manifest is still on disk (blocking)."""
         return (self.repository.version_dir(name, version) / "manifest.json").is_file()
 
-    async def _drop_missing(self, names: set[str]) -> None:
-        for (name, version), model in list(self._loaded.items()):
+    async def _still_gone(self, keys: list[tuple[str, int]], names: list[str]) -> bool:
+        """A second look before unloading: the repository's directory is there now and the
+        versions and names are still missing. (A scan that raced with the directory going
+        away, or coming back, saw them missing only because the whole directory was.)"""
+        if not await asyncio.to_thread(self.repository.root.is_dir):
+            return False
+        now = set(await asyncio.to_thread(self.repository.names))
+        for name, version in keys:
             if await asyncio.to_thread(self._published, name, version):
-                continue
-            del self._loaded[(name, version)]
-            if self._defaults.get(name) == version:
-                self._defaults.pop(name)
+                return False
+        return not any(name in now for name in names)
+
+    async def _drop_missing(self, names: set[str]) -> None:
+        gone = [key for key in self._loaded if not await asyncio.to_thread(self._published, *key)]
+        stale = [name for name in self._defaults if name not in names]
+        if (gone or stale) and not await self._still_gone(gone, stale):
+            return
+        for key in gone:
+            model = self._loaded.pop(key)
+            if self._defaults.get(key[0]) == key[1]:
+                self._defaults.pop(key[0])
             # Let requests already holding this version finish before its runners stop.
             self._close_later(model)
-        for name in list(self._defaults):
-            if name not in names:
-                self._defaults.pop(name)
+        for name in stale:
+            self._defaults.pop(name, None)
         metrics.MODELS_LOADED.set(len(self._loaded))
 
     def _close_later(self, model: LoadedModel, delay: float = 30.0) -> None:
