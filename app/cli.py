@@ -29,6 +29,7 @@ def serve(
     """Start the HTTP API on the embedded defaults (or the VAE_ settings)."""
     import uvicorn
 
+    from app.api.connections import head_timeout_protocol
     from app.config import get_settings
     from app.main import create_app
 
@@ -54,6 +55,12 @@ def serve(
         # Who the client is behind a proxy is VAE_RATE_LIMIT_TRUSTED_PROXIES' call alone, not
         # uvicorn's (which trusts X-Forwarded-For from 127.0.0.1 by default).
         proxy_headers=False,
+        # Bounded ends whatever the clients do (app/api/connections.py): a deadline on each
+        # request's head, idle keep-alive connections closed, and after SIGTERM the requests
+        # still running past VAE_SHUTDOWN_TIMEOUT_S are cancelled. Bodies: app/api/limits.py.
+        http=head_timeout_protocol(settings.header_timeout_s),
+        timeout_keep_alive=settings.keep_alive_s,
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
 
 
@@ -84,7 +91,7 @@ def worker(
     import logging
 
     from app.config import get_settings
-    from app.jobs.rq_backend import QUEUE_NAME, connect
+    from app.jobs.rq_backend import QUEUE_NAME, connect, sweep_repository
     from app.jobs.worker_metrics import MetricsWorker, serve_metrics
 
     settings = get_settings()
@@ -92,6 +99,10 @@ def worker(
         raise typer.BadParameter("set VAE_REDIS_URL: the worker takes its jobs from Redis")
     logging.basicConfig(level=logging.INFO)
     connection = connect(settings.redis_url, socket_timeout=None)
+    for leftover in sweep_repository(
+        connection, str(settings.models_dir), settings.s3_endpoint_url
+    ):
+        logging.getLogger("app.worker").info("removed %s, left by a job that died", leftover)
     if metrics_port is not None:
         serve_metrics(metrics_host, metrics_port)
     MetricsWorker(

@@ -65,6 +65,21 @@ class Settings(BaseSettings):
     )
     request_timeout_s: float = Field(10.0, gt=0)
 
+    # Connections and shutdown (app/api/connections.py, app/api/limits.py)
+    shutdown_timeout_s: int = Field(
+        10, ge=1, description="after SIGTERM, requests still running past this are cut off"
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="a request's line and headers must arrive within this"
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="a body must arrive within this, plus a second per body_min_rate"
+    )
+    body_min_rate: int = Field(
+        1024, ge=1, description="bytes a second a slow body must keep up to earn more time"
+    )
+    keep_alive_s: int = Field(5, ge=1, description="an idle keep-alive connection is closed after")
+
     # Request limits
     max_items: int = Field(256, ge=1, description="images, latents or samples in one request")
     max_steps: int = Field(64, ge=2)

@@ -118,6 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodyLimitMiddleware,
         limit=settings.max_body_bytes,
         upload_limit=settings.max_dataset_bytes,
+        body_timeout_s=settings.body_timeout_s,
+        body_min_rate=settings.body_min_rate,
     )
     if settings.rate_limit_per_s > 0:
         app.add_middleware(

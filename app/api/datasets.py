@@ -2,7 +2,8 @@
 
 PUT takes the file as the raw body (any Content-Type; the format is told by the content) and
 streams it to disk under `max_dataset_bytes` (enforced by app/api/limits.py). Names are
-write-once: PUT to a stored name is a 409; DELETE it first to replace it. The store's errors are
+write-once: PUT to a stored name is a 409; DELETE it first to replace it. A dataset a queued or
+running job trains on cannot be deleted (409 naming the jobs) until they end. The store's errors are
 answered by app/api/errors.py.
 """
 
@@ -19,7 +20,7 @@ from starlette.responses import Response
 
 from app import metrics
 from app.api.admin import AdminDep
-from app.api.deps import AppState, StateDep
+from app.api.deps import AppState, JobsDep, StateDep
 from app.api.errors import ApiError, error_responses
 from app.api.responses import json_response
 from app.datasets.arrays import DatasetError
@@ -62,6 +63,9 @@ _PUT_ERRORS = error_responses(
     _422="not a usable dataset",
 )  # fmt: skip
 _ERRORS = error_responses(401, 403, 404, 422, 503, _404="unknown dataset")
+_DELETE_ERRORS = error_responses(
+    401, 403, 404, 409, 422, 503, _404="unknown dataset", _409="a queued or running job uses it"
+)
 
 _BODY = {
     "requestBody": {
@@ -181,9 +185,21 @@ async def get_dataset(name: str, store: StoreDep) -> Response:
     return json_response(manifest.model_dump(mode="json"))
 
 
-@router.delete("/{name}", status_code=204, responses=_ERRORS)
-async def delete_dataset(name: str, store: StoreDep, _: AdminDep) -> Response:
-    """Deletes a dataset (admin)."""
+@router.delete("/{name}", status_code=204, responses=_DELETE_ERRORS)
+async def delete_dataset(name: str, store: StoreDep, jobs: JobsDep, _: AdminDep) -> Response:
+    """Deletes a dataset (admin); 409 while a queued or running job trains on it."""
+    users = [
+        job.id
+        for job in await asyncio.to_thread(jobs.list)
+        if job.dataset == name and job.status in {"queued", "running"}
+    ]
+    if users:
+        raise ApiError(
+            409,
+            f"dataset {name!r} is in use by jobs {', '.join(users)}; cancel them or wait for "
+            "them to end",
+            "dataset_in_use",
+        )
     await asyncio.to_thread(store.delete, name)
     logger.info("deleted dataset %s", name)
     return Response(status_code=204)

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
+from app.api.disconnect import ClientGone
 from app.api.responses import json_response
 from app.datasets.arrays import DatasetError
 from app.datasets.store import DatasetExists, DatasetNotFound, UploadTooLarge
@@ -67,6 +68,7 @@ class ErrorStatus:
 DOMAIN_ERRORS: dict[type[Exception], ErrorStatus] = {
     # the request is wrong
     ClientDisconnect: ErrorStatus(400, "incomplete"),
+    ClientGone: ErrorStatus(499, "client_gone"),  # nobody is there to read it
     UploadTooLarge: ErrorStatus(413, "too_large"),
     InvalidName: ErrorStatus(422, "invalid_name"),
     ImageError: ErrorStatus(422, "invalid_image"),

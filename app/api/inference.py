@@ -20,6 +20,7 @@ from app.api.deps import (
     parse_body,
     wants_npy,
 )
+from app.api.disconnect import while_connected
 from app.api.errors import ApiError, error_responses
 from app.api.payloads import (
     check_count,
@@ -90,8 +91,12 @@ async def encode(request: Request, state: StateDep) -> Response:
     to get a float32 array [N, 2, D] (mu, sigma) instead of JSON.
     """
     _content_type_ok(request)
-    settings = state.settings
     body = await request.body()
+    return await while_connected(request, _encode(request, state, body))
+
+
+async def _encode(request: Request, state: StateDep, body: bytes) -> Response:
+    settings = state.settings
     bottom = False
     if is_npy(request):
         model = await state.registry.resolve(request.query_params.get("model"))
@@ -193,8 +198,12 @@ def _version_headers(model: LoadedModel) -> dict[str, str]:
 async def decode(request: Request, state: StateDep) -> Response:
     """Latent vectors -> images (`format`: png, array or npy)."""
     _content_type_ok(request)
-    settings = state.settings
     body = await request.body()
+    return await while_connected(request, _decode(request, state, body))
+
+
+async def _decode(request: Request, state: StateDep, body: bytes) -> Response:
+    settings = state.settings
     if is_npy(request):
         model = await state.registry.resolve(request.query_params.get("model"))
         label = check_label(_query_label(request), model.manifest)
@@ -307,11 +316,15 @@ def _latents_or_codes(model: LoadedModel, codes: Any, latents: Any) -> np.ndarra
 
 
 @router.post("/sample", response_model=ImagesResponse, responses=_ERRORS)
-async def sample(payload: SampleRequest, state: StateDep) -> Response:
+async def sample(payload: SampleRequest, state: StateDep, request: Request) -> Response:
     """`n` draws from the prior N(0, temperature^2 I), decoded. The same `seed` gives the same images.
 
     A vqvae draws code grids from its PixelCNN prior instead (logits divided by `temperature`,
     the most likely codes at 0) and returns them as `codes` beside their codebook vectors."""
+    return await while_connected(request, _sample(payload, state))
+
+
+async def _sample(payload: SampleRequest, state: StateDep) -> Response:
     check_count(payload.n, state.settings.max_items, "sample")
     model = await state.registry.resolve(payload.model)
     label = check_label(payload.label, model.manifest)
@@ -366,9 +379,13 @@ async def _endpoint_latent(
 
 
 @router.post("/interpolate", response_model=ImagesResponse, responses=_ERRORS)
-async def interpolate(payload: InterpolateRequest, state: StateDep) -> Response:
+async def interpolate(payload: InterpolateRequest, state: StateDep, request: Request) -> Response:
     """A path of `steps` points from `start` to `end` (images are encoded to their mean), by
     `method` lerp or slerp, decoded."""
+    return await while_connected(request, _interpolate(payload, state))
+
+
+async def _interpolate(payload: InterpolateRequest, state: StateDep) -> Response:
     if payload.steps > state.settings.max_steps:
         raise ApiError(
             413, f"at most {state.settings.max_steps} steps, got {payload.steps}", "too_many"

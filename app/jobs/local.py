@@ -1,5 +1,12 @@
 """The embedded job backend: training runs in child processes of the API, one at a time by
-default, with progress and results sent back over a multiprocessing queue."""
+default, with progress and results sent back over a multiprocessing queue.
+
+Each job is a transaction (app/jobs/transaction.py): a cancel claims the job's gate, and a child
+that does not stop by itself within `CANCEL_GRACE_SECONDS` is killed, which is safe because it
+can no longer commit. A job whose process ends after it committed has succeeded. Whatever a job
+leaves in the repository (its staging directory) is removed when it ends, and what dead jobs
+left is removed when the backend starts (one API process owns the local jobs of a repository).
+"""
 
 from __future__ import annotations
 
@@ -19,17 +26,18 @@ from typing import Any
 from app.config import Settings
 from app.jobs.base import JobNotFound, now_iso, task_spec
 from app.jobs.models import FINAL_STATES, JobInfo, JobRequest
+from app.jobs.transaction import CANCEL_GRACE_SECONDS, LocalGate, cancel_outcome
+from app.repository.opening import open_repository
 
 logger = logging.getLogger(__name__)
-CANCEL_GRACE_SECONDS = 5.0
 LOCAL_TASK = "app.jobs.local_task.run"
 
 
-def _child(job_id: str, spec: dict[str, Any], events: Any, cancel: Any) -> None:
+def _child(job_id: str, spec: dict[str, Any], events: Any, gate: Any) -> None:
     """Runs in the child process: the task is imported there by name, as RQ does, so the API
     process never loads the training code (or torch)."""
     module, _, function = LOCAL_TASK.rpartition(".")
-    getattr(importlib.import_module(module), function)(job_id, spec, events, cancel)
+    getattr(importlib.import_module(module), function)(job_id, spec, events, gate)
 
 
 @dataclass
@@ -37,7 +45,19 @@ class _LocalJob:
     info: JobInfo
     spec: dict[str, Any]
     process: BaseProcess | None = None
-    cancel_requested_at: float | None = None
+    gate: LocalGate | None = None
+    cancel_requested_at: float | None = None  # when a cancel claimed the gate
+    cancel_asked: bool = False
+    committed_version: int | None = None
+
+    def described(self) -> JobInfo:
+        """A copy of its info, with what a cancel did once one was asked for."""
+        info = self.info.model_copy(deep=True)
+        if self.cancel_asked:
+            gate = self.gate.state if self.gate is not None else "cancel"
+            version = self.committed_version or (info.result or {}).get("version")
+            info.cancel = cancel_outcome(info.status, gate, version)
+        return info
 
 
 class LocalJobBackend:
@@ -50,11 +70,16 @@ class LocalJobBackend:
         self._context = multiprocessing.get_context("spawn")
         self._events: Any = None  # made with the first job: a server that trains nothing needs none
         self._watcher: threading.Thread | None = None
-        self._cancel_events: dict[str, Any] = {}
         self._jobs: dict[str, _LocalJob] = {}
         self._waiting: deque[str] = deque()
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self.repository = open_repository(settings.models_dir, settings.s3_endpoint_url)
+        try:  # what jobs of an earlier process left: none of them is alive
+            for leftover in self.repository.sweep(lambda _owner: False):
+                logger.info("removed %s, left by a job that died", leftover)
+        except OSError as error:
+            logger.warning("could not sweep the model repository: %s", error)
 
     def _ensure_started(self) -> None:
         if self._watcher is None:
@@ -84,11 +109,11 @@ class LocalJobBackend:
             job = self._jobs.get(job_id)
             if job is None:
                 raise JobNotFound(f"no job {job_id!r}")
-            return job.info.model_copy(deep=True)
+            return job.described()
 
     def list(self) -> list[JobInfo]:
         with self._lock:
-            jobs = [job.info.model_copy(deep=True) for job in self._jobs.values()]
+            jobs = [job.described() for job in self._jobs.values()]
         return sorted(jobs, key=lambda j: j.created_at, reverse=True)
 
     def cancel(self, job_id: str) -> JobInfo:
@@ -96,13 +121,18 @@ class LocalJobBackend:
             job = self._jobs.get(job_id)
             if job is None:
                 raise JobNotFound(f"no job {job_id!r}")
+            job.cancel_asked = True
             if job.info.status == "queued":
                 self._waiting.remove(job_id)
-                self._finish(job, "cancelled", error=None)
-            elif job.info.status == "running" and job.cancel_requested_at is None:
-                self._cancel_events[job_id].set()
+                self._finish(job, "cancelled", error="cancelled on request")
+            elif (
+                job.info.status == "running"
+                and job.gate is not None
+                and job.gate.claim_cancel()
+                and job.cancel_requested_at is None
+            ):
                 job.cancel_requested_at = time.monotonic()
-            return job.info.model_copy(deep=True)
+            return job.described()
 
     def close(self) -> None:
         """Stops the children and releases every inter-process object now, not at exit: their
@@ -123,7 +153,6 @@ class LocalJobBackend:
         with self._lock:
             for job in self._jobs.values():
                 job.process = None
-            self._cancel_events.clear()
             events, self._events = self._events, None
         if events is not None:
             events.close()
@@ -139,11 +168,11 @@ class LocalJobBackend:
     def _start_waiting(self) -> None:
         while self._waiting and self._running() < self.settings.local_job_workers:
             job = self._jobs[self._waiting.popleft()]
-            cancel = self._context.Event()
-            self._cancel_events[job.info.id] = cancel
+            gate = self._context.Value("b", 0)
+            job.gate = LocalGate(gate)
             process = self._context.Process(
                 target=_child,
-                args=(job.info.id, job.spec, self._events, cancel),
+                args=(job.info.id, job.spec, self._events, gate),
                 name=f"train-{job.info.name}",
                 daemon=True,
             )
@@ -159,7 +188,6 @@ class LocalJobBackend:
         job.info.error = error
         job.info.result = result
         job.info.ended_at = now_iso()
-        self._cancel_events.pop(job.info.id, None)
 
     def _apply(self, job_id: str, kind: str, payload: Any) -> None:
         job = self._jobs.get(job_id)
@@ -167,6 +195,8 @@ class LocalJobBackend:
             return
         if kind == "progress":
             job.info.progress = {**job.info.progress, **payload}
+        elif kind == "committed":
+            job.committed_version = int(payload)
         elif kind == "succeeded":
             self._finish(job, "succeeded", None, payload)
         elif kind == "cancelled":
@@ -211,11 +241,28 @@ class LocalJobBackend:
         with contextlib.suppress(queue.Empty, OSError, EOFError):
             while True:
                 self._apply(*self._events.get(timeout=0.1))
+        removed = self.repository.discard_owned(job.info.id)  # whatever it left unpublished
+        if removed:
+            logger.info("job %s: removed the %d staging directories it left", job.info.id, removed)
         if job.info.status != "running":
             return
-        if job.cancel_requested_at is not None:
+        if job.committed_version is not None:  # past its commit point: published
+            self._finish(job, "succeeded", None, self._committed_result(job, process.exitcode))
+        elif job.cancel_requested_at is not None:
             self._finish(job, "cancelled", "cancelled on request")
         else:
-            reason = f"the training process died (exit code {process.exitcode})"
+            reason = (
+                f"the training process died (exit code {process.exitcode}); nothing was published"
+            )
             logger.error("job %s: %s", job.info.id, reason)
             self._finish(job, "failed", reason)
+
+    @staticmethod
+    def _committed_result(job: _LocalJob, exitcode: int | None) -> dict[str, Any]:
+        return {
+            "model": job.info.name,
+            "version": job.committed_version,
+            "metrics": None,
+            "default_error": f"the training process ended (exit code {exitcode}) after "
+            "publishing, before DEFAULT was moved",
+        }

@@ -6,18 +6,27 @@ from __future__ import annotations
 from typing import Any
 
 from app.jobs.tasks import execute_training
+from app.jobs.transaction import LocalGate
 from app.training.trainer import TrainingCancelled
 
 
-def run(job_id: str, spec: dict[str, Any], events: Any, cancel: Any) -> None:
-    """Trains, and reports every state change back to the API process through `events`."""
+def run(job_id: str, spec: dict[str, Any], events: Any, gate: Any) -> None:
+    """Trains, and reports every state change back to the API process through `events`
+    (`committed` with the version the moment it is published); `gate` is the job's shared
+    transaction gate (app/jobs/transaction.LocalGate's value)."""
 
     def report(progress: dict[str, Any]) -> None:
         events.put((job_id, "progress", progress))
 
     try:
         events.put((job_id, "running", None))
-        result = execute_training(spec, report, cancel.is_set)
+        result = execute_training(
+            spec,
+            report,
+            LocalGate(gate),
+            job_id,
+            on_commit=lambda version: events.put((job_id, "committed", version)),
+        )
     except TrainingCancelled:
         events.put((job_id, "cancelled", None))
     except BaseException as error:

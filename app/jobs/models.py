@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.jobs.transaction import CancelOutcome
 from app.repository.store import NAME_PATTERN
 from app.training.config import TrainConfig
 
@@ -37,8 +38,15 @@ class JobInfo(BaseModel):
     name: str
     config: dict[str, Any]
     progress: dict[str, Any] = Field(default_factory=dict)
-    result: dict[str, Any] | None = None
+    result: dict[str, Any] | None = Field(
+        None,
+        description="model, version, metrics; default_error when the version was published "
+        "but DEFAULT could not be moved to it",
+    )
     error: str | None = None
+    cancel: CancelOutcome | None = Field(
+        None, description="what a cancel did, once one was asked for"
+    )
     created_at: str
     started_at: str | None = None
     ended_at: str | None = None

@@ -1,5 +1,12 @@
 """Jobs on RQ: the API enqueues by function name (so it never imports torch), `vae worker`
-processes run them, and progress travels in the job's meta."""
+processes run them, and progress travels in the job's meta.
+
+Each job is a transaction (app/jobs/transaction.py) whose gate, the version it committed and
+when a cancel was asked live in a Redis hash beside the job (never in its meta, which the
+work-horse rewrites). A cancel claims the gate; a running job stops at its next check, and one
+still running `CANCEL_GRACE_SECONDS` later is stopped by RQ (safe: it can no longer commit). A
+job that committed has succeeded, whatever happened to its horse after.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +29,14 @@ from rq.job import JobStatus as RQStatus
 from app.config import Settings
 from app.jobs.base import JobNotFound, JobsUnavailable, now_iso, task_spec
 from app.jobs.models import JobInfo, JobRequest, JobStatus
+from app.jobs.transaction import (
+    CANCEL,
+    CANCEL_GRACE_SECONDS,
+    RedisGate,
+    cancel_outcome,
+)
+from app.repository.locations import to_location
+from app.repository.opening import open_repository
 
 QUEUE_NAME = "vae-training"
 JOB_INDEX = "vae:jobs"  # a sorted set of our job ids by creation time
@@ -114,17 +129,20 @@ class RQJobBackend:
         jobs = Job.fetch_many(ids, connection=self.redis)
         return [self._describe(job) for job in jobs if job is not None]
 
+    def _gate(self, job_id: str) -> RedisGate:
+        return RedisGate(self.redis, job_id, KEEP_SECONDS)
+
     @_needs_redis
     def cancel(self, job_id: str) -> JobInfo:
         job = self._fetch(job_id)
         status = job.get_status(refresh=True)
-        job.meta["cancel_requested"] = True
-        job.save_meta()
-        if status == RQStatus.STARTED:
-            with contextlib.suppress(InvalidJobOperation):  # it finished meanwhile
-                send_stop_job_command(self.redis, job_id)
-        elif status in {RQStatus.QUEUED, RQStatus.DEFERRED, RQStatus.SCHEDULED, RQStatus.CREATED}:
-            job.cancel()
+        gate = self._gate(job_id)
+        self.redis.hset(gate.key, "cancel_asked", 1)
+        if status in {RQStatus.STARTED, *_WAITING}:
+            won = gate.claim_cancel()
+            if won and status in _WAITING:
+                with contextlib.suppress(InvalidJobOperation):  # a worker took it meanwhile
+                    job.cancel()
         return self.get(job_id)
 
     def close(self) -> None:
@@ -135,16 +153,33 @@ class RQJobBackend:
         status = _STATUS.get(rq_status, "queued")
         meta = job.meta
         error = meta.get("error")
+        txn = self._gate(job.id).read()
+        committed = int(txn["committed_version"]) if "committed_version" in txn else None
+        result: Any = job.return_value() if status == "succeeded" else None
         if status == "running" and self._stale(job):
-            error = self._mark_dead(job)
+            error = self._mark_dead(job, committed)
             status = "failed"
+        elif status == "running" and txn.get("gate") == CANCEL:
+            self._stop_if_overdue(job.id, txn)
         elif status == "failed":
             error = error or _last_line(job)
-            if meta.get("cancel_requested"):
-                status = "cancelled"
+            if txn.get("gate") == CANCEL:
+                status, error = "cancelled", "cancelled on request"
         elif status == "cancelled":
             error = "cancelled on request"
-        result = job.return_value() if status == "succeeded" else None
+        if committed is not None and status in {"failed", "cancelled"}:
+            # past its commit point the job has published: it succeeded, whatever came after
+            status, error = "succeeded", None
+            result = {
+                "model": meta.get("name", ""),
+                "version": committed,
+                "metrics": None,
+                "default_error": "the worker ended after publishing, before DEFAULT was moved",
+            }
+        cancel = None
+        if "cancel_asked" in txn:
+            version = committed or (result or {}).get("version")
+            cancel = cancel_outcome(status, txn.get("gate", "open"), version)  # type: ignore[arg-type]
         return JobInfo(
             id=job.id,
             status=status,
@@ -154,6 +189,7 @@ class RQJobBackend:
             progress=meta.get("progress", {}),
             result=result if isinstance(result, dict) else None,
             error=error,
+            cancel=cancel,
             created_at=meta.get("created_at", ""),
             started_at=job.started_at.isoformat(timespec="seconds") if job.started_at else None,
             ended_at=job.ended_at.isoformat(timespec="seconds")
@@ -167,11 +203,25 @@ class RQJobBackend:
             beat = job.started_at.timestamp()
         return beat is not None and time.time() - float(beat) > self.settings.job_stale_after_s
 
-    def _mark_dead(self, job: Job) -> str:
+    def _stop_if_overdue(self, job_id: str, txn: dict[str, str]) -> None:
+        """A cancelled job still running past the grace period is stopped by RQ, once."""
+        asked = float(txn.get("cancel_requested_at", "0") or 0)
+        if time.time() - asked < CANCEL_GRACE_SECONDS:
+            return
+        if self.redis.hsetnx(self._gate(job_id).key, "stop_sent", 1):
+            with contextlib.suppress(InvalidJobOperation):  # it finished meanwhile
+                send_stop_job_command(self.redis, job_id)
+
+    def _mark_dead(self, job: Job, committed: int | None = None) -> str:
         """A running job whose worker stopped beating: failed, with the reason."""
         reason = (
             f"the worker stopped sending heartbeats for over {self.settings.job_stale_after_s:.0f}s "
-            "(it was killed or lost); nothing was published"
+            "(it was killed or lost); "
+            + (
+                "nothing was published"
+                if committed is None
+                else f"it published version {committed}"
+            )
         )
         job.meta["error"] = reason
         job.meta["ended_at"] = now_iso()
@@ -181,6 +231,23 @@ class RQJobBackend:
             job.started_job_registry.remove(job)
             job.failed_job_registry.add(job, ttl=KEEP_SECONDS)
         return reason
+
+
+_WAITING = {RQStatus.QUEUED, RQStatus.DEFERRED, RQStatus.SCHEDULED, RQStatus.CREATED}
+
+
+def sweep_repository(connection: Redis, models_dir: str, endpoint: str | None = None) -> list[str]:
+    """What dead jobs left in the repository: staging directories of jobs no worker is running
+    (a worker calls this when it starts). Returns what it removed."""
+
+    def alive(job_id: str) -> bool:
+        try:
+            return Job.fetch(job_id, connection=connection).get_status() == RQStatus.STARTED
+        except NoSuchJobError:
+            return False
+
+    repository = open_repository(to_location(models_dir), endpoint)
+    return [str(p) for p in repository.sweep(alive)]
 
 
 def _last_line(job: Job) -> str:

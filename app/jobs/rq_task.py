@@ -8,10 +8,14 @@ from typing import Any
 from rq import get_current_job
 
 from app.jobs.tasks import Heartbeat, execute_training
+from app.jobs.transaction import RedisGate
+
+KEEP_SECONDS = 7 * 24 * 3600
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
-    """Trains and publishes; progress and heartbeats go to the job's meta in Redis."""
+    """Trains and publishes; progress and heartbeats go to the job's meta in Redis, the
+    transaction (cancel or commit, the version published) to its hash (app/jobs/transaction)."""
     job = get_current_job()
     assert job is not None, "run() is an RQ task"
 
@@ -23,5 +27,6 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         save(progress={**job.meta.get("progress", {}), **progress})
 
     save()
+    gate = RedisGate(job.connection, job.id, KEEP_SECONDS)
     with Heartbeat(save):
-        return execute_training(spec, report, lambda: False)
+        return execute_training(spec, report, gate, job.id, on_commit=gate.record_version)

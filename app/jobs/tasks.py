@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
+from app.jobs.transaction import CommitGate
+
 Report = Callable[[dict[str, Any]], None]
 HEARTBEAT_SECONDS = 2.0
 
@@ -42,12 +44,19 @@ class Heartbeat:
 
 
 def execute_training(
-    spec: dict[str, Any], report: Report, should_stop: Callable[[], bool]
+    spec: dict[str, Any],
+    report: Report,
+    gate: CommitGate,
+    owner: str,
+    on_commit: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Trains `spec["name"]` on the stored dataset `spec["dataset"]` and publishes a version.
+    """Trains `spec["name"]` on the stored dataset `spec["dataset"]` and publishes a version,
+    as the job `owner` (its id names the staging directory).
 
     `report` receives progress dictionaries (stage, epoch, step, loss terms, samples/s, ETA);
-    `should_stop` is polled every step. Returns {"model", "version", "metrics"}.
+    `gate` is polled every step and stage, and claimed for the commit just before publishing
+    (TrainingCancelled when a cancel claimed it first). Returns {"model", "version", "metrics",
+    "default_error"}: past the commit point the job has succeeded, DEFAULT moved or not.
     """
     from app.config import get_settings
     from app.datasets.opening import open_datasets
@@ -77,8 +86,11 @@ def execute_training(
         dataset_name=spec["dataset"],
         on_progress=on_progress,
         on_stage=lambda stage: report({"stage": stage}),
-        should_stop=should_stop,
+        should_stop=gate.cancelled,
         make_default=bool(spec.get("make_default", True)),
+        owner=owner,
+        claim_commit=gate.claim_commit,
+        on_commit=on_commit,
     )
     settings = get_settings()
     if settings.redis_url:  # replicas pull at once instead of at their next poll
@@ -90,4 +102,5 @@ def execute_training(
         "model": published.name,
         "version": published.version,
         "metrics": None if metrics is None else metrics.model_dump(exclude={"kl_per_dim"}),
+        "default_error": published.default_error,
     }

@@ -20,6 +20,10 @@ from rq import Worker
 from rq.job import Job, JobStatus
 
 from app import metrics
+from app.config import get_settings
+from app.jobs.transaction import txn_key
+from app.repository.locations import to_location
+from app.repository.opening import open_repository
 
 logger = logging.getLogger(__name__)
 PROGRESS_POLL_SECONDS = 2.0
@@ -35,16 +39,33 @@ def serve_metrics(host: str, port: int) -> None:
     logger.info("worker metrics on http://%s:%d/metrics", host, port)
 
 
+def discard_leftovers(job: Job) -> None:
+    """Removes the staging directories a job's horse left (killed mid-export, say)."""
+    try:
+        spec = job.args[0] if job.args else {}
+        endpoint = get_settings().s3_endpoint_url
+        repository = open_repository(to_location(spec["models_dir"]), endpoint)
+        removed = repository.discard_owned(job.id)
+    except Exception:  # not a training job, or the repository is away: the next start sweeps
+        logger.debug("could not clean up after job %s", job.id, exc_info=True)
+        return
+    if removed:
+        logger.info("job %s: removed the %d staging directories it left", job.id, removed)
+
+
 def outcome(job: Job) -> str:
     """How a job the horse has finished ended: succeeded, failed or cancelled (as the API says)."""
     try:
         status = job.get_status(refresh=True)
         meta = job.get_meta(refresh=True)
+        gate = job.connection.hget(txn_key(job.id), "gate")
     except Exception:  # gone from Redis, or Redis away: nothing says it succeeded
         return "failed"
     if status == JobStatus.FINISHED:
         return "succeeded"
     if status in {JobStatus.STOPPED, JobStatus.CANCELED} or meta.get("cancel_requested"):
+        return "cancelled"
+    if gate in {b"cancel", "cancel"}:
         return "cancelled"
     return "failed"
 
@@ -123,6 +144,7 @@ class MetricsWorker(Worker):
         finally:
             metrics.WORKER_BUSY.set(0)
             metrics.WORKER_JOBS.labels(outcome(job)).inc()
+            discard_leftovers(job)
 
     def monitor_work_horse(self, job: Job, queue: Any, execution: Any) -> None:
         """Waits for the horse (RQ's way) while a poller copies its progress into gauges. The

@@ -19,9 +19,11 @@ no number is issued twice, even after its version is deleted.
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +40,8 @@ from app.repository.store import (
 )
 
 CLAIMS = "claims"
+LOCAL_STAGING = "vae-staging-"  # local staging directories, in the temporary directory
+_OWNER = re.compile(r"^[0-9a-f]{32}$")
 
 
 @dataclass
@@ -144,9 +148,23 @@ class ObjectModelRepository:
             raise UnknownModel(f"model {name} has no version {version}")
         self.store.put(f"{name}/{DEFAULT_FILE}", f"{version}\n".encode())
 
-    def staging_dir(self, name: str) -> Path:
-        """A fresh local directory to build a version in (uploaded and removed by publish)."""
-        return Path(tempfile.mkdtemp(prefix=f"vae-staging-{check_name(name)}-"))
+    def staging_dir(self, name: str, owner: str | None = None) -> Path:
+        """A fresh local directory to build a version in (uploaded and removed by publish),
+        named after its `owner` (a job id) when given."""
+        check_name(name)
+        prefix = LOCAL_STAGING if owner is None else f"{LOCAL_STAGING}{owner}-"
+        return Path(tempfile.mkdtemp(prefix=prefix))
+
+    def discard_staging(self, staging: Path) -> None:
+        """Removes an unpublished local staging directory."""
+        shutil.rmtree(staging, ignore_errors=True)
+
+    def discard_owned(self, owner: str) -> int:
+        """Removes the local staging directories `owner` (a job id) left; returns how many."""
+        found = list(Path(tempfile.gettempdir()).glob(f"{LOCAL_STAGING}{owner}-*"))
+        for staging in found:
+            self.discard_staging(staging)
+        return len(found)
 
     def claim(self, name: str, version: int) -> bool:
         """Claims one version number (a create-only put); False when it was issued already."""
@@ -183,11 +201,18 @@ class ObjectModelRepository:
                 self.store.delete(keys)
 
     def publish(
-        self, name: str, staging: Path, manifest: Manifest, make_default: bool = True
+        self,
+        name: str,
+        staging: Path,
+        manifest: Manifest,
+        make_default: bool = True,
+        before_commit: Callable[[], None] | None = None,
     ) -> int:
         """Claims the next number, uploads the files, then commits the manifest (create-only):
-        the version is published at that put and not before. DEFAULT moves after the commit.
-        The local `staging` directory is removed either way."""
+        the version is published at that put and not before. `before_commit` runs once the
+        files are up, just before the commit, and may raise to refuse (the uploaded files are
+        removed; the claimed number stays spent). DEFAULT moves after the commit, with
+        `make_default`. The local `staging` directory is removed either way."""
         try:
             files = file_hashes(staging)
             version = self.claim_next(name)
@@ -196,6 +221,8 @@ class ObjectModelRepository:
             )
             try:
                 self._upload_files(name, version, staging)
+                if before_commit is not None:
+                    before_commit()
                 self._commit(name, version, (manifest.model_dump_json(indent=2) + "\n").encode())
             except BaseException:
                 self._abandon(name, version)
@@ -243,15 +270,29 @@ class ObjectModelRepository:
         self.store.delete([prefix + MANIFEST])
         self.store.delete([info.key for info in self.store.objects(prefix)])
 
-    def sweep(self, older_than_s: float = 86_400.0) -> int:
-        """Removes the files of versions that were never committed (a publish that died), once
-        they are older than `older_than_s`; returns how many versions it cleaned."""
+    def sweep(
+        self, owner_alive: Callable[[str], bool], older_than_s: float = 86_400.0
+    ) -> list[str]:
+        """What dead publishers left: local staging directories of owners not alive (ownerless
+        ones once older than `older_than_s`), and in the store the files of versions never
+        committed, once all are older than `older_than_s`. Returns what it removed."""
         cutoff = time.time() - older_than_s
-        cleaned = 0
-        for model in self.listing().values():
+        removed: list[str] = []
+        for staging in Path(tempfile.gettempdir()).glob(f"{LOCAL_STAGING}*"):
+            owner = staging.name.removeprefix(LOCAL_STAGING).split("-", 1)[0]
+            with contextlib.suppress(OSError):
+                dead = (
+                    not owner_alive(owner)
+                    if _OWNER.fullmatch(owner)
+                    else staging.stat().st_mtime < cutoff
+                )
+                if dead:
+                    self.discard_staging(staging)
+                    removed.append(str(staging))
+        for name, model in self.listing().items():
             for version, objects in model.files.items():
                 if version in model.manifests or any(o.modified > cutoff for o in objects):
                     continue
                 self.store.delete([o.key for o in objects])
-                cleaned += 1
-        return cleaned
+                removed.append(f"{self.store}/{name}/{version}/")
+        return removed

@@ -34,8 +34,9 @@ PARTS_IN_FLIGHT = 2  # parts uploaded at once: at most 16 MiB of an upload in me
 _DOWNLOAD_CHUNK = 1024 * 1024
 
 
-class ObjectStoreUnavailable(RuntimeError):
-    """The object store could not be reached or refused the request (a 503: it passes)."""
+class ObjectStoreUnavailable(OSError):
+    """The object store could not be reached or refused the request (a 503: it passes). An
+    OSError, as a disk that fails is: callers that survive a storage failure survive this."""
 
 
 class ObjectExists(FileExistsError):

@@ -3,6 +3,7 @@ store (object_repository.ObjectModelRepository): the interface training, jobs an
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -32,15 +33,37 @@ class Repository(Protocol):
         """Makes `version` the one that answers for `name`."""
         ...
 
-    def staging_dir(self, name: str) -> Path:
-        """A fresh local directory to build a new version in, for `publish`."""
+    def staging_dir(self, name: str, owner: str | None = None) -> Path:
+        """A fresh local directory to build a new version in, for `publish`, named after its
+        `owner` (a job id) when given."""
+        ...
+
+    def discard_staging(self, staging: Path) -> None:
+        """Removes an unpublished staging directory."""
+        ...
+
+    def discard_owned(self, owner: str) -> int:
+        """Removes every staging directory `owner` left; returns how many."""
+        ...
+
+    def sweep(
+        self, owner_alive: Callable[[str], bool], older_than_s: float = 86_400.0
+    ) -> Sequence[object]:
+        """Removes what dead publishers left (staging of owners not alive, uncommitted files
+        older than `older_than_s`); returns what it removed."""
         ...
 
     def publish(
-        self, name: str, staging: Path, manifest: Manifest, make_default: bool = True
+        self,
+        name: str,
+        staging: Path,
+        manifest: Manifest,
+        make_default: bool = True,
+        before_commit: Callable[[], None] | None = None,
     ) -> int:
-        """Publishes the files in `staging` as the next version of `name` (one commit: a reader
-        sees all of it or none of it) and returns its number; `staging` is consumed."""
+        """Publishes the files in `staging` as the next version of `name` and returns its
+        number. One commit point: a reader sees all of the version or none of it;
+        `before_commit` runs just before it and may raise to refuse (nothing is published)."""
         ...
 
     def last_issued(self, name: str) -> int:

@@ -3,15 +3,25 @@
 Versions appear whole or not at all: they are written into a hidden sibling directory and renamed.
 A version number is never issued twice, even after its version is deleted (models/<name>/LAST_VERSION
 keeps the highest one issued): caches and replicas key on name and number.
+
+Publishing is a transaction with one commit point: the rename of the staging directory. Before
+it, `before_commit` may still refuse (a cancelled job) and nothing is left; after it the version
+exists whatever follows: recording LAST_VERSION is best effort (the directory is the record), and
+moving DEFAULT is the caller's separate step. A staging directory carries its owner (a job id),
+so `discard_staging` and `sweep` can remove what a dead job left behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import re
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,7 +33,12 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MANIFEST = "manifest.json"
 DEFAULT_FILE = "DEFAULT"
 LAST_VERSION_FILE = "LAST_VERSION"
+STAGING_PREFIX = ".staging-"
+TRASH_PREFIX = ".deleting-"
+OWNER_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+TEMP_FILE_AGE_S = 60.0
 StoredModel = TypeVar("StoredModel", bound=BaseModel)
+logger = logging.getLogger(__name__)
 
 
 class RepositoryError(ValueError):
@@ -84,10 +99,22 @@ def sha256_of(path: Path) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    """Replaces `path` with `text` whole; on any failure (a full disk) no temp file stays."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _owner_of(entry: str) -> str | None:
+    """The job id in a staging directory's name (`.staging-<job id>-<random>`), if any."""
+    owner = entry.removeprefix(STAGING_PREFIX).split("-", 1)[0]
+    return owner if OWNER_PATTERN.fullmatch(owner) else None
 
 
 def file_hashes(directory: Path) -> dict[str, str]:
@@ -156,18 +183,90 @@ class ModelRepository:
             raise UnknownModel(f"model {name} has no version {version}")
         _write_atomic(self.root / name / DEFAULT_FILE, f"{version}\n")
 
-    def staging_dir(self, name: str) -> Path:
-        """A fresh hidden directory beside the versions to build a new one in."""
+    def staging_dir(self, name: str, owner: str | None = None) -> Path:
+        """A fresh hidden directory beside the versions to build a new one in, named after its
+        `owner` (a job id: 32 hex digits) when given."""
         parent = self.root / check_name(name)
-        parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(dir=parent, prefix=".staging-"))
+        prefix = STAGING_PREFIX if owner is None else f"{STAGING_PREFIX}{owner}-"
+        for attempt in range(2):
+            parent.mkdir(parents=True, exist_ok=True)
+            try:
+                return Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+            except FileNotFoundError:  # a sweep removed the empty model directory meanwhile
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def discard_staging(self, staging: Path) -> None:
+        """Removes an unpublished staging directory, and its model's directory if that is now
+        empty (a first version that never came)."""
+        shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            staging.parent.rmdir()  # only when empty
+
+    def discard_owned(self, owner: str) -> int:
+        """Removes every staging directory `owner` (a job id) left, wherever; returns how many."""
+        removed = 0
+        for staging in self.root.glob(f"*/{STAGING_PREFIX}{owner}-*"):
+            self.discard_staging(staging)
+            removed += 1
+        return removed
+
+    def sweep(
+        self, owner_alive: Callable[[str], bool], older_than_s: float = 86_400.0
+    ) -> list[Path]:
+        """What dead publishers left: staging directories of owners not alive, ownerless ones
+        and half-deleted versions unchanged for `older_than_s`, temp files of DEFAULT and
+        LAST_VERSION older than a minute, and model directories left empty. Returns them."""
+        if not self.root.is_dir():
+            return []
+        now = time.time()
+        removed: list[Path] = []
+        for model in [p for p in self.root.iterdir() if NAME_PATTERN.fullmatch(p.name)]:
+            with contextlib.suppress(OSError):
+                for entry in list(model.iterdir()):
+                    if self._is_leftover(entry, owner_alive, now, older_than_s):
+                        if entry.is_dir():
+                            shutil.rmtree(entry, ignore_errors=True)
+                        else:
+                            entry.unlink(missing_ok=True)
+                        removed.append(entry)
+                if model.is_dir() and not any(model.iterdir()):
+                    model.rmdir()
+                    removed.append(model)
+        return removed
+
+    @staticmethod
+    def _is_leftover(
+        entry: Path, owner_alive: Callable[[str], bool], now: float, older_than_s: float
+    ) -> bool:
+        name = entry.name
+        age = now - entry.stat().st_mtime
+        if name.startswith(STAGING_PREFIX):
+            owner = _owner_of(name)
+            return not owner_alive(owner) if owner is not None else age > older_than_s
+        if name.startswith(TRASH_PREFIX):
+            return age > older_than_s
+        if name.startswith((f".{DEFAULT_FILE}.", f".{LAST_VERSION_FILE}.")):
+            return age > TEMP_FILE_AGE_S
+        return False
 
     def publish(
-        self, name: str, staging: Path, manifest: Manifest, make_default: bool = True
+        self,
+        name: str,
+        staging: Path,
+        manifest: Manifest,
+        make_default: bool = True,
+        before_commit: Callable[[], None] | None = None,
     ) -> int:
-        """Writes the manifest (with file hashes) into `staging` and renames it to the next version."""
+        """Writes the manifest (with file hashes) into `staging` and renames it to the next
+        version: the commit point. `before_commit` runs just before it and may raise to refuse
+        (nothing is published). After it the version exists: a failure to record LAST_VERSION
+        is logged, not raised; a failure to move DEFAULT (with `make_default`) raises."""
         files = file_hashes(staging)
         issued = self.last_issued(name)
+        if before_commit is not None:
+            before_commit()
         while True:
             version = max(max(self.versions(name), default=0), issued) + 1
             manifest = manifest.model_copy(
@@ -182,7 +281,11 @@ class ModelRepository:
                     raise
                 issued = version  # another publisher took this number first: try the next one
         if version > self.last_issued(name):
-            _write_atomic(self.root / name / LAST_VERSION_FILE, f"{version}\n")
+            try:
+                _write_atomic(self.root / name / LAST_VERSION_FILE, f"{version}\n")
+            except OSError as error:  # the version directory itself records the number
+                logger.error("published %s version %d; LAST_VERSION not written: %s",
+                             name, version, error)  # fmt: skip
         if make_default:
             self.set_default(name, version)
         return version
@@ -223,6 +326,6 @@ class ModelRepository:
         directory = self.version_dir(name, version)
         if not directory.is_dir():
             raise UnknownModel(f"model {name} has no version {version}")
-        trash = directory.with_name(f".deleting-{version}-{os.getpid()}")
+        trash = directory.with_name(f"{TRASH_PREFIX}{version}-{os.getpid()}")
         os.rename(directory, trash)
         shutil.rmtree(trash, ignore_errors=True)

@@ -32,6 +32,10 @@ from app import metrics
 logger = logging.getLogger(__name__)
 
 Outputs = dict[str, NDArray[np.float32]]
+LEAVING_TURNS = 3
+CLIENT_GONE = "client_gone"
+"""The cancellation message of a caller whose client went away (app/api/disconnect.py): its
+queued requests are counted as rejections for that reason."""
 RunBatch = Callable[[NDArray[np.float32]], Outputs]
 
 
@@ -54,6 +58,7 @@ class _Pending:
     enqueued: float
     deadline: float | None
     key: tuple[int, ...] = field(init=False)
+    queued: bool = True  # counted in the queue's samples (False once taken or abandoned)
 
     def __post_init__(self) -> None:
         self.key = tuple(self.inputs.shape[1:])
@@ -140,6 +145,11 @@ class MicroBatcher:
             self.start()
         size = int(inputs.shape[0])
         if self._queued_samples + size > self.max_queue:
+            # Callers whose clients have just gone are cancelled a loop turn or two after their
+            # disconnect was read: let them leave before refusing a live one.
+            for _ in range(LEAVING_TURNS):
+                await asyncio.sleep(0)
+        if self._queued_samples + size > self.max_queue:
             metrics.REJECTIONS.labels(self.labels.model, self.labels.graph, "queue_full").inc()
             raise QueueFull(retry_after=self._retry_after())
         loop = asyncio.get_running_loop()
@@ -154,11 +164,24 @@ class MicroBatcher:
             if len(items) == 1:  # the common case: no gather, one hop fewer on the event loop
                 return await items[0].future
             parts = await asyncio.gather(*(item.future for item in items))
-        except BaseException:
-            for item in items:
-                item.future.cancel()  # a client gone away: its chunks are skipped before compute
+        except BaseException as error:
+            self._abandon(items, _reason(error))
             raise
         return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+    def _abandon(self, items: list[_Pending], reason: str) -> None:
+        """The caller gave up (its client went away, or it was cancelled): its chunks still
+        queued leave the queue's count at once, freeing their slots, and are never computed."""
+        freed = 0
+        for item in items:
+            item.future.cancel()
+            if item.queued:
+                item.queued = False
+                freed += item.size
+        if freed:
+            self._queued_samples -= freed
+            self._pending_gauge.set(self._queued_samples)
+            metrics.REJECTIONS.labels(self.labels.model, self.labels.graph, reason).inc()
 
     def _retry_after(self) -> float:
         batches_ahead = self._queued_samples / self.max_batch_size
@@ -179,6 +202,9 @@ class MicroBatcher:
         now = time.monotonic()
         while self._queue:
             head = self._queue[0]
+            if not head.queued:  # abandoned: already uncounted
+                self._queue.popleft()
+                continue
             if head.future.done():
                 reason = "cancelled"
             elif head.deadline is not None and head.deadline <= now:
@@ -189,6 +215,7 @@ class MicroBatcher:
             else:
                 return
             self._queue.popleft()
+            head.queued = False
             self._queued_samples -= head.size
             metrics.REJECTIONS.labels(self.labels.model, self.labels.graph, reason).inc()
 
@@ -213,7 +240,7 @@ class MicroBatcher:
     def _samples_like(self, key: tuple[int, ...]) -> int:
         total = 0
         for item in self._queue:
-            if item.key == key and not item.future.done():
+            if item.key == key and item.queued and not item.future.done():
                 total += item.size
                 if total >= self.max_batch_size:
                     break
@@ -227,9 +254,12 @@ class MicroBatcher:
         now = time.monotonic()
         while self._queue and total < self.max_batch_size:
             item = self._queue.popleft()
+            if not item.queued:  # abandoned: already uncounted
+                continue
             if item.key != key or total + item.size > self.max_batch_size:
                 kept.append(item)
                 continue
+            item.queued = False
             self._queued_samples -= item.size
             if item.future.done():
                 metrics.REJECTIONS.labels(self.labels.model, self.labels.graph, "cancelled").inc()
@@ -292,6 +322,13 @@ class MicroBatcher:
             offset += item.size
             if not item.future.done():
                 item.future.set_result({name: value[part] for name, value in outputs.items()})
+
+
+def _reason(error: BaseException) -> str:
+    """Why a caller left: `client_gone` when its client went away, else `cancelled`."""
+    if isinstance(error, asyncio.CancelledError) and CLIENT_GONE in error.args:
+        return CLIENT_GONE
+    return "cancelled"
 
 
 class DirectRunner:

@@ -4,7 +4,7 @@ report, manifest, atomic publish. `vae train` and training jobs both run this.""
 from __future__ import annotations
 
 import json
-import shutil
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,19 +30,29 @@ from app.training.kinds import training_kind
 from app.training.modules import VQVAE, GaussianVAE
 from app.training.prior import train_prior
 from app.training.quality import frechet_distance, label_accuracy, train_classifier
-from app.training.trainer import ProgressCallback, class_index, seed_everything, train
+from app.training.trainer import (
+    ProgressCallback,
+    TrainingCancelled,
+    class_index,
+    seed_everything,
+    train,
+)
 from app.training.weights import WEIGHTS_FILE, round_to_stored_precision, save_weights
 
+logger = logging.getLogger(__name__)
 Stage = Callable[[str], None]
+Commit = Callable[[int], None]
 
 
 @dataclass(frozen=True)
 class Published:
-    """What a finished run published."""
+    """What a finished run published; `default_error` when DEFAULT could not be moved to it
+    (the version is published all the same)."""
 
     name: str
     version: int
     manifest: Manifest
+    default_error: str | None = None
 
 
 def heldout_images(config: TrainConfig, heldout: ImageDataset) -> np.ndarray:
@@ -66,11 +76,32 @@ def run_training(
     on_stage: Stage | None = None,
     should_stop: Callable[[], bool] | None = None,
     make_default: bool = True,
+    owner: str | None = None,
+    claim_commit: Callable[[], bool] | None = None,
+    on_commit: Commit | None = None,
 ) -> Published:
-    """Trains on the file at `data_path` and publishes a new version of `name`."""
-    stage = on_stage or (lambda _: None)
+    """Trains on the file at `data_path` and publishes a new version of `name`.
+
+    A transaction: `should_stop` is checked at every step and every stage, and `claim_commit`
+    (False: cancelled) just before the commit point, the rename into place; until then a stop
+    raises TrainingCancelled and leaves nothing. After it the run has published whatever
+    follows: `on_commit(version)` is told at once, and a DEFAULT that cannot be moved is
+    `Published.default_error`, not a failure. `owner` (a job id) names the staging directory."""
+
+    def stage(name: str) -> None:
+        if should_stop is not None and should_stop():
+            raise TrainingCancelled(f"cancelled before {name}")
+        (on_stage or (lambda _: None))(name)
+
+    def gate() -> None:
+        if should_stop is not None and should_stop():
+            raise TrainingCancelled("cancelled before publishing")
+        if claim_commit is not None and not claim_commit():
+            raise TrainingCancelled("cancelled before publishing")
+
     torch.set_num_threads(max(1, torch.get_num_threads()))
     data = load_arrays(data_path)
+    data_sha256 = sha256_of(data_path)  # now: the dataset may be deleted while this trains
     train_set, heldout = data.split(config.holdout_count(len(data)), seed=config.seed)
     classes = None if data.labels is None else np.unique(data.labels)
     stage("training")
@@ -93,7 +124,7 @@ def run_training(
         else None
     )
 
-    staging = repository.staging_dir(name)
+    staging = repository.staging_dir(name, owner)
     try:
         stage("exporting")
         round_to_stored_precision(model)
@@ -153,7 +184,7 @@ def run_training(
             **model.manifest_fields(),
             training=TrainingInfo(
                 dataset=dataset_name or data_path.name,
-                sha256=sha256_of(data_path),
+                sha256=data_sha256,
                 config=json.loads(config.model_dump_json()),
                 seconds=round(outcome.seconds + prior_seconds, 2),
                 epochs_run=round(outcome.epochs_run, 3),
@@ -165,11 +196,26 @@ def run_training(
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
         stage("publishing")
-        version = repository.publish(name, staging, manifest, make_default=make_default)
+        version = repository.publish(
+            name, staging, manifest, make_default=False, before_commit=gate
+        )
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        repository.discard_staging(staging)
         raise
-    return Published(name, version, repository.manifest(name, version))
+    # Committed: the version exists. Nothing below may turn the run into a failure.
+    if on_commit is not None:
+        try:
+            on_commit(version)
+        except Exception:
+            logger.exception("published %s version %d; could not report it at once", name, version)
+    default_error = None
+    if make_default:
+        try:
+            repository.set_default(name, version)
+        except OSError as error:
+            default_error = f"published as version {version}, but DEFAULT was not moved: {error}"
+    published = manifest.model_copy(update={"name": name, "version": version})
+    return Published(name, version, published, default_error)
 
 
 COLLAPSE_SHARE = 0.1

@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from app import metrics
 from app.serving.batcher import (
+    CLIENT_GONE,
     BatcherLabels,
     DeadlineExceeded,
     DirectRunner,
@@ -214,6 +216,25 @@ async def test_a_request_whose_client_went_away_is_skipped() -> None:
     np.testing.assert_array_equal(result["y"], rows(1, start=200) * 2)
     assert all(100 not in batch for batch in graph.batches)
     assert batcher.queued_samples == 0
+
+
+@scenario
+async def test_a_caller_whose_client_went_away_frees_its_queue_slots_at_once() -> None:
+    graph, batcher = recording_batcher(max_batch_size=4, max_delay=0.0, max_queue=4)
+    first = await busy_with_a_first_request(graph, batcher, rows(4))  # the only slot
+    gone = asyncio.create_task(batcher.submit(rows(4, start=100)))  # fills the queue
+    await asyncio.sleep(0.01)
+    gone.cancel(CLIENT_GONE)
+    await asyncio.gather(gone, return_exceptions=True)
+    assert batcher.queued_samples == 0  # before any batch ran: the slots are free now
+    live = asyncio.create_task(batcher.submit(rows(4, start=200)))  # no QueueFull
+    graph.gate.set()
+    await first
+    np.testing.assert_array_equal((await live)["y"], rows(4, start=200) * 2)
+    await batcher.stop()
+    assert all(100 not in batch for batch in graph.batches)
+    gone_count = metrics.REJECTIONS.labels(LABELS.model, LABELS.graph, CLIENT_GONE)._value.get()
+    assert gone_count >= 1
 
 
 @scenario

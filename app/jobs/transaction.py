@@ -1,0 +1,145 @@
+"""A training job as a transaction: one gate decides, once, whether the job is cancelled or
+commits (publishes), so a cancel and a publish can never both happen.
+
+The gate starts open. A cancel claims it for `cancel` (then the job never publishes: it stops at
+its next check, or is killed, and leaves nothing); the task claims it for `commit` just before it
+renames its staging directory into place (then the cancel is too late: the version is published
+and the job succeeds whatever follows). The local backend's gate is a shared integer under a
+process lock; the RQ backend's a field of a Redis hash set with HSETNX. Torch-free.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Final, Literal, Protocol
+
+from pydantic import BaseModel
+
+Gate = Literal["open", "cancel", "commit"]
+OPEN: Final = "open"
+CANCEL: Final = "cancel"
+COMMIT: Final = "commit"
+_LOCAL_CODES: tuple[Gate, ...] = (OPEN, CANCEL, COMMIT)  # a LocalGate's value indexes this
+CANCEL_GRACE_SECONDS = 5.0
+"""A cancelled job that has not stopped by itself after this is killed (safe: it cannot commit)."""
+
+
+class CancelOutcome(BaseModel):
+    """What a cancel did: `cancelled` (nothing is or will be published), `too_late` (the job had
+    passed its commit point: published, or publishing, as `version`), or `ended` (the job had
+    already failed or been cancelled)."""
+
+    outcome: Literal["cancelled", "too_late", "ended"]
+    message: str
+    version: int | None = None
+
+
+def cancel_outcome(status: str, gate: Gate, version: int | None) -> CancelOutcome:
+    """The answer to a cancel of a job in `status` whose gate is `gate`."""
+    if gate == COMMIT or status == "succeeded":
+        where = f"published as version {version}" if version else "the job is publishing"
+        return CancelOutcome(outcome="too_late", message=f"too late: {where}", version=version)
+    if gate == CANCEL or status in {"queued", "running", "cancelled"}:
+        stopping = " (the job is stopping)" if status == "running" else ""
+        return CancelOutcome(
+            outcome="cancelled", message=f"cancelled: nothing is published{stopping}"
+        )
+    return CancelOutcome(outcome="ended", message=f"the job had already {status}")
+
+
+class CommitGate(Protocol):
+    """The task's side of the gate."""
+
+    def cancelled(self) -> bool:
+        """True once a cancel has claimed the gate."""
+        ...
+
+    def claim_commit(self) -> bool:
+        """Claims the gate for publishing; False when a cancel has claimed it first."""
+        ...
+
+
+class LocalGate:
+    """The gate of a local job: a `multiprocessing.Value` shared with its child process."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    @property
+    def state(self) -> Gate:
+        """open, cancel or commit."""
+        return _LOCAL_CODES[int(self.value.value)]
+
+    def _claim(self, code: int) -> bool:
+        with self.value.get_lock():
+            if self.value.value == 0:
+                self.value.value = code
+            return bool(self.value.value == code)
+
+    def claim_cancel(self) -> bool:
+        """Claims the gate for a cancel; False when the job has passed its commit point."""
+        return self._claim(1)
+
+    def claim_commit(self) -> bool:
+        """Claims the gate for publishing; False when a cancel came first."""
+        return self._claim(2)
+
+    def cancelled(self) -> bool:
+        """True once a cancel has claimed the gate."""
+        return self.state == CANCEL
+
+
+def txn_key(job_id: str) -> str:
+    """The Redis hash of an RQ job's transaction: gate, committed_version, cancel_requested_at."""
+    return f"vae:job:{job_id}:txn"
+
+
+class RedisGate:
+    """The gate of an RQ job: field `gate` of its transaction hash, claimed with HSETNX.
+    `cancelled()` is polled every training step, so it asks Redis at most every `poll_s`."""
+
+    def __init__(self, redis: Any, job_id: str, ttl_s: int, poll_s: float = 0.5) -> None:
+        self.redis = redis
+        self.key = txn_key(job_id)
+        self.ttl_s = ttl_s
+        self.poll_s = poll_s
+        self._checked = 0.0
+        self._cancelled = False
+
+    def _claim(self, gate: Gate) -> bool:
+        pipe = self.redis.pipeline()
+        pipe.hsetnx(self.key, "gate", gate)
+        pipe.expire(self.key, self.ttl_s)
+        pipe.hget(self.key, "gate")
+        _, _, value = pipe.execute()
+        return bool(_text(value) == gate)
+
+    def claim_cancel(self) -> bool:
+        """Claims the gate for a cancel (and records when); False past the commit point."""
+        self.redis.hsetnx(self.key, "cancel_requested_at", time.time())
+        return self._claim(CANCEL)
+
+    def claim_commit(self) -> bool:
+        """Claims the gate for publishing; False when a cancel came first."""
+        return self._claim(COMMIT)
+
+    def cancelled(self) -> bool:
+        """True once a cancel has claimed the gate (cached for `poll_s`)."""
+        now = time.monotonic()
+        if not self._cancelled and now - self._checked >= self.poll_s:
+            self._checked = now
+            self._cancelled = _text(self.redis.hget(self.key, "gate")) == CANCEL
+        return self._cancelled
+
+    def record_version(self, version: int) -> None:
+        """Right after the commit: the version this job published."""
+        self.redis.hset(self.key, "committed_version", version)
+
+    def read(self) -> dict[str, str]:
+        """The whole transaction hash, as text."""
+        raw = self.redis.hgetall(self.key)
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
