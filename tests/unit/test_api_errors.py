@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
+from app.api.disconnect import ClientGone
 from app.api.errors import DOMAIN_ERRORS, install_error_handlers
 from app.datasets.arrays import DatasetError
 from app.datasets.store import DatasetExists, DatasetNotFound, UploadTooLarge
@@ -45,6 +46,7 @@ EXPECTED: list[tuple[Exception, int, str, str | None]] = [
     (ModelUnavailable("x:1 failed to load"), 503, "model_unavailable", "5"),
     (JobsUnavailable("the job queue (Redis) is unavailable"), 503, "unavailable", "5"),
     (ObjectStoreUnavailable("the object store is unavailable"), 503, "storage_unavailable", "5"),
+    (ClientGone("the client closed its connection"), 499, "client_gone", None),
     (DeadlineExceeded("past the deadline"), 504, "deadline_exceeded", None),
     (CorruptStoredFile("the server's stored manifest of x is unreadable"), 500,
      "stored_file_corrupt", None),

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -326,3 +327,32 @@ def test_a_replica_seeds_an_empty_store_on_its_first_pull(
     other = CachedRepository(tmp_path / "other", store_repo, SHIPPED_MODELS)
     other.sync()
     assert store_repo.names() == [] and other.names() == []
+
+
+def test_a_refused_commit_publishes_nothing_and_leftovers_are_swept(
+    store_repo: ObjectModelRepository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # local staging goes there
+
+    class Cancelled(Exception):
+        pass
+
+    def refuse() -> None:
+        raise Cancelled
+
+    owner = uuid.uuid4().hex
+    staging = store_repo.staging_dir("m", owner)
+    (staging / "encoder.onnx").write_bytes(b"graph")
+    with pytest.raises(Cancelled):  # a cancel claimed the job's gate first
+        store_repo.publish("m", staging, manifest(), before_commit=refuse)
+    assert store_repo.versions("m") == []
+    assert store_repo.store.objects("m/1/") == []  # the uploaded file was removed
+    assert not staging.exists()
+    # a job that died left its local staging directory and, in the store, uncommitted files
+    left = store_repo.staging_dir("m", owner)
+    store_repo.store.put("m/9/encoder.onnx", b"half")
+    assert store_repo.sweep(lambda job: job == owner, older_than_s=3600) == []
+    removed = store_repo.sweep(lambda job: False, older_than_s=0)
+    assert str(left) in removed and not left.exists()
+    assert store_repo.store.objects("m/9/") == []
+    assert store_repo.discard_owned(owner) == 0
