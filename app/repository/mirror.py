@@ -69,6 +69,7 @@ class CachedRepository(ModelRepository):
         self._default_etags: dict[str, str | None] = {}
         self._refused: set[tuple[str, int, str | None]] = set()
         self._verified = False
+        self._swept = False
         self.error: str | None = None
         self.synced_at: float | None = None
 
@@ -102,6 +103,10 @@ class CachedRepository(ModelRepository):
                     seed_if_empty(self.source, self.shipped)  # once a process: numbers once
                     self.shipped = None  # issued are never seeded again, deleted stays deleted
                     listing = self.source.listing()
+                if not self._swept:  # once a process: what publishers that died left
+                    for leftover in self.source.sweep_store(listing=listing):
+                        logger.info("removed %s, an uncommitted version's files", leftover)
+                    self._swept = True
                 for name, model in listing.items():
                     for version, manifest in sorted(model.manifests.items()):
                         self._pull_version(name, version, manifest)

@@ -273,9 +273,10 @@ class ObjectModelRepository:
     def sweep(
         self, owner_alive: Callable[[str], bool], older_than_s: float = 86_400.0
     ) -> list[str]:
-        """What dead publishers left: local staging directories of owners not alive (ownerless
-        ones once older than `older_than_s`), and in the store the files of versions never
-        committed, once all are older than `older_than_s`. Returns what it removed."""
+        """What dead publishers left on this host: local staging directories of owners not
+        alive (ownerless ones once older than `older_than_s`). Local only: the RQ worker calls
+        it before it forks (see objects.py); the store's side is `sweep_store`, which api
+        replicas run. Returns what it removed."""
         cutoff = time.time() - older_than_s
         removed: list[str] = []
         for staging in Path(tempfile.gettempdir()).glob(f"{LOCAL_STAGING}*"):
@@ -289,7 +290,17 @@ class ObjectModelRepository:
                 if dead:
                     self.discard_staging(staging)
                     removed.append(str(staging))
-        for name, model in self.listing().items():
+        return removed
+
+    def sweep_store(
+        self, older_than_s: float = 86_400.0, listing: dict[str, ModelListing] | None = None
+    ) -> list[str]:
+        """Removes from the store the files of versions never committed (a publish that died
+        before its manifest), once all of them are older than `older_than_s`; returns the
+        versions' prefixes. `listing` saves a listing the caller has just made."""
+        cutoff = time.time() - older_than_s
+        removed: list[str] = []
+        for name, model in (listing if listing is not None else self.listing()).items():
             for version, objects in model.files.items():
                 if version in model.manifests or any(o.modified > cutoff for o in objects):
                     continue

@@ -6,6 +6,11 @@ delete. Credentials and region come from the standard AWS_ variables, the endpoi
 `VAE_S3_ENDPOINT_URL`. Every failure to reach the store (refused, timed out, a 5xx, denied)
 becomes one domain error, ObjectStoreUnavailable; a missing key is FileNotFoundError and a
 create-only put that lost is ObjectExists.
+
+obstore runs its requests on a Rust (tokio) runtime whose threads do not survive `fork`: a
+process that forks (the RQ worker forks a work-horse per job) must not use the store before it
+forks. ObjectStore therefore connects lazily, on its first request: the RQ worker's own process
+makes the object (to find its staging directories) but never a request; its horses do.
 """
 
 from __future__ import annotations
@@ -104,13 +109,19 @@ class ObjectStore:
             config["endpoint"] = endpoint
         if not os.environ.get("AWS_REGION") and not os.environ.get("AWS_DEFAULT_REGION"):
             config["region"] = "us-east-1"  # S3-compatible stores accept any; AWS needs one
-        self._store = S3Store(
-            url.bucket,
-            prefix=url.prefix or None,
-            config=config,  # type: ignore[arg-type]
-            client_options=client,  # type: ignore[arg-type]
-            retry_config=retry,  # type: ignore[arg-type]
-        )
+        self._options = {"config": config, "client_options": client, "retry_config": retry}
+        self._client: S3Store | None = None
+
+    @property
+    def _store(self) -> S3Store:
+        """The obstore client, made on first use (see the module's docstring: fork)."""
+        if self._client is None:
+            self._client = S3Store(
+                self.url.bucket,
+                prefix=self.url.prefix or None,
+                **self._options,  # type: ignore[arg-type]
+            )
+        return self._client
 
     def __str__(self) -> str:
         return str(self.url)

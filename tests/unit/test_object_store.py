@@ -354,5 +354,17 @@ def test_a_refused_commit_publishes_nothing_and_leftovers_are_swept(
     assert store_repo.sweep(lambda job: job == owner, older_than_s=3600) == []
     removed = store_repo.sweep(lambda job: False, older_than_s=0)
     assert str(left) in removed and not left.exists()
+    assert store_repo.store.objects("m/9/") != []  # the store's side is sweep_store's
+    assert store_repo.sweep_store(older_than_s=3600) == []
+    assert len(store_repo.sweep_store(older_than_s=0)) == 1
     assert store_repo.store.objects("m/9/") == []
     assert store_repo.discard_owned(owner) == 0
+
+
+def test_a_worker_s_own_process_never_connects_before_it_forks(seaweed: SeaweedFS) -> None:
+    """obstore's runtime does not survive fork: what the RQ worker does in its own process
+    (open the repository, sweep and discard staging directories) makes no request."""
+    repository = ObjectModelRepository(seaweed.store("models-fork"))
+    repository.sweep(lambda job: True)
+    repository.discard_owned(uuid.uuid4().hex)
+    assert repository.store._client is None
