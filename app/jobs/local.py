@@ -153,6 +153,8 @@ class LocalJobBackend:
         with self._lock:
             for job in self._jobs.values():
                 job.process = None
+                if job.gate is not None:
+                    job.gate.release()
             events, self._events = self._events, None
         if events is not None:
             events.close()
