@@ -99,7 +99,9 @@ def worker(
         raise typer.BadParameter("set VAE_REDIS_URL: the worker takes its jobs from Redis")
     logging.basicConfig(level=logging.INFO)
     connection = connect(settings.redis_url, socket_timeout=None)
-    for leftover in sweep_repository(connection, str(settings.models_dir)):
+    for leftover in sweep_repository(
+        connection, str(settings.models_dir), settings.s3_endpoint_url
+    ):
         logging.getLogger("app.worker").info("removed %s, left by a job that died", leftover)
     if metrics_port is not None:
         serve_metrics(metrics_host, metrics_port)
@@ -133,7 +135,8 @@ def train(
     eval_k: Annotated[int | None, typer.Option(help="IWAE importance samples")] = None,
     eval_images: Annotated[int | None, typer.Option(help="held-out images to score")] = None,
     models_dir: Annotated[
-        Path | None, typer.Option(help="model repository (default VAE_MODELS_DIR)")
+        str | None,
+        typer.Option(help="model repository, a directory or s3://bucket/prefix (VAE_MODELS_DIR)"),
     ] = None,
     no_default: Annotated[
         bool, typer.Option("--no-default", help="do not make it the default version")
@@ -143,12 +146,10 @@ def train(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from app.config import get_settings
-    from app.repository.store import ModelRepository, check_name
+    from app.repository.store import check_name
     from app.training.pipeline import run_training
 
     check_name(name)
-    settings = get_settings()
     cfg = _train_config(
         config,
         {"epochs": epochs, "arch": arch, "latent_dim": latent_dim, "seed": seed,
@@ -180,7 +181,7 @@ def train(
             cfg,
             data,
             name,
-            ModelRepository(models_dir or settings.models_dir),
+            _repository(models_dir),
             on_progress=show,
             on_stage=lambda s: console.print(f"[dim]{s}[/dim]"),
             make_default=not no_default,
@@ -207,19 +208,22 @@ def evaluate(
         int | None, typer.Option(help="binarize the images with this seed (Bernoulli models)")
     ] = 1,
     seed: Annotated[int, typer.Option(help="seed of the importance samples")] = 0,
-    models_dir: Annotated[Path | None, typer.Option()] = None,
+    models_dir: Annotated[
+        str | None, typer.Option(help="a directory or s3://bucket/prefix")
+    ] = None,
 ) -> None:
     """Score a published version on a dataset file: the quantity its manifest reports, computed
     as its kind says (from the ONNX graphs without torch; an hvae from its PyTorch weights)."""
+    import tempfile
+
     import numpy as np
 
-    from app.config import get_settings
     from app.datasets.arrays import binarize, load_arrays
     from app.evaluation.by_kind import evaluate_kind, load_graphs
     from app.repository.kinds import model_kind
     from app.repository.store import ModelRepository
 
-    repository = ModelRepository(models_dir or get_settings().models_dir)
+    repository = _repository(models_dir)
     name, _, version_text = model.partition(":")
     version = int(version_text) if version_text else repository.default_version(name)
     if version is None:
@@ -235,7 +239,12 @@ def evaluate(
         if dataset.labels is None:
             raise typer.BadParameter(f"{model} is conditional: the data needs labels")
         y = np.array([manifest.label_index(int(v)) for v in dataset.labels[: len(x)]])
-    directory = repository.version_dir(name, version)
+    scratch = tempfile.TemporaryDirectory(prefix="vae-evaluate-")
+    if isinstance(repository, ModelRepository):
+        directory = repository.version_dir(name, version)
+    else:  # an object store: score a local copy
+        directory = Path(scratch.name) / str(version)
+        repository.export_version(name, version, directory)
     config = manifest.training.config if manifest.training else {}
     result = evaluate_kind(
         kind,
@@ -249,6 +258,7 @@ def evaluate(
         if kind.evaluator == "torch"
         else None,
     )
+    scratch.cleanup()
     typer.echo(
         json.dumps({k: v for k, v in result.__dict__.items() if k != "kl_per_dim"}, indent=2)
     )
@@ -274,7 +284,7 @@ def _torch_evaluator(directory: Path, manifest: Any) -> Any:
 @app.command()
 def compact(
     model: Annotated[str, typer.Option(help="name:version")],
-    models_dir: Annotated[Path | None, typer.Option()] = None,
+    models_dir: Annotated[Path | None, typer.Option(help="a directory")] = None,
 ) -> None:
     """Rewrite a version's weights.safetensors in float16 (versions made before that default)."""
     from app.config import get_settings
@@ -282,7 +292,10 @@ def compact(
     from app.training.weights import compact_version
 
     name, _, version = model.partition(":")
-    repository = ModelRepository(models_dir or get_settings().models_dir)
+    location = models_dir or get_settings().models_dir
+    if not isinstance(location, Path):
+        raise typer.BadParameter("compact rewrites a version in place: give a directory")
+    repository = ModelRepository(location)
     saved = compact_version(repository, name, int(version))
     typer.echo(f"{model}: weights rewritten in float16, {saved / 1e6:.1f} MB saved")
 
@@ -302,11 +315,9 @@ def import_diffusers_command(
 ) -> None:
     """Export a diffusers autoencoder to ONNX (dynamic batch, height and width), check it
     against diffusers at two sizes not traced, and publish it with a reconstructions report."""
-    from app.config import get_settings
-    from app.repository.store import ModelRepository
     from app.training.import_diffusers import import_diffusers
 
-    repository = ModelRepository(models_dir or get_settings().models_dir)
+    repository = _local_repository(models_dir)
     version, manifest = import_diffusers(repository, directory, name, fp16)
     typer.echo(_imported(version, manifest))
 
@@ -321,13 +332,25 @@ def import_onnx_command(
 ) -> None:
     """Import an ONNX encoder/decoder pair: checked against the manifest's file hashes (when
     it lists them) and by a trial run before it is published."""
-    from app.config import get_settings
     from app.importers.publish import import_onnx
-    from app.repository.store import ModelRepository
 
-    repository = ModelRepository(models_dir or get_settings().models_dir)
+    repository = _local_repository(models_dir)
     version, published = import_onnx(repository, name, encoder, decoder, manifest)
     typer.echo(_imported(version, published))
+
+
+def _local_repository(models_dir: Path | None) -> Any:
+    """The directory repository an import publishes into (`--models-dir`, else VAE_MODELS_DIR).
+    An object-store repository is filled from one with `vae repository copy`."""
+    from app.config import get_settings
+    from app.repository.store import ModelRepository
+
+    where = models_dir or get_settings().models_dir
+    if not isinstance(where, Path):
+        raise typer.BadParameter(
+            f"imports publish into a directory (--models-dir); then `vae repository copy DIR {where}`"
+        )
+    return ModelRepository(where)
 
 
 def _imported(version: int, manifest: Any) -> str:
@@ -338,6 +361,39 @@ def _imported(version: int, manifest: Any) -> str:
         f"{manifest.dtypes.decoder}); parity {manifest.parity or 'n/a'}; "
         f"reconstruction MAE {report.get('reconstruction_mae', float('nan')):.4f}"
     )
+
+
+def _repository(location: str | None) -> Any:
+    """The model repository at `location` (a directory or s3://bucket/prefix), else
+    VAE_MODELS_DIR's; an object store's endpoint is VAE_S3_ENDPOINT_URL."""
+    from app.config import get_settings
+    from app.repository.locations import to_location
+    from app.repository.opening import open_repository
+
+    settings = get_settings()
+    where = settings.models_dir if location is None else to_location(location)
+    return open_repository(where, settings.s3_endpoint_url)
+
+
+repository_app = typer.Typer(no_args_is_help=True, help="Manage model repositories.")
+app.add_typer(repository_app, name="repository")
+
+
+@repository_app.command("copy")
+def repository_copy(
+    source: Annotated[str, typer.Argument(help="a directory or s3://bucket/prefix")],
+    target: Annotated[str, typer.Argument(help="a directory or s3://bucket/prefix")],
+    model: Annotated[
+        list[str] | None, typer.Option(help="copy only this model (repeatable)")
+    ] = None,
+) -> None:
+    """Copy a model repository between a directory and an object store, either way: every
+    version the target has not issued (numbers kept; manifests last, create-only in a store),
+    then each model's DEFAULT. Copying again copies only what is new."""
+    from app.repository.copying import copy_repository
+
+    copied = copy_repository(_repository(source), _repository(target), model or None)
+    typer.echo(f"copied {len(copied)}: {', '.join(copied) or 'nothing new'}")
 
 
 def main() -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.repository.locations import Location
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,8 +21,23 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    models_dir: Path = PROJECT_ROOT / "models"
-    data_dir: Path = PROJECT_ROOT / "data"
+    models_dir: Location = Field(
+        PROJECT_ROOT / "models", description="a directory, or s3://bucket/prefix in an object store"
+    )
+    data_dir: Location = Field(
+        PROJECT_ROOT / "data", description="a directory, or s3://bucket/prefix in an object store"
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="the S3-compatible endpoint of s3:// locations (AWS when unset)"
+    )
+    shipped_models: Path = Field(
+        PROJECT_ROOT / "models",
+        description="the models an empty object-store repository is seeded with (the image's)",
+    )
+    models_cache_dir: Path = Field(
+        Path(tempfile.gettempdir()) / "vae-models-cache",
+        description="an api replica's local copy of an s3:// model repository",
+    )
     default_model: str = "mnist"
     admin_token: str | None = None
     redis_url: str | None = None

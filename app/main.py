@@ -23,12 +23,14 @@ from app.api.limits import BodyLimitMiddleware
 from app.api.ratelimit import RateLimiter, RateLimitMiddleware
 from app.api.schemas import DecodeRequest, EncodeRequest, ErrorResponse
 from app.config import Settings, get_settings
+from app.datasets.opening import open_datasets
 from app.jobs import make_backend
 from app.jobs.monitor import watch_jobs
-from app.repository.store import ModelRepository
+from app.repository.opening import open_served_repository
 from app.serving.cache.memory import LatentCache, MemoryBackend
 from app.serving.cache.redis_cache import RedisBackend
 from app.serving.inference import InferenceService
+from app.serving.notifications import listen
 from app.serving.registry import ModelRegistry
 
 logger = logging.getLogger("app")
@@ -56,14 +58,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.warning(
                 "VAE_ADMIN_TOKEN is not set: admin routes trust every caller; bind 127.0.0.1 only"
             )
-        registry = ModelRegistry(ModelRepository(settings.models_dir), settings)
+        repository = open_served_repository(
+            settings.models_dir,
+            settings.s3_endpoint_url,
+            settings.models_cache_dir,
+            settings.shipped_models,
+        )
+        registry = ModelRegistry(repository, settings)
         cache = _make_cache(settings)
         job_backend = make_backend(settings)
-        app.state.vae = AppState(settings, registry, cache, InferenceService(cache), job_backend)
+        datasets = open_datasets(settings.data_dir, settings.s3_endpoint_url)
+        app.state.vae = AppState(
+            settings, registry, cache, InferenceService(cache), job_backend, datasets
+        )
         job_gauges = asyncio.get_running_loop().create_task(
             watch_jobs(job_backend), name="job-gauges"
         )
         await registry.start()
+        announcements = None
+        if settings.redis_url and registry.mirror is not None:
+            announcements = asyncio.get_running_loop().create_task(
+                listen(settings.redis_url, registry.refresh), name="model-announcements"
+            )
         if not registry.ready:
             logger.error(
                 "the default model %r is not in %s", settings.default_model, settings.models_dir
@@ -75,7 +91,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             job_gauges.cancel()
-            await asyncio.gather(job_gauges, return_exceptions=True)
+            if announcements is not None:
+                announcements.cancel()
+            await asyncio.gather(
+                job_gauges, *([announcements] if announcements else []), return_exceptions=True
+            )
             await asyncio.to_thread(job_backend.close)
             await registry.stop()
             await cache.close()

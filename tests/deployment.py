@@ -154,20 +154,16 @@ def defined_metric_names() -> set[str]:
     return names
 
 
-# The object-store settings of issue 15 that the deployment files set before app/config.py has
-# them (VAE_MODELS_DIR / VAE_DATA_DIR it has already: they take s3:// URLs there).
-PLANNED_SETTINGS = {"VAE_S3_ENDPOINT_URL", "VAE_MODELS_CACHE_DIR"}
 # The standard AWS variables the S3 client reads (issue 15), the only non-VAE_ ones we set.
 AWS_SETTINGS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"}
 
 
 def known_settings() -> set[str]:
     """Every VAE_ variable something in the images reads: the Settings fields of app/config.py,
-    the options of app/cli.py that take an envvar, the ones docker/entrypoint.sh reads, and the
-    planned object-store settings."""
+    the options of app/cli.py that take an envvar, and the ones docker/entrypoint.sh reads."""
     from app.config import Settings
 
     names = {f"VAE_{field.upper()}" for field in Settings.model_fields}
     names |= set(re.findall(r'envvar="(VAE_[A-Z0-9_]+)"', (ROOT / "app" / "cli.py").read_text()))
     names |= set(re.findall(r"\$\{?(VAE_[A-Z0-9_]+)", (DOCKER / "entrypoint.sh").read_text()))
-    return names | PLANNED_SETTINGS
+    return names

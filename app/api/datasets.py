@@ -25,8 +25,10 @@ from app.api.errors import ApiError, error_responses
 from app.api.responses import json_response
 from app.datasets.arrays import DatasetError
 from app.datasets.imagezip import ImageOptions
+from app.datasets.opening import Datasets
 from app.datasets.safezip import UnpackLimits
-from app.datasets.store import DatasetExists, DatasetInUse, DatasetNotFound, DatasetStore, Upload
+from app.datasets.store import DatasetExists, DatasetInUse, DatasetNotFound, Upload
+from app.repository.objects import ObjectStoreUnavailable
 from app.repository.store import CorruptStoredFile, check_name
 
 logger = logging.getLogger(__name__)
@@ -38,19 +40,29 @@ _MAX_SIDE = 4096
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state: AppState = app.state.vae
-    store = DatasetStore.in_data_dir(state.settings.data_dir)
-    await asyncio.to_thread(store.sweep)
-    metrics.DATASET_BYTES.set_function(lambda: float(store.total_bytes()))
+    store = state.datasets
+    try:
+        await asyncio.to_thread(store.sweep)
+    except ObjectStoreUnavailable as error:
+        logger.error("left the dataset store's leftovers for later: %s", error)
+
+    def stored_bytes() -> float:
+        try:
+            return float(store.total_bytes())
+        except ObjectStoreUnavailable:
+            return float("nan")
+
+    metrics.DATASET_BYTES.set_function(stored_bytes)
     yield
 
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], lifespan=_lifespan)
 
 _PUT_ERRORS = error_responses(
-    400, 401, 403, 409, 413, 422, 429, _400="the upload ended early", _409="the name is taken",
+    400, 401, 403, 409, 413, 422, 429, 503, _400="the upload ended early", _409="the name is taken",
     _422="not a usable dataset",
 )  # fmt: skip
-_ERRORS = error_responses(401, 403, 404, 422, _404="unknown dataset")
+_ERRORS = error_responses(401, 403, 404, 422, 503, _404="unknown dataset")
 _DELETE_ERRORS = error_responses(
     401, 403, 404, 409, 422, 503, _404="unknown dataset", _409="a queued or running job uses it"
 )
@@ -70,12 +82,12 @@ _BODY = {
 }
 
 
-def get_store(state: StateDep) -> DatasetStore:
-    """The dataset store under the data directory."""
-    return DatasetStore.in_data_dir(state.settings.data_dir)
+async def get_store(state: StateDep) -> Datasets:
+    """The dataset store (a directory, or an object store)."""
+    return state.datasets
 
 
-StoreDep = Annotated[DatasetStore, Depends(get_store)]
+StoreDep = Annotated[Datasets, Depends(get_store)]
 
 
 def _options(resize: str | None, channels: int | None) -> ImageOptions:
@@ -148,7 +160,7 @@ async def put_dataset(
     return json_response(manifest.model_dump(mode="json"), 201, {"Location": f"/datasets/{name}"})
 
 
-@router.get("")
+@router.get("", responses=error_responses(503))
 async def list_datasets(store: StoreDep) -> Response:
     """Every stored dataset's manifest."""
 
@@ -166,7 +178,7 @@ async def list_datasets(store: StoreDep) -> Response:
     return json_response({"datasets": await asyncio.to_thread(manifests)})
 
 
-@router.get("/{name}", responses=error_responses(404, 422, 500))
+@router.get("/{name}", responses=error_responses(404, 422, 500, 503))
 async def get_dataset(name: str, store: StoreDep) -> Response:
     """One dataset's manifest: count, shape, channels, value range, labels, sha256."""
     manifest = await asyncio.to_thread(store.manifest, name)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from app.api.errors import ApiError
 from app.api.responses import NPY_MEDIA_TYPE
 from app.config import Settings
+from app.datasets.opening import Datasets
 from app.jobs.base import JobBackend
 from app.serving.cache.memory import LatentCache
 from app.serving.inference import InferenceService
@@ -33,6 +34,7 @@ class AppState:
     cache: LatentCache
     inference: InferenceService
     jobs: JobBackend
+    datasets: Datasets
     spatial: SpatialInference = field(init=False)
 
     def __post_init__(self) -> None:

@@ -19,6 +19,7 @@ from app.api.responses import json_response
 from app.datasets.arrays import DatasetError
 from app.datasets.store import DatasetExists, DatasetInUse, DatasetNotFound, UploadTooLarge
 from app.jobs.base import JobNotFound, JobsUnavailable
+from app.repository.objects import ObjectStoreUnavailable
 from app.repository.store import CorruptStoredFile, InvalidName, UnknownModel
 from app.serving.batcher import DeadlineExceeded, QueueFull
 from app.serving.imaging import ImageError
@@ -88,6 +89,7 @@ DOMAIN_ERRORS: dict[type[Exception], ErrorStatus] = {
     QueueFull: ErrorStatus(429, "queue_full", retry_after=attrgetter("retry_after")),
     ModelUnavailable: ErrorStatus(503, "model_unavailable", retry_after=5),
     JobsUnavailable: ErrorStatus(503, "unavailable", retry_after=5),
+    ObjectStoreUnavailable: ErrorStatus(503, "storage_unavailable", retry_after=5),
     DeadlineExceeded: ErrorStatus(504, "deadline_exceeded"),
     # the server's own files are broken: never the client's fault
     CorruptStoredFile: ErrorStatus(500, "stored_file_corrupt"),

@@ -36,13 +36,18 @@ async def live() -> Response:
 
 @router.get("/health/ready", responses=_NOT_READY)
 async def ready(state: StateDep) -> Response:
-    """Ready once the default model is loaded and warmed up; the cache may be degraded."""
+    """Ready once the default model is loaded and warmed up; the latent cache and the model
+    repository may be degraded (an unreachable object store: serving what the replica cached)."""
     is_ready = state.registry.ready
+    repository = state.registry.repository_status()
+    cache = state.cache.status()
     body = {
         "ready": is_ready,
+        "status": "degraded" if "degraded" in (cache, repository["status"]) else "ok",
         "default_model": state.settings.default_model,
         "models_loaded": len(state.registry.loaded()),
-        "cache": state.cache.status(),
+        "cache": cache,
+        "repository": repository,
     }
     return json_response(body, 200 if is_ready else 503)
 

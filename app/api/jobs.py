@@ -15,7 +15,7 @@ from app.api.admin import AdminDep
 from app.api.deps import JobsDep, StateDep
 from app.api.errors import error_responses
 from app.api.responses import json_response
-from app.datasets.store import DatasetNotFound, DatasetStore
+from app.datasets.store import DatasetNotFound
 from app.jobs.models import JobInfo, JobRequest
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -34,8 +34,7 @@ def _dump(job: JobInfo) -> dict[str, object]:
 async def submit_job(request: JobRequest, state: StateDep, jobs: JobsDep, _: AdminDep) -> Response:
     """Queues training of `name` on `dataset` (admin). Every config field has a default."""
     # JobRequest's patterns have already refused names that can never be stored (422).
-    store = DatasetStore.in_data_dir(state.settings.data_dir)
-    if not await asyncio.to_thread(store.exists, request.dataset):
+    if not await asyncio.to_thread(state.datasets.exists, request.dataset):
         raise DatasetNotFound(f"no dataset named {request.dataset!r}; PUT /datasets/{{name}} first")
     job = await asyncio.to_thread(jobs.submit, request)
     return json_response(_dump(job), 202, {"Location": f"/jobs/{job.id}"})

@@ -23,7 +23,7 @@ from app.serving.registry import ModelNotFound
 router = APIRouter(prefix="/models", tags=["models"])
 logger = logging.getLogger(__name__)
 
-_ADMIN = (400, 401, 403, 404, 409, 413, 422)
+_ADMIN = (400, 401, 403, 404, 409, 413, 422, 503)
 
 
 async def _describe(state: StateDep, name: str) -> dict[str, Any]:

@@ -88,6 +88,7 @@ class DatasetManifest(BaseModel):
     stored_bytes: int
     options: dict[str, Any]
     created_at: datetime
+    data_file: str = DATA_FILE  # the stored data's file name beside the manifest
 
 
 class Upload:
@@ -129,7 +130,12 @@ class Upload:
 
 
 def _manifest(
-    name: str, parsed: ParsedDataset, upload: Upload, stored: int, options: ImageOptions
+    name: str,
+    parsed: ParsedDataset,
+    upload: Upload,
+    stored: int,
+    options: ImageOptions,
+    data_file: str,
 ) -> DatasetManifest:
     images, labels = parsed.dataset.images, parsed.dataset.labels
     channels, height, width = parsed.dataset.shape
@@ -161,6 +167,7 @@ def _manifest(
             "channels": options.channels,
         },
         created_at=datetime.now(UTC),
+        data_file=data_file,
     )
 
 
@@ -169,6 +176,33 @@ def _write_synced(path: Path, data: bytes) -> None:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def prepare(
+    name: str,
+    upload: Upload,
+    options: ImageOptions,
+    limits: UnpackLimits | None,
+    data_file: str = DATA_FILE,
+) -> DatasetManifest:
+    """Parses a finished upload and writes what is stored into its staging directory: the
+    normalised arrays as `data_file` (the upload itself removed) and `manifest.json`."""
+    upload.close()
+    parsed = read_dataset(upload.path, options, limits)
+    upload.path.unlink()
+    data = upload.staging / data_file
+    with open(data, "wb") as handle:
+        if parsed.dataset.labels is None:
+            np.savez(handle, images=parsed.dataset.images)
+        else:
+            np.savez(handle, images=parsed.dataset.images, labels=parsed.dataset.labels)
+        handle.flush()
+        os.fsync(handle.fileno())
+    manifest = _manifest(name, parsed, upload, data.stat().st_size, options, data_file)
+    _write_synced(
+        upload.staging / MANIFEST_FILE, (manifest.model_dump_json(indent=2) + "\n").encode()
+    )
+    return manifest
 
 
 class DatasetStore:
@@ -231,23 +265,8 @@ class DatasetStore:
         limits: UnpackLimits | None = None,
     ) -> DatasetManifest:
         """Parses a finished upload and publishes it as `name`. On any failure nothing is left."""
-        options = options or ImageOptions()
         try:
-            upload.close()
-            parsed = read_dataset(upload.path, options, limits)
-            upload.path.unlink()
-            data = upload.staging / DATA_FILE
-            with open(data, "wb") as handle:
-                if parsed.dataset.labels is None:
-                    np.savez(handle, images=parsed.dataset.images)
-                else:
-                    np.savez(handle, images=parsed.dataset.images, labels=parsed.dataset.labels)
-                handle.flush()
-                os.fsync(handle.fileno())
-            manifest = _manifest(name, parsed, upload, data.stat().st_size, options)
-            _write_synced(
-                upload.staging / MANIFEST_FILE, (manifest.model_dump_json(indent=2) + "\n").encode()
-            )
+            manifest = prepare(name, upload, options or ImageOptions(), limits)
             self._publish(name, upload.staging)
         except BaseException:
             upload.discard()

@@ -27,7 +27,7 @@ from app.config import Settings
 from app.jobs.base import JobNotFound, now_iso, task_spec
 from app.jobs.models import FINAL_STATES, JobInfo, JobRequest
 from app.jobs.transaction import CANCEL_GRACE_SECONDS, LocalGate, cancel_outcome
-from app.repository.store import ModelRepository
+from app.repository.opening import open_repository
 
 logger = logging.getLogger(__name__)
 LOCAL_TASK = "app.jobs.local_task.run"
@@ -74,7 +74,7 @@ class LocalJobBackend:
         self._waiting: deque[str] = deque()
         self._lock = threading.Lock()
         self._closed = threading.Event()
-        self.repository = ModelRepository(settings.models_dir)
+        self.repository = open_repository(settings.models_dir, settings.s3_endpoint_url)
         try:  # what jobs of an earlier process left: none of them is alive
             for leftover in self.repository.sweep(lambda _owner: False):
                 logger.info("removed %s, left by a job that died", leftover)

@@ -15,7 +15,6 @@ import functools
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from redis import Redis
@@ -36,7 +35,8 @@ from app.jobs.transaction import (
     RedisGate,
     cancel_outcome,
 )
-from app.repository.store import ModelRepository
+from app.repository.locations import to_location
+from app.repository.opening import open_repository
 
 QUEUE_NAME = "vae-training"
 JOB_INDEX = "vae:jobs"  # a sorted set of our job ids by creation time
@@ -236,7 +236,7 @@ class RQJobBackend:
 _WAITING = {RQStatus.QUEUED, RQStatus.DEFERRED, RQStatus.SCHEDULED, RQStatus.CREATED}
 
 
-def sweep_repository(connection: Redis, models_dir: str) -> list[str]:
+def sweep_repository(connection: Redis, models_dir: str, endpoint: str | None = None) -> list[str]:
     """What dead jobs left in the repository: staging directories of jobs no worker is running
     (a worker calls this when it starts). Returns what it removed."""
 
@@ -246,7 +246,8 @@ def sweep_repository(connection: Redis, models_dir: str) -> list[str]:
         except NoSuchJobError:
             return False
 
-    return [str(p) for p in ModelRepository(Path(models_dir)).sweep(alive)]
+    repository = open_repository(to_location(models_dir), endpoint)
+    return [str(p) for p in repository.sweep(alive)]
 
 
 def _last_line(job: Job) -> str:

@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from app.jobs.transaction import CommitGate
@@ -59,14 +58,18 @@ def execute_training(
     (TrainingCancelled when a cancel claimed it first). Returns {"model", "version", "metrics",
     "default_error"}: past the commit point the job has succeeded, DEFAULT moved or not.
     """
-    from app.datasets.store import DatasetStore
-    from app.repository.store import ModelRepository
+    from app.config import get_settings
+    from app.datasets.opening import open_datasets
+    from app.repository.locations import to_location
+    from app.repository.opening import open_repository
     from app.training.config import TrainConfig
     from app.training.pipeline import run_training
     from app.training.trainer import TrainProgress
 
     config = TrainConfig.model_validate(spec["config"])
-    data_path = DatasetStore.in_data_dir(Path(spec["data_dir"])).path(spec["dataset"])
+    endpoint = get_settings().s3_endpoint_url  # the worker's own, as its credentials are
+    datasets = open_datasets(to_location(spec["data_dir"]), endpoint)
+    data_path = datasets.path(spec["dataset"])
     last_report = [0.0]
 
     def on_progress(progress: TrainProgress) -> None:
@@ -79,7 +82,7 @@ def execute_training(
         config,
         data_path,
         spec["name"],
-        ModelRepository(Path(spec["models_dir"])),
+        open_repository(to_location(spec["models_dir"]), endpoint),
         dataset_name=spec["dataset"],
         on_progress=on_progress,
         on_stage=lambda stage: report({"stage": stage}),
@@ -89,6 +92,11 @@ def execute_training(
         claim_commit=gate.claim_commit,
         on_commit=on_commit,
     )
+    settings = get_settings()
+    if settings.redis_url:  # replicas pull at once instead of at their next poll
+        from app.serving.notifications import announce
+
+        announce(settings.redis_url, published.name, published.version)
     metrics = published.manifest.metrics
     return {
         "model": published.name,

@@ -10,7 +10,9 @@ process lock; the RQ backend's a field of a Redis hash set with HSETNX. Torch-fr
 
 from __future__ import annotations
 
+import contextlib
 import time
+from types import SimpleNamespace
 from typing import Any, Final, Literal, Protocol
 
 from pydantic import BaseModel
@@ -87,6 +89,11 @@ class LocalGate:
     def cancelled(self) -> bool:
         """True once a cancel has claimed the gate."""
         return self.state == CANCEL
+
+    def release(self) -> None:
+        """Keeps the gate's last state but lets go of the shared value (and its semaphore), for
+        a backend that closes: no child will claim it any more."""
+        self.value = SimpleNamespace(value=self.value.value, get_lock=contextlib.nullcontext)
 
 
 def txn_key(job_id: str) -> str:

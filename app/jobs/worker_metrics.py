@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import start_http_server
@@ -21,8 +20,10 @@ from rq import Worker
 from rq.job import Job, JobStatus
 
 from app import metrics
+from app.config import get_settings
 from app.jobs.transaction import txn_key
-from app.repository.store import ModelRepository
+from app.repository.locations import to_location
+from app.repository.opening import open_repository
 
 logger = logging.getLogger(__name__)
 PROGRESS_POLL_SECONDS = 2.0
@@ -42,7 +43,9 @@ def discard_leftovers(job: Job) -> None:
     """Removes the staging directories a job's horse left (killed mid-export, say)."""
     try:
         spec = job.args[0] if job.args else {}
-        removed = ModelRepository(Path(spec["models_dir"])).discard_owned(job.id)
+        endpoint = get_settings().s3_endpoint_url
+        repository = open_repository(to_location(spec["models_dir"]), endpoint)
+        removed = repository.discard_owned(job.id)
     except Exception:  # not a training job, or the repository is away: the next start sweeps
         logger.debug("could not clean up after job %s", job.id, exc_info=True)
         return

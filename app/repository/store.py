@@ -297,6 +297,30 @@ class ModelRepository:
         except (OSError, ValueError):
             return 0
 
+    def export_version(self, name: str, version: int, target: Path) -> None:
+        """Copies a version's directory (manifest included) to the new directory `target`."""
+        if version not in self.versions(name):
+            raise UnknownModel(f"model {name} has no version {version}")
+        shutil.copytree(self.version_dir(name, version), target)
+
+    def import_version(self, name: str, version: int, source: Path) -> bool:
+        """Publishes the version directory `source` under its own number, unless that number has
+        been issued here (False): copied into a staging directory, then renamed into place."""
+        if version in self.versions(name) or version <= self.last_issued(name):
+            return False
+        staging = self.staging_dir(name)
+        try:
+            shutil.copytree(source, staging, dirs_exist_ok=True)
+            os.rename(staging, self.version_dir(name, version))
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if self.version_dir(name, version).exists():
+                return False
+            raise
+        if version > self.last_issued(name):
+            _write_atomic(self.root / name / LAST_VERSION_FILE, f"{version}\n")
+        return True
+
     def delete_version(self, name: str, version: int) -> None:
         """Removes a version: renamed away first so readers never see half a directory."""
         directory = self.version_dir(name, version)

@@ -6,14 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from app import metrics
 from app.config import Settings
 from app.repository.kinds import model_kind
 from app.repository.manifest import Manifest
+from app.repository.mirror import CachedRepository
+from app.repository.objects import ObjectStoreUnavailable
 from app.repository.store import ModelRepository, RepositoryError, check_name
 from app.serving.batcher import BatcherLabels, DirectRunner, MicroBatcher, Runner
 from app.serving.packing import PackedGraph
@@ -23,6 +27,7 @@ from app.serving.vq import CodePrior, VQParts, load_vq_parts
 
 logger = logging.getLogger(__name__)
 Stamp = tuple[tuple[str, int, int, int], ...]
+PULL_ON_DEMAND_S = 1.0  # a request naming an unseen version pulls the store at most this often
 
 
 class ModelNotFound(LookupError):
@@ -103,6 +108,10 @@ class ModelRegistry:
         self._failed_stamps: dict[tuple[str, int], Stamp | None] = {}
         self._root_missing = False
         self._closing: set[asyncio.Future[None]] = set()
+        # An object-store repository: the registry serves the replica's local copy, which each
+        # refresh first brings up to the store.
+        self.mirror = repository if isinstance(repository, CachedRepository) else None
+        self._pulled_at = 0.0
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -146,6 +155,13 @@ class ModelRegistry:
     def load_error(self, name: str, version: int) -> str | None:
         """Why a version failed to load, if it did."""
         return self._failed.get((name, version))
+
+    def repository_status(self) -> dict[str, Any]:
+        """Where the models come from and whether it answers: 'ok', or 'degraded' while an
+        object store is unreachable (the replica serves what its cache holds)."""
+        if self.mirror is not None:
+            return self.mirror.status()
+        return {"status": "ok", "source": str(self.repository.root)}
 
     # ---- loading -------------------------------------------------------------------------
     def _make_runner(
@@ -280,6 +296,7 @@ class ModelRegistry:
     async def refresh(self) -> None:
         """Scans the repository: loads new default versions, unloads deleted ones."""
         async with self._lock:
+            await self._pull()
             names = await asyncio.to_thread(self.repository.names)
             for name in names:
                 version = await asyncio.to_thread(self.repository.default_version, name)
@@ -299,6 +316,27 @@ class ModelRegistry:
             if not await self._root_readable():
                 return  # renamed away or unmounted: keep serving what is loaded
             await self._drop_missing(set(names))
+
+    async def _pull(self) -> None:
+        """Brings an object-store repository's local copy up to the store (nothing to do for a
+        directory); while the store is unreachable the copy stays as it is."""
+        if self.mirror is None:
+            return
+        self._pulled_at = time.monotonic()
+        try:
+            await asyncio.to_thread(self.mirror.sync)
+        except ObjectStoreUnavailable:
+            pass  # logged by the mirror when it goes and when it comes back; status says so
+        except Exception:
+            logger.exception("pulling the model repository from %s failed", self.mirror.source)
+
+    async def _pull_if_due(self) -> bool:
+        """For a request naming what the local copy lacks: pulls the store now, at most once
+        every PULL_ON_DEMAND_S (a flood of unknown names costs no more). True when it did."""
+        if self.mirror is None or time.monotonic() - self._pulled_at < PULL_ON_DEMAND_S:
+            return False
+        await self.refresh()
+        return True
 
     async def _root_readable(self) -> bool:
         """Whether the repository's directory is there; logs when it goes and comes back."""
@@ -325,18 +363,31 @@ class ModelRegistry:
         """Whether a version's manifest is still on disk (blocking)."""
         return (self.repository.version_dir(name, version) / "manifest.json").is_file()
 
-    async def _drop_missing(self, names: set[str]) -> None:
-        for (name, version), model in list(self._loaded.items()):
+    async def _still_gone(self, keys: list[tuple[str, int]], names: list[str]) -> bool:
+        """A second look before unloading: the repository's directory is there now and the
+        versions and names are still missing. (A scan that raced with the directory going
+        away, or coming back, saw them missing only because the whole directory was.)"""
+        if not await asyncio.to_thread(self.repository.root.is_dir):
+            return False
+        now = set(await asyncio.to_thread(self.repository.names))
+        for name, version in keys:
             if await asyncio.to_thread(self._published, name, version):
-                continue
-            del self._loaded[(name, version)]
-            if self._defaults.get(name) == version:
-                self._defaults.pop(name)
+                return False
+        return not any(name in now for name in names)
+
+    async def _drop_missing(self, names: set[str]) -> None:
+        gone = [key for key in self._loaded if not await asyncio.to_thread(self._published, *key)]
+        stale = [name for name in self._defaults if name not in names]
+        if (gone or stale) and not await self._still_gone(gone, stale):
+            return
+        for key in gone:
+            model = self._loaded.pop(key)
+            if self._defaults.get(key[0]) == key[1]:
+                self._defaults.pop(key[0])
             # Let requests already holding this version finish before its runners stop.
             self._close_later(model)
-        for name in list(self._defaults):
-            if name not in names:
-                self._defaults.pop(name)
+        for name in stale:
+            self._defaults.pop(name, None)
         metrics.MODELS_LOADED.set(len(self._loaded))
 
     def _close_later(self, model: LoadedModel, delay: float = 30.0) -> None:
@@ -349,6 +400,12 @@ class ModelRegistry:
 
         asyncio.get_running_loop().call_later(delay, close)
 
+    async def _pulled_version(self, name: str, version: int) -> bool:
+        """Whether pulling the store now (when due) brought `name:version` into the copy."""
+        return await self._pull_if_due() and version in await asyncio.to_thread(
+            self.repository.versions, name
+        )
+
     async def resolve(self, ref: str | None) -> LoadedModel:
         """The loaded version for 'name' or 'name:version' (the default model when None)."""
         name, version = parse_ref(ref or self.settings.default_model)
@@ -357,13 +414,17 @@ class ModelRegistry:
                 (self.repository.root / name).is_dir
             ):
                 await self.refresh()  # published since the last scan: no need to wait for it
+            elif name not in self._defaults:
+                await self._pull_if_due()
             version = self._defaults.get(name)
             if version is None:
                 raise await self._missing(f"no model named {name!r}; GET /models lists them")
         key = (name, version)
         if key in self._loaded:
             return self._loaded[key]
-        if version not in await asyncio.to_thread(self.repository.versions, name):
+        if version not in await asyncio.to_thread(
+            self.repository.versions, name
+        ) and not await self._pulled_version(name, version):
             raise await self._missing(f"model {name!r} has no version {version}")
         if await self._failed_and_unchanged(key):
             raise ModelUnavailable(f"{name}:{version} failed to load: {self._failed[key]}")

@@ -22,7 +22,8 @@ from app.evaluation.report import write_report
 from app.evaluation.vq import OnnxVQVAE
 from app.repository.kinds import model_kind
 from app.repository.manifest import ImageSpec, Manifest, Metrics, TrainingInfo
-from app.repository.store import ModelRepository, sha256_of
+from app.repository.protocol import Repository
+from app.repository.store import sha256_of
 from app.training.config import TrainConfig
 from app.training.evaluate_torch import evaluate_torch
 from app.training.kinds import training_kind
@@ -69,7 +70,7 @@ def run_training(
     config: TrainConfig,
     data_path: Path,
     name: str,
-    repository: ModelRepository,
+    repository: Repository,
     dataset_name: str | None = None,
     on_progress: ProgressCallback | None = None,
     on_stage: Stage | None = None,

@@ -21,6 +21,7 @@ from app.datasets.arrays import DatasetError
 from app.datasets.store import DatasetExists, DatasetInUse, DatasetNotFound, UploadTooLarge
 from app.jobs.base import JobNotFound, JobsUnavailable
 from app.main import create_app
+from app.repository.objects import ObjectStoreUnavailable
 from app.repository.store import CorruptStoredFile, InvalidName, UnknownModel
 from app.serving.batcher import DeadlineExceeded, QueueFull
 from app.serving.imaging import ImageError
@@ -51,6 +52,8 @@ EXPECTED: list[tuple[Exception, int, str, str | None]] = [
     (QueueFull(2.6), 429, "queue_full", "3"),
     (ModelUnavailable("x:1 failed to load"), 503, "model_unavailable", "5"),
     (JobsUnavailable("the job queue (Redis) is unavailable"), 503, "unavailable", "5"),
+    (ObjectStoreUnavailable("the object store is unavailable"), 503, "storage_unavailable", "5"),
+    (ClientGone("the client closed its connection"), 499, "client_gone", None),
     (DeadlineExceeded("past the deadline"), 504, "deadline_exceeded", None),
     (CorruptStoredFile("the server's stored manifest of x is unreadable"), 500,
      "stored_file_corrupt", None),

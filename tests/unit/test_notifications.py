@@ -1,0 +1,48 @@
+"""Announcements of published versions over Redis pub/sub: heard by a listener, and harmless
+(False, nothing raised) when Redis is away; the listener outlives a Redis restart."""
+
+from __future__ import annotations
+
+import asyncio
+
+from app.serving.notifications import announce, listen
+from tests.helpers import RedisServer, free_port, start_redis
+
+
+def test_an_announcement_reaches_a_listener_even_across_a_redis_restart(
+    redis_server: RedisServer,
+) -> None:
+    async def scenario() -> int:
+        heard = asyncio.Event()
+        count = 0
+
+        async def on_announcement() -> None:
+            nonlocal count
+            count += 1
+            heard.set()
+
+        listener = asyncio.create_task(listen(redis_server.url, on_announcement))
+        try:
+            for _ in range(2):
+                heard.clear()
+                for _ in range(100):  # until the listener has subscribed
+                    await asyncio.to_thread(announce, redis_server.url, "m", 1)
+                    try:
+                        await asyncio.wait_for(heard.wait(), 0.1)
+                        break
+                    except TimeoutError:
+                        continue
+                assert heard.is_set()
+                redis_server.stop()  # the listener reconnects to the restarted server
+                restarted = start_redis(redis_server.port)
+                redis_server.process = restarted.process
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+        return count
+
+    assert asyncio.run(scenario()) >= 2
+
+
+def test_announcing_without_redis_is_harmless() -> None:
+    assert announce(f"redis://127.0.0.1:{free_port()}/0", "m", 1) is False

@@ -1,0 +1,370 @@
+"""The object-store repository, the replica's cache of it, `copy` and the object-store dataset
+store, against a real S3 server (SeaweedFS on loopback): commits are create-only, numbers are
+never issued twice, a failed publish leaves no version, the cache is checked by sha256 and keeps
+serving while the store is down."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.config import Settings
+from app.datasets.arrays import load_arrays
+from app.datasets.objects import ObjectDatasetStore
+from app.datasets.store import DatasetExists, DatasetNotFound
+from app.repository.copying import copy_repository, seed_if_empty
+from app.repository.locations import ObjectUrl
+from app.repository.manifest import ImageSpec, Manifest
+from app.repository.mirror import CachedRepository
+from app.repository.object_repository import ObjectModelRepository
+from app.repository.objects import PART_BYTES, ObjectExists, ObjectStoreUnavailable
+from app.repository.store import ModelRepository, UnknownModel
+from tests.conftest import SHIPPED_MODELS
+from tests.dataset_builders import idx_zip
+from tests.helpers import ROOT, wait_until
+from tests.object_store import SeaweedFS, seaweedfs_running
+
+
+@pytest.fixture(scope="module")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """One SeaweedFS for the module; each test works under a prefix of its own."""
+    with seaweedfs_running(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@pytest.fixture
+def store_repo(seaweed: SeaweedFS) -> ObjectModelRepository:
+    """An empty model repository under a fresh prefix."""
+    return ObjectModelRepository(seaweed.store(f"models-{uuid.uuid4().hex[:8]}"))
+
+
+def manifest() -> Manifest:
+    return Manifest(
+        name="x", version=0, latent_dim=2, image=ImageSpec(height=4, width=4, channels=1),
+        likelihood="bernoulli", created_at=datetime.now(UTC).isoformat(),
+    )  # fmt: skip
+
+
+def publish(repository: ObjectModelRepository, name: str, payload: bytes = b"graph") -> int:
+    staging = repository.staging_dir(name)
+    (staging / "encoder.onnx").write_bytes(payload)
+    (staging / "report").mkdir()
+    (staging / "report" / "samples.png").write_bytes(b"png")
+    return repository.publish(name, staging, manifest())
+
+
+def test_publish_uploads_files_then_commits_the_manifest(
+    store_repo: ObjectModelRepository,
+) -> None:
+    assert publish(store_repo, "m") == 1
+    assert publish(store_repo, "m") == 2
+    assert store_repo.names() == ["m"]
+    assert store_repo.versions("m") == [1, 2]
+    assert store_repo.default_version("m") == 2
+    stored = store_repo.manifest("m", 2)
+    assert (stored.name, stored.version) == ("m", 2)
+    assert stored.files == {
+        "encoder.onnx": hashlib.sha256(b"graph").hexdigest(),
+        "report/samples.png": hashlib.sha256(b"png").hexdigest(),
+    }
+    with pytest.raises(ObjectExists):  # the commit is create-only: a version is written once
+        store_repo._commit("m", 2, b"{}")
+    store_repo.set_default("m", 1)
+    assert store_repo.default_version("m") == 1
+    with pytest.raises(UnknownModel):
+        store_repo.set_default("m", 7)
+
+
+def test_publishers_racing_get_distinct_numbers(store_repo: ObjectModelRepository) -> None:
+    versions: list[int] = []
+    errors: list[BaseException] = []
+
+    def one(i: int) -> None:
+        try:
+            versions.append(publish(store_repo, "race", f"graph {i}".encode()))
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert sorted(versions) == [1, 2, 3, 4, 5, 6]
+    assert store_repo.versions("race") == [1, 2, 3, 4, 5, 6]
+    for version in versions:  # each version holds its own publisher's files
+        files = store_repo.manifest("race", version).files
+        assert len(files) == 2
+
+
+def test_numbers_are_never_issued_twice_even_after_a_delete(
+    store_repo: ObjectModelRepository,
+) -> None:
+    assert publish(store_repo, "m") == 1
+    assert publish(store_repo, "m") == 2
+    store_repo.delete_version("m", 2)
+    assert store_repo.versions("m") == [1]
+    assert store_repo.store.objects("m/2/") == []
+    assert publish(store_repo, "m") == 3
+    with pytest.raises(UnknownModel):
+        store_repo.delete_version("m", 2)
+
+
+def test_a_publish_that_fails_midway_leaves_no_version(
+    store_repo: ObjectModelRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert publish(store_repo, "m") == 1
+    real_upload = store_repo.store.upload
+    calls = []
+
+    def failing(key: str, path: Path) -> None:
+        calls.append(key)
+        if len(calls) == 2:
+            raise ObjectStoreUnavailable("the object store is unavailable: injected")
+        real_upload(key, path)
+
+    monkeypatch.setattr(store_repo.store, "upload", failing)
+    staging = store_repo.staging_dir("m")
+    (staging / "encoder.onnx").write_bytes(b"a")
+    (staging / "decoder.onnx").write_bytes(b"b")
+    with pytest.raises(ObjectStoreUnavailable):
+        store_repo.publish("m", staging, manifest())
+    assert not staging.exists()
+    assert store_repo.versions("m") == [1]
+    assert store_repo.default_version("m") == 1
+    assert store_repo.store.objects("m/2/") == []  # the uploaded half was removed
+    monkeypatch.undo()
+    assert publish(store_repo, "m") == 3  # 2 was claimed: it is spent, never reissued
+
+
+def test_a_large_file_goes_up_in_parts(store_repo: ObjectModelRepository, tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    big.write_bytes(np.random.default_rng(0).bytes(2 * PART_BYTES + 1000))
+    store_repo.store.upload("big.bin", big)
+    info = store_repo.store.head("big.bin")
+    assert info.size == big.stat().st_size
+    assert info.etag is not None and info.etag.strip('"').endswith("-3")  # three parts
+    back = tmp_path / "back.bin"
+    store_repo.store.download("big.bin", back)
+    assert back.read_bytes() == big.read_bytes()
+
+
+def test_copy_both_ways_keeps_versions_default_and_bytes(
+    store_repo: ObjectModelRepository, tmp_path: Path
+) -> None:
+    source = ModelRepository(tmp_path / "src")
+    shutil.copytree(SHIPPED_MODELS / "mnist", source.root / "mnist")
+    assert copy_repository(source, store_repo) == ["mnist:1"]
+    assert copy_repository(source, store_repo) == []  # nothing new the second time
+    assert store_repo.versions("mnist") == [1]
+    assert store_repo.default_version("mnist") == 1
+    assert store_repo.last_issued("mnist") == 1
+    back = ModelRepository(tmp_path / "back")
+    assert copy_repository(store_repo, back) == ["mnist:1"]
+
+    def tree(root: Path) -> dict[str, bytes]:
+        return {
+            p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != "DEFAULT"
+        }
+
+    assert tree(back.version_dir("mnist", 1)) == tree(source.version_dir("mnist", 1))
+    assert back.default_version("mnist") == 1
+    assert back.last_issued("mnist") == 1
+
+
+def test_an_empty_store_is_seeded_once(store_repo: ObjectModelRepository) -> None:
+    assert seed_if_empty(store_repo, SHIPPED_MODELS) == ["mnist:1"]
+    assert seed_if_empty(store_repo, SHIPPED_MODELS) == []
+    assert store_repo.names() == ["mnist"]
+
+
+def test_the_cache_follows_the_store_and_checks_hashes(
+    store_repo: ObjectModelRepository, tmp_path: Path
+) -> None:
+    cache = CachedRepository(tmp_path / "cache", store_repo)
+    publish(store_repo, "m")
+    publish(store_repo, "m", b"second")
+    cache.sync()
+    assert cache.versions("m") == [1, 2]
+    assert cache.default_version("m") == 2
+    assert (cache.version_dir("m", 2) / "encoder.onnx").read_bytes() == b"second"
+    assert cache.status()["status"] == "ok"
+    # a version whose stored file does not match its manifest is refused, not cached
+    publish(store_repo, "m", b"third")
+    store_repo.store.put("m/3/encoder.onnx", b"tampered")
+    cache.sync()
+    assert cache.versions("m") == [1, 2]
+    # DEFAULT moved in the store, a version deleted there: both follow
+    store_repo.set_default("m", 1)
+    store_repo.delete_version("m", 2)
+    cache.sync()
+    assert cache.versions("m") == [1]
+    assert cache.default_version("m") == 1
+    # admin writes go to the store
+    publish(store_repo, "m", b"fourth")
+    cache.sync()
+    cache.set_default("m", 4)
+    assert store_repo.default_version("m") == 4
+    assert cache.default_version("m") == 4
+
+
+def test_the_cache_serves_on_while_the_store_is_down(tmp_path: Path) -> None:
+    with seaweedfs_running(tmp_path / "own") as server:
+        repository = ObjectModelRepository(server.store("models"))
+        publish(repository, "m")
+        cache = CachedRepository(tmp_path / "cache", repository)
+        cache.sync()
+        server.stop()
+        with pytest.raises(ObjectStoreUnavailable):
+            cache.sync()
+        status = cache.status()
+        assert status["status"] == "degraded"
+        assert "unavailable" in status["error"]
+        assert cache.versions("m") == [1]  # what it holds, it still has
+        # a replica restarting on that cache (the store still down) starts from it
+        again = CachedRepository(tmp_path / "cache", repository)
+        with pytest.raises(ObjectStoreUnavailable):
+            again.sync()
+        assert again.versions("m") == [1]
+        assert again.status()["status"] == "degraded"
+        server.start()
+        wait_until(lambda: again.sync() is None, 30, what="the cache to sync again")
+        assert again.status()["status"] == "ok"
+
+
+def test_a_damaged_cache_is_dropped_at_start(
+    store_repo: ObjectModelRepository, tmp_path: Path
+) -> None:
+    publish(store_repo, "m")
+    CachedRepository(tmp_path / "cache", store_repo).sync()
+    (tmp_path / "cache" / "m" / "1" / "encoder.onnx").write_bytes(b"half")
+    restarted = CachedRepository(tmp_path / "cache", store_repo)
+    restarted.sync()  # drops the damaged copy, then fetches it again
+    assert (restarted.version_dir("m", 1) / "encoder.onnx").read_bytes() == b"graph"
+
+
+def test_datasets_stream_to_the_store_and_names_are_write_once(
+    seaweed: SeaweedFS, tmp_path: Path
+) -> None:
+    store = ObjectDatasetStore(seaweed.store(f"data-{uuid.uuid4().hex[:8]}"), tmp_path / "copies")
+
+    def put(name: str, data: bytes) -> object:
+        upload = store.begin(name, limit=1 << 20)
+        for start in range(0, len(data), 1000):
+            upload.write(data[start : start + 1000])
+        return store.commit(name, upload)
+
+    data = idx_zip()
+    manifest = put("digits", data)
+    assert store.names() == ["digits"]
+    assert store.manifest("digits") == manifest
+    assert store.exists("digits")
+    assert load_arrays(store.path("digits")).images.shape[0] == 12
+    with pytest.raises(DatasetExists):
+        put("digits", data)
+    # the loser left nothing behind: one manifest, one array file
+    assert len(store.store.objects("digits/")) == 2
+    store.delete("digits")
+    assert store.names() == []
+    assert store.store.objects("digits/") == []
+    with pytest.raises(DatasetNotFound):
+        store.path("digits")
+    assert store.sweep(older_than_s=0) == 0
+
+
+def test_settings_take_a_directory_or_an_s3_url(tmp_path: Path) -> None:
+    settings = Settings(models_dir="s3://bucket/some/prefix/", data_dir=str(tmp_path))
+    assert settings.models_dir == ObjectUrl("bucket", "some/prefix")
+    assert str(settings.models_dir) == "s3://bucket/some/prefix"
+    assert settings.data_dir == tmp_path
+    with pytest.raises(ValueError):
+        Settings(models_dir="s3:///no-bucket")
+
+
+def test_vae_repository_copy_both_ways(seaweed: SeaweedFS, tmp_path: Path) -> None:
+    url = seaweed.url(f"copied-{uuid.uuid4().hex[:8]}")
+    env = {**os.environ, **seaweed.env()}
+
+    def vae(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "app.cli", "repository", "copy", *args],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "mnist:1" in vae(str(SHIPPED_MODELS), url)
+    assert "nothing new" in vae(str(SHIPPED_MODELS), url)
+    assert "mnist:1" in vae(url, str(tmp_path / "back"))
+    back = ModelRepository(tmp_path / "back")
+    assert back.versions("mnist") == [1]
+    assert back.manifest("mnist", 1) == ModelRepository(SHIPPED_MODELS).manifest("mnist", 1)
+
+
+def test_a_replica_seeds_an_empty_store_on_its_first_pull(
+    store_repo: ObjectModelRepository, tmp_path: Path
+) -> None:
+    cache = CachedRepository(tmp_path / "cache", store_repo, SHIPPED_MODELS)
+    cache.sync()
+    assert store_repo.versions("mnist") == [1]
+    assert cache.versions("mnist") == [1]
+    store_repo.delete_version("mnist", 1)  # deleted stays deleted: the number was issued
+    other = CachedRepository(tmp_path / "other", store_repo, SHIPPED_MODELS)
+    other.sync()
+    assert store_repo.names() == [] and other.names() == []
+
+
+def test_a_refused_commit_publishes_nothing_and_leftovers_are_swept(
+    store_repo: ObjectModelRepository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # local staging goes there
+
+    class Cancelled(Exception):
+        pass
+
+    def refuse() -> None:
+        raise Cancelled
+
+    owner = uuid.uuid4().hex
+    staging = store_repo.staging_dir("m", owner)
+    (staging / "encoder.onnx").write_bytes(b"graph")
+    with pytest.raises(Cancelled):  # a cancel claimed the job's gate first
+        store_repo.publish("m", staging, manifest(), before_commit=refuse)
+    assert store_repo.versions("m") == []
+    assert store_repo.store.objects("m/1/") == []  # the uploaded file was removed
+    assert not staging.exists()
+    # a job that died left its local staging directory and, in the store, uncommitted files
+    left = store_repo.staging_dir("m", owner)
+    store_repo.store.put("m/9/encoder.onnx", b"half")
+    assert store_repo.sweep(lambda job: job == owner, older_than_s=3600) == []
+    removed = store_repo.sweep(lambda job: False, older_than_s=0)
+    assert str(left) in removed and not left.exists()
+    assert store_repo.store.objects("m/9/") != []  # the store's side is sweep_store's
+    assert store_repo.sweep_store(older_than_s=3600) == []
+    assert len(store_repo.sweep_store(older_than_s=0)) == 1
+    assert store_repo.store.objects("m/9/") == []
+    assert store_repo.discard_owned(owner) == 0
+
+
+def test_a_worker_s_own_process_never_connects_before_it_forks(seaweed: SeaweedFS) -> None:
+    """obstore's runtime does not survive fork: what the RQ worker does in its own process
+    (open the repository, sweep and discard staging directories) makes no request."""
+    repository = ObjectModelRepository(seaweed.store("models-fork"))
+    repository.sweep(lambda job: True)
+    repository.discard_owned(uuid.uuid4().hex)
+    assert repository.store._client is None
