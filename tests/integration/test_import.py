@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from app.cli import app
 from app.importers.checks import GraphPair, ImportRefused
+from app.importers.publish import import_onnx
 from app.repository.store import ModelRepository
 from tests.autoencoders import save
 
@@ -113,20 +114,23 @@ def _pair_manifest(repository: ModelRepository, directory: Path, hashes: bool) -
     return path
 
 
-def _copy_pair(repository: ModelRepository, directory: Path) -> tuple[Path, Path]:
+@pytest.fixture
+def pair(
+    imported: tuple[ModelRepository, Path, Any], tmp_path: Path
+) -> tuple[ModelRepository, Path, Path]:
+    """kl:1's graphs copied into tmp_path as my-encoder.onnx and my-decoder.onnx."""
+    repository, _, _ = imported
     version = repository.version_dir("kl", 1)
-    directory.mkdir(exist_ok=True)
-    encoder, decoder = directory / "my-encoder.onnx", directory / "my-decoder.onnx"
+    encoder, decoder = tmp_path / "my-encoder.onnx", tmp_path / "my-decoder.onnx"
     shutil.copyfile(version / "encoder.onnx", encoder)
     shutil.copyfile(version / "decoder.onnx", decoder)
-    return encoder, decoder
+    return repository, encoder, decoder
 
 
 def test_vae_import_onnx_publishes_a_pair_that_passes_its_trial_run(
-    imported: tuple[ModelRepository, Path, Any], tmp_path: Path
+    pair: tuple[ModelRepository, Path, Path], tmp_path: Path
 ) -> None:
-    repository, _, _ = imported
-    encoder, decoder = _copy_pair(repository, tmp_path)
+    repository, encoder, decoder = pair
     manifest = _pair_manifest(repository, tmp_path, hashes=True)
     result = CliRunner().invoke(
         app, ["import", "onnx", "--encoder", str(encoder), "--decoder", str(decoder),
@@ -138,12 +142,9 @@ def test_vae_import_onnx_publishes_a_pair_that_passes_its_trial_run(
 
 
 def test_vae_import_onnx_refuses_a_tampered_graph(
-    imported: tuple[ModelRepository, Path, Any], tmp_path: Path
+    pair: tuple[ModelRepository, Path, Path], tmp_path: Path
 ) -> None:
-    from app.importers.publish import import_onnx
-
-    repository, _, _ = imported
-    encoder, decoder = _copy_pair(repository, tmp_path)
+    repository, encoder, decoder = pair
     manifest = _pair_manifest(repository, tmp_path, hashes=True)
     _tamper(encoder)
     with pytest.raises(ImportRefused, match=r"encoder\.onnx has sha256"):
@@ -152,12 +153,9 @@ def test_vae_import_onnx_refuses_a_tampered_graph(
 
 
 def test_vae_import_onnx_refuses_a_pair_whose_trial_run_disagrees_with_the_manifest(
-    imported: tuple[ModelRepository, Path, Any], tmp_path: Path
+    pair: tuple[ModelRepository, Path, Path], tmp_path: Path
 ) -> None:
-    from app.importers.publish import import_onnx
-
-    repository, _, _ = imported
-    encoder, decoder = _copy_pair(repository, tmp_path)
+    repository, encoder, decoder = pair
     manifest = _pair_manifest(repository, tmp_path, hashes=False)
     data = json.loads(manifest.read_text())
     data["spatial"]["downscale"] = 4  # the graphs downscale 2x
