@@ -62,6 +62,12 @@ def _factors(vae: Any) -> tuple[float, float]:
     return float(vae.config.scaling_factor), float(getattr(vae.config, "shift_factor", 0.0) or 0.0)
 
 
+def _model(models: tuple[Path, dict[str, Any]], kind: str) -> tuple[Any, float, float]:
+    """The diffusers model imported as `kind`, with its scaling and shift factors."""
+    vae = models[1][kind]
+    return (vae, *_factors(vae))
+
+
 def _latents(vae: Any, seed: int = 0) -> Any:
     """Latents as a diffusion model hands them to the VAE: scaled, shifted ((z - shift) * scale)."""
     z = torch.randn(1, 4, HEIGHT // 2, WIDTH // 2, generator=torch.Generator().manual_seed(seed))
@@ -104,8 +110,7 @@ def _pack(z: Any) -> Any:
 def test_remote_decode_gives_the_image_diffusers_decodes_locally(
     kind: str, models: tuple[Path, dict[str, Any]], service: ServiceProcess
 ) -> None:
-    vae = models[1][kind]
-    scale, shift = _factors(vae)
+    vae, scale, shift = _model(models, kind)
     scaled = _latents(vae)
     expected = _local_uint8(vae, scaled)
     endpoint = f"{service.url}/remote/{kind}/decode"
@@ -128,8 +133,7 @@ def test_remote_decode_gives_the_image_diffusers_decodes_locally(
 def test_remote_decode_takes_packed_flux_latents_with_their_image_size(
     models: tuple[Path, dict[str, Any]], service: ServiceProcess
 ) -> None:
-    vae = models[1]["kl"]
-    scale, shift = _factors(vae)
+    vae, scale, shift = _model(models, "kl")
     scaled = _latents(vae, seed=1)
     packed = _pack(scaled)
     assert packed.ndim == 3
@@ -144,8 +148,7 @@ def test_remote_decode_takes_packed_flux_latents_with_their_image_size(
 def test_remote_decode_gives_the_raw_decoder_output_in_the_latents_dtype(
     models: tuple[Path, dict[str, Any]], service: ServiceProcess
 ) -> None:
-    vae = models[1]["kl"]
-    scale, shift = _factors(vae)
+    vae, scale, shift = _model(models, "kl")
     scaled = _latents(vae, seed=2)
     with torch.no_grad():
         expected = vae.decode(scaled / scale + shift).sample
@@ -162,8 +165,7 @@ def test_remote_decode_gives_the_raw_decoder_output_in_the_latents_dtype(
 def test_remote_encode_gives_the_shifted_scaled_mean_for_a_pil_image_and_a_tensor(
     kind: str, models: tuple[Path, dict[str, Any]], service: ServiceProcess
 ) -> None:
-    vae = models[1][kind]
-    scale, shift = _factors(vae)
+    vae, scale, shift = _model(models, kind)
     image = _smooth_image()
     # contiguous: remote_encode sends the bytes of `image.contiguous()` through a view that
     # outlives the copy a non-contiguous tensor gets (diffusers 0.42), so it would send freed memory
