@@ -16,14 +16,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.helpers import ServiceProcess, running_service
+from tests.helpers import ServiceProcess, running_service, service_env
 
 SHUTDOWN_BOUND_S = 2
 SLOW_TIMEOUT_S = 2
-
-
-def env(models_dir: Path, tmp: Path, **extra: str) -> dict[str, str]:
-    return {"VAE_MODELS_DIR": str(models_dir), "VAE_DATA_DIR": str(tmp / "data"), **extra}
 
 
 def connect(service: ServiceProcess) -> socket.socket:
@@ -82,12 +78,10 @@ def stop_and_time(service: ServiceProcess, wait_s: float = 30.0) -> float:
 def test_a_stalled_upload_does_not_delay_exit_past_the_bound(
     models_dir: Path, tmp_path: Path
 ) -> None:
-    settings = env(
-        models_dir,
-        tmp_path,
-        VAE_SHUTDOWN_TIMEOUT_S=str(SHUTDOWN_BOUND_S),
-        VAE_BODY_TIMEOUT_S="600",  # the shutdown bound, not the body timeout, must end them
-        VAE_HEADER_TIMEOUT_S="600",
+    # body and header timeouts far past the shutdown bound: the bound, not they, must end them
+    bound = str(SHUTDOWN_BOUND_S)
+    settings = service_env(
+        models_dir, tmp_path, shutdown_timeout_s=bound, body_timeout_s="600", header_timeout_s="600"
     )
     with running_service(settings, tmp_path) as service, sockets() as stalled:
         for method, path in [("PUT", "/datasets/stalled"), ("POST", "/decode")]:
@@ -107,12 +101,8 @@ def test_a_stalled_upload_does_not_delay_exit_past_the_bound(
 def test_slow_connections_are_closed_and_do_not_slow_a_normal_client(
     models_dir: Path, tmp_path: Path
 ) -> None:
-    settings = env(
-        models_dir,
-        tmp_path,
-        VAE_HEADER_TIMEOUT_S=str(SLOW_TIMEOUT_S),
-        VAE_BODY_TIMEOUT_S=str(SLOW_TIMEOUT_S),
-    )
+    slow_s = str(SLOW_TIMEOUT_S)
+    settings = service_env(models_dir, tmp_path, header_timeout_s=slow_s, body_timeout_s=slow_s)
     with running_service(settings, tmp_path) as service, sockets() as slow:
         for i in range(200):
             sock = connect(service)
@@ -160,7 +150,7 @@ def test_clients_that_hang_up_get_nothing_computed_and_a_live_client_is_answered
 ) -> None:
     abandoned = 200
     body = json.dumps({"n": 256, "seed": 3}).encode()
-    with running_service(env(models_dir, tmp_path), tmp_path) as service, sockets() as gone:
+    with running_service(service_env(models_dir, tmp_path), tmp_path) as service, sockets() as gone:
         with service.client() as http:
             before = decoded_samples(http.get("/metrics").text)
         for _ in range(abandoned):
