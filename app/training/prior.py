@@ -12,7 +12,7 @@ import torch
 from app.datasets.arrays import ImageDataset
 from app.training.config import TrainConfig
 from app.training.modules import VQVAE
-from app.training.trainer import ProgressCallback, TrainingCancelled, TrainProgress, report_due
+from app.training.trainer import ProgressCallback, TrainingCancelled, progress_of, report_due
 
 ENCODE_BATCH = 512
 
@@ -65,20 +65,16 @@ def train_prior(
             running += loss.item()
             if on_progress is not None and report_due(index + 1, steps_per_epoch, 20):
                 elapsed = time.monotonic() - started
+                mean = running / (index + 1)  # the prior's NLL is its loss and its kl
                 on_progress(
-                    TrainProgress(
-                        epoch=epoch + 1,
-                        epochs=config.prior_epochs,
-                        step=step,
-                        steps=total,
-                        loss=running / (index + 1),
-                        reconstruction=0.0,
-                        kl=running / (index + 1),
-                        kl_weight=1.0,
-                        samples_per_second=step * config.batch_size / max(elapsed, 1e-9),
-                        eta_seconds=elapsed / step * (total - step),
-                        epoch_step=index + 1,
-                        epoch_steps=steps_per_epoch,
+                    progress_of(
+                        (epoch + 1, config.prior_epochs),
+                        (step, total),
+                        (index + 1, steps_per_epoch),
+                        (mean, 0.0, mean),
+                        1.0,
+                        config.batch_size,
+                        elapsed,
                     )
                 )
         history.append({"epoch": epoch + 1, "prior_nll": running / steps_per_epoch})

@@ -45,6 +45,36 @@ def report_due(epoch_step: int, epoch_steps: int, every: int) -> bool:
     return epoch_step == 1 or epoch_step % interval == 0 or epoch_step == epoch_steps
 
 
+def progress_of(
+    epoch: tuple[int, int],
+    step: tuple[int, int],
+    epoch_step: tuple[int, int],
+    means: tuple[float, float, float],
+    kl_weight: float,
+    batch_size: int,
+    elapsed: float,
+) -> TrainProgress:
+    """The progress at (1-based) `epoch`, `step` and `epoch_step`, each as (done, of), with the
+    epoch's mean loss, reconstruction and kl so far (`means`), after `elapsed` seconds: throughput
+    from the samples seen, the ETA from the mean time a step took."""
+    (done, steps), (seen, epoch_steps) = step, epoch_step
+    loss, reconstruction, kl = means
+    return TrainProgress(
+        epoch=epoch[0],
+        epochs=epoch[1],
+        step=done,
+        steps=steps,
+        loss=loss,
+        reconstruction=reconstruction,
+        kl=kl,
+        kl_weight=kl_weight,
+        samples_per_second=done * batch_size / max(elapsed, 1e-9),
+        eta_seconds=elapsed / done * (steps - done),
+        epoch_step=seen,
+        epoch_steps=epoch_steps,
+    )
+
+
 @dataclass
 class TrainOutcome:
     """The trained model and how the run went."""
@@ -156,20 +186,16 @@ def train(
             elapsed = time.monotonic() - started
             seen = batch_index + 1
             if on_progress is not None and report_due(seen, steps_per_epoch, report_every):
+                means = (sums["loss"] / seen, sums["reconstruction"] / seen, sums["kl"] / seen)
                 on_progress(
-                    TrainProgress(
-                        epoch=epoch + 1,
-                        epochs=config.epochs,
-                        step=step,
-                        steps=total_steps,
-                        loss=sums["loss"] / seen,
-                        reconstruction=sums["reconstruction"] / seen,
-                        kl=sums["kl"] / seen,
-                        kl_weight=weight,
-                        samples_per_second=step * config.batch_size / max(elapsed, 1e-9),
-                        eta_seconds=elapsed / step * (total_steps - step),
-                        epoch_step=seen,
-                        epoch_steps=steps_per_epoch,
+                    progress_of(
+                        (epoch + 1, config.epochs),
+                        (step, total_steps),
+                        (seen, steps_per_epoch),
+                        means,
+                        weight,
+                        config.batch_size,
+                        elapsed,
                     )
                 )
             if config.max_seconds is not None and elapsed > config.max_seconds:
