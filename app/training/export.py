@@ -53,6 +53,35 @@ def decoder_outputs(likelihood: str) -> list[str]:
     return ["x_mean", "logits" if likelihood == "bernoulli" else "x_logscale"]
 
 
+def export_onnx(
+    module: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    path: Path,
+    inputs: list[str],
+    outputs: list[str],
+    dynamic_axes: dict[str, dict[int, str]] | None = None,
+) -> None:
+    """Writes `module`, traced on `args`, to `path` as an ONNX graph (opset OPSET) with the named
+    inputs and outputs; the axes of `dynamic_axes` (by name; by default the batch axis of every
+    input and output) stay dynamic."""
+    if dynamic_axes is None:
+        dynamic_axes = {name: {0: "N"} for name in [*inputs, *outputs]}
+    with warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript exporter is deprecated but needs no extra packages and handles these
+        # plain feed-forward graphs exactly; the parity gates check the result either way.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=dynamic_axes,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
 def export_graphs(vae: BaseVAE, directory: Path) -> dict[str, Path]:
     """Writes encoder.onnx and decoder.onnx with a dynamic batch axis into `directory`."""
     vae.eval()
@@ -66,30 +95,9 @@ def export_graphs(vae: BaseVAE, directory: Path) -> dict[str, Path]:
     paths = {"encoder": directory / "encoder.onnx", "decoder": directory / "decoder.onnx"}
     out_names = decoder_outputs(vae.likelihood)
     enc_names = vae.encoder_outputs()
-    with warnings.catch_warnings(), torch.no_grad():
-        # The TorchScript exporter is deprecated but needs no extra packages and handles these
-        # plain feed-forward graphs exactly; the parity gate below checks the result either way.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            encoder_graph(vae),
-            (example_x, *label),
-            str(paths["encoder"]),
-            input_names=["x", *labelled],
-            output_names=enc_names,
-            dynamic_axes={name: {0: "N"} for name in ["x", *labelled, *enc_names]},
-            opset_version=OPSET,
-            dynamo=False,
-        )
-        torch.onnx.export(
-            decoder_graph(vae),
-            (example_z, *label),
-            str(paths["decoder"]),
-            input_names=["z", *labelled],
-            output_names=out_names,
-            dynamic_axes={name: {0: "N"} for name in ["z", *labelled, *out_names]},
-            opset_version=OPSET,
-            dynamo=False,
-        )
+    encoder_io, decoder_io = (["x", *labelled], enc_names), (["z", *labelled], out_names)
+    export_onnx(encoder_graph(vae), (example_x, *label), paths["encoder"], *encoder_io)
+    export_onnx(decoder_graph(vae), (example_z, *label), paths["decoder"], *decoder_io)
     return paths
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,8 @@ from app.importers.checks import GraphPair
 from app.importers.publish import PRIOR_NOTE, publish_checked
 from app.repository.manifest import GraphDtypes, ImageSpec, Manifest, SpatialSpec
 from app.repository.store import ModelRepository, check_name
+from app.training.export import export_onnx
 
-OPSET = 17
 TOLERANCE = {"float32": 1e-3, "float16": 5e-2}
 """Largest |ONNX Runtime - diffusers| allowed, relative to max(1, the outputs' largest
 magnitude): float32 graphs agree to ~1e-5 (kernel order); float16 carries ~3 decimal digits,
@@ -111,28 +110,10 @@ def export_autoencoder(
     x = torch.zeros(1, 3, trace_size, trace_size, dtype=dtype)
     z = torch.zeros(1, channels, trace_size // scale, trace_size // scale, dtype=dtype)
     grid = {0: "N", 2: "h", 3: "w"}
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            encoder,
-            (x,),
-            str(directory / "encoder.onnx"),
-            input_names=["x"],
-            output_names=outputs,
-            dynamic_axes={"x": {0: "N", 2: "H", 3: "W"}, **{name: grid for name in outputs}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
-        torch.onnx.export(
-            decoder,
-            (z,),
-            str(directory / "decoder.onnx"),
-            input_names=["z"],
-            output_names=["x"],
-            dynamic_axes={"z": grid, "x": {0: "N", 2: "H", 3: "W"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
+    image = {0: "N", 2: "H", 3: "W"}
+    encoder_axes = {"x": image, **{name: grid for name in outputs}}
+    export_onnx(encoder, (x,), directory / "encoder.onnx", ["x"], outputs, encoder_axes)
+    export_onnx(decoder, (z,), directory / "decoder.onnx", ["z"], ["x"], {"z": grid, "x": image})
     vae.float()
     return outputs
 
