@@ -24,6 +24,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def status_mib(pid: int, field: str) -> float | None:
+    """A memory field of /proc/<pid>/status (VmRSS, VmHWM, ...) in MiB; None when it has none."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
     """(status, body) of a GET; status 0 when nothing answers."""
     try:

@@ -31,7 +31,7 @@ import numpy as np
 from bench import machine
 from bench.loadgen import LoadResult, ensure_wrk, run_wrk
 from bench.models import ROOT
-from bench.procs import ServerProcess, free_port
+from bench.procs import ServerProcess, free_port, status_mib
 
 WORK = ROOT / "bench" / "work" / "spatial"
 RESULTS = ROOT / "bench" / "results"
@@ -224,10 +224,8 @@ def triton_points(
 
 
 def _vmhwm_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    peak = status_mib(pid, "VmHWM")
+    return float("nan") if peak is None else peak
 
 
 def peak_rss(

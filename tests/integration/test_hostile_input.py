@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.procs import status_mib
 from tests.dataset_builders import zip_bytes
 from tests.helpers import ServiceProcess, own_models_service
 
@@ -43,10 +44,9 @@ def hostile(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def rss_mb(service: ServiceProcess) -> float:
-    for line in Path(f"/proc/{service.process.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+    rss = status_mib(service.process.pid, "VmRSS")
+    assert rss is not None, "no VmRSS"
+    return rss
 
 
 @pytest.fixture(scope="module")
