@@ -34,35 +34,31 @@ class ParityError(RuntimeError):
     """ONNX Runtime disagrees with diffusers beyond the tolerance: nothing is published."""
 
 
-class KLEncoder(nn.Module):
-    """Image [N,3,H,W] in [-1,1] -> the latent distribution's mean and log-variance."""
+class _Wrapped(nn.Module):
+    """One graph (an encode or a decode) of a diffusers model, for tracing to ONNX."""
 
     def __init__(self, vae: Any) -> None:
         super().__init__()
         self.vae: Any = vae
+
+
+class KLEncoder(_Wrapped):
+    """Image [N,3,H,W] in [-1,1] -> the latent distribution's mean and log-variance."""
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         dist = self.vae.encode(x).latent_dist
         return dist.mean, dist.logvar
 
 
-class TinyEncoder(nn.Module):
+class TinyEncoder(_Wrapped):
     """Image [N,3,H,W] in [-1,1] -> TAESD's latents (a deterministic encoder)."""
-
-    def __init__(self, vae: Any) -> None:
-        super().__init__()
-        self.vae: Any = vae
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.vae.encode(x).latents
 
 
-class Decoder(nn.Module):
+class Decoder(_Wrapped):
     """Latents [N,C,h,w] (unscaled) -> image [N,3,H,W] in [-1,1]."""
-
-    def __init__(self, vae: Any) -> None:
-        super().__init__()
-        self.vae: Any = vae
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.vae.decode(z).sample
