@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from app.datasets.formats import ParsedDataset, read_dataset
 from app.datasets.imagezip import ImageOptions
 from app.datasets.safezip import UnpackLimits
-from app.repository.store import NAME_PATTERN, check_name, read_stored_manifest
+from app.repository.store import NAME_PATTERN, check_name, read_stored_manifest, stored_names
 
 DATA_FILE = "data.npz"
 MANIFEST_FILE = "manifest.json"
@@ -218,13 +218,7 @@ class DatasetStore:
 
     def names(self) -> list[str]:
         """Names of the stored datasets, sorted."""
-        if not self.root.is_dir():
-            return []
-        return sorted(
-            p.name
-            for p in self.root.iterdir()
-            if NAME_PATTERN.fullmatch(p.name) and (p / MANIFEST_FILE).is_file()
-        )
+        return stored_names(self.root, lambda directory: (directory / MANIFEST_FILE).is_file())
 
     def exists(self, name: str) -> bool:
         """True when a dataset of this name is stored."""

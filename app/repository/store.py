@@ -126,6 +126,14 @@ def file_hashes(directory: Path) -> dict[str, str]:
     }
 
 
+def stored_names(root: Path, stored: Callable[[Path], bool]) -> list[str]:
+    """The sorted names of the directories under `root` that are valid names and hold something
+    stored (`stored(directory)`): the listing of the model repository and of the dataset store."""
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if NAME_PATTERN.fullmatch(p.name) and stored(p))
+
+
 class ModelRepository:
     """Reads and writes the model repository rooted at `root`."""
 
@@ -134,13 +142,7 @@ class ModelRepository:
 
     def names(self) -> list[str]:
         """Model names with at least one published version."""
-        if not self.root.is_dir():
-            return []
-        return sorted(
-            p.name
-            for p in self.root.iterdir()
-            if NAME_PATTERN.fullmatch(p.name) and self.versions(p.name)
-        )
+        return stored_names(self.root, lambda directory: bool(self.versions(directory.name)))
 
     def versions(self, name: str) -> list[int]:
         """Published versions of a model, oldest first."""
