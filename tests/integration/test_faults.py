@@ -42,7 +42,7 @@ from tests.helpers import (
     wait_until,
 )
 from tests.integration.test_hot_reload import copy_version
-from tests.integration.test_jobs import (
+from tests.jobs import (
     AUTH,
     ENDLESS,
     TOKEN,

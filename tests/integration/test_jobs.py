@@ -3,11 +3,9 @@ restart: on the embedded backend (local processes) and on RQ with a real Redis a
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,13 +15,22 @@ import httpx
 import pytest
 
 from tests.dataset_builders import mnist_download_zip
-from tests.helpers import ROOT, RedisServer, ServiceProcess, mnist_repo, running_service, wait_until
+from tests.helpers import RedisServer, ServiceProcess, mnist_repo, running_service, wait_until
+from tests.jobs import (
+    AUTH,
+    ENDLESS,
+    TOKEN,
+    children_of,
+    job,
+    put_dataset,
+    start_worker,
+    stop_group,
+    submit,
+    wait_status,
+)
 from tests.synthetic import mnist_style_zip
 
-TOKEN = "test-admin-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 QUICK = {"epochs": 20, "eval_k": 20, "hidden": [256], "latent_dim": 8}
-ENDLESS = {"epochs": 1000, "eval_k": 20, "hidden": [256], "latent_dim": 8}
 
 
 @pytest.fixture(scope="module")
@@ -72,67 +79,6 @@ def on_each_backend(request: pytest.FixtureRequest) -> ServiceProcess:
         return request.getfixturevalue("embedded")
     service, _ = request.getfixturevalue("with_rq")
     return service
-
-
-def start_worker(env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
-    with open(log_dir / f"worker-{time.monotonic_ns()}.log", "wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "worker"],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def children_of(pid: int) -> list[int]:
-    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
-    return [int(p) for p in found.stdout.split()]
-
-
-def stop_group(process: subprocess.Popen[bytes]) -> None:
-    """Kills a worker and its work-horse (RQ puts the horse in a session of its own)."""
-    if process.poll() is None:
-        horses = children_of(process.pid)
-        os.killpg(process.pid, signal.SIGKILL)
-        for pid in horses:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        process.wait(10)
-
-
-def put_dataset(http: httpx.Client, name: str, body: bytes) -> None:
-    reply = http.put(f"/datasets/{name}", content=body, headers=AUTH)
-    assert reply.status_code in (200, 201), reply.text
-
-
-def submit(http: httpx.Client, dataset: str, name: str, config: dict[str, Any]) -> str:
-    reply = http.post(
-        "/jobs", json={"dataset": dataset, "name": name, "config": config}, headers=AUTH
-    )
-    assert reply.status_code == 202, reply.text
-    assert reply.json()["status"] in {"queued", "running"}
-    return str(reply.json()["id"])
-
-
-def job(http: httpx.Client, job_id: str) -> dict[str, Any]:
-    reply = http.get(f"/jobs/{job_id}")
-    assert reply.status_code == 200, reply.text
-    return dict(reply.json())
-
-
-def wait_status(
-    http: httpx.Client, job_id: str, statuses: set[str], timeout: float = 240
-) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-
-    def reached() -> bool:
-        found.update(job(http, job_id))
-        return found["status"] in statuses
-
-    wait_until(reached, timeout, interval=0.2, what=f"job {job_id} to be {statuses}")
-    return found
 
 
 def start_endless_job(http: httpx.Client, upload: bytes, name: str) -> str:

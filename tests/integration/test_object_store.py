@@ -32,7 +32,7 @@ import pytest
 from app.repository.object_repository import ObjectModelRepository
 from tests.helpers import RedisServer, ServiceProcess, redis_running, running_service, wait_until
 from tests.integration.test_faults import Load
-from tests.integration.test_jobs import (
+from tests.jobs import (
     AUTH,
     TOKEN,
     job,
