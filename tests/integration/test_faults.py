@@ -33,6 +33,7 @@ import numpy as np
 import pytest
 
 from app.repository.store import ModelRepository
+from tests import jobs
 from tests.helpers import (
     BackgroundLoad,
     RedisServer,
@@ -42,17 +43,6 @@ from tests.helpers import (
     wait_until,
 )
 from tests.integration.test_hot_reload import copy_version
-from tests.jobs import (
-    AUTH,
-    ENDLESS,
-    TOKEN,
-    job,
-    put_dataset,
-    start_worker,
-    stop_group,
-    submit,
-    wait_status,
-)
 from tests.synthetic import mnist_style_zip
 
 LATENT_DIM = 32  # the shipped model's
@@ -196,7 +186,7 @@ def env_for(tmp_path: Path, repo: Path, **extra: str) -> dict[str, str]:
     return {
         "VAE_MODELS_DIR": str(repo),
         "VAE_DATA_DIR": str(tmp_path / "data"),
-        "VAE_ADMIN_TOKEN": TOKEN,
+        "VAE_ADMIN_TOKEN": jobs.TOKEN,
         **extra,
     }
 
@@ -269,21 +259,21 @@ def test_a_worker_killed_mid_job_under_load(
 ) -> None:
     env = env_for(tmp_path, repo, VAE_REDIS_URL=redis_server.url, VAE_JOB_STALE_AFTER_S="4")
     before = tree_hashes(repo)
-    worker = start_worker(env, tmp_path)
+    worker = jobs.start_worker(env, tmp_path)
     replacement: subprocess.Popen[bytes] | None = None
     try:
         with running_service(env, tmp_path) as service, service.client() as http:
-            put_dataset(http, "strokes", mnist_style_zip(300))
-            doomed = submit(http, "strokes", "doomed", ENDLESS)
+            jobs.put_dataset(http, "strokes", mnist_style_zip(300))
+            doomed = jobs.submit(http, "strokes", "doomed", jobs.ENDLESS)
             wait_until(
-                lambda: job(http, doomed)["progress"].get("step", 0) > 0,
+                lambda: jobs.job(http, doomed)["progress"].get("step", 0) > 0,
                 120,
                 what="training to start",
             )
             with Load(service.url, digits) as load:
                 load.wait_for(20)
-                stop_group(worker)  # the worker and its work-horse, without warning
-                final = wait_status(http, doomed, {"failed", "succeeded", "cancelled"}, 60)
+                jobs.stop_group(worker)  # the worker and its work-horse, without warning
+                final = jobs.wait_status(http, doomed, {"failed", "succeeded", "cancelled"}, 60)
                 load.wait_for(20)
             report("worker killed mid-job", load)
             assert final["status"] == "failed", final
@@ -291,18 +281,18 @@ def test_a_worker_killed_mid_job_under_load(
             assert not (repo / "doomed").exists() or versions_on_disk(repo, "doomed") == []
 
             # a new worker takes the next job: the queue was not left stuck
-            replacement = start_worker(env, tmp_path)
-            quick = {**ENDLESS, "epochs": 1}
-            again = submit(http, "strokes", "revived", quick)
-            done = wait_status(http, again, {"failed", "succeeded", "cancelled"}, 180)
+            replacement = jobs.start_worker(env, tmp_path)
+            quick = {**jobs.ENDLESS, "epochs": 1}
+            again = jobs.submit(http, "strokes", "revived", quick)
+            done = jobs.wait_status(http, again, {"failed", "succeeded", "cancelled"}, 180)
             assert done["status"] == "succeeded", done
             assert version_of(http, "revived") == 1
             answers_normally(http)
             assert service.process.poll() is None
     finally:
-        stop_group(worker)
+        jobs.stop_group(worker)
         if replacement is not None:
-            stop_group(replacement)
+            jobs.stop_group(replacement)
     no_server_errors(load)
     assert load.by_status() == {200: load.count()}, load.summary()
     assert tree_hashes(repo / "mnist") == {k.removeprefix("mnist/"): v for k, v in before.items()}
@@ -323,7 +313,7 @@ def test_versions_deleted_while_served_under_load(
             load.wait_for(40)
 
             # through the admin route, while requests for it are in flight
-            gone = http.delete("/models/mnist/versions/2", headers=AUTH)
+            gone = http.delete("/models/mnist/versions/2", headers=jobs.AUTH)
             assert gone.status_code == 204, gone.text
             assert http.post("/sample", json={"model": "mnist:2", "n": 1}).status_code == 404
             load.wait_for(100)

@@ -30,18 +30,9 @@ import numpy as np
 import pytest
 
 from app.repository.object_repository import ObjectModelRepository
+from tests import jobs
 from tests.helpers import RedisServer, ServiceProcess, redis_running, running_service, wait_until
 from tests.integration.test_faults import Load
-from tests.jobs import (
-    AUTH,
-    TOKEN,
-    job,
-    put_dataset,
-    start_worker,
-    stop_group,
-    submit,
-    wait_status,
-)
 from tests.object_store import SeaweedFS, seaweedfs_running
 from tests.synthetic import mnist_style_zip
 
@@ -78,7 +69,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "VAE_MODELS_DIR": store.url("models"),
             "VAE_DATA_DIR": store.url("data"),
             "VAE_REDIS_URL": redis.url,
-            "VAE_ADMIN_TOKEN": TOKEN,
+            "VAE_ADMIN_TOKEN": jobs.TOKEN,
             "VAE_JOB_STALE_AFTER_S": "60",
             "OMP_NUM_THREADS": "1",
         }
@@ -96,8 +87,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         hosts = {name: host(name) for name in ("worker-1", "worker-2", "api-a", "api-b")}
         workers = []
         for name in ("worker-1", "worker-2"):
-            worker = start_worker(hosts[name], root / name)
-            stack.callback(stop_group, worker)
+            worker = jobs.start_worker(hosts[name], root / name)
+            stack.callback(jobs.stop_group, worker)
             workers.append(worker)
         apis = [
             stack.enter_context(running_service(hosts[name], root / name, ready_timeout=120))
@@ -145,9 +136,9 @@ def test_two_hosts_share_models_and_datasets_through_the_store(
     with loads[0], loads[1]:
         # A dataset uploaded through api A trains on a worker; both apis answer the version.
         with api_a.client() as http:
-            put_dataset(http, "strokes", mnist_style_zip(300))
-            job_id = submit(http, "strokes", "strokes", TINY)
-            done = wait_status(http, job_id, {"succeeded", "failed"}, timeout=600)
+            jobs.put_dataset(http, "strokes", mnist_style_zip(300))
+            job_id = jobs.submit(http, "strokes", "strokes", TINY)
+            done = jobs.wait_status(http, job_id, {"succeeded", "failed"}, timeout=600)
         assert done["status"] == "succeeded", done
         assert done["result"]["version"] == 1
         timings["publish_to_every_replica_s"] = served_everywhere(stack, "strokes", 1)
@@ -156,8 +147,8 @@ def test_two_hosts_share_models_and_datasets_through_the_store(
 
         # Two workers publishing the same model at once get distinct versions.
         with api_b.client() as http:
-            twins = [submit(http, "strokes", "twin", TINY) for _ in range(2)]
-            results = [wait_status(http, j, {"succeeded", "failed"}, 600) for j in twins]
+            twins = [jobs.submit(http, "strokes", "twin", TINY) for _ in range(2)]
+            results = [jobs.wait_status(http, j, {"succeeded", "failed"}, 600) for j in twins]
         assert [r["status"] for r in results] == ["succeeded", "succeeded"], results
         assert sorted(r["result"]["version"] for r in results) == [1, 2]
         assert repository.versions("twin") == [1, 2]
@@ -167,9 +158,9 @@ def test_two_hosts_share_models_and_datasets_through_the_store(
         # The store killed while a job trains: the apis serve what they cached, say so, and
         # the job fails at its publish, leaving no version.
         with api_a.client() as http:
-            outage_job = submit(http, "strokes", "outage", LONGER)
+            outage_job = jobs.submit(http, "strokes", "outage", LONGER)
             wait_until(
-                lambda: job(http, outage_job)["progress"].get("step", 0) > 0,
+                lambda: jobs.job(http, outage_job)["progress"].get("step", 0) > 0,
                 300,
                 what="the outage job to train",
             )
@@ -192,10 +183,10 @@ def test_two_hosts_share_models_and_datasets_through_the_store(
             assert answered_version(restarted, "strokes") == 1
             assert answered_version(restarted, "twin:1") == 1
         with api_b.client() as http:
-            refused = http.put("/datasets/late", content=mnist_style_zip(20), headers=AUTH)
+            refused = http.put("/datasets/late", content=mnist_style_zip(20), headers=jobs.AUTH)
             assert refused.status_code == 503, refused.text
             assert refused.json()["error"] == "storage_unavailable"
-            failed = wait_status(http, outage_job, {"succeeded", "failed"}, timeout=600)
+            failed = jobs.wait_status(http, outage_job, {"succeeded", "failed"}, timeout=600)
         assert failed["status"] == "failed", failed
         assert "object store" in (failed["error"] or ""), failed
         for load, seen in zip(loads, before, strict=True):
