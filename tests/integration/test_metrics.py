@@ -21,6 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from app.repository.store import ModelRepository
 from tests.helpers import png_b64, running_service, start_redis
 
 MAX_QUEUE = 16
@@ -284,8 +285,9 @@ def test_cache_hits_misses_and_health(scrape: Scrape) -> None:
     assert scrape.value("vae_cache_up", backend="redis") == 1
 
 
-def test_models_loaded(scrape: Scrape) -> None:
-    assert scrape.value("vae_models_loaded") == 1
+def test_models_loaded(scrape: Scrape, models_dir: Path) -> None:
+    shipped = ModelRepository(models_dir)
+    assert scrape.value("vae_models_loaded") == len(shipped.names())  # one version each
     assert scrape.value("vae_model_default_version", model="mnist") >= 1
 
 
