@@ -1,9 +1,9 @@
 """Per-client rate limiting of the expensive routes: a token bucket per client, configurable.
 
-Routes: POST /encode, /decode, /sample, /interpolate, /jobs and PUT /datasets/{name}. Each
-client has a bucket of `VAE_RATE_LIMIT_BURST` tokens refilled at `VAE_RATE_LIMIT_PER_S` tokens a
-second (0, the default, turns limiting off). Over the limit: 429 with Retry-After and the usual
-JSON error, counted in `vae_rejections_total{reason="rate_limited"}`.
+Routes: POST /encode, /decode, /sample, /interpolate, /jobs, /remote/{model}/decode and /encode,
+and PUT /datasets/{name}. Each client has a bucket of `VAE_RATE_LIMIT_BURST` tokens refilled at
+`VAE_RATE_LIMIT_PER_S` tokens a second (0, the default, turns limiting off). Over the limit: 429
+with Retry-After and the usual JSON error, counted in `vae_rejections_total{reason="rate_limited"}`.
 
 Cost: one token per request, not per sample. The middleware decides before the body is read, so a
 client over its limit costs no parsing at all, and VAE_MAX_ITEMS already caps what one request may
@@ -107,7 +107,8 @@ def is_limited(scope: Scope) -> bool:
     """True for the expensive routes."""
     method, path = scope.get("method"), scope.get("path", "")
     if method == "POST":
-        return path.rstrip("/") in LIMITED_POSTS
+        path = path.rstrip("/")
+        return path in LIMITED_POSTS or path.startswith("/remote/")
     return method == "PUT" and path.startswith("/datasets/")
 
 

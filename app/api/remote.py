@@ -10,7 +10,8 @@ headers, uint8 [N,H,W,C] with `partial_postprocess`, else the decoder's output [
 own range, in the latents' dtype). Encode: a PNG body (a PIL image) or a raw tensor [N,C,H,W] in
 the model's range (query `shape`, `dtype`) -> the latent mean, (mean - shift_factor) *
 scaling_factor when given, as a raw tensor. With `VAE_REMOTE_TOKEN` set, both need
-`Authorization: Bearer <token>`.
+`Authorization: Bearer <token>`. Like the other inference routes, both are rate limited
+(app/api/ratelimit.py) and their work is dropped when the client hangs up (app/api/disconnect.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.api.deps import StateDep, deadline_for
+from app.api.deps import AppState, StateDep, deadline_for
+from app.api.disconnect import while_connected
 from app.api.errors import ApiError, error_responses
 from app.api.spatial import (
     latents_from,
@@ -73,9 +75,13 @@ async def remote_decode(model: str, request: Request, state: StateDep) -> Respon
     """Latents (raw bytes) -> an image file or a tensor, as `diffusers.utils.remote_decode`
     expects."""
     check_token(request, state.settings)
+    body = await request.body()
+    return await while_connected(request, _decode(model, request, body, state))
+
+
+async def _decode(model: str, request: Request, body: bytes, state: AppState) -> Response:
     loaded = await state.registry.resolve(model)
     require_spatial(loaded)
-    body = await request.body()
     z = latents_from(request, body, loaded)
     manifest = loaded.manifest
     scaling, shift = _float(request, "scaling_factor"), _float(request, "shift_factor")
@@ -114,9 +120,13 @@ async def remote_encode(model: str, request: Request, state: StateDep) -> Respon
     """An image (PNG bytes) or a raw tensor in the model's range -> the latent mean, shifted
     and scaled when asked, as `diffusers.utils.remote_encode` expects."""
     check_token(request, state.settings)
+    body = await request.body()
+    return await while_connected(request, _encode(model, request, body, state))
+
+
+async def _encode(model: str, request: Request, body: bytes, state: AppState) -> Response:
     loaded = await state.registry.resolve(model)
     require_spatial(loaded)
-    body = await request.body()
     manifest = loaded.manifest
     dtype = "float32"
     if request.query_params.getlist("shape"):
