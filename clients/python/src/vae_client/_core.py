@@ -206,7 +206,9 @@ class Protocol:
     ) -> Operation[Encoded]:
         """Posteriors of a batch of images [N, C, H, W] ([N, H, W] for one channel; floats in
         [0, 1] or uint8). Sent as .npy; with `samples` > 0 also that many draws z ~ q(z|x) per
-        image (`seed` makes them reproducible), sent as JSON."""
+        image (`seed` makes them reproducible), sent as JSON. A spatial model (an imported
+        Stable Diffusion autoencoder) gives its latent means [N, C, h, w] as `mu`, unscaled
+        (times the manifest's `scaling_factor` for a diffusion pipeline), and no `sigma`."""
         batch = _float_images(images)
         if samples:  # draws come only in the JSON answer
             body: dict[str, Any] = {"arrays": [_json_image(image) for image in batch]}
@@ -232,13 +234,14 @@ class Protocol:
         response = yield from self.send(call)
         array = from_npy(response.content).astype(np.float32, copy=False)
         name, version = _model_headers(response)
-        if array.ndim == 2:  # a vqvae: z_e only
+        if array.ndim in (2, 4):  # a vqvae's z_e [N, D]; a spatial model's means [N, C, h, w]
             return Encoded(mu=array, sigma=None, z=None, model=name, version=version)
         return Encoded(mu=array[:, 0], sigma=array[:, 1], z=None, model=name, version=version)
 
     def decode(self, latents: np.ndarray, *, model: str | None = None) -> Operation[FloatArray]:
         """Latent vectors [N, D] (or one [D]) -> images float32 [N, C, H, W], as .npy both
-        ways. A VQ-VAE also takes integer code grids [N, h, w]."""
+        ways. A VQ-VAE also takes integer code grids [N, h, w], a spatial model latent grids
+        [N, C, h, w]."""
         array = np.asarray(latents)
         if array.ndim == 1:
             array = array[None]

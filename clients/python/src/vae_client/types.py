@@ -18,7 +18,8 @@ class Encoded:
     """Posteriors of a batch of images.
 
     `mu` and `sigma` are float32 [N, D]; `z` is [N, samples, D] when draws were asked for.
-    For a VQ-VAE `mu` is z_e (before quantization, [N, D*h*w]) and `sigma` is None.
+    For a VQ-VAE `mu` is z_e (before quantization, [N, D*h*w]) and `sigma` is None; for a
+    spatial model `mu` is the latent grid's mean [N, C, h, w] and `sigma` is None.
     """
 
     mu: FloatArray
