@@ -48,13 +48,16 @@ class _HeadTimeoutProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
 
     def data_received(self, data: bytes) -> None:
         before = self.cycle
-        if before is None or before.response_complete:  # the first bytes of a new request
-            self._start_head_timer()
+        new_request = before is None or before.response_complete
         super().data_received(data)
         if self.cycle is not None and self.cycle is not before:  # its head is complete
             self._stop_head_timer()
             if self._draining:
                 self.cycle.keep_alive = False
+        elif new_request:
+            # The first bytes of a request whose head is still on its way. (A head that came
+            # whole, the usual case, never needs a timer: none is set and cancelled for it.)
+            self._start_head_timer()
 
     def shutdown(self) -> None:
         """uvicorn's shutdown, but an idle connection may still start one last request."""
