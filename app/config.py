@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -86,6 +87,11 @@ class Settings(BaseSettings):
     )
     max_batch_pixels: int = Field(
         1024 * 1024, ge=64, description="image pixels one batch of a spatial model may hold"
+    )
+    spatial_batching: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="batch a spatial model's requests: auto batches on a GPU and not on the "
+        "CPU, where these decoders run no faster per image in a batch",
     )
     tile_size: int = Field(
         512, ge=0, description="images larger than this (px, either side) go in tiles; 0: never"

@@ -6,7 +6,8 @@ real diffusers architectures, random weights), imported with `vae import diffuse
     .venv/bin/python -m bench.spatial --quick    # 1 and 8 clients, 3 s windows
 
 Throughput: the raw engine (ONNX Runtime in-process on the same decoder.onnx, best batch size),
-the service with batching on and off, and Triton (PyTriton's dynamic batcher, in its own
+the service on its defaults (on a CPU, `VAE_SPATIAL_BATCHING=auto` serves spatial models
+unbatched) and with batching forced on, and Triton (PyTriton's dynamic batcher, in its own
 virtualenv) when it runs here, each driven by wrk posting raw float32 latents and reading raw
 uint8 images (`/decode?format=raw`; Triton: the binary tensor extension both ways), one image a
 request. Memory: the peak RSS (VmHWM) of a fresh `vae serve` after one decode at 512, 1024 and
@@ -158,18 +159,19 @@ def _point(model: str, size: int, system: str, clients: int, load: LoadResult) -
 def service_points(
     key: str, models_dir: Path, sizes: list[int], clients: list[int], seconds: float, threads: int
 ) -> list[Point]:
-    """The service with batching on and off at each size and concurrency."""
+    """The service on its defaults (`VAE_SPATIAL_BATCHING=auto`: on a CPU, unbatched) and with
+    batching forced on, at each size and concurrency."""
     points = []
-    for batching in (True, False):
+    for setting in ("auto", "on"):
         env = {
-            "VAE_BATCHING": str(batching).lower(),
+            "VAE_SPATIAL_BATCHING": setting,
             "VAE_THREADS": str(threads),
             "VAE_MAX_BATCH_SIZE": "8",
             "VAE_MAX_BATCH_PIXELS": str(8 * 256 * 256),
             "VAE_TILE_SIZE": "0",
         }
         server, url = start_service(models_dir, key, env)
-        name = "service" if batching else "service, no batching"
+        name = "service" if setting == "auto" else "service, batching on"
         try:
             for size in sizes:
                 body = _body(size, WORK / "bodies" / f"z{size}.bin")

@@ -22,7 +22,7 @@ from app.repository.store import ModelRepository, RepositoryError, check_name
 from app.serving.batcher import BatcherLabels, DirectRunner, MicroBatcher, Runner
 from app.serving.packing import PackedGraph
 from app.serving.runtime import load_graph
-from app.serving.spatial_graphs import batch_rows_by_pixels, load_spatial_graphs
+from app.serving.spatial_graphs import batch_rows_by_pixels, batches_pay, load_spatial_graphs
 from app.serving.vq import CodePrior, VQParts, load_vq_parts
 
 logger = logging.getLogger(__name__)
@@ -170,6 +170,7 @@ class ModelRegistry:
         name: str,
         which: str,
         max_rows_for: Callable[[tuple[int, ...]], int] | None = None,
+        batching: bool = True,
     ) -> Runner:
         labels = BatcherLabels(model=name, graph=which)
         s = self.settings
@@ -178,7 +179,7 @@ class ModelRegistry:
             # batching delay would be paid h*w times, and concurrent samplers rarely share a
             # step (the grids they send grow row by row), so it runs unbatched.
             return DirectRunner(graph.run, labels, s.batches_in_flight)
-        if not s.batching:
+        if not (s.batching and batching):
             return DirectRunner(graph.run, labels, s.batches_in_flight)
         return MicroBatcher(
             graph.run,
@@ -197,14 +198,21 @@ class ModelRegistry:
         assert manifest.spatial is not None
         pixels = self.settings.max_batch_pixels
         scale = manifest.spatial.downscale
+        batching = batches_pay(self.settings.spatial_batching, decoder.graph.provider)
         return LoadedModel(
             manifest,
             directory,
             encoder,
             decoder,
-            self._make_runner(encoder, manifest.name, "encoder", batch_rows_by_pixels(pixels, 1)),
             self._make_runner(
-                decoder, manifest.name, "decoder", batch_rows_by_pixels(pixels, scale * scale)
+                encoder, manifest.name, "encoder", batch_rows_by_pixels(pixels, 1), batching
+            ),
+            self._make_runner(
+                decoder,
+                manifest.name,
+                "decoder",
+                batch_rows_by_pixels(pixels, scale * scale),
+                batching,
             ),
         )
 

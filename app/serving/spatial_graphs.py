@@ -1,5 +1,6 @@
 """Loading a spatial version's graphs: float16 graphs behind a float32 face, warmed at the smallest
-size the model takes, and the batcher's cap on rows by image pixels."""
+size the model takes, whether its requests are batched, and the batcher's cap on rows by image
+pixels."""
 
 from __future__ import annotations
 
@@ -36,6 +37,20 @@ def _session(path: Path, dtype: str, settings: Settings) -> GraphSession:
     if dtype == "float32":
         return graph
     return CastingSession(graph.session, graph.input_name, graph.output_names, np.float16)
+
+
+CPU_PROVIDER = "CPUExecutionProvider"
+
+
+def batches_pay(setting: str, provider: str) -> bool:
+    """Whether a spatial model's requests are batched (`VAE_SPATIAL_BATCHING`): `on`, `off`, or
+    `auto`, on every provider but the CPU's. On a CPU, ONNX Runtime runs these convolutional
+    decoders no faster per image in a batch than one by one (bench/RESULTS.md: its best batch is
+    one image for TAESD and a small AutoencoderKL at 256 and 512 pixels), so a batch only makes
+    its requests wait for each other; a GPU is where batches pay."""
+    if setting == "auto":
+        return provider != CPU_PROVIDER
+    return setting == "on"
 
 
 def load_spatial_graphs(

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from app.config import Settings
+from app.serving.batcher import DirectRunner, MicroBatcher
 from app.serving.tensors import to_bytes
 from tests.autoencoders import import_both
 
@@ -348,6 +349,23 @@ async def test_the_python_client_encodes_and_decodes_latent_grids(models_dir: Pa
     assert np.allclose(encoded.mu, [entry["mu"] for entry in answer["latents"]], atol=1e-5)
     assert encoded.model == "kl" and decoded.shape == (2, 3, 24, 40)
     assert decoded.min() >= 0.0 and decoded.max() <= 1.0
+
+
+@pytest.mark.parametrize(("setting", "runner"), [("auto", DirectRunner), ("on", MicroBatcher)])
+async def test_on_the_cpu_spatial_models_run_unbatched_unless_told(
+    models_dir: Path, setting: str, runner: type
+) -> None:
+    """VAE_SPATIAL_BATCHING=auto: no batcher in front of a spatial model's graphs on the CPU
+    (a flat model keeps its batcher); `on` puts one there anyway."""
+    async for transport in _transport(models_dir, spatial_batching=setting):
+        registry = transport.app.state.vae.registry  # type: ignore[attr-defined]
+        spatial = await registry.resolve("kl")
+        assert spatial.decoder.graph.provider == "CPUExecutionProvider"
+        assert isinstance(spatial.decode_runner, runner)
+        assert isinstance(spatial.encode_runner, runner)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            z = np.zeros((2, 4, 4, 4), np.float32)
+            assert (await _raw_decode(client, z, format="raw")).status_code == 200
 
 
 async def test_spatial_requests_are_counted_in_the_metrics_as_other_models(

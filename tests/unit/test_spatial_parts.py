@@ -1,5 +1,5 @@
 """The parts spatial serving is made of: raw tensors on the wire (dtypes, shapes, Flux packing),
-tiles blended as diffusers blends them, and batches of one shape capped by pixels."""
+tiles blended as diffusers blends them, batches of one shape capped by pixels, and when to batch."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from app.serving.batcher import BatcherLabels, MicroBatcher, Outputs
-from app.serving.spatial_graphs import batch_rows_by_pixels
+from app.serving.spatial_graphs import batch_rows_by_pixels, batches_pay
 from app.serving.tensors import TensorError, from_bytes, parse_shape, to_bytes, unpack_latents
 from app.serving.tiling import decode_plan, encode_plan, run_tiled
 
@@ -119,3 +119,18 @@ def test_a_batch_of_one_shape_is_capped_by_pixels_as_well_as_rows() -> None:
 
     asyncio.run(main())
     assert max(seen) <= 7 and sorted(seen) == [1, 3, 3, 7]
+
+
+@pytest.mark.parametrize(
+    ("setting", "provider", "batched"),
+    [
+        ("auto", "CPUExecutionProvider", False),
+        ("auto", "CUDAExecutionProvider", True),
+        ("on", "CPUExecutionProvider", True),
+        ("off", "CUDAExecutionProvider", False),
+    ],
+)
+def test_spatial_models_batch_where_batches_pay_or_where_told(
+    setting: str, provider: str, batched: bool
+) -> None:
+    assert batches_pay(setting, provider) is batched
