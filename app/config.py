@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app.repository.locations import Location
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SpatialBatching = Literal["auto", "on", "off"]  # VAE_SPATIAL_BATCHING: see Settings
 
 
 class Settings(BaseSettings):
@@ -88,7 +89,7 @@ class Settings(BaseSettings):
     max_batch_pixels: int = Field(
         1024 * 1024, ge=64, description="image pixels one batch of a spatial model may hold"
     )
-    spatial_batching: Literal["auto", "on", "off"] = Field(
+    spatial_batching: SpatialBatching = Field(
         "auto",
         description="batch a spatial model's requests: auto batches on a GPU and not on the "
         "CPU, where these decoders run no faster per image in a batch",

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from app.arrays import FloatArray
-from app.config import Settings
+from app.config import Settings, SpatialBatching
 from app.repository.manifest import Manifest
 from app.serving.packing import PackedGraph
 from app.serving.runtime import GraphSession, load_graph
@@ -42,7 +42,7 @@ def _session(path: Path, dtype: str, settings: Settings) -> GraphSession:
 CPU_PROVIDER = "CPUExecutionProvider"
 
 
-def batches_pay(setting: str, provider: str) -> bool:
+def batches_pay(setting: SpatialBatching, provider: str) -> bool:
     """Whether a spatial model's requests are batched (`VAE_SPATIAL_BATCHING`): `on`, `off`, or
     `auto`, on every provider but the CPU's. On a CPU, ONNX Runtime runs these convolutional
     decoders no faster per image in a batch than one by one (bench/RESULTS.md: its best batch is
