@@ -99,6 +99,31 @@ class ServiceProcess:
     def client(self, timeout: float = 30.0) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout)
 
+    def diagnosis(self) -> str:
+        """What a test that saw this service stop answering reports: whether it still answers
+        liveness, its threads' Python stacks (py-spy, when installed) and its log's tail."""
+        lines = [f"== {self.url} (pid {self.process.pid}, exit code {self.process.poll()})"]
+        started = time.monotonic()
+        try:
+            live = httpx.get(f"{self.url}/v2/health/live", timeout=5)
+            lines.append(f"live: {live.status_code} in {time.monotonic() - started:.2f}s")
+        except httpx.HTTPError as error:
+            lines.append(f"live: {error!r} after {time.monotonic() - started:.2f}s")
+        spy = shutil.which(
+            "py-spy", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+        )
+        if spy is not None and self.process.poll() is None:
+            dump = subprocess.run(
+                [spy, "dump", "--pid", str(self.process.pid)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            lines.append(dump.stdout + dump.stderr)
+        lines.append(self.log.read_text(errors="replace")[-4000:])
+        return "\n".join(lines)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -149,6 +174,7 @@ class BackgroundLoad:
         self.limit = limit
         self.failures: list[str] = []
         self.answered = 0
+        self.last_answer_at: dict[int, float] = {}  # by thread: when its last request finished
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads = [
@@ -177,7 +203,24 @@ class BackgroundLoad:
     def wait_for(self, more: int, timeout: float = 60) -> None:
         """Waits until `more` further requests have finished."""
         target = self.count() + more
-        wait_until(lambda: self.count() >= target, timeout, what=f"{more} more answers")
+        deadline = time.monotonic() + timeout
+        while self.count() < target:
+            if not any(thread.is_alive() for thread in self._threads):
+                raise AssertionError(f"the load stopped before {more} more answers: {self.state()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{more} more answers not in {timeout}s: {self.state()}")
+            time.sleep(0.05)
+
+    def state(self) -> str:
+        """Its threads, whether they run, and how long ago each last finished a request."""
+        now = time.monotonic()
+        with self._lock:
+            ages = {i: f"{now - at:.1f}s ago" for i, at in sorted(self.last_answer_at.items())}
+            return (
+                f"load on {self.url}: {self.answered} answered, {len(self.failures)} lost "
+                f"(last: {self.failures[-3:]}); threads alive "
+                f"{[t.is_alive() for t in self._threads]}; last finished {ages}"
+            )
 
     def _run(self, seed: int) -> None:
         rng = np.random.default_rng(seed)
@@ -186,14 +229,16 @@ class BackgroundLoad:
             while not self._stop.is_set() and (self.limit is None or self.count() < self.limit):
                 try:
                     self.send(http, rng, turn)
-                except httpx.HTTPError as error:
+                except Exception as error:  # a transport error, or a bug: lost, not silent
                     with self._lock:
                         self.failures.append(f"request {turn}: {error!r}")
+                        self.last_answer_at[seed] = time.monotonic()
                     continue
                 finally:
                     turn += 1
                 with self._lock:
                     self.answered += 1
+                    self.last_answer_at[seed] = time.monotonic()
 
 
 def png_b64(digit: np.ndarray) -> str:

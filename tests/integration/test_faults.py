@@ -67,8 +67,8 @@ def body_for(route: str, ref: str | None, rng: np.random.Generator, digits: np.n
 
 
 class Load(BackgroundLoad):
-    """Client threads looping over /decode, /encode and /sample until stopped, or until `limit`
-    answers in all. Every answer is counted by (model ref, status)."""
+    """Client threads looping over /decode, /encode and /sample until stopped (or until `limit`
+    answers in all, when given). Every answer is counted by (model ref, status)."""
 
     def __init__(
         self,
@@ -76,7 +76,7 @@ class Load(BackgroundLoad):
         digits: np.ndarray,
         refs: Sequence[str | None] = (None,),
         threads: int = 3,
-        limit: int = 20000,
+        limit: int | None = None,
     ) -> None:
         super().__init__(url, threads, limit)
         self.digits = digits

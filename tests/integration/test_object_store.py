@@ -17,6 +17,7 @@ Prints an `OBJECT STORE ...` line with the counts and the publish-to-serving tim
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from collections.abc import Iterator
@@ -132,12 +133,34 @@ def served_everywhere(stack: Stack, ref: str, version: int, timeout: float = 30)
     return time.monotonic() - started
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="intermittent: in some full-suite runs the background load on api A gets no answer "
-    "for 60 s during the store outage, after the failed publish and the restarted replica "
-    "(2 of about 10 runs; it passed alone 7 times out of 7, under load too); cause not found",
-)
+class Timeline:
+    """The scenario's phases, each with the seconds since the first."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.phases: list[str] = []
+
+    def mark(self, phase: str) -> None:
+        self.phases.append(f"{time.monotonic() - self.started:.1f}s {phase}")
+
+
+@contextlib.contextmanager
+def diagnosed(stack: Stack, loads: list[Load]) -> Iterator[Timeline]:
+    """Yields the scenario's timeline; a failed assertion inside is raised again with the
+    timeline, the loads' state and every api's diagnosis (also written to diagnosis.txt)."""
+    timeline = Timeline()
+    try:
+        yield timeline
+    except AssertionError as error:
+        timeline.mark("failed")
+        report = "\n".join(
+            [*timeline.phases, *(load.state() for load in loads)]
+            + [api.diagnosis() for api in stack.apis]
+        )
+        (stack.root / "diagnosis.txt").write_text(report)
+        raise AssertionError(f"{error}\n{report}") from error
+
+
 def test_two_hosts_share_models_and_datasets_through_the_store(
     stack: Stack, heldout_digits: tuple[np.ndarray, np.ndarray]
 ) -> None:
@@ -150,7 +173,8 @@ def test_two_hosts_share_models_and_datasets_through_the_store(
 
     loads = [Load(api.url, heldout_digits[0], threads=2) for api in stack.apis]
     timings: dict[str, float] = {}
-    with loads[0], loads[1]:
+    with loads[0], loads[1], diagnosed(stack, loads) as timeline:
+        timeline.mark("upload and train")
         # A dataset uploaded through api A trains on a worker; both apis answer the version.
         with api_a.client() as http:
             jobs.put_dataset(http, "strokes", mnist_style_zip(300))
@@ -162,6 +186,7 @@ def test_two_hosts_share_models_and_datasets_through_the_store(
         with api_b.client() as http:
             assert http.get("/datasets/strokes").json()["count"] == 300
 
+        timeline.mark("twins")
         # Two workers publishing the same model at once get distinct versions.
         with api_b.client() as http:
             twins = [jobs.submit(http, "strokes", "twin", TINY) for _ in range(2)]
@@ -172,6 +197,7 @@ def test_two_hosts_share_models_and_datasets_through_the_store(
         for version in (1, 2):
             served_everywhere(stack, f"twin:{version}", version)
 
+        timeline.mark("outage job")
         # The store killed while a job trains: the apis serve what they cached, say so, and
         # the job fails at its publish, leaving no version.
         with api_a.client() as http:
@@ -181,6 +207,7 @@ def test_two_hosts_share_models_and_datasets_through_the_store(
                 300,
                 what="the outage job to train",
             )
+        timeline.mark("store stopped")
         stack.store.stop()
         before = [load.count() for load in loads]
         for api in stack.apis:
@@ -193,12 +220,14 @@ def test_two_hosts_share_models_and_datasets_through_the_store(
             assert state["ready"] is True and state["status"] == "degraded", state
             assert answered_version(api, "strokes") == 1  # cached versions keep answering
             assert answered_version(api, "twin:2") == 2
+        timeline.mark("replica restarting")
         # A replica starting now, on a host whose cache holds the models, serves them.
         with running_service(stack.hosts["api-a"], stack.root / "api-a") as restarted:
             state = ready(restarted)
             assert state["repository"]["status"] == "degraded", state
             assert answered_version(restarted, "strokes") == 1
             assert answered_version(restarted, "twin:1") == 1
+        timeline.mark("replica stopped; upload refused")
         with api_b.client() as http:
             refused = http.put("/datasets/late", content=mnist_style_zip(20), headers=jobs.AUTH)
             assert refused.status_code == 503, refused.text
@@ -206,10 +235,12 @@ def test_two_hosts_share_models_and_datasets_through_the_store(
             failed = jobs.wait_status(http, outage_job, {"succeeded", "failed"}, timeout=600)
         assert failed["status"] == "failed", failed
         assert "object store" in (failed["error"] or ""), failed
+        timeline.mark("outage job failed")
         for load, seen in zip(loads, before, strict=True):
             load.wait_for(30)  # answers went on during the outage
             assert load.count() > seen
 
+        timeline.mark("store restarted")
         stack.store.start()
         for api in stack.apis:
             wait_until(
@@ -221,7 +252,7 @@ def test_two_hosts_share_models_and_datasets_through_the_store(
         assert [o.key for o in repository.store.objects("outage/") if "/claims/" not in o.key] == []
 
     summary = [load.summary() for load in loads]
-    print(f"\nOBJECT STORE loads {summary} timings {timings}")
+    print(f"\nOBJECT STORE loads {summary} timings {timings} phases {timeline.phases}")
     for load in loads:
         assert load.failures == [], load.failures[:5]
         assert set(load.by_status()) == {200}, load.summary()
