@@ -235,7 +235,7 @@ def test_two_hosts_share_models_and_datasets_through_the_store(
             failed = jobs.wait_status(http, outage_job, {"succeeded", "failed"}, timeout=600)
         assert failed["status"] == "failed", failed
         assert "object store" in (failed["error"] or ""), failed
-        timeline.mark("outage job failed")
+        timeline.mark(f"outage job failed: {failed['error']}")
         for load, seen in zip(loads, before, strict=True):
             load.wait_for(30)  # answers went on during the outage
             assert load.count() > seen
