@@ -34,7 +34,27 @@ from app.repository.store import CorruptStoredFile, check_name
 logger = logging.getLogger(__name__)
 
 _WRITE_CHUNK = 1 << 20
+MEASURE_EVERY_S = 30.0  # how often vae_dataset_bytes is measured, besides after each change
 _MAX_SIDE = 4096
+
+
+async def _measure_stored_bytes(store: Datasets) -> None:
+    """Sets vae_dataset_bytes from the store, NaN while it cannot be read. Measured off the event
+    loop and ahead of the scrape (for an object store it is a paged listing that may wait on a
+    hung server), so /metrics never waits for the store."""
+    try:
+        total = float(await asyncio.to_thread(store.total_bytes))
+    except OSError as error:  # ObjectStoreUnavailable included
+        logger.debug("vae_dataset_bytes unknown for now: %s", error)
+        total = float("nan")
+    metrics.DATASET_BYTES.set(total)
+
+
+async def _keep_measuring(store: Datasets) -> None:
+    """Measures now, then every MEASURE_EVERY_S (other hosts write to a shared store too)."""
+    while True:
+        await _measure_stored_bytes(store)
+        await asyncio.sleep(MEASURE_EVERY_S)
 
 
 @asynccontextmanager
@@ -45,15 +65,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(store.sweep)
     except ObjectStoreUnavailable as error:
         logger.error("left the dataset store's leftovers for later: %s", error)
-
-    def stored_bytes() -> float:
-        try:
-            return float(store.total_bytes())
-        except ObjectStoreUnavailable:
-            return float("nan")
-
-    metrics.DATASET_BYTES.set_function(stored_bytes)
-    yield
+    metrics.DATASET_BYTES.set(float("nan"))  # unknown until first measured
+    measuring = asyncio.get_running_loop().create_task(_keep_measuring(store), name="dataset-bytes")
+    try:
+        yield
+    finally:
+        measuring.cancel()
+        await asyncio.gather(measuring, return_exceptions=True)
 
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], lifespan=_lifespan)
@@ -153,6 +171,7 @@ async def put_dataset(
         manifest = await asyncio.to_thread(store.commit, name, upload, options, limits)
     finally:
         await asyncio.to_thread(upload.discard)
+    await _measure_stored_bytes(store)
     logger.info(
         "stored dataset %s: %s, %d images %s, sha256 %s",
         name, manifest.format, manifest.count, manifest.shape, manifest.sha256,
@@ -169,6 +188,8 @@ async def list_datasets(store: StoreDep) -> Response:
         for name in store.names():
             try:
                 found.append(store.manifest(name).model_dump(mode="json"))
+            except ObjectStoreUnavailable:
+                raise  # a 503, not a listing that quietly lacks what the store could not say
             except (DatasetNotFound, OSError):
                 continue  # deleted while we looked
             except CorruptStoredFile as error:
@@ -199,5 +220,6 @@ async def delete_dataset(name: str, store: StoreDep, jobs: JobsDep, _: AdminDep)
             "them to end"
         )
     await asyncio.to_thread(store.delete, name)
+    await _measure_stored_bytes(store)
     logger.info("deleted dataset %s", name)
     return Response(status_code=204)
