@@ -418,12 +418,12 @@ class ModelRegistry:
         """The loaded version for 'name' or 'name:version' (the default model when None)."""
         name, version = parse_ref(ref or self.settings.default_model)
         if version is None:
-            if name not in self._defaults and await asyncio.to_thread(
+            if self.mirror is not None and name not in self._defaults:
+                await self._pull_if_due()  # the store may have it; asked at most so often
+            elif name not in self._defaults and await asyncio.to_thread(
                 (self.repository.root / name).is_dir
             ):
                 await self.refresh()  # published since the last scan: no need to wait for it
-            elif name not in self._defaults:
-                await self._pull_if_due()
             version = self._defaults.get(name)
             if version is None:
                 raise await self._missing(f"no model named {name!r}; GET /models lists them")

@@ -5,6 +5,7 @@ serving while the store is down."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -31,6 +33,7 @@ from app.repository.mirror import CachedRepository
 from app.repository.object_repository import ObjectModelRepository
 from app.repository.objects import PART_BYTES, ObjectExists, ObjectStoreUnavailable
 from app.repository.store import ModelRepository, UnknownModel
+from app.serving.registry import ModelNotFound, ModelRegistry
 from tests.conftest import SHIPPED_MODELS
 from tests.dataset_builders import idx_zip
 from tests.helpers import ROOT, wait_until
@@ -248,6 +251,28 @@ def test_the_cache_serves_on_while_the_store_is_down(tmp_path: Path) -> None:
         server.start()
         wait_until(lambda: again.sync() is None, 30, what="the cache to sync again")
         assert again.status()["status"] == "ok"
+
+
+def test_requests_for_a_name_the_cache_holds_but_cannot_serve_do_not_each_pull_the_store(
+    store_repo: ObjectModelRepository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = CachedRepository(tmp_path / "cache", store_repo)
+    pulls: list[float] = []
+    sync = cache.sync
+    monkeypatch.setattr(cache, "sync", lambda: (pulls.append(time.monotonic()), sync())[1])
+    monkeypatch.setattr("app.serving.registry.PULL_ON_DEMAND_S", 3600.0)
+    (tmp_path / "cache" / "ghost").mkdir(parents=True)  # e.g. a version refused on its sha256
+    registry = ModelRegistry(cache, Settings(_env_file=None, reload_interval_s=0))  # type: ignore[call-arg]
+
+    async def requests() -> None:
+        await registry.start()
+        for _ in range(10):
+            with pytest.raises(ModelNotFound):
+                await registry.resolve("ghost")
+        await registry.stop()
+
+    asyncio.run(requests())
+    assert len(pulls) == 1  # the start's; the requests wait for the next pull that is due
 
 
 def test_a_damaged_cache_is_dropped_at_start(
