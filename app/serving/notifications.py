@@ -32,19 +32,31 @@ def announce(redis_url: str, name: str, version: int) -> bool:
     return True
 
 
+async def _heed(on_announcement: Callable[[], Awaitable[None]]) -> None:
+    """Acts on one announcement; a failure is logged and the next poll stays the fallback (it
+    must not end the listener)."""
+    try:
+        await on_announcement()
+    except Exception:
+        logger.exception("acting on an announcement failed; the next poll will try again")
+
+
 async def listen(redis_url: str, on_announcement: Callable[[], Awaitable[None]]) -> None:
     """Calls `on_announcement` for every announcement until cancelled; while Redis is away it
     reconnects with a growing pause (up to 10 s)."""
     backoff = 0.5
     while True:
-        client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=2)
+        # keepalive and a health check: a half-open connection would otherwise go quiet for ever
+        client = aioredis.Redis.from_url(
+            redis_url, socket_connect_timeout=2, socket_keepalive=True, health_check_interval=30
+        )
         try:
             async with client.pubsub() as pubsub:
                 await pubsub.subscribe(CHANNEL)
                 backoff = 0.5
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
-                        await on_announcement()
+                        await _heed(on_announcement)
         except (redis.RedisError, OSError) as error:
             logger.debug("announcements unavailable, polling only: %s", error)
         finally:

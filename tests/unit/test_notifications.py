@@ -1,5 +1,6 @@
 """Announcements of published versions over Redis pub/sub: heard by a listener, and harmless
-(False, nothing raised) when Redis is away; the listener outlives a Redis restart."""
+(False, nothing raised) when Redis is away; the listener outlives a Redis restart and a handler
+that fails."""
 
 from __future__ import annotations
 
@@ -46,3 +47,33 @@ def test_an_announcement_reaches_a_listener_even_across_a_redis_restart(
 
 def test_announcing_without_redis_is_harmless() -> None:
     assert announce(f"redis://127.0.0.1:{free_port()}/0", "m", 1) is False
+
+
+def test_a_failing_handler_does_not_end_the_listener(redis_server: RedisServer) -> None:
+    async def scenario() -> int:
+        calls = 0
+        heard_again = asyncio.Event()
+
+        async def on_announcement() -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise ValueError("a refresh that failed")
+            heard_again.set()
+
+        listener = asyncio.create_task(listen(redis_server.url, on_announcement))
+        try:
+            for _ in range(100):  # until the listener has subscribed and heard twice
+                await asyncio.to_thread(announce, redis_server.url, "m", 1)
+                try:
+                    await asyncio.wait_for(heard_again.wait(), 0.1)
+                    break
+                except TimeoutError:
+                    continue
+            assert not listener.done()
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+        return calls
+
+    assert asyncio.run(scenario()) >= 2
