@@ -32,12 +32,12 @@ import numpy as np
 from bench import machine
 from bench.loadgen import LoadResult, ensure_wrk, run_wrk
 from bench.models import ROOT
+from bench.peers.install import PeerUnavailable, ensure_peer, peer_envs
 from bench.procs import ServerProcess, free_port, status_mib
 
 WORK = ROOT / "bench" / "work" / "spatial"
 RESULTS = ROOT / "bench" / "results"
 RAW_LUA = Path(__file__).with_name("post_raw.lua")
-TRITON_PYTHON = Path(os.environ.get("BENCH_TRITON_PYTHON", ROOT / "bench/.venvs/triton/bin/python"))
 
 SMALL_KL: dict[str, Any] = {
     "down_block_types": ["DownEncoderBlock2D"] * 4,
@@ -185,16 +185,28 @@ def service_points(
     return points
 
 
+def triton_python() -> Path | None:
+    """The Triton peer's interpreter: $BENCH_TRITON_PYTHON, else bench/.venvs/triton's, made on
+    first use as `bench.run` makes it; None (said) when it cannot be installed here."""
+    if "BENCH_TRITON_PYTHON" in os.environ:
+        return Path(os.environ["BENCH_TRITON_PYTHON"])
+    try:
+        return ensure_peer(peer_envs()["triton"], WORK / "logs" / "install-triton.log") / "python"
+    except PeerUnavailable as error:
+        print(f"  triton: {error}; not measured", flush=True)
+        return None
+
+
 def triton_points(
     key: str, models_dir: Path, sizes: list[int], clients: list[int], seconds: float, threads: int
 ) -> list[Point]:
     """PyTriton's dynamic batcher on the same decoder.onnx (binary tensors in and out)."""
-    if not TRITON_PYTHON.exists():
-        print(f"  triton: {TRITON_PYTHON} missing, not measured", flush=True)
+    python = triton_python()
+    if python is None:
         return []
     port = free_port()
     decoder = models_dir / key / "1" / "decoder.onnx"
-    command = [str(TRITON_PYTHON), "-m", "bench.peers.triton_spatial", "--model", str(decoder),
+    command = [str(python), "-m", "bench.peers.triton_spatial", "--model", str(decoder),
                "--port", str(port), "--threads", str(threads), "--max-batch-size", "8"]  # fmt: skip
     log = WORK / "logs" / f"triton-{key}-{port}.log"
     server = ServerProcess("triton", command, {"PYTHONPATH": str(ROOT)}, ROOT, log)
