@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
-from app.repository.object_repository import ObjectModelRepository
+from app.repository.object_repository import ObjectModelRepository, holds_only_seeds
 from app.repository.protocol import Repository
 from app.repository.store import ModelRepository
 
@@ -15,11 +17,16 @@ logger = logging.getLogger(__name__)
 
 
 def copy_repository(
-    source: Repository, target: Repository, names: list[str] | None = None
+    source: Repository,
+    target: Repository,
+    names: list[str] | None = None,
+    import_version: Callable[[str, int, Path], bool] | None = None,
 ) -> list[str]:
     """Copies every version (or those of `names`) that `target` has not issued, keeping their
     numbers, then each model's DEFAULT. Returns what it copied, as 'name:version' (and
-    'name:DEFAULT'); a version whose number `target` issued already is left out."""
+    'name:DEFAULT'); a version whose number `target` issued already is left out. Each version
+    goes in through `import_version` (`target.import_version` when None)."""
+    import_version = import_version or target.import_version
     copied: list[str] = []
     for name in names or source.names():
         for version in source.versions(name):
@@ -28,7 +35,7 @@ def copy_repository(
             with tempfile.TemporaryDirectory(prefix="vae-copy-") as scratch:
                 directory = Path(scratch) / str(version)
                 source.export_version(name, version, directory)
-                if target.import_version(name, version, directory):
+                if import_version(name, version, directory):
                     copied.append(f"{name}:{version}")
                 else:
                     logger.warning("%s:%d not copied: the target issued that number", name, version)
@@ -43,12 +50,16 @@ def copy_repository(
     return copied
 
 
-def seed_if_empty(target: ObjectModelRepository, shipped: Path) -> list[str]:
-    """Copies the shipped models into an object-store repository that holds none (as the compose
-    volume is seeded from the image); two replicas seeding at once copy each version once."""
-    if not shipped.is_dir() or target.names():
+def seed(target: ObjectModelRepository, shipped: Path) -> list[str]:
+    """Copies the shipped models into an object-store repository that holds nothing but seeds
+    (an empty one, or one a failed seed left half done), as the compose volume is seeded from
+    the image; replicas seeding at once commit each version once (object_repository.py says
+    how). Returns what it copied; nothing once the store holds anything else."""
+    if not shipped.is_dir() or not holds_only_seeds(target.listing()):
         return []
-    copied = copy_repository(ModelRepository(shipped), target)
+    copied = copy_repository(
+        ModelRepository(shipped), target, import_version=partial(target.import_version, seed=True)
+    )
     if copied:
         logger.info("seeded %s with the shipped models: %s", target, ", ".join(copied))
     return copied

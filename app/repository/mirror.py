@@ -25,8 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.repository.copying import seed_if_empty
-from app.repository.object_repository import ObjectModelRepository, parse_manifest
+from app.repository.copying import seed
+from app.repository.object_repository import (
+    ObjectModelRepository,
+    holds_only_seeds,
+    parse_manifest,
+)
 from app.repository.objects import ObjectInfo, ObjectStoreUnavailable
 from app.repository.store import (
     DEFAULT_FILE,
@@ -99,10 +103,11 @@ class CachedRepository(ModelRepository):
                 self._verified = True
             try:
                 listing = self.source.listing()
-                if self.shipped is not None and not any(m.manifests for m in listing.values()):
-                    seed_if_empty(self.source, self.shipped)  # once a process: numbers once
-                    self.shipped = None  # issued are never seeded again, deleted stays deleted
-                    listing = self.source.listing()
+                if self.shipped is not None:
+                    if holds_only_seeds(listing):  # empty, or a seed left half done
+                        seed(self.source, self.shipped)  # raises: tried again next sync
+                        listing = self.source.listing()
+                    self.shipped = None  # the store is seeded, or used: a process seeds once
                 if not self._swept:  # once a process: what publishers that died left
                     for leftover in self.source.sweep_store(listing=listing):
                         logger.info("removed %s, an uncommitted version's files", leftover)

@@ -5,6 +5,7 @@ store's prefix, with two rules that make it safe for many hosts at once.
 <name>/<version>/<file>...       the version's files (graphs, weights, report), uploaded first
 <name>/<version>/manifest.json   the commit: put last, create-only (If-None-Match: *)
 <name>/claims/<version>          the number's claim, put create-only before anything else
+                                 (empty; "seed" when seeding made it; "deleted" once deleted)
 <name>/DEFAULT                   the default version's number
 ```
 
@@ -14,6 +15,13 @@ away, the process died) leaves only files nobody lists (`sweep` removes them lat
 issued by a create-only put of its claim: two workers publishing the same model at once claim
 different numbers (the loser of a race takes the next one), and since claims are never deleted
 no number is issued twice, even after its version is deleted.
+
+Seeding (an api filling an empty store with the shipped models) keeps the shipped numbers and
+marks its claims "seed": a store that holds nothing but seeds is still being seeded, so a seed
+that failed halfway (the store blinked, the replica died) is finished by the next replica to
+pull instead of leaving its numbers spent on nothing. Replicas seeding at once upload the same
+bytes and the create-only manifest commits each version once. Once anything else claims a
+number (a publish) or a seeded version is deleted, the store is never seeded again.
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ from app.repository.store import (
 )
 
 CLAIMS = "claims"
+SEED_CLAIM = b"seed"  # the body of a claim seeding made
+DELETED_CLAIM = b"deleted"  # the body of a claim whose version was deleted: never seeded again
 LOCAL_STAGING = "vae-staging-"  # local staging directories, in the temporary directory
 _OWNER = re.compile(r"^[0-9a-f]{32}$")
 
@@ -51,6 +61,7 @@ class ModelListing:
     manifests: dict[int, ObjectInfo] = field(default_factory=dict)  # committed versions
     files: dict[int, list[ObjectInfo]] = field(default_factory=dict)  # every version's objects
     claims: set[int] = field(default_factory=set)
+    seed_claims: set[int] = field(default_factory=set)  # claims seeding made
     default: ObjectInfo | None = None
 
 
@@ -69,9 +80,16 @@ def _parse_listing(objects: list[ObjectInfo]) -> dict[str, ModelListing]:
                 model.manifests[version] = info
         elif head == CLAIMS and tail.isdigit():
             model.claims.add(int(tail))
+            if info.size == len(SEED_CLAIM):  # told by its size: no GET a claim
+                model.seed_claims.add(int(tail))
         elif rest == DEFAULT_FILE:
             model.default = info
     return models
+
+
+def holds_only_seeds(listing: dict[str, ModelListing]) -> bool:
+    """Whether only seeding ever claimed a number in the listed store (true of an empty one)."""
+    return all(model.claims == model.seed_claims for model in listing.values())
 
 
 def parse_manifest(data: bytes, what: str) -> Manifest:
@@ -166,10 +184,11 @@ class ObjectModelRepository:
             self.discard_staging(staging)
         return len(found)
 
-    def claim(self, name: str, version: int) -> bool:
-        """Claims one version number (a create-only put); False when it was issued already."""
+    def claim(self, name: str, version: int, mark: bytes = b"") -> bool:
+        """Claims one version number (a create-only put of `mark`); False when it was issued
+        already."""
         try:
-            self.store.put(f"{check_name(name)}/{CLAIMS}/{int(version)}", b"", create=True)
+            self.store.put(f"{check_name(name)}/{CLAIMS}/{int(version)}", mark, create=True)
         except ObjectExists:
             return False
         return True
@@ -233,20 +252,37 @@ class ObjectModelRepository:
             self.set_default(name, version)
         return version
 
-    def import_version(self, name: str, version: int, source: Path) -> bool:
+    def import_version(self, name: str, version: int, source: Path, *, seed: bool = False) -> bool:
         """Publishes the version directory `source` (its manifest as it is) under its own
-        number: claimed create-only first, so False when that number was issued here already."""
+        number: claimed create-only first, so False when that number was issued here already.
+        With `seed`, a number an unfinished seed claimed is taken too (see the module's
+        docstring), and False means another seeder committed it first."""
         manifest = (source / MANIFEST).read_bytes()
         parse_manifest(manifest, f"{source}")
-        if not self.claim(name, version):
+        claimed = self.claim(name, version, SEED_CLAIM if seed else b"")
+        if not claimed and not (seed and self._unfinished_seed(name, version)):
             return False
         try:
             self._upload_files(name, version, source)
             self._commit(name, version, manifest)
-        except BaseException:
+        except ObjectExists:
+            if seed:
+                return False
             self._abandon(name, version)
             raise
+        except BaseException:
+            if not seed:  # a seed's files stay: another replica may be uploading the same
+                self._abandon(name, version)
+            raise
         return True
+
+    def _unfinished_seed(self, name: str, version: int) -> bool:
+        """Whether seeding claimed `version` and no manifest committed it yet."""
+        try:
+            mark = self.store.get(f"{name}/{CLAIMS}/{version}")
+        except FileNotFoundError:
+            return False
+        return mark == SEED_CLAIM and not self.store.exists(f"{name}/{version}/{MANIFEST}")
 
     def export_version(self, name: str, version: int, target: Path) -> None:
         """Downloads a version (the files its manifest lists, then the manifest) into `target`."""
@@ -267,6 +303,8 @@ class ObjectModelRepository:
             self.store.head(prefix + MANIFEST)
         except FileNotFoundError:
             raise UnknownModel(f"model {name} has no version {version}") from None
+        # the claim says so first: a seed that has not seen the delete must not bring it back
+        self.store.put(f"{name}/{CLAIMS}/{int(version)}", DELETED_CLAIM)
         self.store.delete([prefix + MANIFEST])
         self.store.delete([info.key for info in self.store.objects(prefix)])
 

@@ -26,7 +26,7 @@ from app.config import Settings
 from app.datasets.arrays import load_arrays
 from app.datasets.objects import ObjectDatasetStore
 from app.datasets.store import DatasetExists, DatasetNotFound
-from app.repository.copying import copy_repository, seed_if_empty
+from app.repository.copying import copy_repository, seed
 from app.repository.locations import ObjectUrl
 from app.repository.manifest import ImageSpec, Manifest
 from app.repository.mirror import CachedRepository
@@ -194,8 +194,8 @@ def test_an_empty_store_is_seeded_once(store_repo: ObjectModelRepository) -> Non
     shipped = ModelRepository(SHIPPED_MODELS)
     everything = [f"{name}:{v}" for name in shipped.names() for v in shipped.versions(name)]
     assert "mnist:1" in everything
-    assert sorted(seed_if_empty(store_repo, SHIPPED_MODELS)) == sorted(everything)
-    assert seed_if_empty(store_repo, SHIPPED_MODELS) == []
+    assert sorted(seed(store_repo, SHIPPED_MODELS)) == sorted(everything)
+    assert seed(store_repo, SHIPPED_MODELS) == []
     assert store_repo.names() == shipped.names()
 
 
@@ -357,6 +357,58 @@ def test_a_replica_seeds_an_empty_store_on_its_first_pull(
     other = CachedRepository(tmp_path / "other", store_repo, SHIPPED_MODELS)
     other.sync()
     assert store_repo.names() == [] and other.names() == []
+
+
+def test_a_seed_that_failed_halfway_is_finished_at_the_next_pull(
+    store_repo: ObjectModelRepository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload = store_repo.store.upload
+    uploads: list[str] = []
+
+    def blinking(key: str, path: Path) -> None:  # the store goes away at the second file
+        uploads.append(key)
+        if len(uploads) == 2:
+            raise ObjectStoreUnavailable("the object store is unavailable: connection reset")
+        upload(key, path)
+
+    monkeypatch.setattr(store_repo.store, "upload", blinking)
+    cache = CachedRepository(tmp_path / "cache", store_repo, SHIPPED_MODELS)
+    with pytest.raises(ObjectStoreUnavailable):
+        cache.sync()
+    assert store_repo.names() == []  # nothing half-published, the number claimed
+    assert store_repo.last_issued("mnist") == 1
+    cache.sync()  # the same replica's next pull (another replica's would do as well)
+    assert store_repo.versions("mnist") == [1]  # the shipped number, not the next one
+    assert store_repo.manifest("mnist", 1) == ModelRepository(SHIPPED_MODELS).manifest("mnist", 1)
+    assert cache.versions("mnist") == [1]
+
+
+def test_replicas_seeding_at_once_commit_each_version_once(
+    store_repo: ObjectModelRepository,
+) -> None:
+    results: list[list[str]] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(seed(store_repo, SHIPPED_MODELS)))
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    copied = [entry for result in results for entry in result if not entry.endswith("DEFAULT")]
+    shipped = ModelRepository(SHIPPED_MODELS)
+    assert sorted(copied) == sorted(
+        f"{n}:{v}" for n in shipped.names() for v in shipped.versions(n)
+    )
+    assert {n: store_repo.versions(n) for n in shipped.names()} == {
+        n: shipped.versions(n) for n in shipped.names()
+    }
+
+
+def test_a_store_someone_published_to_is_not_seeded(store_repo: ObjectModelRepository) -> None:
+    publish(store_repo, "mine")
+    assert seed(store_repo, SHIPPED_MODELS) == []
+    assert store_repo.names() == ["mine"]
 
 
 def test_a_refused_commit_publishes_nothing_and_leftovers_are_swept(
