@@ -96,7 +96,9 @@ class ObjectDatasetStore:
         limits: UnpackLimits | None = None,
     ) -> DatasetManifest:
         """Parses a finished upload, streams its arrays to the store and commits the manifest
-        (create-only). On any failure no dataset is stored; the spool is removed either way."""
+        (create-only). On a failure no dataset is stored; a commit that failed leaves the arrays
+        (its manifest may still land: ObjectStore.commit), which `sweep` removes if no manifest
+        ever names them. The spool is removed either way."""
         try:
             data_file = f"data-{uuid.uuid4().hex}.npz"
             manifest = prepare(name, upload, options or ImageOptions(), limits, data_file)
@@ -105,19 +107,13 @@ class ObjectDatasetStore:
             data_key = f"{name}/{data_file}"
             self.store.upload(data_key, upload.staging / data_file)
             try:
-                self.store.put(
-                    f"{name}/{MANIFEST_FILE}",
-                    (upload.staging / MANIFEST_FILE).read_bytes(),
-                    create=True,
+                self.store.commit(
+                    f"{name}/{MANIFEST_FILE}", (upload.staging / MANIFEST_FILE).read_bytes()
                 )
-            except BaseException as error:
+            except ObjectExists:
                 with contextlib.suppress(Exception):
-                    self.store.delete([data_key])
-                if isinstance(error, ObjectExists):
-                    raise DatasetExists(
-                        f"a dataset named {name!r} exists; delete it first"
-                    ) from None
-                raise
+                    self.store.delete([data_key])  # another upload took the name
+                raise DatasetExists(f"a dataset named {name!r} exists; delete it first") from None
         finally:
             upload.discard()
         return manifest

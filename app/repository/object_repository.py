@@ -208,8 +208,10 @@ class ObjectModelRepository:
                 self.store.upload(f"{name}/{version}/{relative}", path)
 
     def _commit(self, name: str, version: int, manifest: bytes) -> None:
-        """The one commit point: the manifest, put create-only, makes the version published."""
-        self.store.put(f"{name}/{version}/{MANIFEST}", manifest, create=True)
+        """The one commit point: the manifest, put create-only, makes the version published. If
+        it fails, the version's files are left where they are (the put may still land: see
+        ObjectStore.commit); `sweep_store` removes them if it never does."""
+        self.store.commit(f"{name}/{version}/{MANIFEST}", manifest)
 
     def _abandon(self, name: str, version: int) -> None:
         """Best effort after a failed publish: removes the uncommitted files (if the store is
@@ -230,7 +232,8 @@ class ObjectModelRepository:
         """Claims the next number, uploads the files, then commits the manifest (create-only):
         the version is published at that put and not before. `before_commit` runs once the
         files are up, just before the commit, and may raise to refuse (the uploaded files are
-        removed; the claimed number stays spent). DEFAULT moves after the commit, with
+        removed; the claimed number stays spent; a commit that failed leaves them: see
+        `_commit`). DEFAULT moves after the commit, with
         `make_default`. The local `staging` directory is removed either way."""
         try:
             files = file_hashes(staging)
@@ -242,10 +245,10 @@ class ObjectModelRepository:
                 self._upload_files(name, version, staging)
                 if before_commit is not None:
                     before_commit()
-                self._commit(name, version, (manifest.model_dump_json(indent=2) + "\n").encode())
             except BaseException:
                 self._abandon(name, version)
                 raise
+            self._commit(name, version, (manifest.model_dump_json(indent=2) + "\n").encode())
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         if make_default:
@@ -256,7 +259,7 @@ class ObjectModelRepository:
         """Publishes the version directory `source` (its manifest as it is) under its own
         number: claimed create-only first, so False when that number was issued here already.
         With `seed`, a number an unfinished seed claimed is taken too (see the module's
-        docstring), and False means another seeder committed it first."""
+        docstring); replicas seeding the same version at once may each return True."""
         manifest = (source / MANIFEST).read_bytes()
         parse_manifest(manifest, f"{source}")
         claimed = self.claim(name, version, SEED_CLAIM if seed else b"")
@@ -264,15 +267,15 @@ class ObjectModelRepository:
             return False
         try:
             self._upload_files(name, version, source)
-            self._commit(name, version, manifest)
-        except ObjectExists:
-            if seed:
-                return False
-            self._abandon(name, version)
-            raise
         except BaseException:
             if not seed:  # a seed's files stay: another replica may be uploading the same
                 self._abandon(name, version)
+            raise
+        try:
+            self._commit(name, version, manifest)
+        except ObjectExists:
+            if seed:
+                return False  # another seeder committed a manifest of its own there
             raise
         return True
 

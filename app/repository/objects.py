@@ -156,6 +156,24 @@ class ObjectStore:
         )
         return result.get("e_tag")
 
+    def commit(self, key: str, data: bytes) -> None:
+        """A create-only put of `data` that no other writer would write (a manifest: the hashes
+        and names in it are its own), the commit point of a publish; ObjectExists when the key
+        holds something else. When the put's outcome is unknown (the store failed or timed
+        out after it may have applied it; a retry of it found the key taken) the key is read
+        back: holding `data`, the put landed. Otherwise the error is raised, and since the put
+        may still land, the caller leaves in place what `data` refers to (the sweeps remove
+        what no commit ever names)."""
+        try:
+            self.put(key, data, create=True)
+        except (ObjectExists, ObjectStoreUnavailable):
+            try:
+                if self.get(key) == data:
+                    return
+            except (FileNotFoundError, ObjectStoreUnavailable):
+                pass
+            raise
+
     @_needs_store
     def upload(self, key: str, path: Path) -> None:
         """Streams a file into the store: a multipart upload of PART_BYTES parts past one part,
