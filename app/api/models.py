@@ -116,6 +116,8 @@ async def set_default(name: str, body: DefaultVersion, state: StateDep, _: Admin
 async def delete_version(name: str, version: int, state: StateDep, _: AdminDep) -> Response:
     """Deletes a version (admin). The default version cannot be deleted while others exist."""
     repository = state.registry.repository
+    # a replica's copy of an object store may be behind it (another replica moved DEFAULT)
+    await state.registry.refresh()
     versions = await asyncio.to_thread(repository.versions, name)
     if version not in versions:
         raise ModelNotFound(f"model {name} has no version {version}")

@@ -26,6 +26,7 @@ from app.config import Settings
 from app.datasets.arrays import load_arrays
 from app.datasets.objects import ObjectDatasetStore
 from app.datasets.store import DatasetExists, DatasetNotFound
+from app.main import create_app
 from app.repository.copying import copy_repository, seed
 from app.repository.locations import ObjectUrl
 from app.repository.manifest import ImageSpec, Manifest
@@ -37,6 +38,7 @@ from app.serving.registry import ModelNotFound, ModelRegistry
 from tests.conftest import SHIPPED_MODELS
 from tests.dataset_builders import idx_zip
 from tests.helpers import ROOT, wait_until
+from tests.in_process import serving, settings_for
 from tests.object_store import SeaweedFS, seaweedfs_running
 
 
@@ -313,6 +315,31 @@ def test_requests_for_a_name_the_cache_holds_but_cannot_serve_do_not_each_pull_t
 
     asyncio.run(requests())
     assert len(pulls) == 1  # the start's; the requests wait for the next pull that is due
+
+
+def test_a_replica_behind_the_store_does_not_delete_what_another_made_default(
+    seaweed: SeaweedFS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = f"models-{uuid.uuid4().hex[:8]}"
+    store_repo = ObjectModelRepository(seaweed.store(prefix))
+    publish(store_repo, "m")
+    publish(store_repo, "m")  # DEFAULT: 2
+    for key, value in seaweed.env().items():
+        monkeypatch.setenv(key, value)
+    settings = settings_for(
+        seaweed.url(prefix),  # type: ignore[arg-type]
+        tmp_path / "data",
+        models_cache_dir=tmp_path / "cache",
+        s3_endpoint_url=seaweed.endpoint,
+    )
+
+    async def admin() -> int:
+        async with serving(create_app(settings)) as http:  # its copy says DEFAULT 2
+            store_repo.set_default("m", 1)  # another replica moves it, in the store
+            return (await http.delete("/models/m/versions/1")).status_code
+
+    assert asyncio.run(admin()) == 409
+    assert store_repo.versions("m") == [1, 2]
 
 
 def test_a_damaged_cache_is_dropped_at_start(
