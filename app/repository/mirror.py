@@ -47,9 +47,14 @@ ETAG_FILE = ".etag"  # the store's ETag of the cached manifest (hidden: not a ve
 
 def _write_atomic(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _remove_dir(directory: Path) -> None:
@@ -95,7 +100,8 @@ class CachedRepository(ModelRepository):
     # ---- pulling -------------------------------------------------------------------------
     def sync(self) -> None:
         """Brings the cache up to the store (see the module's docstring); ObjectStoreUnavailable
-        when the store cannot be listed, leaving the cache as it was."""
+        when the store cannot be listed, leaving the cache as it was, or the OSError of a cache
+        that cannot be written (either way `status` says degraded, and why)."""
         with self._lock:
             if not self._verified:
                 self.root.mkdir(parents=True, exist_ok=True)
@@ -119,13 +125,18 @@ class CachedRepository(ModelRepository):
                 self._drop_deleted(
                     {(name, v) for name, model in listing.items() for v in model.manifests}
                 )
-            except ObjectStoreUnavailable as error:
+            except OSError as error:  # the store unreachable, or the cache's own disk failing
+                message = (
+                    str(error)
+                    if isinstance(error, ObjectStoreUnavailable)
+                    else f"the cache {self.root} could not be written: {error}"
+                )
                 if self.error is None:
-                    logger.error("%s; serving the cached models from %s", error, self.root)
-                self.error = str(error)
+                    logger.error("%s; serving the cached models from %s", message, self.root)
+                self.error = message
                 raise
             if self.error is not None:
-                logger.info("the object store %s is back", self.source)
+                logger.info("in sync with %s again", self.source)
             self.error = None
             self.synced_at = time.time()
 

@@ -19,7 +19,7 @@ import contextlib
 import functools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -58,23 +58,49 @@ class ObjectInfo:
     modified: float = 0.0  # seconds since the epoch
 
 
+def _domain_error(error: Exception) -> Exception:
+    """The domain error for what obstore raised: a missing key stays FileNotFoundError, a lost
+    create-only put is ObjectExists, a transport or server error is ObjectStoreUnavailable."""
+    if isinstance(error, FileNotFoundError):
+        return error
+    if isinstance(error, (AlreadyExistsError, PreconditionError)):
+        return ObjectExists(str(error).splitlines()[0])
+    if isinstance(error, (BaseError, OSError, ConnectionError, TimeoutError)):
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return ObjectStoreUnavailable(f"the object store is unavailable: {first}")
+    return error
+
+
 def _needs_store(method: Callable[P, R]) -> Callable[P, R]:
-    """obstore's transport and server errors become ObjectStoreUnavailable; a missing key stays
-    FileNotFoundError and a lost create-only put becomes ObjectExists."""
+    """What the store's call raises becomes its domain error (`_domain_error`)."""
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(*args, **kwargs)
-        except FileNotFoundError:
-            raise
-        except (AlreadyExistsError, PreconditionError) as error:
-            raise ObjectExists(str(error).splitlines()[0]) from None
-        except (BaseError, OSError, ConnectionError, TimeoutError) as error:
-            first = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise ObjectStoreUnavailable(f"the object store is unavailable: {first}") from None
+        except Exception as error:
+            translated = _domain_error(error)
+            if translated is error:
+                raise
+            raise translated from None
 
     return wrapper
+
+
+def _from_store(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """`chunks` of a streamed body, the store's errors while streaming made domain errors."""
+    iterator = iter(chunks)
+    while True:
+        try:
+            chunk = next(iterator)
+        except StopIteration:
+            return
+        except Exception as error:
+            translated = _domain_error(error)
+            if translated is error:
+                raise
+            raise translated from None
+        yield chunk
 
 
 class ObjectStore:
@@ -132,14 +158,19 @@ class ObjectStore:
         return bytes(obstore.get(self._store, key).bytes())
 
     @_needs_store
+    def _get(self, key: str) -> obstore.GetResult:
+        return obstore.get(self._store, key)
+
     def download(self, key: str, path: Path) -> ObjectInfo:
-        """Streams the object into `path` (written whole or not at all) and returns what it was."""
-        result = obstore.get(self._store, key)
+        """Streams the object into `path` (written whole or not at all) and returns what it was.
+        The store's failures are its domain errors; the local disk's stay plain OSErrors (a
+        full disk is not the store being down)."""
+        result = self._get(key)
         meta = result.meta
         partial = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.part")
         try:
             with open(partial, "wb") as handle:
-                for chunk in result.stream(min_chunk_size=_DOWNLOAD_CHUNK):
+                for chunk in _from_store(result.stream(min_chunk_size=_DOWNLOAD_CHUNK)):
                     handle.write(chunk)
             os.replace(partial, path)
         finally:

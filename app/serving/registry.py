@@ -17,7 +17,6 @@ from app.config import Settings
 from app.repository.kinds import model_kind
 from app.repository.manifest import Manifest
 from app.repository.mirror import CachedRepository
-from app.repository.objects import ObjectStoreUnavailable
 from app.repository.store import ModelRepository, RepositoryError, check_name
 from app.serving.batcher import BatcherLabels, DirectRunner, MicroBatcher, Runner
 from app.serving.packing import PackedGraph
@@ -333,8 +332,8 @@ class ModelRegistry:
         self._pulled_at = time.monotonic()
         try:
             await asyncio.to_thread(self.mirror.sync)
-        except ObjectStoreUnavailable:
-            pass  # logged by the mirror when it goes and when it comes back; status says so
+        except OSError:  # the store or the cache's disk: logged by the mirror, status says so
+            pass
         except Exception:
             logger.exception("pulling the model repository from %s failed", self.mirror.source)
 

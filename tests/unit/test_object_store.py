@@ -342,6 +342,24 @@ def test_a_replica_behind_the_store_does_not_delete_what_another_made_default(
     assert store_repo.versions("m") == [1, 2]
 
 
+def test_the_local_disk_failing_is_not_the_store_being_down(
+    store_repo: ObjectModelRepository, tmp_path: Path
+) -> None:
+    publish(store_repo, "m")
+    (tmp_path / "not-a-directory").write_bytes(b"")
+    with pytest.raises(OSError) as raised:  # a download into a place it cannot write
+        store_repo.store.download("m/1/encoder.onnx", tmp_path / "not-a-directory" / "x")
+    assert not isinstance(raised.value, ObjectStoreUnavailable)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "m").write_bytes(b"")  # where the model's directory should go
+    cache = CachedRepository(tmp_path / "cache", store_repo)
+    with pytest.raises(OSError):
+        cache.sync()
+    status = cache.status()
+    assert status["status"] == "degraded", status  # not 'ok' while every pull fails
+    assert "could not be written" in status["error"], status
+
+
 def test_a_damaged_cache_is_dropped_at_start(
     store_repo: ObjectModelRepository, tmp_path: Path
 ) -> None:
