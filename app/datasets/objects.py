@@ -28,9 +28,12 @@ from app.datasets.store import (
     DatasetNotFound,
     Upload,
     prepare,
+    remove_stale_dirs,
 )
 from app.repository.objects import ObjectExists, ObjectStore
 from app.repository.store import NAME_PATTERN, CorruptStoredFile, check_name
+
+UPLOAD_SPOOL = "vae-upload-"  # an upload's local spool, in the temporary directory
 
 
 class ObjectDatasetStore:
@@ -86,7 +89,7 @@ class ObjectDatasetStore:
     def begin(self, name: str, limit: int) -> Upload:
         """A new upload for `name`, spooled to a local temporary directory, capped at `limit`."""
         check_name(name)
-        return Upload(Path(tempfile.mkdtemp(prefix="vae-upload-")), limit)
+        return Upload(Path(tempfile.mkdtemp(prefix=UPLOAD_SPOOL)), limit)
 
     def commit(
         self,
@@ -126,8 +129,12 @@ class ObjectDatasetStore:
         shutil.rmtree(self.cache_dir / name, ignore_errors=True)
 
     def sweep(self, older_than_s: float = 86_400.0) -> int:
-        """Removes arrays no manifest names (an upload that died between the two puts) once they
-        are older than `older_than_s`; returns how many it removed."""
+        """Removes what uploads that died left, once older than `older_than_s`: this host's
+        local spools, then arrays no manifest names in the store (an upload that died between
+        the two puts); returns how many it removed."""
+        spools = remove_stale_dirs(
+            Path(tempfile.gettempdir()).glob(f"{UPLOAD_SPOOL}*"), older_than_s
+        )
         cutoff = time.time() - older_than_s
         objects = self.store.objects()
         named: set[str] = set()
@@ -142,7 +149,7 @@ class ObjectDatasetStore:
             and info.modified < cutoff
         ]
         self.store.delete(orphans)
-        return len(orphans)
+        return spools + len(orphans)
 
     def total_bytes(self) -> int:
         """Bytes the stored datasets take in the store (data and manifests)."""

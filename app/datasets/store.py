@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -205,6 +206,22 @@ def prepare(
     return manifest
 
 
+def remove_stale_dirs(directories: Iterable[Path], older_than_s: float) -> int:
+    """Removes each directory in which nothing has changed for `older_than_s` (what a crashed
+    process left); returns how many it removed."""
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for directory in directories:
+        try:
+            newest = max(p.stat().st_mtime for p in [directory, *directory.iterdir()])
+        except OSError:
+            continue  # finished or removed meanwhile
+        if newest < cutoff:
+            shutil.rmtree(directory, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 class DatasetStore:
     """Reads and writes the datasets under `root` (usually `<data_dir>/datasets`)."""
 
@@ -295,19 +312,12 @@ class DatasetStore:
         them has changed for `older_than_s`; returns how many it removed."""
         if not self.root.is_dir():
             return 0
-        cutoff = time.time() - older_than_s
-        removed = 0
-        for entry in self.root.iterdir():
-            if not entry.name.startswith((_STAGING_PREFIX, _TRASH_PREFIX)):
-                continue
-            try:
-                newest = max(p.stat().st_mtime for p in [entry, *entry.iterdir()])
-            except OSError:
-                continue  # finished or removed meanwhile
-            if newest < cutoff:
-                shutil.rmtree(entry, ignore_errors=True)
-                removed += 1
-        return removed
+        leftovers = (
+            entry
+            for entry in self.root.iterdir()
+            if entry.name.startswith((_STAGING_PREFIX, _TRASH_PREFIX))
+        )
+        return remove_stale_dirs(leftovers, older_than_s)
 
     def total_bytes(self) -> int:
         """Bytes the stored datasets take on disk (data and manifests)."""

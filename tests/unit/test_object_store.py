@@ -24,7 +24,7 @@ import pytest
 
 from app.config import Settings
 from app.datasets.arrays import load_arrays
-from app.datasets.objects import ObjectDatasetStore
+from app.datasets.objects import UPLOAD_SPOOL, ObjectDatasetStore
 from app.datasets.store import DatasetExists, DatasetNotFound
 from app.main import create_app
 from app.repository.copying import copy_repository, seed
@@ -372,8 +372,9 @@ def test_a_damaged_cache_is_dropped_at_start(
 
 
 def test_datasets_stream_to_the_store_and_names_are_write_once(
-    seaweed: SeaweedFS, tmp_path: Path
+    seaweed: SeaweedFS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the spools: the sweep's business
     store = ObjectDatasetStore(seaweed.store(f"data-{uuid.uuid4().hex[:8]}"), tmp_path / "copies")
 
     def put(name: str, data: bytes) -> object:
@@ -398,6 +399,18 @@ def test_datasets_stream_to_the_store_and_names_are_write_once(
     with pytest.raises(DatasetNotFound):
         store.path("digits")
     assert store.sweep(older_than_s=0) == 0
+
+
+def test_the_spool_of_an_upload_cut_short_is_swept_when_old(
+    seaweed: SeaweedFS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    store = ObjectDatasetStore(seaweed.store(f"data-{uuid.uuid4().hex[:8]}"), tmp_path / "copies")
+    left = tmp_path / f"{UPLOAD_SPOOL}died"  # what an api killed mid-upload leaves
+    left.mkdir()
+    (left / "upload").write_bytes(b"half an upload")
+    assert store.sweep(older_than_s=3600) == 0 and left.exists()  # may still be going
+    assert store.sweep(older_than_s=0) == 1 and not left.exists()
 
 
 def test_settings_take_a_directory_or_an_s3_url(tmp_path: Path) -> None:
