@@ -75,7 +75,8 @@ class ObjectDatasetStore:
             ) from None
 
     def path(self, name: str) -> Path:
-        """A local copy of the dataset's arrays (downloaded once), for training."""
+        """A local copy of the dataset's arrays (downloaded once), for training. Copies of
+        earlier uploads under the name (deleted since, then uploaded again) are removed."""
         manifest = self.manifest(name)
         local = self.cache_dir / name / manifest.data_file
         if not local.is_file():
@@ -84,6 +85,10 @@ class ObjectDatasetStore:
                 self.store.download(f"{name}/{manifest.data_file}", local)
             except FileNotFoundError:
                 raise DatasetNotFound(f"no dataset named {name!r}") from None
+            for earlier in local.parent.glob("data-*"):
+                if earlier != local:
+                    with contextlib.suppress(OSError):
+                        earlier.unlink()
         return local
 
     def begin(self, name: str, limit: int) -> Upload:

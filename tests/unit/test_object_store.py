@@ -401,6 +401,26 @@ def test_datasets_stream_to_the_store_and_names_are_write_once(
     assert store.sweep(older_than_s=0) == 0
 
 
+def test_a_worker_keeps_one_copy_of_a_dataset_uploaded_again(
+    seaweed: SeaweedFS, tmp_path: Path
+) -> None:
+    api = ObjectDatasetStore(seaweed.store(f"data-{uuid.uuid4().hex[:8]}"), tmp_path / "api")
+    worker = ObjectDatasetStore(api.store, tmp_path / "worker")  # another host's copies
+
+    def put(name: str) -> None:
+        upload = api.begin(name, limit=1 << 20)
+        upload.write(idx_zip())
+        api.commit(name, upload)
+
+    put("digits")
+    first = worker.path("digits")
+    api.delete("digits")  # through an api: the worker's host does not hear of it
+    put("digits")
+    second = worker.path("digits")
+    assert second != first and second.is_file()
+    assert sorted(p.name for p in second.parent.iterdir()) == [second.name]
+
+
 def test_the_spool_of_an_upload_cut_short_is_swept_when_old(
     seaweed: SeaweedFS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
