@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     max_pixels: int = Field(
         4096 * 4096, ge=64, description="the largest image (height x width) a spatial model takes"
     )
+    max_request_pixels: int = Field(
+        2 * 4096 * 4096,
+        ge=64,
+        description="image pixels one request to a spatial model may carry in or out, all its "
+        "images (or interpolation steps) together",
+    )
     max_batch_pixels: int = Field(
         1024 * 1024, ge=64, description="image pixels one batch of a spatial model may hold"
     )

@@ -24,7 +24,7 @@ from app.repository.store import CorruptStoredFile, InvalidName, UnknownModel
 from app.serving.batcher import DeadlineExceeded, QueueFull
 from app.serving.imaging import ImageError
 from app.serving.registry import ModelNotFound, ModelUnavailable
-from app.serving.spatial import ImageSizeError, PriorNotMeaningful
+from app.serving.spatial import ImageSizeError, PriorNotMeaningful, TooManyPixels
 from app.serving.tensors import TensorError
 
 logger = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ DOMAIN_ERRORS: dict[type[Exception], ErrorStatus] = {
     DatasetError: ErrorStatus(422, "invalid_dataset"),
     TensorError: ErrorStatus(422, "invalid_tensor"),
     ImageSizeError: ErrorStatus(422, "invalid_size"),
+    TooManyPixels: ErrorStatus(413, "too_large"),
     PriorNotMeaningful: ErrorStatus(422, "no_prior"),
     # it names something that is not there, or is there already
     ModelNotFound: ErrorStatus(404, "model_not_found"),

@@ -16,6 +16,7 @@ scaling_factor when given, as a raw tensor. With `VAE_REMOTE_TOKEN` set, both ne
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 
 import numpy as np
@@ -25,7 +26,9 @@ from starlette.responses import Response
 from app.api.deps import AppState, StateDep, deadline_for
 from app.api.disconnect import while_connected
 from app.api.errors import ApiError, error_responses
+from app.api.payloads import check_count
 from app.api.spatial import (
+    decode_checked,
     latents_from,
     query_tensor,
     raw_response,
@@ -57,13 +60,18 @@ def check_token(request: Request, settings: Settings) -> None:
 
 
 def _float(request: Request, name: str) -> float | None:
+    """A finite number from the query (None when absent); 422 for anything else, and for a
+    scaling factor of 0."""
     text = request.query_params.get(name)
     if text in (None, "", "None"):
         return None
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise ApiError(422, f"{name} must be a number, got {text!r}", "invalid_request") from None
+        value = float("nan")
+    if not np.isfinite(value) or (name == "scaling_factor" and value == 0):
+        raise ApiError(422, f"{name} must be a finite number, got {text!r}", "invalid_request")
+    return value
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -83,18 +91,22 @@ async def _decode(model: str, request: Request, body: bytes, state: AppState) ->
     loaded = await state.registry.resolve(model)
     require_spatial(loaded)
     z = latents_from(request, body, loaded)
+    check_count(len(z), state.settings.max_items, "latent")
     manifest = loaded.manifest
     scaling, shift = _float(request, "scaling_factor"), _float(request, "shift_factor")
-    if scaling is None and _flag(request, "do_scaling"):
-        scaling, shift = manifest.scaling_factor, manifest.shift_factor
+    if scaling is None and _flag(request, "do_scaling"):  # the model's own, where not given
+        scaling = manifest.scaling_factor
+        shift = manifest.shift_factor if shift is None else shift
     if scaling is not None:
-        z = z / np.float32(scaling) + np.float32(shift or 0.0)
-    out = await state.spatial.decode(loaded, z, deadline_for(state.settings))
+        z = z / np.float32(scaling)
+    if shift is not None:
+        z = z + np.float32(shift)
+    out = await decode_checked(state, loaded, z)
     headers = {"X-Model": loaded.name, "X-Model-Version": str(loaded.version)}
     output_type = request.query_params.get("output_type", "pil")
     accept = request.headers.get("accept", "")
     if output_type == "pil" and accept.startswith("image/"):
-        return _image_file(request, to_unit_range(manifest, out), headers)
+        return await asyncio.to_thread(_image_file, request, to_unit_range(manifest, out), headers)
     if output_type == "pil":  # a processor was passed: [N,C,H,W] in [0,1]
         dtype = request.query_params.get("dtype", "float32")
         return raw_response(to_unit_range(manifest, out), dtype, headers)
@@ -138,10 +150,12 @@ async def _encode(model: str, request: Request, body: bytes, state: AppState) ->
         else:
             x = tensor[None] if tensor.ndim == 3 else tensor
     else:
-        image = decode_any_size(body, manifest.image.channels, state.settings.max_pixels)
+        channels, limit = manifest.image.channels, state.settings.max_pixels
+        image = await asyncio.to_thread(decode_any_size, body, channels, limit)
         x = to_model_range(manifest, image[None])
     if x.ndim != 4:
         raise ApiError(422, f"images are [N,C,H,W], got {list(x.shape)}", "invalid_tensor")
+    check_count(len(x), state.settings.max_items, "image")
     encoded = await state.spatial.encode(loaded, x, deadline_for(state.settings))
     latents = encoded.mean
     shift, scaling = _float(request, "shift_factor"), _float(request, "scaling_factor")

@@ -7,6 +7,7 @@ spatial model's request here."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
@@ -17,13 +18,19 @@ from starlette.responses import Response
 
 from app.api.deps import AppState, deadline_for, load_npy, wants_npy
 from app.api.errors import ApiError
-from app.api.payloads import check_count
+from app.api.payloads import check_count, check_finite_output
 from app.api.responses import json_response, npy_response
 from app.api.schemas import DecodeRequest, EncodeRequest, Endpoint, InterpolateRequest
 from app.arrays import FloatArray
+from app.config import Settings
 from app.serving.imaging import decode_base64
 from app.serving.registry import LoadedModel
-from app.serving.spatial import SpatialEncoded, to_model_range, to_unit_range
+from app.serving.spatial import (
+    SpatialEncoded,
+    check_request_pixels,
+    to_model_range,
+    to_unit_range,
+)
 from app.serving.spatial_io import (
     as_unit_images,
     decode_any_size,
@@ -77,9 +84,12 @@ def _query_int(request: Request, name: str) -> int | None:
     if text is None:
         return None
     try:
-        return int(float(text))
-    except ValueError:
-        raise ApiError(422, f"{name} must be an integer, got {text!r}", "invalid_request") from None
+        value = int(float(text))
+    except (ValueError, OverflowError):
+        value = 0
+    if value < 1:
+        raise ApiError(422, f"{name} must be a positive integer, got {text!r}", "invalid_request")
+    return value
 
 
 def latents_from(request: Request, body: bytes, model: LoadedModel) -> FloatArray:
@@ -120,9 +130,8 @@ async def encode_raw(
     require_spatial(model)
     kind = content_type(request)
     if kind in IMAGE_TYPES:
-        images = decode_any_size(body, model.manifest.image.channels, state.settings.max_pixels)[
-            None
-        ]
+        channels, limit = model.manifest.image.channels, state.settings.max_pixels
+        images = (await asyncio.to_thread(decode_any_size, body, channels, limit))[None]
     else:
         tensor = query_tensor(request, body)
         uint8 = request.query_params.get("dtype") == "uint8"
@@ -149,17 +158,15 @@ async def encode_json(
             "not apply",
             "invalid_request",
         )
-    images = _json_images(state, model, payload.images, payload.arrays)
+    images = await _json_images(state, model, payload.images, payload.arrays)
     return await _encode(request, state, model, images)
 
 
-def _json_images(
+async def _json_images(
     state: AppState, model: LoadedModel, images: list[str] | None, arrays: list[Any] | None
 ) -> FloatArray:
-    channels = model.manifest.image.channels
-    if images is not None:
-        limit = state.settings.max_pixels
-        return same_size([decode_any_size(decode_base64(t), channels, limit) for t in images])
+    if images is not None:  # decoded off the event loop: a large PNG takes a while
+        return await asyncio.to_thread(_decode_images, state.settings, model, images)
     try:
         stacked = np.asarray(arrays, dtype=np.float32)
     except (ValueError, TypeError):
@@ -167,6 +174,18 @@ def _json_images(
             422, "arrays must be equal-size nested lists of numbers", "invalid_image"
         ) from None
     return as_unit_images(stacked)
+
+
+def _decode_images(settings: Settings, model: LoadedModel, texts: list[str]) -> FloatArray:
+    """Base64 image files of one size -> [N,C,H,W] in [0,1]; TooManyPixels as soon as those
+    decoded so far pass what a request may carry (memory stays bounded by it)."""
+    channels, total, decoded = model.manifest.image.channels, 0, []
+    for text in texts:
+        image = decode_any_size(decode_base64(text), channels, settings.max_pixels)
+        total += image.shape[-2] * image.shape[-1]
+        check_request_pixels(total, settings.max_request_pixels)
+        decoded.append(image)
+    return same_size(decoded)
 
 
 async def _encode(
@@ -238,10 +257,7 @@ async def decode_json(
     """`latents` as nested lists [N][C][h][w] (or one [C][h][w])."""
     if payload.codes is not None or payload.label is not None:
         raise ApiError(422, "a spatial model takes only 'latents'", "invalid_request")
-    z = grid_array(payload.latents)
-    if not np.isfinite(z).all():
-        raise ApiError(422, "latents must not contain NaN or infinity", "invalid_latent")
-    z = shaped_latents(z, model, None, None)
+    z = shaped_latents(grid_array(payload.latents), model, None, None)
     return await _decode(request, state, model, z, payload.format)
 
 
@@ -259,10 +275,19 @@ async def _decode(
     request: Request, state: AppState, model: LoadedModel, z: FloatArray, fmt: str | None
 ) -> Response:
     check_count(len(z), state.settings.max_items, "latent")
-    out = await state.spatial.decode(model, z, deadline_for(state.settings))
-    return images_response(
-        request, model, to_unit_range(model.manifest, out), _format(request, fmt)
+    out = await decode_checked(state, model, z)
+    fmt = _format(request, fmt)
+    return await asyncio.to_thread(
+        images_response, request, model, to_unit_range(model.manifest, out), fmt
     )
+
+
+async def decode_checked(state: AppState, model: LoadedModel, z: FloatArray) -> FloatArray:
+    """The decoder's output for finite latents z [N,C,h,w]; 422 for latents that are not
+    finite, or that overflow the decoder."""
+    if not np.isfinite(z).all():
+        raise ApiError(422, "latents must not contain NaN or infinity", "invalid_latent")
+    return check_finite_output(await state.spatial.decode(model, z, deadline_for(state.settings)))
 
 
 def images_response(request: Request, model: LoadedModel, images: FloatArray, fmt: str) -> Response:
@@ -299,7 +324,7 @@ async def _endpoint_latent(state: AppState, model: LoadedModel, endpoint: Endpoi
         return z
     if endpoint.codes is not None:
         raise ApiError(422, "a spatial model has no codes", "invalid_request")
-    images = _json_images(
+    images = await _json_images(
         state,
         model,
         None if endpoint.image is None else [endpoint.image],
@@ -319,8 +344,9 @@ async def interpolate(state: AppState, model: LoadedModel, payload: InterpolateR
     path, out = await state.spatial.interpolate(
         model, start, end, payload.steps, payload.method, deadline_for(state.settings)
     )
-    images = to_unit_range(model.manifest, out)
+    images = to_unit_range(model.manifest, check_finite_output(out))
+    body = await asyncio.to_thread(images_body, images, payload.format)
     return json_response(
         {"model": model.name, "version": model.version, "latents": path, "method": payload.method,
-         **images_body(images, payload.format)}
+         **body}
     )  # fmt: skip

@@ -346,11 +346,21 @@ def _reason(error: BaseException) -> str:
 
 
 class DirectRunner:
-    """Batching turned off: every request runs on its own, in a bounded pool of threads."""
+    """Batching turned off: every request runs on its own, in a bounded pool of threads; a
+    request larger than `max_rows_for(shape)` rows (a spatial model's pixel budget) runs as
+    several calls one after another, so one request never holds more in the engine than a
+    batch may."""
 
-    def __init__(self, run: RunBatch, labels: BatcherLabels, in_flight: int = 1) -> None:
+    def __init__(
+        self,
+        run: RunBatch,
+        labels: BatcherLabels,
+        in_flight: int = 1,
+        max_rows_for: Callable[[tuple[int, ...]], int] | None = None,
+    ) -> None:
         self._run = run
         self.labels = labels
+        self._max_rows_for = max_rows_for
         self._executor = ThreadPoolExecutor(in_flight, thread_name_prefix=f"ort-{labels.graph}")
         self.queued_samples = 0
 
@@ -370,7 +380,7 @@ class DirectRunner:
                 metrics.REJECTIONS.labels(self.labels.model, self.labels.graph, "deadline").inc()
                 raise DeadlineExceeded("the request's deadline passed in the queue")
             started = time.monotonic()
-            outputs = self._run(inputs)
+            outputs = self._run_in_parts(inputs)
             metrics.COMPUTE_SECONDS.labels(self.labels.model, self.labels.graph).observe(
                 time.monotonic() - started
             )
@@ -378,6 +388,14 @@ class DirectRunner:
 
         metrics.BATCH_SIZE.labels(self.labels.model, self.labels.graph).observe(len(inputs))
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def _run_in_parts(self, inputs: NDArray[np.float32]) -> Outputs:
+        rows = len(inputs)
+        limit = rows if self._max_rows_for is None else max(1, self._max_rows_for(inputs.shape))
+        if rows <= limit:
+            return self._run(inputs)
+        parts = [self._run(inputs[start : start + limit]) for start in range(0, rows, limit)]
+        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
 Runner = MicroBatcher | DirectRunner

@@ -179,7 +179,7 @@ class ModelRegistry:
             # step (the grids they send grow row by row), so it runs unbatched.
             return DirectRunner(graph.run, labels, s.batches_in_flight)
         if not (s.batching and batching):
-            return DirectRunner(graph.run, labels, s.batches_in_flight)
+            return DirectRunner(graph.run, labels, s.batches_in_flight, max_rows_for)
         return MicroBatcher(
             graph.run,
             labels,

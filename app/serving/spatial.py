@@ -8,6 +8,7 @@ encoded latents are cached by content hash and image size.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,10 @@ ENCODER_OUTPUTS = ("mu", "logvar")
 
 class ImageSizeError(ValueError):
     """An image or latent of a size the model does not take (422)."""
+
+
+class TooManyPixels(ImageSizeError):
+    """A request whose images together pass VAE_MAX_REQUEST_PIXELS (413)."""
 
 
 class PriorNotMeaningful(ValueError):
@@ -62,6 +67,27 @@ def check_image_size(manifest: Manifest, height: int, width: int, max_pixels: in
             f"{width}x{height} is more than the {max_pixels} pixels this server takes "
             "(VAE_MAX_PIXELS)"
         )
+
+
+def check_request_pixels(pixels: int, limit: int) -> None:
+    """TooManyPixels when a request's images, together `pixels`, pass `limit`."""
+    if pixels > limit:
+        raise TooManyPixels(
+            f"this request's images are {pixels} pixels in all, more than the {limit} one "
+            "request may carry (VAE_MAX_REQUEST_PIXELS): send fewer at a time"
+        )
+
+
+def check_images(manifest: Manifest, shape: tuple[int, ...], settings: Settings) -> None:
+    """ImageSizeError unless an image batch [N,C,H,W] is one the model takes, and not more
+    pixels than a request may carry."""
+    channels = manifest.image.channels
+    if len(shape) != 4 or shape[1] != channels:
+        raise ImageSizeError(
+            f"images for model {manifest.name} are [N, {channels}, H, W], got {list(shape)}"
+        )
+    check_image_size(manifest, shape[2], shape[3], settings.max_pixels)
+    check_request_pixels(shape[0] * shape[2] * shape[3], settings.max_request_pixels)
 
 
 def check_latent_shape(manifest: Manifest, shape: tuple[int, ...], max_pixels: int) -> None:
@@ -130,13 +156,12 @@ class SpatialInference:
         cache first (keyed by the pixels and the size), the encoder for the misses."""
         manifest = model.manifest
         spec = _spec(manifest)
+        check_images(manifest, x.shape, self.settings)
         height, width = x.shape[2], x.shape[3]
-        check_image_size(manifest, height, width, self.settings.max_pixels)
         shape = spec.latent_shape(height, width)
         size = int(np.prod(shape))
-        keys = [
-            LatentCache.key(model.name, model.version, "s" + pixel_digest(image)) for image in x
-        ]
+        digests = await asyncio.to_thread(lambda: [pixel_digest(image) for image in x])
+        keys = [LatentCache.key(model.name, model.version, "s" + digest) for digest in digests]
         found = await self.cache.lookup(keys, size)
         mean = np.empty((len(x), *shape), np.float32)
         logvar = np.zeros((len(x), *shape), np.float32)
@@ -179,6 +204,8 @@ class SpatialInference:
         manifest = model.manifest
         spec = _spec(manifest)
         check_latent_shape(manifest, z.shape, self.settings.max_pixels)
+        pixels = z.shape[0] * z.shape[2] * z.shape[3] * spec.downscale**2
+        check_request_pixels(pixels, self.settings.max_request_pixels)
         run: RunTiles = self._decoder_runner(model, deadline)
         plan = decode_plan(self.settings.tile_size, self.settings.tile_overlap, spec.downscale)
         if self._tiling() and spec.free_size and plan.needs_tiles(z.shape[2], z.shape[3]):

@@ -79,6 +79,8 @@ def unpack_latents(packed: FloatArray, height: int, width: int, downscale: int) 
     if packed.ndim != 3:
         raise TensorError(f"packed latents are [N, patches, channels], got {list(packed.shape)}")
     batch, patches, channels = packed.shape
+    if height < 1 or width < 1:
+        raise TensorError(f"height and width are pixels, at least 1: got {height}x{width}")
     h = 2 * (height // (downscale * 2))
     w = 2 * (width // (downscale * 2))
     if channels % 4 or h == 0 or w == 0 or patches != (h // 2) * (w // 2):

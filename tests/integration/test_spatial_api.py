@@ -377,3 +377,64 @@ async def test_spatial_requests_are_counted_in_the_metrics_as_other_models(
     batches = [line for line in text.splitlines() if line.startswith("vae_batch_size_count")]
     assert any('model="tiny"' in line and 'graph="decoder"' in line for line in batches)
     assert 'route="/decode"' in text
+
+
+def _png_b64(image: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray((image.transpose(1, 2, 0) * 255).astype(np.uint8)).save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+async def test_a_request_over_its_pixel_budget_is_413_whatever_route_carries_it(
+    models_dir: Path,
+) -> None:
+    """VAE_MAX_REQUEST_PIXELS caps all of a request's images together (here 1,000 pixels:
+    three 16x16 images pass, four do not), checked before the work."""
+    async for client in _client(models_dir, max_request_pixels=1000):
+        four, three = _images(4, 16, 16), _images(3, 16, 16)
+        ends = {"start": {"latent": np.zeros((4, 8, 8)).tolist()},
+                "end": {"latent": np.ones((4, 8, 8)).tolist()}}  # fmt: skip
+        passed = await client.post("/encode", json={"model": "kl", "arrays": three.tolist()})
+        assert passed.status_code == 200, passed.text
+        refused = [
+            await client.post("/encode", json={"model": "kl", "arrays": four.tolist()}),
+            await client.post(
+                "/encode", json={"model": "kl", "images": [_png_b64(i) for i in four]}
+            ),
+            await _raw_decode(client, np.zeros((4, 4, 8, 8), np.float32)),  # 4 x 16x16 out
+            await client.post("/interpolate", json=ends | {"model": "kl", "steps": 5}),
+            await client.post(
+                "/remote/kl/decode",
+                content=np.zeros((4, 4, 8, 8), np.float32).tobytes(),
+                params={"shape": ["4", "4", "8", "8"], "dtype": "float32", "output_type": "pt"},
+            ),
+        ]
+        for response in refused:
+            assert response.status_code == 413, response.text
+            assert response.json()["error"] == "too_large"
+            assert "VAE_MAX_REQUEST_PIXELS" in response.json()["message"]
+
+
+async def test_inputs_the_model_cannot_take_are_422_not_500(client: httpx.AsyncClient) -> None:
+    rgba = await client.post(
+        "/encode", content=np.zeros((1, 4, 16, 16), np.float32).tobytes(),
+        params={"model": "kl", "shape": "1,4,16,16"}, headers=RAW,
+    )  # fmt: skip
+    assert rgba.status_code == 422 and "[N, 3, H, W]" in rgba.json()["message"], rgba.text
+    packed = np.zeros((1, 16, 16), np.float32)
+    for height in ("inf", "1e400", "-16", "0"):
+        response = await _raw_decode(client, packed, height=height, width="16")
+        assert response.status_code == 422, (height, response.text)
+    nan = await client.post(
+        "/decode", content=_npy(np.full((1, 4, 8, 8), np.nan, np.float32)),
+        params={"model": "kl"}, headers={"content-type": "application/x-npy"},
+    )  # fmt: skip
+    assert nan.status_code == 422 and nan.json()["error"] == "invalid_latent", nan.text
+    auth = {"authorization": "Bearer s3cret"}
+    for factor in ("0", "nan", "inf"):
+        remote = await client.post(
+            "/remote/kl/decode", content=np.zeros((1, 4, 8, 8), np.float32).tobytes(),
+            params={"shape": ["1", "4", "8", "8"], "dtype": "float32", "scaling_factor": factor},
+            headers=auth,
+        )  # fmt: skip
+        assert remote.status_code == 422, (factor, remote.text)

@@ -272,3 +272,14 @@ async def test_with_batching_off_a_request_past_its_deadline_is_dropped_before_c
     # one thread: while it is busy, the next request waits for it
     runner = DirectRunner(graph, LABELS, in_flight=1)
     await check_a_late_request_is_dropped_before_compute(graph, runner)
+
+
+@scenario
+async def test_with_batching_off_a_request_over_the_row_limit_runs_in_parts() -> None:
+    graph = RecordingGraph()
+    runner = DirectRunner(graph, LABELS, in_flight=1, max_rows_for=lambda shape: 3)
+    inputs = np.arange(8 * 2, dtype=np.float32).reshape(8, 2)
+    outputs = await runner.submit(inputs)
+    np.testing.assert_array_equal(outputs["y"], inputs * 2)  # whole, in order
+    assert [len(batch) for batch in graph.batches] == [3, 3, 2]
+    await runner.stop()
