@@ -26,7 +26,7 @@ from app.repository.store import CorruptStoredFile, InvalidName, UnknownModel
 from app.serving.batcher import DeadlineExceeded, QueueFull
 from app.serving.imaging import ImageError
 from app.serving.registry import ModelNotFound, ModelUnavailable
-from app.serving.spatial import ImageSizeError, PriorNotMeaningful
+from app.serving.spatial import ImageSizeError, PriorNotMeaningful, TooManyPixels
 from app.serving.tensors import TensorError
 from tests.dataset_builders import digits, npz_bytes
 from tests.helpers import free_port
@@ -41,6 +41,7 @@ EXPECTED: list[tuple[Exception, int, str, str | None]] = [
     (DatasetError("no images"), 422, "invalid_dataset", None),
     (TensorError("a float16 tensor of shape [2] is 4 bytes"), 422, "invalid_tensor", None),
     (ImageSizeError("image sides must be multiples of 8"), 422, "invalid_size", None),
+    (TooManyPixels("this request's images are 9 pixels in all"), 413, "too_large", None),
     (PriorNotMeaningful("model sd cannot sample"), 422, "no_prior", None),
     (ModelNotFound("no model named 'x'"), 404, "model_not_found", None),
     (UnknownModel("model x has no version 3"), 404, "model_not_found", None),
