@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -38,10 +39,12 @@ from app.repository.mirror import CachedRepository
 from app.repository.object_repository import ObjectModelRepository
 from app.repository.store import MANIFEST, ModelRepository
 from app.serving.notifications import announce
+from bench import machine
 from tests.helpers import ROOT, free_port, redis_running
 from tests.object_store import SeaweedFS, seaweedfs_running
 
 SHIPPED = ROOT / "models"
+RESULTS = ROOT / "bench" / "results"
 
 
 def start_api(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str, float]:
@@ -170,6 +173,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--reload-interval", type=float, default=2.0)
     args = parser.parse_args()
+    about = machine.describe()
     work = Path(tempfile.mkdtemp(prefix="vae-bench-objects-"))
     try:
         with seaweedfs_running(work / "seaweedfs") as store:
@@ -189,7 +193,14 @@ def main() -> None:
             results["reload_interval_s"] = args.reload_interval
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps({k: round(v, 3) for k, v in results.items()}, indent=2))
+    report = {"machine": about, "results": {k: round(v, 3) for k, v in results.items()},
+              "rounds": args.rounds}  # fmt: skip
+    print(json.dumps(report, indent=2))
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"object-store-{stamp}.json"
+    out.write_text(json.dumps(report, indent=1))
+    print(f"results in {out}")
 
 
 if __name__ == "__main__":
