@@ -21,7 +21,7 @@ from app.datasets.store import DatasetExists, DatasetInUse, DatasetNotFound, Upl
 from app.jobs.base import JobNotFound, JobsUnavailable
 from app.repository.objects import ObjectStoreUnavailable
 from app.repository.store import CorruptStoredFile, InvalidName, UnknownModel
-from app.serving.batcher import DeadlineExceeded, QueueFull
+from app.serving.batcher import DeadlineExceeded, LargerThanQueue, QueueFull
 from app.serving.imaging import ImageError
 from app.serving.registry import ModelNotFound, ModelUnavailable
 from app.serving.spatial import ImageSizeError, PriorNotMeaningful, TooManyPixels
@@ -78,6 +78,7 @@ DOMAIN_ERRORS: dict[type[Exception], ErrorStatus] = {
     TensorError: ErrorStatus(422, "invalid_tensor"),
     ImageSizeError: ErrorStatus(422, "invalid_size"),
     TooManyPixels: ErrorStatus(413, "too_large"),
+    LargerThanQueue: ErrorStatus(413, "too_large"),
     PriorNotMeaningful: ErrorStatus(422, "no_prior"),
     # it names something that is not there, or is there already
     ModelNotFound: ErrorStatus(404, "model_not_found"),

@@ -48,6 +48,10 @@ class QueueFull(RuntimeError):
         self.retry_after = retry_after
 
 
+class LargerThanQueue(ValueError):
+    """A request with more samples than the queue ever holds: retrying cannot help (413)."""
+
+
 class DeadlineExceeded(TimeoutError):
     """The request's deadline passed before its batch ran (504)."""
 
@@ -149,11 +153,17 @@ class MicroBatcher:
         """Runs `inputs` (rows = samples) through the graph as part of a batch.
 
         `deadline` is a time.monotonic() value; past it the request is dropped and answered with
-        DeadlineExceeded. Raises QueueFull when the queue cannot take the samples.
+        DeadlineExceeded. Raises QueueFull when the queue cannot take the samples now, and
+        LargerThanQueue when it never could.
         """
         if self._loop_task is None:
             self.start()
         size = int(inputs.shape[0])
+        if size > self.max_queue:
+            raise LargerThanQueue(
+                f"this request's {size} samples are more than the inference queue ever holds "
+                f"({self.max_queue}, VAE_MAX_QUEUE): send fewer at a time"
+            )
         if self._queued_samples + size > self.max_queue:
             # Callers whose clients have just gone are cancelled a loop turn or two after their
             # disconnect was read: let them leave before refusing a live one.

@@ -23,7 +23,7 @@ from app.jobs.base import JobNotFound, JobsUnavailable
 from app.main import create_app
 from app.repository.objects import ObjectStoreUnavailable
 from app.repository.store import CorruptStoredFile, InvalidName, UnknownModel
-from app.serving.batcher import DeadlineExceeded, QueueFull
+from app.serving.batcher import DeadlineExceeded, LargerThanQueue, QueueFull
 from app.serving.imaging import ImageError
 from app.serving.registry import ModelNotFound, ModelUnavailable
 from app.serving.spatial import ImageSizeError, PriorNotMeaningful, TooManyPixels
@@ -51,6 +51,8 @@ EXPECTED: list[tuple[Exception, int, str, str | None]] = [
     (DatasetInUse("dataset 'x' is in use by jobs 1"), 409, "dataset_in_use", None),
     (ClientGone("the client hung up"), 499, "client_gone", None),
     (QueueFull(2.6), 429, "queue_full", "3"),
+    (LargerThanQueue("this request's 9 samples are more than the queue holds"), 413, "too_large",
+     None),
     (ModelUnavailable("x:1 failed to load"), 503, "model_unavailable", "5"),
     (JobsUnavailable("the job queue (Redis) is unavailable"), 503, "unavailable", "5"),
     (ObjectStoreUnavailable("the object store is unavailable"), 503, "storage_unavailable", "5"),

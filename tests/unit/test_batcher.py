@@ -17,6 +17,7 @@ from app.serving.batcher import (
     BatcherLabels,
     DeadlineExceeded,
     DirectRunner,
+    LargerThanQueue,
     MicroBatcher,
     Outputs,
     QueueFull,
@@ -283,3 +284,13 @@ async def test_with_batching_off_a_request_over_the_row_limit_runs_in_parts() ->
     np.testing.assert_array_equal(outputs["y"], inputs * 2)  # whole, in order
     assert [len(batch) for batch in graph.batches] == [3, 3, 2]
     await runner.stop()
+
+
+@scenario
+async def test_a_request_larger_than_the_queue_is_refused_for_good_not_asked_to_retry() -> None:
+    graph, batcher = recording_batcher(max_queue=8)
+    with pytest.raises(LargerThanQueue, match="VAE_MAX_QUEUE"):
+        await batcher.submit(rows(9))
+    assert graph.batches == []
+    await batcher.submit(rows(8))  # as large as the queue: taken
+    await batcher.stop()
