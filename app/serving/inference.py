@@ -58,7 +58,7 @@ class InferenceService:
         images = canonical_pixels(images)
         dim = model.manifest.latent_dim
         keys = [
-            LatentCache.key(model.name, model.version, pixel_digest(img, _label(labels, i)))
+            LatentCache.key(model.manifest, pixel_digest(img, _label(labels, i)))
             for i, img in enumerate(images)
         ]
         found = await self.cache.lookup(keys, dim)

@@ -161,7 +161,7 @@ class SpatialInference:
         shape = spec.latent_shape(height, width)
         size = int(np.prod(shape))
         digests = await asyncio.to_thread(lambda: [pixel_digest(image) for image in x])
-        keys = [LatentCache.key(model.name, model.version, "s" + digest) for digest in digests]
+        keys = [LatentCache.key(manifest, "s" + digest) for digest in digests]
         found = await self.cache.lookup(keys, size)
         mean = np.empty((len(x), *shape), np.float32)
         logvar = np.zeros((len(x), *shape), np.float32)

@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.repository.store import ModelRepository
 from app.serving.cache.memory import LatentCache, pixel_digest
 from app.serving.imaging import canonical_pixels
+from tests.conftest import SHIPPED_MODELS
 from tests.helpers import (
     BackgroundLoad,
     RedisServer,
@@ -92,9 +93,12 @@ def latent_keys(store: redis.Redis, model: str = "mnist", version: int | None = 
 
 
 def entry_key(digit: np.ndarray, version: int, model: str = "mnist") -> str:
-    """The cache key the service uses for a uint8 digit (pixels as a PNG decodes them)."""
+    """The cache key the service uses for a uint8 digit (pixels as a PNG decodes them). Every
+    version in these tests is a copy of the shipped mnist: the same encoder, so the same hash."""
     pixels = canonical_pixels(digit.astype(np.float32)[None, None] / np.float32(255.0))
-    return LatentCache.key(model, version, pixel_digest(pixels[0]))
+    shipped = ModelRepository(SHIPPED_MODELS).manifest("mnist", 1)
+    manifest = shipped.model_copy(update={"name": model, "version": version})
+    return LatentCache.key(manifest, pixel_digest(pixels[0]))
 
 
 def miss_then_hit(http: httpx.Client, digits: np.ndarray, model: str | None = None) -> None:

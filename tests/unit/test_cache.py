@@ -1,4 +1,5 @@
-"""MemoryBackend (LRU with expiry) and LatentCache keys: format-independent, version-scoped."""
+"""MemoryBackend (LRU with expiry) and LatentCache keys: format-independent, scoped to the
+version and its encoder's weights."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
+from app.repository.manifest import ImageSpec, Manifest
 from app.serving.cache import memory as cache_module
 from app.serving.cache.memory import LatentCache, MemoryBackend, pixel_digest
 
@@ -67,13 +69,23 @@ def test_the_same_pixels_give_the_same_digest_whatever_their_dtype() -> None:
     assert pixel_digest(pixels) != pixel_digest(changed)
 
 
-def test_keys_are_scoped_to_model_and_version() -> None:
+def _manifest(name: str, version: int, encoder: str = "e" * 64) -> Manifest:
+    return Manifest(
+        name=name, version=version, latent_dim=2, image=ImageSpec(height=4, width=4, channels=1),
+        likelihood="bernoulli", created_at="2026-11-29T00:00:00+00:00",
+        files={"encoder.onnx": encoder},
+    )  # fmt: skip
+
+
+def test_keys_are_scoped_to_model_version_and_encoder_weights() -> None:
     keys = {
-        LatentCache.key("mnist", 1, "d"),
-        LatentCache.key("mnist", 2, "d"),
-        LatentCache.key("fashion", 1, "d"),
+        LatentCache.key(_manifest("mnist", 1), "d"),
+        LatentCache.key(_manifest("mnist", 2), "d"),
+        LatentCache.key(_manifest("fashion", 1), "d"),
+        # another repository's mnist:1 (a Redis shared by two deployments, or a wiped repository)
+        LatentCache.key(_manifest("mnist", 1, encoder="f" * 64), "d"),
     }
-    assert len(keys) == 3
+    assert len(keys) == 4
 
 
 def test_latent_cache_ignores_values_of_the_wrong_size() -> None:

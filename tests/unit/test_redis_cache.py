@@ -13,9 +13,16 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from app.repository.manifest import ImageSpec, Manifest
 from app.serving.cache.breaker import BreakerState
 from app.serving.cache.memory import LatentCache
 from app.serving.cache.redis_cache import RedisBackend
+
+MANIFEST = Manifest(
+    name="m", version=1, latent_dim=4, image=ImageSpec(height=4, width=4, channels=1),
+    likelihood="bernoulli", created_at="2026-11-29T00:00:00+00:00",
+    files={"encoder.onnx": "e" * 64},
+)  # fmt: skip
 
 
 class FakePipeline:
@@ -237,7 +244,7 @@ async def test_latent_cache_round_trips_float32_rows_through_redis(
     fake: FakeRedis, backend: RedisBackend
 ) -> None:
     cache = LatentCache(backend, ttl_seconds=30)
-    keys = [LatentCache.key("m", 1, "d0"), LatentCache.key("m", 1, "d1")]
+    keys = [LatentCache.key(MANIFEST, "d0"), LatentCache.key(MANIFEST, "d1")]
     mu = np.arange(8, dtype=np.float32).reshape(2, 4)
     logvar = -mu
     hits = metric("vae_cache_hits_total")
@@ -246,7 +253,8 @@ async def test_latent_cache_round_trips_float32_rows_through_redis(
     await cache.store(keys, mu, logvar)
     assert all(len(v) == 8 * 4 for v in fake.data.values())
     assert set(fake.ttls.values()) == {30}
-    found = await cache.lookup([*keys, LatentCache.key("m", 2, "d0")], 4)
+    other_version = MANIFEST.model_copy(update={"version": 2})
+    found = await cache.lookup([*keys, LatentCache.key(other_version, "d0")], 4)
     assert found[2] is None  # another version never reads these latents
     for row, entry in enumerate(found[:2]):
         assert entry is not None

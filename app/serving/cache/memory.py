@@ -16,6 +16,7 @@ import numpy as np
 
 from app import metrics
 from app.arrays import FloatArray
+from app.repository.manifest import Manifest
 
 
 class CacheBackend(Protocol):
@@ -100,9 +101,12 @@ class LatentCache:
         self.ttl_seconds = ttl_seconds
 
     @staticmethod
-    def key(model: str, version: int, digest: str) -> str:
-        """The cache key of an image under a model version."""
-        return f"vae:latent:{model}:{version}:{digest}"
+    def key(manifest: Manifest, digest: str) -> str:
+        """The cache key of an image under a model version. The encoder's hash is in it too: a
+        version number is unique within one repository only, and two deployments sharing a
+        Redis (or a repository wiped and started over) can each have a `mnist:1`."""
+        encoder = manifest.files.get("encoder.onnx", "")[:16]
+        return f"vae:latent:{manifest.name}:{manifest.version}:{encoder}:{digest}"
 
     async def lookup(
         self, keys: list[str], latent_dim: int
