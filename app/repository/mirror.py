@@ -18,7 +18,6 @@ import contextlib
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime
@@ -39,22 +38,11 @@ from app.repository.store import (
     CorruptStoredFile,
     ModelRepository,
     sha256_of,
+    write_atomic,
 )
 
 logger = logging.getLogger(__name__)
 ETAG_FILE = ".etag"  # the store's ETag of the cached manifest (hidden: not a version file)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _remove_dir(directory: Path) -> None:
@@ -201,7 +189,7 @@ class CachedRepository(ModelRepository):
             except FileNotFoundError:
                 return
             marker.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomic(marker, data)
+            write_atomic(marker, data)
         self._default_etags[name] = etag
 
     def _drop_deleted(self, published: set[tuple[str, int]]) -> None:

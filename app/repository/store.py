@@ -98,12 +98,12 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Replaces `path` with `text` whole; on any failure (a full disk) no temp file stays."""
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Replaces `path` with `data` whole; on any failure (a full disk) no temp file stays."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -183,7 +183,7 @@ class ModelRepository:
         """Makes `version` the one that answers for `name`."""
         if version not in self.versions(name):
             raise UnknownModel(f"model {name} has no version {version}")
-        _write_atomic(self.root / name / DEFAULT_FILE, f"{version}\n")
+        write_atomic(self.root / name / DEFAULT_FILE, f"{version}\n")
 
     def staging_dir(self, name: str, owner: str | None = None) -> Path:
         """A fresh hidden directory beside the versions to build a new one in, named after its
@@ -284,7 +284,7 @@ class ModelRepository:
                 issued = version  # another publisher took this number first: try the next one
         if version > self.last_issued(name):
             try:
-                _write_atomic(self.root / name / LAST_VERSION_FILE, f"{version}\n")
+                write_atomic(self.root / name / LAST_VERSION_FILE, f"{version}\n")
             except OSError as error:  # the version directory itself records the number
                 logger.error("published %s version %d; LAST_VERSION not written: %s",
                              name, version, error)  # fmt: skip
@@ -320,7 +320,7 @@ class ModelRepository:
                 return False
             raise
         if version > self.last_issued(name):
-            _write_atomic(self.root / name / LAST_VERSION_FILE, f"{version}\n")
+            write_atomic(self.root / name / LAST_VERSION_FILE, f"{version}\n")
         return True
 
     def delete_version(self, name: str, version: int) -> None:

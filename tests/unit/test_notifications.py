@@ -10,6 +10,18 @@ from app.serving.notifications import announce, listen
 from tests.helpers import RedisServer, free_port, start_redis
 
 
+async def announce_until(heard: asyncio.Event, redis_url: str, tries: int = 100) -> None:
+    """Announces every 0.1 s until `heard` is set (a listener subscribes a moment after it
+    starts, and misses what came before)."""
+    for _ in range(tries):
+        await asyncio.to_thread(announce, redis_url, "m", 1)
+        try:
+            await asyncio.wait_for(heard.wait(), 0.1)
+            return
+        except TimeoutError:
+            continue
+
+
 def test_an_announcement_reaches_a_listener_even_across_a_redis_restart(
     redis_server: RedisServer,
 ) -> None:
@@ -26,13 +38,7 @@ def test_an_announcement_reaches_a_listener_even_across_a_redis_restart(
         try:
             for _ in range(2):
                 heard.clear()
-                for _ in range(100):  # until the listener has subscribed
-                    await asyncio.to_thread(announce, redis_server.url, "m", 1)
-                    try:
-                        await asyncio.wait_for(heard.wait(), 0.1)
-                        break
-                    except TimeoutError:
-                        continue
+                await announce_until(heard, redis_server.url)  # the listener has subscribed
                 assert heard.is_set()
                 redis_server.stop()  # the listener reconnects to the restarted server
                 restarted = start_redis(redis_server.port)
@@ -63,14 +69,8 @@ def test_a_failing_handler_does_not_end_the_listener(redis_server: RedisServer) 
 
         listener = asyncio.create_task(listen(redis_server.url, on_announcement))
         try:
-            for _ in range(100):  # until the listener has subscribed and heard twice
-                await asyncio.to_thread(announce, redis_server.url, "m", 1)
-                try:
-                    await asyncio.wait_for(heard_again.wait(), 0.1)
-                    break
-                except TimeoutError:
-                    continue
-            assert not listener.done()
+            await announce_until(heard_again, redis_server.url)  # heard, failed, heard again
+            assert heard_again.is_set() and not listener.done()
         finally:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
