@@ -160,6 +160,7 @@ class MicroBatcher:
             self.start()
         size = int(inputs.shape[0])
         if size > self.max_queue:
+            metrics.REJECTIONS.labels(self.labels.model, self.labels.graph, "too_large").inc()
             raise LargerThanQueue(
                 f"this request's {size} samples are more than the inference queue ever holds "
                 f"({self.max_queue}, VAE_MAX_QUEUE): send fewer at a time"

@@ -2,7 +2,7 @@
 that add up to the traffic that was sent.
 
 The service runs on its own (its own counters start at zero) with the cache in Redis and a small
-batch queue, so a rejection for a full queue can be provoked on purpose.
+batch queue, so a request larger than the queue can be refused on purpose.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def run_load(http: httpx.Client, digits: np.ndarray, dim: int) -> dict[str, int]
     ok(http.post("/encode", json={"images": []}), 422)
     ok(http.post("/encode", json={"model": "no-such-model", "images": images[:1]}), 404)
     too_many = rng.standard_normal((MAX_QUEUE + 1, dim)).tolist()
-    ok(http.post("/decode", json={"latents": too_many}), 429)
+    ok(http.post("/decode", json={"latents": too_many}), 413)  # more than the queue holds
     ok(http.get("/models/mnist"))
     too_large = b"{" + b" " * MAX_BODY + b"}"
     json_type = {"content-type": "application/json"}
@@ -198,9 +198,9 @@ def test_no_created_series_are_exported(scrape: Scrape) -> None:
 def test_a_body_past_the_limit_counts_under_its_route_and_as_a_rejection(scrape: Scrape) -> None:
     """Refused before routing (declared length) or while read (chunked): either way the 413 is
     counted under the route it was sent to, and as a rejection for its size."""
-    for route in ("/interpolate", "/decode"):
+    for route, count in (("/interpolate", 1), ("/decode", 2)):  # /decode: one past the queue
         labels = {"method": "POST", "route": route, "status": "413"}
-        assert scrape.value("vae_http_requests_total", **labels) == 1, labels
+        assert scrape.value("vae_http_requests_total", **labels) == count, labels
     assert not [
         s
         for s in scrape.samples("vae_http_requests_total")
@@ -216,7 +216,7 @@ def test_requests_are_counted_by_route_template_and_status(scrape: Scrape) -> No
         ("POST", "/encode", "422"): 1,
         ("POST", "/encode", "404"): 1,
         ("POST", "/decode", "200"): sent["decode_200"],
-        ("POST", "/decode", "429"): 1,
+        ("POST", "/decode", "413"): 2,  # past the queue, and a chunked body past the limit
         ("POST", "/sample", "200"): SAMPLES,
         ("POST", "/interpolate", "200"): INTERPOLATIONS,
     }
@@ -271,7 +271,7 @@ def test_pending_work_is_zero_at_rest_and_rejections_have_a_reason(scrape: Scrap
     for graph in ("encoder", "decoder"):
         assert scrape.value("vae_pending_samples", model="mnist", graph=graph) == 0
     assert (
-        scrape.value("vae_rejections_total", model="mnist", graph="decoder", reason="queue_full")
+        scrape.value("vae_rejections_total", model="mnist", graph="decoder", reason="too_large")
         == 1
     )
     reasons = {s.labels["reason"] for s in scrape.samples("vae_rejections_total")}

@@ -1,4 +1,5 @@
-"""vae_client's retry policy and error mapping, over httpx.MockTransport (no server)."""
+"""vae_client's retry policy and error mapping, over httpx.MockTransport (no server; a closed
+port for a connection refused)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,19 @@ from vae_client import (
     AsyncClient,
     BadRequest,
     Client,
+    ConnectionFailed,
     NotFound,
     RateLimited,
+    RequestTimeout,
     RetryPolicy,
     ServerError,
     Unauthorized,
     Unavailable,
+    VaeError,
 )
 from vae_client.retry import retry_after_seconds
+
+from tests.helpers import free_port
 
 FAST = RetryPolicy(max_attempts=4, max_wait=5.0, jitter=0.0, backoff=0.01)
 
@@ -201,3 +207,54 @@ def test_an_upload_is_streamed_from_the_file_and_sent_again_on_a_retry(
     with Client("http://vae.test", transport=transport, token="t", retry=FAST) as client:
         assert client.upload_dataset("big", path)["count"] == 1
     assert bodies == [payload, payload]
+
+
+def queued_job() -> httpx.Response:
+    return httpx.Response(
+        202,
+        json={"id": "j1", "status": "queued", "dataset": "d", "name": "n", "progress": {},
+              "result": None, "error": None, "config": {}},
+    )  # fmt: skip
+
+
+def test_starting_a_job_is_not_sent_again_after_a_503_it_may_have_queued_already() -> None:
+    transport, times = scripted([error(503, "redis blinked", "0"), queued_job()])
+    with (
+        Client("http://vae.test", transport=transport, retry=FAST) as client,
+        pytest.raises(Unavailable),
+    ):
+        client.start_job("d", "n")
+    assert len(times) == 1  # one job at most
+
+
+def test_starting_a_job_is_sent_again_after_a_429_which_comes_before_the_route() -> None:
+    transport, times = scripted([error(429, "slow down", "0"), queued_job()])
+    with Client("http://vae.test", transport=transport, retry=FAST) as client:
+        assert client.start_job("d", "n").id == "j1"
+    assert len(times) == 2
+
+
+def test_no_answer_at_all_is_one_of_the_client_s_errors() -> None:
+    with (
+        Client(f"http://127.0.0.1:{free_port()}", retry=FAST) as client,
+        pytest.raises(ConnectionFailed) as refused,
+    ):
+        client.models()
+    assert isinstance(refused.value, VaeError) and isinstance(refused.value, ConnectionError)
+
+    def hang(_: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("no answer")
+
+    transport = httpx.MockTransport(hang)
+    with (
+        Client("http://vae.test", transport=transport, retry=FAST) as client,
+        pytest.raises(RequestTimeout),
+    ):
+        client.models()
+
+    async def from_async() -> None:
+        async with AsyncClient(f"http://127.0.0.1:{free_port()}", retry=FAST) as client:
+            await client.models()
+
+    with pytest.raises(ConnectionFailed):
+        asyncio.run(from_async())

@@ -77,8 +77,9 @@ class ClientBase(Generic[HttpT, TransportT]):
     """A client of one vae-service over an httpx client (`HttpT`).
 
     `token` is the admin token, sent as `Authorization: Bearer` on admin calls (uploads, jobs).
-    `retry` says how 429 and 503 answers are retried (None: never). `timeout` is httpx's, in
-    seconds. `transport` and `headers` go to the underlying httpx client.
+    `retry` says how 429 and 503 answers, and connections that could not be made, are retried
+    (None: never). `timeout` is httpx's, in seconds. `transport` and `headers` go to the
+    underlying httpx client. No answer at all raises ConnectionFailed or RequestTimeout.
     """
 
     def __init__(
@@ -92,8 +93,14 @@ class ClientBase(Generic[HttpT, TransportT]):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self._protocol = Protocol(token, retry)
+        # httpx retries only a connection that could not be made: the request was never sent
+        connect_retries = 0 if retry is None else retry.max_attempts - 1
         self._http = self._connect(
-            base_url=base_url, timeout=timeout, transport=transport, headers=headers
+            connect_retries,
+            base_url=base_url,
+            timeout=timeout,
+            transport=transport,
+            headers=headers,
         )
 
     # -- inference ---------------------------------------------------------------------------
@@ -125,8 +132,9 @@ class ClientBase(Generic[HttpT, TransportT]):
 
     # -- what each client says -----------------------------------------------------------------
 
-    def _connect(self, **options: Any) -> HttpT:
-        """The httpx client with these options."""
+    def _connect(self, connect_retries: int, **options: Any) -> HttpT:
+        """The httpx client with these options; without a `transport` of the caller's, one that
+        tries a connection `connect_retries` more times."""
         raise NotImplementedError
 
     def _run(self, operation: Operation[Any]) -> Any:

@@ -43,6 +43,9 @@ class Call:
     json: Any = None
     content: bytes | None = None
     upload: Path | None = None
+    # the statuses this call may be sent again after (None: the retry policy's); a call whose
+    # side effect may have happened before a 503 narrows them to what comes before the handler
+    retry_on: frozenset[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,7 @@ class Protocol:
             assert response is not None
             if response.is_success:
                 return response
-            wait = self.retry.delay(response, attempt, waited)
+            wait = self.retry.delay(response, attempt, waited, call.retry_on)
             if wait is None:
                 raise error_for(response)
             yield Sleep(wait)
@@ -351,7 +354,10 @@ class Protocol:
             "config": config or {},
             "make_default": make_default,
         }
-        data = yield from self.json(Call("POST", "/jobs", headers=self._admin, json=body))
+        # only a 429 (the rate limiter, before the route) is retried: after a 503 the job may
+        # be queued already, and sending it again would train it twice
+        call = Call("POST", "/jobs", headers=self._admin, json=body, retry_on=frozenset({429}))
+        data = yield from self.json(call)
         return Job.from_json(data)
 
     def job(self, job_id: str) -> Operation[Job]:

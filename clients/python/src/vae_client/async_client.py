@@ -12,6 +12,7 @@ import httpx
 
 from vae_client._base import ClientBase, _named
 from vae_client._core import UPLOAD_CHUNK, Exchange, Operation, Sleep, Step, Stream
+from vae_client.errors import transport_error
 from vae_client.types import Job
 
 T = TypeVar("T")
@@ -35,8 +36,9 @@ class AsyncClient(ClientBase[httpx.AsyncClient, httpx.AsyncBaseTransport]):
 
     # -- driving the protocol ------------------------------------------------------------------
 
-    def _connect(self, **options: Any) -> httpx.AsyncClient:
-        return httpx.AsyncClient(**options)
+    def _connect(self, connect_retries: int, **options: Any) -> httpx.AsyncClient:
+        transport = options.pop("transport") or httpx.AsyncHTTPTransport(retries=connect_retries)
+        return httpx.AsyncClient(transport=transport, **options)
 
     async def _run(self, operation: Operation[T]) -> T:
         exchange = Exchange(operation)
@@ -49,7 +51,10 @@ class AsyncClient(ClientBase[httpx.AsyncClient, httpx.AsyncBaseTransport]):
         if isinstance(step, Sleep):
             await asyncio.sleep(step.seconds)
             return None
-        return await self._http.send(self._request(step, _file_chunks))
+        try:
+            return await self._http.send(self._request(step, _file_chunks))
+        except httpx.TransportError as error:
+            raise transport_error(error) from error
 
     async def _iterate(self, stream: Stream) -> AsyncIterator[Job]:
         exchange = Exchange(stream)

@@ -10,6 +10,7 @@ import httpx
 
 from vae_client._base import ClientBase
 from vae_client._core import Exchange, Operation, Sleep, Step, Stream, file_chunks
+from vae_client.errors import transport_error
 from vae_client.types import Job
 
 T = TypeVar("T")
@@ -32,8 +33,9 @@ class Client(ClientBase[httpx.Client, httpx.BaseTransport]):
 
     # -- driving the protocol ------------------------------------------------------------------
 
-    def _connect(self, **options: Any) -> httpx.Client:
-        return httpx.Client(**options)
+    def _connect(self, connect_retries: int, **options: Any) -> httpx.Client:
+        transport = options.pop("transport") or httpx.HTTPTransport(retries=connect_retries)
+        return httpx.Client(transport=transport, **options)
 
     def _run(self, operation: Operation[T]) -> T:
         exchange = Exchange(operation)
@@ -46,7 +48,10 @@ class Client(ClientBase[httpx.Client, httpx.BaseTransport]):
         if isinstance(step, Sleep):
             time.sleep(step.seconds)
             return None
-        return self._http.send(self._request(step, file_chunks))
+        try:
+            return self._http.send(self._request(step, file_chunks))
+        except httpx.TransportError as error:
+            raise transport_error(error) from error
 
     def _iterate(self, stream: Stream) -> Iterator[Job]:
         exchange = Exchange(stream)

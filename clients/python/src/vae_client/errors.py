@@ -67,6 +67,22 @@ class ServerError(VaeError):
     """Any other 5xx (500, 502, 504: the request's deadline passed)."""
 
 
+class ConnectionFailed(VaeError, ConnectionError):
+    """No answer: the service could not be reached (connection attempts are retried as the
+    retry policy allows; a request is never sent twice), or the connection broke."""
+
+
+class RequestTimeout(VaeError, TimeoutError):
+    """No answer within the client's `timeout`."""
+
+
+def transport_error(error: httpx.TransportError) -> VaeError:
+    """The client's error for an httpx transport failure."""
+    if isinstance(error, httpx.TimeoutException):
+        return RequestTimeout(f"no answer within the timeout: {error!r}")
+    return ConnectionFailed(f"the service could not be reached: {error!r}")
+
+
 class JobFailed(VaeError):
     """`wait` saw the job end `failed` or `cancelled`; `job` is its last snapshot."""
 

@@ -37,7 +37,8 @@ class RetryPolicy:
     clients told the same second do not all come back at once), or without one an exponential
     backoff from `backoff` seconds up to `max_backoff`. A request is sent at most
     `max_attempts` times, and the client gives up (raising the last answer's error) rather than
-    wait past `max_wait` seconds in all. No other status and no transport error is retried.
+    wait past `max_wait` seconds in all. No other status is retried; of transport errors, only a
+    connection that could not be made (the request was never sent), up to `max_attempts`.
     """
 
     max_attempts: int = 5
@@ -58,10 +59,18 @@ class RetryPolicy:
         """A policy that sends every request once."""
         return cls(max_attempts=1, max_wait=0.0)
 
-    def delay(self, response: httpx.Response, attempt: int, waited: float) -> float | None:
+    def delay(
+        self,
+        response: httpx.Response,
+        attempt: int,
+        waited: float,
+        only: frozenset[int] | None = None,
+    ) -> float | None:
         """Seconds to wait before sending again after `response` to attempt number `attempt`
-        (1 for the first), having waited `waited` seconds so far; None to give up."""
-        if response.status_code not in self.statuses or attempt >= self.max_attempts:
+        (1 for the first), having waited `waited` seconds so far; None to give up. `only`
+        narrows the statuses retried for one call."""
+        statuses = self.statuses if only is None else self.statuses & only
+        if response.status_code not in statuses or attempt >= self.max_attempts:
             return None
         told = retry_after_seconds(response)
         if told is None:
