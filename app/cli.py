@@ -116,7 +116,12 @@ def _train_config(config: str | None, overrides: dict[str, Any]) -> Any:
     values: dict[str, Any] = {}
     if config:
         path = Path(config)
-        values = json.loads(path.read_text() if path.is_file() else config)
+        if not path.is_file() and not config.lstrip().startswith("{"):
+            raise FileNotFoundError(f"--config {config}: no such file (nor JSON text)")
+        try:
+            values = json.loads(path.read_text() if path.is_file() else config)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--config {config}: not JSON ({error})") from None
     values.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig.model_validate(values)
 
@@ -392,13 +397,30 @@ def repository_copy(
     then each model's DEFAULT. Copying again copies only what is new."""
     from app.repository.copying import copy_repository
 
-    copied = copy_repository(_repository(source), _repository(target), model or None)
+    origin = _repository(source)
+    names = origin.names()
+    if not names:
+        raise FileNotFoundError(f"{source} holds no model (a typo in the path?)")
+    missing = [name for name in model or [] if name not in names]
+    if missing:
+        raise LookupError(f"{source} has no model {', '.join(missing)}; it has {', '.join(names)}")
+    copied = copy_repository(origin, _repository(target), model or None)
     typer.echo(f"copied {len(copied)}: {', '.join(copied) or 'nothing new'}")
 
 
+# What an ordinary mistake raises (a missing file, bad JSON or settings, an unknown model or
+# version, an unreachable store): said in one line, not with a traceback.
+USER_ERRORS = (OSError, ValueError, LookupError)
+
+
 def main() -> None:
-    """Entry point of the `vae` console script."""
-    app()
+    """Entry point of the `vae` console script: an ordinary mistake ends with `error: <why>`
+    on stderr and exit code 1."""
+    try:
+        app()
+    except USER_ERRORS as error:
+        typer.echo(f"error: {error}", err=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
