@@ -334,14 +334,18 @@ async def _decode_npy(client: httpx.AsyncClient, z: np.ndarray) -> np.ndarray:
 
 async def test_the_python_client_encodes_and_decodes_latent_grids(models_dir: Path) -> None:
     """vae_client on a spatial model: `encode` gives the latent means [N, C, h, w] (what the
-    JSON answer calls mu), `decode` takes them back to images of the size they came from."""
-    from vae_client import AsyncClient
+    JSON answer calls mu), `decode` takes them back to images of the size they came from, and
+    `interpolate` walks between two latent grids given as `Latent`s."""
+    from vae_client import AsyncClient, Latent
 
     images = _images(2, 24, 40, seed=5)
     async for transport in _transport(models_dir):
         async with AsyncClient("http://test", transport=transport) as vae:
             encoded = await vae.encode(images, model="kl")
             decoded = await vae.decode(encoded.mu, model="kl")
+            path = await vae.interpolate(
+                Latent(encoded.mu[0]), Latent(encoded.mu[1]), steps=3, model="kl"
+            )
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             body = {"model": "kl", "arrays": images.tolist()}
             answer = (await client.post("/encode", json=body)).json()
@@ -349,6 +353,8 @@ async def test_the_python_client_encodes_and_decodes_latent_grids(models_dir: Pa
     assert np.allclose(encoded.mu, [entry["mu"] for entry in answer["latents"]], atol=1e-5)
     assert encoded.model == "kl" and decoded.shape == (2, 3, 24, 40)
     assert decoded.min() >= 0.0 and decoded.max() <= 1.0
+    assert path.latents.shape == (3, 4, 12, 20) and path.images.shape == (3, 3, 24, 40)
+    assert np.allclose(path.latents[[0, -1]], encoded.mu, atol=1e-5)
 
 
 @pytest.mark.parametrize(("setting", "runner"), [("auto", DirectRunner), ("on", MicroBatcher)])

@@ -4,6 +4,8 @@ port for a connection refused)."""
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -258,3 +260,30 @@ def test_no_answer_at_all_is_one_of_the_client_s_errors() -> None:
 
     with pytest.raises(ConnectionFailed):
         asyncio.run(from_async())
+
+
+def test_a_conditional_model_s_label_goes_with_every_inference_call() -> None:
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/interpolate":
+            return httpx.Response(
+                200, json={"model": "c", "version": 1, "latents": [[0.0]], "arrays": [[[[0.5]]]]}
+            )
+        if request.headers.get("accept") == "application/x-npy":
+            buffer = io.BytesIO()
+            np.save(buffer, np.zeros((1, 2, 2), np.float32))
+            return httpx.Response(200, content=buffer.getvalue(), headers={"x-model": "c",
+                                  "x-model-version": "1"})  # fmt: skip
+        return sampled()
+
+    with Client("http://vae.test", transport=httpx.MockTransport(handle)) as client:
+        client.sample(n=1, model="c", label=7)
+        client.encode(np.zeros((1, 1, 4, 4), np.float32), model="c", label=7)
+        client.decode(np.zeros((1, 2), np.float32), model="c", label=7)
+        client.interpolate(np.zeros(2), np.ones(2), model="c", label=7)
+    json_bodies = [r for r in seen if r.headers.get("content-type") == "application/json"]
+    npy_calls = [r for r in seen if r not in json_bodies]
+    assert [json.loads(r.content)["label"] for r in json_bodies] == [7, 7]
+    assert [r.url.params["label"] for r in npy_calls] == ["7", "7"]

@@ -26,7 +26,7 @@ from vae_client.errors import (
     WaitTimeout,
 )
 from vae_client.retry import RetryPolicy
-from vae_client.types import Encoded, Interpolation, Job
+from vae_client.types import Encoded, Interpolation, Job, Latent
 
 __all__ = [
     "AsyncClient",
@@ -37,6 +37,7 @@ __all__ = [
     "Interpolation",
     "Job",
     "JobFailed",
+    "Latent",
     "NotFound",
     "RateLimited",
     "RequestTimeout",

@@ -24,7 +24,7 @@ import numpy as np
 
 from vae_client.errors import JobFailed, WaitTimeout, error_for
 from vae_client.retry import RetryPolicy
-from vae_client.types import Encoded, FloatArray, Interpolation, Job
+from vae_client.types import Encoded, FloatArray, Interpolation, Job, Latent
 
 NPY = "application/x-npy"
 UPLOAD_CHUNK = 1 << 20
@@ -89,7 +89,7 @@ class Exchange(Generic[Y, T]):
 
 # What an interpolation endpoint may be: a latent vector (1-D), an image array ([C,H,W],
 # [H,W] or [H,W,C]) or the bytes of a PNG/JPEG file.
-EndpointLike = np.ndarray | list[Any] | bytes
+EndpointLike = np.ndarray | list[Any] | bytes | Latent
 
 
 def to_npy(array: np.ndarray) -> bytes:
@@ -135,6 +135,8 @@ def _json_image(image: np.ndarray) -> Any:
 def _endpoint(value: EndpointLike) -> dict[str, Any]:
     if isinstance(value, bytes | bytearray):
         return {"image": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, Latent):
+        return {"latent": np.asarray(value.array, dtype=np.float32).tolist()}
     array = np.asarray(value)
     if array.ndim == 1:
         return {"latent": array.astype(np.float32).tolist()}
@@ -145,8 +147,16 @@ def _model_params(model: str | None) -> dict[str, str]:
     return {} if model is None else {"model": model}
 
 
-def _with_model(body: dict[str, Any], model: str | None) -> dict[str, Any]:
-    return body if model is None else {**body, "model": model}
+def _with_model(
+    body: dict[str, Any], model: str | None, label: int | None = None
+) -> dict[str, Any]:
+    body = body if model is None else {**body, "model": model}
+    return body if label is None else {**body, "label": label}
+
+
+def _query(model: str | None, label: int | None) -> dict[str, str]:
+    """The query of a .npy call: the model, and the class of a conditional one."""
+    return {**_model_params(model), **({} if label is None else {"label": str(label)})}
 
 
 class Protocol:
@@ -189,14 +199,17 @@ class Protocol:
         temperature: float = 1.0,
         seed: int | None = None,
         model: str | None = None,
+        label: int | None = None,
     ) -> Operation[FloatArray]:
         """`n` images drawn from the prior N(0, temperature^2 I) and decoded: float32
         [n, C, H, W] in [0, 1]. The same `seed` gives the same images. `model` is `name` or
-        `name:version` (the service's default when None)."""
+        `name:version` (the service's default when None); `label` is the class a conditional
+        model draws (its manifest lists them)."""
         body: dict[str, Any] = {"n": n, "temperature": temperature, "format": "array"}
         if seed is not None:
             body["seed"] = seed
-        data = yield from self.json(Call("POST", "/sample", json=_with_model(body, model)))
+        call = Call("POST", "/sample", json=_with_model(body, model, label))
+        data = yield from self.json(call)
         return np.asarray(data["arrays"], dtype=np.float32)
 
     def encode(
@@ -206,19 +219,22 @@ class Protocol:
         model: str | None = None,
         samples: int = 0,
         seed: int | None = None,
+        label: int | None = None,
     ) -> Operation[Encoded]:
         """Posteriors of a batch of images [N, C, H, W] ([N, H, W] for one channel; floats in
         [0, 1] or uint8). Sent as .npy; with `samples` > 0 also that many draws z ~ q(z|x) per
         image (`seed` makes them reproducible), sent as JSON. A spatial model (an imported
         Stable Diffusion autoencoder) gives its latent means [N, C, h, w] as `mu`, unscaled
-        (times the manifest's `scaling_factor` for a diffusion pipeline), and no `sigma`."""
+        (times the manifest's `scaling_factor` for a diffusion pipeline), and no `sigma`.
+        `label` is the images' class, for a conditional model."""
         batch = _float_images(images)
         if samples:  # draws come only in the JSON answer
             body: dict[str, Any] = {"arrays": [_json_image(image) for image in batch]}
             body["samples"] = samples
             if seed is not None:
                 body["seed"] = seed
-            data = yield from self.json(Call("POST", "/encode", json=_with_model(body, model)))
+            call = Call("POST", "/encode", json=_with_model(body, model, label))
+            data = yield from self.json(call)
             latents = data["latents"]
             return Encoded(
                 mu=np.asarray([entry["mu"] for entry in latents], dtype=np.float32),
@@ -230,7 +246,7 @@ class Protocol:
         call = Call(
             "POST",
             "/encode",
-            params=_model_params(model),
+            params=_query(model, label),
             headers={"Content-Type": NPY, "Accept": NPY},
             content=to_npy(batch),
         )
@@ -241,10 +257,12 @@ class Protocol:
             return Encoded(mu=array, sigma=None, z=None, model=name, version=version)
         return Encoded(mu=array[:, 0], sigma=array[:, 1], z=None, model=name, version=version)
 
-    def decode(self, latents: np.ndarray, *, model: str | None = None) -> Operation[FloatArray]:
+    def decode(
+        self, latents: np.ndarray, *, model: str | None = None, label: int | None = None
+    ) -> Operation[FloatArray]:
         """Latent vectors [N, D] (or one [D]) -> images float32 [N, C, H, W], as .npy both
         ways. A VQ-VAE also takes integer code grids [N, h, w], a spatial model latent grids
-        [N, C, h, w]."""
+        [N, C, h, w]; a conditional model the class to draw, `label`."""
         array = np.asarray(latents)
         if array.ndim == 1:
             array = array[None]
@@ -253,7 +271,7 @@ class Protocol:
         call = Call(
             "POST",
             "/decode",
-            params={**_model_params(model), "format": "npy"},
+            params={**_query(model, label), "format": "npy"},
             headers={"Content-Type": NPY, "Accept": NPY},
             content=to_npy(array),
         )
@@ -268,10 +286,12 @@ class Protocol:
         steps: int = 8,
         method: str = "slerp",
         model: str | None = None,
+        label: int | None = None,
     ) -> Operation[Interpolation]:
         """A path of `steps` points from `start` to `end`, decoded. Each end is a latent (a 1-D
-        array), an image array ([C, H, W] or [H, W]; an image is encoded to its mean) or the
-        bytes of a PNG/JPEG. `method` is `lerp` or `slerp`."""
+        array, or any shape wrapped in `Latent`: a spatial model's [C, h, w]), an image array
+        ([C, H, W] or [H, W]; an image is encoded to its mean) or the bytes of a PNG/JPEG.
+        `method` is `lerp` or `slerp`; `label` the class, for a conditional model."""
         body = {
             "start": _endpoint(start),
             "end": _endpoint(end),
@@ -279,7 +299,8 @@ class Protocol:
             "method": method,
             "format": "array",
         }
-        data = yield from self.json(Call("POST", "/interpolate", json=_with_model(body, model)))
+        call = Call("POST", "/interpolate", json=_with_model(body, model, label))
+        data = yield from self.json(call)
         return Interpolation(
             latents=np.asarray(data["latents"], dtype=np.float32),
             images=np.asarray(data["arrays"], dtype=np.float32),

@@ -14,6 +14,14 @@ FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 
 
 @dataclass(frozen=True)
+class Latent:
+    """An interpolation end given as a latent of any shape (a spatial model's [C, h, w] grid
+    included), so that it is never taken for an image. A 1-D array is a latent anyway."""
+
+    array: np.ndarray
+
+
+@dataclass(frozen=True)
 class Encoded:
     """Posteriors of a batch of images.
 
