@@ -60,8 +60,7 @@ def check_token(request: Request, settings: Settings) -> None:
 
 
 def _float(request: Request, name: str) -> float | None:
-    """A finite number from the query (None when absent); 422 for anything else, and for a
-    scaling factor of 0."""
+    """A finite number from the query (None when absent); 422 for anything else."""
     text = request.query_params.get(name)
     if text in (None, "", "None"):
         return None
@@ -69,7 +68,7 @@ def _float(request: Request, name: str) -> float | None:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not np.isfinite(value) or (name == "scaling_factor" and value == 0):
+    if not np.isfinite(value):
         raise ApiError(422, f"{name} must be a finite number, got {text!r}", "invalid_request")
     return value
 
@@ -97,6 +96,10 @@ async def _decode(model: str, request: Request, body: bytes, state: AppState) ->
     if scaling is None and _flag(request, "do_scaling"):  # the model's own, where not given
         scaling = manifest.scaling_factor
         shift = manifest.shift_factor if shift is None else shift
+    if scaling == 0:
+        raise ApiError(
+            422, "scaling_factor must not be 0: decoding divides by it", "invalid_request"
+        )
     if scaling is not None:
         z = z / np.float32(scaling)
     if shift is not None:

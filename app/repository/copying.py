@@ -9,7 +9,11 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from app.repository.object_repository import ObjectModelRepository, holds_only_seeds
+from app.repository.object_repository import (
+    ModelListing,
+    ObjectModelRepository,
+    holds_only_seeds,
+)
 from app.repository.protocol import Repository
 from app.repository.store import ModelRepository
 
@@ -50,12 +54,19 @@ def copy_repository(
     return copied
 
 
-def seed(target: ObjectModelRepository, shipped: Path) -> list[str]:
+def seed(
+    target: ObjectModelRepository,
+    shipped: Path,
+    listing: dict[str, ModelListing] | None = None,
+) -> list[str]:
     """Copies the shipped models into an object-store repository that holds nothing but seeds
     (an empty one, or one a failed seed left half done), as the compose volume is seeded from
     the image; replicas seeding at once commit each version once (object_repository.py says
-    how). Returns what it copied; nothing once the store holds anything else."""
-    if not shipped.is_dir() or not holds_only_seeds(target.listing()):
+    how). Returns what it copied; nothing once the store holds anything else. `listing` saves a
+    listing the caller has just made."""
+    if not shipped.is_dir() or not holds_only_seeds(
+        target.listing() if listing is None else listing
+    ):
         return []
     copied = copy_repository(
         ModelRepository(shipped), target, import_version=partial(target.import_version, seed=True)

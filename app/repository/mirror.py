@@ -25,11 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from app.repository.copying import seed
-from app.repository.object_repository import (
-    ObjectModelRepository,
-    holds_only_seeds,
-    parse_manifest,
-)
+from app.repository.object_repository import ObjectModelRepository, parse_manifest
 from app.repository.objects import ObjectInfo, ObjectStoreUnavailable
 from app.repository.store import (
     DEFAULT_FILE,
@@ -98,8 +94,8 @@ class CachedRepository(ModelRepository):
             try:
                 listing = self.source.listing()
                 if self.shipped is not None:
-                    if holds_only_seeds(listing):  # empty, or a seed left half done
-                        seed(self.source, self.shipped)  # raises: tried again next sync
+                    # empty, or a seed left half done; raises: tried again at the next sync
+                    if seed(self.source, self.shipped, listing):
                         listing = self.source.listing()
                     self.shipped = None  # the store is seeded, or used: a process seeds once
                 if not self._swept:  # once a process: what publishers that died left

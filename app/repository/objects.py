@@ -58,31 +58,29 @@ class ObjectInfo:
     modified: float = 0.0  # seconds since the epoch
 
 
-def _domain_error(error: Exception) -> Exception:
-    """The domain error for what obstore raised: a missing key stays FileNotFoundError, a lost
-    create-only put is ObjectExists, a transport or server error is ObjectStoreUnavailable."""
-    if isinstance(error, FileNotFoundError):
-        return error
-    if isinstance(error, (AlreadyExistsError, PreconditionError)):
-        return ObjectExists(str(error).splitlines()[0])
-    if isinstance(error, (BaseError, OSError, ConnectionError, TimeoutError)):
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    """What the store raises inside becomes its domain error: a missing key stays
+    FileNotFoundError, a lost create-only put is ObjectExists, a transport or server error is
+    ObjectStoreUnavailable."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except (AlreadyExistsError, PreconditionError) as error:
+        raise ObjectExists(str(error).splitlines()[0]) from None
+    except (BaseError, OSError, ConnectionError, TimeoutError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        return ObjectStoreUnavailable(f"the object store is unavailable: {first}")
-    return error
+        raise ObjectStoreUnavailable(f"the object store is unavailable: {first}") from None
 
 
 def _needs_store(method: Callable[P, R]) -> Callable[P, R]:
-    """What the store's call raises becomes its domain error (`_domain_error`)."""
+    """The method's store errors become domain errors (`_store_errors`)."""
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
+        with _store_errors():
             return method(*args, **kwargs)
-        except Exception as error:
-            translated = _domain_error(error)
-            if translated is error:
-                raise
-            raise translated from None
 
     return wrapper
 
@@ -91,15 +89,10 @@ def _from_store(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """`chunks` of a streamed body, the store's errors while streaming made domain errors."""
     iterator = iter(chunks)
     while True:
-        try:
-            chunk = next(iterator)
-        except StopIteration:
+        with _store_errors():
+            chunk = next(iterator, None)
+        if chunk is None:
             return
-        except Exception as error:
-            translated = _domain_error(error)
-            if translated is error:
-                raise
-            raise translated from None
         yield chunk
 
 
