@@ -151,7 +151,7 @@ def train(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from app.repository.store import check_name
+    from app.storage.files import check_name
     from app.training.pipeline import run_training
 
     check_name(name)
@@ -372,8 +372,8 @@ def _repository(location: str | None) -> Any:
     """The model repository at `location` (a directory or s3://bucket/prefix), else
     VAE_MODELS_DIR's; an object store's endpoint is VAE_S3_ENDPOINT_URL."""
     from app.config import get_settings
-    from app.repository.locations import to_location
     from app.repository.opening import open_repository
+    from app.storage.locations import to_location
 
     settings = get_settings()
     where = settings.models_dir if location is None else to_location(location)

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.repository.locations import Location
+from app.storage.locations import Location
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SpatialBatching = Literal["auto", "on", "off"]  # VAE_SPATIAL_BATCHING: see Settings

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.serving.runtime import load_graph
+from app.runtime.sessions import load_graph
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 

@@ -96,7 +96,7 @@ def prepare(key: str) -> Path:
 def engine(decoder: Path, size: int, threads: int, seconds: float) -> list[Point]:
     """ONNX Runtime alone on the decoder at batch 1, 2, 4 (while a larger batch still gains
     more than 5%): every batch size tried, the best images/s first."""
-    from app.serving.runtime import load_graph
+    from app.runtime.sessions import load_graph
 
     graph = load_graph(decoder, threads)
     tried: list[Point] = []

@@ -20,7 +20,7 @@ import numpy as np
 from app.api.payloads import latent_batch, render_images
 from app.api.responses import json_response
 from app.api.schemas import DecodeRequest
-from app.serving.runtime import load_graph
+from app.runtime.sessions import load_graph
 from bench import machine
 from bench.models import BenchModel, conv_model, shipped_model
 from bench.run import WORK

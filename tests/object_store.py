@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.repository.locations import ObjectUrl
-from app.repository.objects import ObjectStore, ObjectStoreUnavailable
+from app.storage.locations import ObjectUrl
+from app.storage.objects import ObjectStore, ObjectStoreUnavailable
 from tests.helpers import free_port, wait_until
 
 BUCKET = "vae-test"

@@ -28,8 +28,8 @@ from app.datasets.imagezip import ImageOptions
 from app.datasets.opening import Datasets
 from app.datasets.safezip import UnpackLimits
 from app.datasets.store import DatasetExists, DatasetInUse, DatasetNotFound, Upload
-from app.repository.objects import ObjectStoreUnavailable
-from app.repository.store import CorruptStoredFile, check_name
+from app.storage.files import CorruptStoredFile, check_name
+from app.storage.objects import ObjectStoreUnavailable
 
 logger = logging.getLogger(__name__)
 

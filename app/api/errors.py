@@ -19,13 +19,14 @@ from app.api.responses import json_response
 from app.datasets.arrays import DatasetError
 from app.datasets.store import DatasetExists, DatasetInUse, DatasetNotFound, UploadTooLarge
 from app.jobs.base import JobNotFound, JobsUnavailable
-from app.repository.objects import ObjectStoreUnavailable
-from app.repository.store import CorruptStoredFile, InvalidName, UnknownModel
+from app.repository.store import ModelNotFound
 from app.serving.batcher import DeadlineExceeded, LargerThanQueue, QueueFull
 from app.serving.imaging import ImageError
-from app.serving.registry import ModelNotFound, ModelUnavailable
+from app.serving.registry import ModelUnavailable
 from app.serving.spatial import ImageSizeError, PriorNotMeaningful, TooManyPixels
 from app.serving.tensors import TensorError
+from app.storage.files import CorruptStoredFile, InvalidName
+from app.storage.objects import ObjectStoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,6 @@ DOMAIN_ERRORS: dict[type[Exception], ErrorStatus] = {
     PriorNotMeaningful: ErrorStatus(422, "no_prior"),
     # it names something that is not there, or is there already
     ModelNotFound: ErrorStatus(404, "model_not_found"),
-    UnknownModel: ErrorStatus(404, "model_not_found"),
     DatasetNotFound: ErrorStatus(404, "dataset_not_found"),
     JobNotFound: ErrorStatus(404, "job_not_found"),
     DatasetExists: ErrorStatus(409, "dataset_exists"),

@@ -11,7 +11,8 @@ from starlette.responses import Response
 from app.api.deps import StateDep
 from app.api.errors import error_responses
 from app.api.responses import json_response
-from app.serving.registry import ModelNotFound, parse_ref
+from app.repository.store import ModelNotFound
+from app.serving.registry import parse_ref
 
 router = APIRouter(prefix="/v2", tags=["health"])
 

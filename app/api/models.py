@@ -17,8 +17,8 @@ from app.api.errors import ApiError, error_responses
 from app.api.responses import json_response
 from app.evaluation.report import FIGURES
 from app.repository.kinds import model_kind
-from app.repository.store import CorruptStoredFile, UnknownModel
-from app.serving.registry import ModelNotFound
+from app.repository.store import ModelNotFound
+from app.storage.files import CorruptStoredFile
 
 router = APIRouter(prefix="/models", tags=["models"])
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ async def _describe(state: StateDep, name: str) -> dict[str, Any]:
     for version in versions:
         try:
             manifest = await asyncio.to_thread(repository.manifest, name, version)
-        except (UnknownModel, OSError):
+        except (ModelNotFound, OSError):
             continue  # deleted or being written while we looked
         except CorruptStoredFile as error:
             logger.error("left out of the description: %s", error)

@@ -30,8 +30,8 @@ from app.datasets.store import (
     prepare,
     remove_stale_dirs,
 )
-from app.repository.objects import ObjectExists, ObjectStore
-from app.repository.store import NAME_PATTERN, CorruptStoredFile, check_name
+from app.storage.files import NAME_PATTERN, CorruptStoredFile, check_name
+from app.storage.objects import ObjectExists, ObjectStore
 
 UPLOAD_SPOOL = "vae-upload-"  # an upload's local spool, in the temporary directory
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from app.datasets.objects import ObjectDatasetStore
 from app.datasets.store import DatasetStore
-from app.repository.locations import ObjectUrl
-from app.repository.objects import ObjectStore
+from app.storage.locations import ObjectUrl
+from app.storage.objects import ObjectStore
 
 Datasets = DatasetStore | ObjectDatasetStore
 DATASETS = "datasets"  # the store's folder under the data location, on disk or in the store

@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from app.datasets.formats import ParsedDataset, read_dataset
 from app.datasets.imagezip import ImageOptions
 from app.datasets.safezip import UnpackLimits
-from app.repository.store import NAME_PATTERN, check_name, read_stored_manifest, stored_names
+from app.storage.files import NAME_PATTERN, check_name, read_stored_manifest, stored_names
 
 DATA_FILE = "data.npz"
 MANIFEST_FILE = "manifest.json"

@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.arrays import FloatArray
-from app.serving.runtime import GraphSession, load_graph
+from app.runtime.sessions import GraphSession, load_graph
 
 LOG_2PI = math.log(2 * math.pi)
 ACTIVE_UNIT_THRESHOLD = 0.01

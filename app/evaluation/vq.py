@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from app.arrays import CodeArray, FloatArray
 from app.evaluation.gaussian import OnnxVAE
 from app.repository.manifest import VQMetrics
-from app.serving.runtime import GraphSession, load_graph
+from app.runtime.sessions import GraphSession, load_graph
 from app.serving.vq import CODEBOOK_FILE, PRIOR_FILE, codes_to_latents, sample_codes_blocking
 
 

@@ -12,7 +12,8 @@ import onnxruntime as ort
 
 from app.arrays import FloatArray
 from app.repository.manifest import Manifest, SpatialSpec
-from app.repository.store import sha256_of
+from app.runtime.sessions import cpu_session
+from app.storage.files import sha256_of
 
 GRAPHS = ("encoder.onnx", "decoder.onnx")
 _NUMPY = {"float32": np.float32, "float16": np.float16}
@@ -49,10 +50,7 @@ class GraphPair:
     def load(cls, directory: Path, manifest: Manifest) -> GraphPair:
         """Both graphs of `directory` on the CPU."""
         try:
-            sessions = [
-                ort.InferenceSession(str(directory / name), providers=["CPUExecutionProvider"])
-                for name in GRAPHS
-            ]
+            sessions = [cpu_session(directory / name) for name in GRAPHS]
         except Exception as error:  # ORT raises its own types for unreadable graphs
             raise ImportRefused(f"ONNX Runtime cannot load the graphs: {error}") from None
         return cls(sessions[0], sessions[1], manifest)

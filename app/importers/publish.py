@@ -14,7 +14,8 @@ from pydantic import ValidationError
 from app.importers.checks import GraphPair, ImportRefused, check_hashes, trial_run
 from app.importers.report import reconstructions
 from app.repository.manifest import Manifest
-from app.repository.store import ModelRepository, check_name
+from app.repository.store import ModelRepository
+from app.storage.files import check_name
 
 PRIOR_NOTE = (
     "its latents are what a diffusion model denoises, not draws from N(0, I): make latents "

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.jobs.transaction import CancelOutcome
-from app.repository.store import NAME_PATTERN
+from app.storage.files import NAME_PATTERN
 from app.training.config import TrainConfig
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]

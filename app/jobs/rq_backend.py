@@ -35,8 +35,8 @@ from app.jobs.transaction import (
     RedisGate,
     cancel_outcome,
 )
-from app.repository.locations import to_location
 from app.repository.opening import open_repository
+from app.storage.locations import to_location
 
 QUEUE_NAME = "vae-training"
 JOB_INDEX = "vae:jobs"  # a sorted set of our job ids by creation time

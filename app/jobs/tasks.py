@@ -60,8 +60,8 @@ def execute_training(
     """
     from app.config import get_settings
     from app.datasets.opening import open_datasets
-    from app.repository.locations import to_location
     from app.repository.opening import open_repository
+    from app.storage.locations import to_location
     from app.training.config import TrainConfig
     from app.training.pipeline import run_training
     from app.training.trainer import TrainProgress

@@ -22,8 +22,8 @@ from rq.job import Job, JobStatus
 from app import metrics
 from app.config import get_settings
 from app.jobs.transaction import txn_key
-from app.repository.locations import to_location
 from app.repository.opening import open_repository
+from app.storage.locations import to_location
 
 logger = logging.getLogger(__name__)
 PROGRESS_POLL_SECONDS = 2.0

@@ -26,16 +26,9 @@ from typing import Any
 
 from app.repository.copying import seed
 from app.repository.object_repository import ObjectModelRepository, parse_manifest
-from app.repository.objects import ObjectInfo, ObjectStoreUnavailable
-from app.repository.store import (
-    DEFAULT_FILE,
-    MANIFEST,
-    NAME_PATTERN,
-    CorruptStoredFile,
-    ModelRepository,
-    sha256_of,
-    write_atomic,
-)
+from app.repository.store import DEFAULT_FILE, MANIFEST, ModelRepository
+from app.storage.files import NAME_PATTERN, CorruptStoredFile, sha256_of, write_atomic
+from app.storage.objects import ObjectInfo, ObjectStoreUnavailable
 
 logger = logging.getLogger(__name__)
 ETAG_FILE = ".etag"  # the store's ETag of the cached manifest (hidden: not a version file)

@@ -36,16 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.repository.manifest import Manifest
-from app.repository.objects import ObjectExists, ObjectInfo, ObjectStore
-from app.repository.store import (
-    DEFAULT_FILE,
-    MANIFEST,
-    NAME_PATTERN,
-    CorruptStoredFile,
-    UnknownModel,
-    check_name,
-    file_hashes,
-)
+from app.repository.store import DEFAULT_FILE, MANIFEST, ModelNotFound, file_hashes
+from app.storage.files import NAME_PATTERN, CorruptStoredFile, check_name
+from app.storage.objects import ObjectExists, ObjectInfo, ObjectStore
 
 CLAIMS = "claims"
 SEED_CLAIM = b"seed"  # the body of a claim seeding made
@@ -122,7 +115,7 @@ class ObjectModelRepository:
 
     def _model(self, name: str) -> ModelListing:
         if not NAME_PATTERN.fullmatch(name):
-            raise UnknownModel(f"no model named {name!r}")
+            raise ModelNotFound(f"no model named {name!r}")
         return _parse_listing(self.store.objects(f"{name}/")).get(name, ModelListing())
 
     def versions(self, name: str) -> list[int]:
@@ -132,11 +125,11 @@ class ObjectModelRepository:
         return sorted(self._model(name).manifests)
 
     def manifest_bytes(self, name: str, version: int) -> bytes:
-        """A version's manifest as stored; UnknownModel when it is not published."""
+        """A version's manifest as stored; ModelNotFound when it is not published."""
         try:
             return self.store.get(f"{check_name(name)}/{int(version)}/{MANIFEST}")
         except FileNotFoundError:
-            raise UnknownModel(f"model {name} has no version {version}") from None
+            raise ModelNotFound(f"model {name} has no version {version}") from None
 
     def manifest(self, name: str, version: int) -> Manifest:
         """The parsed manifest of one version."""
@@ -163,7 +156,7 @@ class ObjectModelRepository:
     def set_default(self, name: str, version: int) -> None:
         """Makes `version` the one that answers for `name` (one small overwrite)."""
         if version not in self.versions(name):
-            raise UnknownModel(f"model {name} has no version {version}")
+            raise ModelNotFound(f"model {name} has no version {version}")
         self.store.put(f"{name}/{DEFAULT_FILE}", f"{version}\n".encode())
 
     def staging_dir(self, name: str, owner: str | None = None) -> Path:
@@ -305,7 +298,7 @@ class ObjectModelRepository:
         try:
             self.store.head(prefix + MANIFEST)
         except FileNotFoundError:
-            raise UnknownModel(f"model {name} has no version {version}") from None
+            raise ModelNotFound(f"model {name} has no version {version}") from None
         # the claim says so first: a seed that has not seen the delete must not bring it back
         self.store.put(f"{name}/{CLAIMS}/{int(version)}", DELETED_CLAIM)
         self.store.delete([prefix + MANIFEST])

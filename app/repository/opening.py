@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.repository.locations import ObjectUrl
 from app.repository.mirror import CachedRepository
 from app.repository.object_repository import ObjectModelRepository
-from app.repository.objects import ObjectStore
 from app.repository.protocol import Repository
 from app.repository.store import ModelRepository
+from app.storage.locations import ObjectUrl
+from app.storage.objects import ObjectStore
 
 
 def open_repository(location: Path | ObjectUrl, endpoint: str | None = None) -> Repository:

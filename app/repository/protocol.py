@@ -22,7 +22,7 @@ class Repository(Protocol):
         ...
 
     def manifest(self, name: str, version: int) -> Manifest:
-        """The parsed manifest of one version (UnknownModel when it is not published)."""
+        """The parsed manifest of one version (ModelNotFound when it is not published)."""
         ...
 
     def default_version(self, name: str) -> int | None:

@@ -14,7 +14,6 @@ so `discard_staging` and `sweep` can remove what a dead job left behind.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import re
@@ -23,13 +22,17 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
-
-from pydantic import BaseModel, ValidationError
 
 from app.repository.manifest import Manifest
+from app.storage.files import (
+    NAME_PATTERN,
+    check_name,
+    read_stored_manifest,
+    sha256_of,
+    stored_names,
+    write_atomic,
+)
 
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MANIFEST = "manifest.json"
 DEFAULT_FILE = "DEFAULT"
 LAST_VERSION_FILE = "LAST_VERSION"
@@ -37,78 +40,20 @@ STAGING_PREFIX = ".staging-"
 TRASH_PREFIX = ".deleting-"
 OWNER_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 TEMP_FILE_AGE_S = 60.0
-StoredModel = TypeVar("StoredModel", bound=BaseModel)
 logger = logging.getLogger(__name__)
 
 
-class RepositoryError(ValueError):
-    """Base of the model repository's errors: a bad name, or a missing model or version."""
-
-
-class InvalidName(RepositoryError):
-    """A name that can never be stored (a model's or a dataset's): not 1-64 lowercase letters,
-    digits, '-' or '_', so never a path either."""
-
-
-class UnknownModel(RepositoryError, LookupError):
-    """The repository has no model of that name, or not that version of it."""
-
-
-class CorruptStoredFile(RuntimeError):
-    """A file the server wrote itself (a model's or a dataset's manifest) cannot be read back:
-    a fault of the server's own storage, never of the request that came across it."""
-
-
-def check_name(name: str) -> str:
-    """Model and dataset names: lowercase letters, digits, '-' and '_' (never a path)."""
-    if not NAME_PATTERN.fullmatch(name):
-        raise InvalidName(f"invalid name {name!r}: use 1-64 lowercase letters, digits, '-' or '_'")
-    return name
+class ModelNotFound(LookupError):
+    """No model of that name, or not that version of it (404): the repository's answer and the
+    registry's alike."""
 
 
 def _stored_name(name: str) -> str:
-    """`name` for a lookup: a name that can never be stored names no model (UnknownModel)."""
+    """`name` for a lookup: a name that can never be stored names no model (ModelNotFound)."""
     if not NAME_PATTERN.fullmatch(name):
-        raise UnknownModel(f"no model named {name!r} (names are 1-64 lowercase letters, "
+        raise ModelNotFound(f"no model named {name!r} (names are 1-64 lowercase letters, "
                            "digits, '-' or '_')")  # fmt: skip
     return name
-
-
-def read_stored_manifest(schema: type[StoredModel], path: Path, what: str) -> StoredModel:
-    """Parses a manifest the server stored itself; CorruptStoredFile (naming `what`) when it does
-    not parse, FileNotFoundError when it is gone."""
-    text = path.read_text()
-    try:
-        return schema.model_validate_json(text)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "the file"
-        raise CorruptStoredFile(
-            f"the server's stored manifest of {what} is unreadable ({where}: {first['msg']}); "
-            "the fault is in the server's files, not in the request"
-        ) from error
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Replaces `path` with `data` whole; on any failure (a full disk) no temp file stays."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _owner_of(entry: str) -> str | None:
@@ -124,14 +69,6 @@ def file_hashes(directory: Path) -> dict[str, str]:
         for p in sorted(directory.rglob("*"))
         if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")
     }
-
-
-def stored_names(root: Path, stored: Callable[[Path], bool]) -> list[str]:
-    """The sorted names of the directories under `root` that are valid names and hold something
-    stored (`stored(directory)`): the listing of the model repository and of the dataset store."""
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if NAME_PATTERN.fullmatch(p.name) and stored(p))
 
 
 class ModelRepository:
@@ -165,7 +102,7 @@ class ModelRepository:
         try:
             return read_stored_manifest(Manifest, path, f"model {name} version {version}")
         except (FileNotFoundError, NotADirectoryError):
-            raise UnknownModel(f"model {name} has no version {version}") from None
+            raise ModelNotFound(f"model {name} has no version {version}") from None
 
     def default_version(self, name: str) -> int | None:
         """The version DEFAULT names, else the newest one."""
@@ -182,7 +119,7 @@ class ModelRepository:
     def set_default(self, name: str, version: int) -> None:
         """Makes `version` the one that answers for `name`."""
         if version not in self.versions(name):
-            raise UnknownModel(f"model {name} has no version {version}")
+            raise ModelNotFound(f"model {name} has no version {version}")
         write_atomic(self.root / name / DEFAULT_FILE, f"{version}\n")
 
     def staging_dir(self, name: str, owner: str | None = None) -> Path:
@@ -302,7 +239,7 @@ class ModelRepository:
     def export_version(self, name: str, version: int, target: Path) -> None:
         """Copies a version's directory (manifest included) to the new directory `target`."""
         if version not in self.versions(name):
-            raise UnknownModel(f"model {name} has no version {version}")
+            raise ModelNotFound(f"model {name} has no version {version}")
         shutil.copytree(self.version_dir(name, version), target)
 
     def import_version(self, name: str, version: int, source: Path) -> bool:
@@ -327,7 +264,7 @@ class ModelRepository:
         """Removes a version: renamed away first so readers never see half a directory."""
         directory = self.version_dir(name, version)
         if not directory.is_dir():
-            raise UnknownModel(f"model {name} has no version {version}")
+            raise ModelNotFound(f"model {name} has no version {version}")
         trash = directory.with_name(f"{TRASH_PREFIX}{version}-{os.getpid()}")
         os.rename(directory, trash)
         shutil.rmtree(trash, ignore_errors=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.arrays import FloatArray
-from app.serving.runtime import GraphSession
+from app.runtime.sessions import GraphSession
 
 Outputs = dict[str, FloatArray]
 

@@ -17,20 +17,17 @@ from app.config import Settings
 from app.repository.kinds import model_kind
 from app.repository.manifest import Manifest
 from app.repository.mirror import CachedRepository
-from app.repository.store import ModelRepository, RepositoryError, check_name
+from app.repository.store import ModelNotFound, ModelRepository
+from app.runtime.sessions import load_graph
 from app.serving.batcher import BatcherLabels, DirectRunner, MicroBatcher, Runner
 from app.serving.packing import PackedGraph
-from app.serving.runtime import load_graph
 from app.serving.spatial_graphs import batch_rows_by_pixels, batches_pay, load_spatial_graphs
 from app.serving.vq import CodePrior, VQParts, load_vq_parts
+from app.storage.files import InvalidName, check_name
 
 logger = logging.getLogger(__name__)
 Stamp = tuple[tuple[str, int, int, int], ...]
 PULL_ON_DEMAND_S = 1.0  # a request naming an unseen version pulls the store at most this often
-
-
-class ModelNotFound(LookupError):
-    """No such model or version (404)."""
 
 
 class ModelUnavailable(RuntimeError):
@@ -84,7 +81,7 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     name, _, version = ref.partition(":")
     try:
         check_name(name)
-    except RepositoryError as error:
+    except InvalidName as error:
         raise ModelNotFound(str(error)) from None
     if not version:
         return name, None

@@ -13,8 +13,8 @@ import numpy as np
 from app.arrays import FloatArray
 from app.config import Settings, SpatialBatching
 from app.repository.manifest import Manifest
+from app.runtime.sessions import GraphSession, load_graph
 from app.serving.packing import PackedGraph
-from app.serving.runtime import GraphSession, load_graph
 
 
 @dataclass

@@ -16,8 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.arrays import CodeArray, FloatArray
+from app.runtime.sessions import GraphSession, load_graph
 from app.serving.batcher import Runner
-from app.serving.runtime import GraphSession, load_graph
 
 Outputs = dict[str, FloatArray]
 PRIOR_FILE = "prior.onnx"

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from torch import nn
 
+from app.runtime.sessions import cpu_session
 from app.training.modules import BaseVAE
 
 PARITY_TOLERANCE = 1e-4
@@ -115,13 +115,8 @@ def check_parity(vae: BaseVAE, directory: Path, probe: np.ndarray, seed: int = 0
 
     Raises ParityError past PARITY_TOLERANCE.
     """
-    options = ort.SessionOptions()
-    encoder = ort.InferenceSession(
-        str(directory / "encoder.onnx"), options, ["CPUExecutionProvider"]
-    )
-    decoder = ort.InferenceSession(
-        str(directory / "decoder.onnx"), options, ["CPUExecutionProvider"]
-    )
+    encoder = cpu_session(directory / "encoder.onnx")
+    decoder = cpu_session(directory / "decoder.onnx")
     x = probe.astype(np.float32)
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((len(x), vae.latent_size + vae.noise_dim)).astype(np.float32)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from app.serving.runtime import load_graph
+from app.runtime.sessions import load_graph
 from app.training.export import (
     OPSET,
     PARITY_TOLERANCE,

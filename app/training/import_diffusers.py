@@ -20,7 +20,8 @@ from torch import nn
 from app.importers.checks import GraphPair
 from app.importers.publish import PRIOR_NOTE, publish_checked
 from app.repository.manifest import GraphDtypes, ImageSpec, Manifest, SpatialSpec
-from app.repository.store import ModelRepository, check_name
+from app.repository.store import ModelRepository
+from app.storage.files import check_name
 from app.training.export import export_onnx
 
 TOLERANCE = {"float32": 1e-3, "float16": 5e-2}

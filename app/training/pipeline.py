@@ -23,7 +23,7 @@ from app.evaluation.vq import OnnxVQVAE
 from app.repository.kinds import model_kind
 from app.repository.manifest import ImageSpec, Manifest, Metrics, TrainingInfo
 from app.repository.protocol import Repository
-from app.repository.store import sha256_of
+from app.storage.files import sha256_of
 from app.training.config import TrainConfig
 from app.training.evaluate_torch import evaluate_torch
 from app.training.kinds import training_kind

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from app.runtime.sessions import GraphSession, load_graph
 from app.serving.imaging import encode_png_base64
-from app.serving.runtime import GraphSession, load_graph
 
 STATS_ENV = "BENCH_STATS_FILE"
 

@@ -16,7 +16,7 @@ import numpy as np
 from pytriton.decorators import batch
 from pytriton.model_config import Tensor
 
-from app.serving.runtime import load_graph
+from app.runtime.sessions import load_graph
 from bench.peers.triton_server import serve, triton_arguments
 
 

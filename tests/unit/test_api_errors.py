@@ -21,13 +21,14 @@ from app.datasets.arrays import DatasetError
 from app.datasets.store import DatasetExists, DatasetInUse, DatasetNotFound, UploadTooLarge
 from app.jobs.base import JobNotFound, JobsUnavailable
 from app.main import create_app
-from app.repository.objects import ObjectStoreUnavailable
-from app.repository.store import CorruptStoredFile, InvalidName, UnknownModel
+from app.repository.store import ModelNotFound
 from app.serving.batcher import DeadlineExceeded, LargerThanQueue, QueueFull
 from app.serving.imaging import ImageError
-from app.serving.registry import ModelNotFound, ModelUnavailable
+from app.serving.registry import ModelUnavailable
 from app.serving.spatial import ImageSizeError, PriorNotMeaningful, TooManyPixels
 from app.serving.tensors import TensorError
+from app.storage.files import CorruptStoredFile, InvalidName
+from app.storage.objects import ObjectStoreUnavailable
 from tests.dataset_builders import digits, npz_bytes
 from tests.helpers import free_port
 from tests.in_process import serving, settings_for
@@ -44,7 +45,7 @@ EXPECTED: list[tuple[Exception, int, str, str | None]] = [
     (TooManyPixels("this request's images are 9 pixels in all"), 413, "too_large", None),
     (PriorNotMeaningful("model sd cannot sample"), 422, "no_prior", None),
     (ModelNotFound("no model named 'x'"), 404, "model_not_found", None),
-    (UnknownModel("model x has no version 3"), 404, "model_not_found", None),
+    (ModelNotFound("model x has no version 3"), 404, "model_not_found", None),
     (DatasetNotFound("no dataset named 'x'"), 404, "dataset_not_found", None),
     (JobNotFound("no job 'x'"), 404, "job_not_found", None),
     (DatasetExists("a dataset named 'x' exists"), 409, "dataset_exists", None),

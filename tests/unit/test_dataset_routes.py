@@ -17,7 +17,7 @@ import pytest
 
 from app.datasets.store import DatasetManifest, DatasetStore
 from app.main import create_app
-from app.repository.objects import ObjectStoreUnavailable
+from app.storage.objects import ObjectStoreUnavailable
 from tests.dataset_builders import digits, npz_bytes
 from tests.in_process import serving, settings_for
 

@@ -18,7 +18,7 @@ from app.datasets.store import (
     DatasetStore,
     UploadTooLarge,
 )
-from app.repository.store import InvalidName
+from app.storage.files import InvalidName
 from tests.dataset_builders import class_zip, digits, idx_zip, npz_bytes
 
 

@@ -28,13 +28,13 @@ from app.datasets.objects import UPLOAD_SPOOL, ObjectDatasetStore
 from app.datasets.store import DatasetExists, DatasetNotFound
 from app.main import create_app
 from app.repository.copying import copy_repository, seed
-from app.repository.locations import ObjectUrl
 from app.repository.manifest import ImageSpec, Manifest
 from app.repository.mirror import CachedRepository
 from app.repository.object_repository import ObjectModelRepository
-from app.repository.objects import PART_BYTES, ObjectExists, ObjectStoreUnavailable
-from app.repository.store import ModelRepository, UnknownModel
-from app.serving.registry import ModelNotFound, ModelRegistry
+from app.repository.store import ModelNotFound, ModelRepository
+from app.serving.registry import ModelRegistry
+from app.storage.locations import ObjectUrl
+from app.storage.objects import PART_BYTES, ObjectExists, ObjectStoreUnavailable
 from tests.conftest import SHIPPED_MODELS
 from tests.dataset_builders import idx_zip
 from tests.helpers import ROOT, wait_until
@@ -88,7 +88,7 @@ def test_publish_uploads_files_then_commits_the_manifest(
         store_repo._commit("m", 2, b"{}")
     store_repo.set_default("m", 1)
     assert store_repo.default_version("m") == 1
-    with pytest.raises(UnknownModel):
+    with pytest.raises(ModelNotFound):
         store_repo.set_default("m", 7)
 
 
@@ -124,7 +124,7 @@ def test_numbers_are_never_issued_twice_even_after_a_delete(
     assert store_repo.versions("m") == [1]
     assert store_repo.store.objects("m/2/") == []
     assert publish(store_repo, "m") == 3
-    with pytest.raises(UnknownModel):
+    with pytest.raises(ModelNotFound):
         store_repo.delete_version("m", 2)
 
 

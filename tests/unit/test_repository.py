@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from app.repository.manifest import ImageSpec, Manifest
-from app.repository.store import ModelRepository, RepositoryError, check_name
+from app.repository.store import ModelNotFound, ModelRepository
+from app.storage.files import InvalidName, check_name
 
 
 def manifest() -> Manifest:
@@ -27,7 +28,7 @@ def publish(repository: ModelRepository, name: str, make_default: bool = True) -
 
 @pytest.mark.parametrize("name", ["", "UPPER", "../etc", "a/b", ".hidden", "x" * 65, "sp ace"])
 def test_names_that_could_be_paths_are_refused(name: str) -> None:
-    with pytest.raises(RepositoryError):
+    with pytest.raises(InvalidName):
         check_name(name)
 
 
@@ -50,7 +51,7 @@ def test_the_default_can_be_chosen_and_survives_new_versions(tmp_path: Path) -> 
     assert repository.default_version("m") == 1
     repository.set_default("m", 2)
     assert repository.default_version("m") == 2
-    with pytest.raises(RepositoryError):
+    with pytest.raises(ModelNotFound):
         repository.set_default("m", 9)
 
 
@@ -70,7 +71,7 @@ def test_deleting_a_version(tmp_path: Path) -> None:
     repository.delete_version("m", 2)
     assert repository.versions("m") == [1]
     assert repository.default_version("m") == 1
-    with pytest.raises(RepositoryError):
+    with pytest.raises(ModelNotFound):
         repository.delete_version("m", 2)
 
 

@@ -29,7 +29,7 @@ import obstore
 from obstore.exceptions import AlreadyExistsError, BaseError, PreconditionError
 from obstore.store import S3Store
 
-from app.repository.locations import ObjectUrl
+from app.storage.locations import ObjectUrl
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -81,3 +81,9 @@ def load_graph(path: Path, threads: int | None = None, spinning: bool = True) ->
         input_name=session.get_inputs()[0].name,
         output_names=[o.name for o in session.get_outputs()],
     )
+
+
+def cpu_session(path: Path) -> ort.InferenceSession:
+    """A graph on the CPU with ONNX Runtime's defaults: the reference a parity check or an
+    import's trial run compares against, whatever provider serving would pick."""
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
