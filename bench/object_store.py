@@ -40,8 +40,9 @@ from app.repository.object_repository import ObjectModelRepository
 from app.repository.store import MANIFEST, ModelRepository
 from app.serving.notifications import announce
 from bench import machine
-from tests.helpers import ROOT, free_port, redis_running
-from tests.object_store import SeaweedFS, seaweedfs_running
+from tests.support.paths import ROOT
+from tests.support.processes import free_port, redis_running
+from tests.support.seaweedfs import SeaweedFS, seaweedfs_running
 
 SHIPPED = ROOT / "models"
 RESULTS = ROOT / "bench" / "results"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,17 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import (
-    FIXTURES,
-    ROOT,
-    RedisServer,
-    ServiceProcess,
-    redis_running,
-    running_service,
-)
-
-# The shipped repository; VAE_TEST_MODELS may point elsewhere while developing.
-SHIPPED_MODELS = Path(os.environ.get("VAE_TEST_MODELS", ROOT / "models"))
+from tests.support.paths import FIXTURES, SHIPPED_MODELS
+from tests.support.processes import RedisServer, ServiceProcess, redis_running, running_service
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import ServiceProcess, png_b64
+from tests.support.dataset_builders import png_b64
+from tests.support.processes import ServiceProcess
 
 NPY = "application/x-npy"
 

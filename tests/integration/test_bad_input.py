@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import ServiceProcess
+from tests.support.processes import ServiceProcess
 
 
 @pytest.fixture(scope="module")

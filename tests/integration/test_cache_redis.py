@@ -27,12 +27,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.repository.store import ModelRepository
 from app.serving.cache.memory import LatentCache, pixel_digest
 from app.serving.imaging import canonical_pixels
-from tests.conftest import SHIPPED_MODELS
-from tests.helpers import (
-    BackgroundLoad,
+from tests.support.dataset_builders import png_b64
+from tests.support.load import BackgroundLoad
+from tests.support.paths import SHIPPED_MODELS
+from tests.support.processes import (
     RedisServer,
     ServiceProcess,
-    png_b64,
     redis_running,
     running_service,
     start_redis,

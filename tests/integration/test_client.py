@@ -23,8 +23,8 @@ from vae_client import (
     Unauthorized,
 )
 
-from tests.dataset_builders import digits, npz_bytes
-from tests.helpers import ServiceProcess, running_service
+from tests.support.dataset_builders import digits, npz_bytes
+from tests.support.processes import ServiceProcess, running_service
 
 TOKEN = "client-test-token"
 TINY_JOB = {

@@ -27,7 +27,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.deployment import (
+from tests.support.deployment import (
     DOCKER,
     GATEWAY_CONFIG,
     PROMETHEUS_CONFIG,
@@ -38,8 +38,8 @@ from tests.deployment import (
     healthcheck_command,
     load_yaml,
 )
-from tests.helpers import free_port, wait_until
-from tests.synthetic import mnist_style_zip
+from tests.support.processes import free_port, wait_until
+from tests.support.synthetic import mnist_style_zip
 
 TOKEN = "compose-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.helpers import ServiceProcess, running_service, service_env
+from tests.support.processes import ServiceProcess, running_service, service_env
 
 SHUTDOWN_BOUND_S = 2
 SLOW_TIMEOUT_S = 2

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from app.datasets.arrays import load_arrays
-from tests.dataset_builders import (
+from tests.support.dataset_builders import (
     class_zip,
     digits,
     idx_zip,
@@ -22,7 +22,7 @@ from tests.dataset_builders import (
     symlink_zip,
     zip_bytes,
 )
-from tests.helpers import ServiceProcess, running_service
+from tests.support.processes import ServiceProcess, running_service
 
 TOKEN = "dataset-test-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageStat
 
-from tests.helpers import ServiceProcess, running_service, service_env
-from tests.synthetic import write_npz
+from tests.support.processes import ServiceProcess, running_service, service_env
+from tests.support.synthetic import write_npz
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -581,7 +581,7 @@ def test_no_cors_headers_unless_configured(service: ServiceProcess) -> None:
 def spatial_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     """`vae serve` whose default model is a tiny TAESD-style autoencoder imported from diffusers
     (a tiny AutoencoderKL beside it)."""
-    from tests.autoencoders import import_both
+    from tests.support.autoencoders import import_both
 
     root = tmp_path_factory.mktemp("spatial-page")
     import_both(root / "models", root)

@@ -12,8 +12,9 @@ import pytest
 from app.repository.store import ModelRepository
 from app.training.config import TrainConfig
 from app.training.pipeline import run_training
-from tests.helpers import ServiceProcess, png_b64, running_service
-from tests.synthetic import stroke_digits, write_npz
+from tests.support.dataset_builders import png_b64
+from tests.support.processes import ServiceProcess, running_service
+from tests.support.synthetic import stroke_digits, write_npz
 
 SMALL = {"epochs": 3, "eval_k": 20, "hidden": [128], "latent_dim": 4, "bottom_latent_dim": 8}
 

@@ -33,17 +33,17 @@ import numpy as np
 import pytest
 
 from app.repository.store import ModelRepository
-from tests import jobs
-from tests.helpers import (
-    BackgroundLoad,
+from tests.integration.test_hot_reload import copy_version
+from tests.support import jobs
+from tests.support.load import BackgroundLoad
+from tests.support.processes import (
     RedisServer,
     ServiceProcess,
     running_service,
     start_redis,
     wait_until,
 )
-from tests.integration.test_hot_reload import copy_version
-from tests.synthetic import mnist_style_zip
+from tests.support.synthetic import mnist_style_zip
 
 LATENT_DIM = 32  # the shipped model's
 ROUTES = ("decode", "encode", "sample")

@@ -42,7 +42,7 @@ from schemathesis.specs.openapi.checks import (
 from app.api.responses import NPY_MEDIA_TYPE
 from app.config import Settings
 from app.main import create_app
-from tests.helpers import ServiceProcess, own_models_service
+from tests.support.processes import ServiceProcess, own_models_service
 
 TOKEN = "fuzz-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

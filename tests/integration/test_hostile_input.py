@@ -22,8 +22,8 @@ import pytest
 from PIL import Image
 
 from bench.procs import status_mib
-from tests.dataset_builders import zip_bytes
-from tests.helpers import ServiceProcess, own_models_service
+from tests.support.dataset_builders import zip_bytes
+from tests.support.processes import ServiceProcess, own_models_service
 
 TOKEN = "hostile-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import ServiceProcess, mnist_repo, running_service, wait_until
+from tests.support.processes import ServiceProcess, mnist_repo, running_service, wait_until
 
 TOKEN = "reload-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

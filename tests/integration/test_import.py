@@ -18,7 +18,7 @@ from app.cli import app
 from app.importers.checks import GraphPair, ImportRefused
 from app.importers.publish import import_onnx
 from app.repository.store import ModelRepository
-from tests.autoencoders import save
+from tests.support.autoencoders import save
 
 onnx = pytest.importorskip("onnx")
 numpy_helper = pytest.importorskip("onnx.numpy_helper")

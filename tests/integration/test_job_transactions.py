@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers import ServiceProcess, wait_until
 from tests.integration.test_jobs import (  # noqa: F401 - fixtures
     AUTH,
     ENDLESS,
@@ -25,6 +24,7 @@ from tests.integration.test_jobs import (  # noqa: F401 - fixtures
     wait_status,
     with_rq,
 )
+from tests.support.processes import ServiceProcess, wait_until
 
 # Scoring samples trains a classifier: seconds of work after training, before the commit point.
 SLOW_END = {**QUICK, "epochs": 2, "quality": True}

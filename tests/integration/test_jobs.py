@@ -14,9 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.dataset_builders import mnist_download_zip
-from tests.helpers import RedisServer, ServiceProcess, mnist_repo, running_service, wait_until
-from tests.jobs import (
+from tests.support.dataset_builders import mnist_download_zip
+from tests.support.jobs import (
     AUTH,
     ENDLESS,
     TOKEN,
@@ -28,7 +27,14 @@ from tests.jobs import (
     submit,
     wait_status,
 )
-from tests.synthetic import mnist_style_zip
+from tests.support.processes import (
+    RedisServer,
+    ServiceProcess,
+    mnist_repo,
+    running_service,
+    wait_until,
+)
+from tests.support.synthetic import mnist_style_zip
 
 QUICK = {"epochs": 20, "eval_k": 20, "hidden": [256], "latent_dim": 8}
 

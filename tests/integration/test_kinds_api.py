@@ -21,7 +21,7 @@ from app.repository.kinds import KINDS
 from app.repository.store import ModelRepository
 from app.training.config import TrainConfig
 from app.training.pipeline import run_training
-from tests.synthetic import write_npz
+from tests.support.synthetic import write_npz
 
 SMALL: dict[str, Any] = {"epochs": 1, "hidden": [32], "latent_dim": 4, "eval_k": 8,
                          "quality": False, "holdout": 60, "batch_size": 64}  # fmt: skip
@@ -67,7 +67,7 @@ async def client(repository: tuple[Path, Path]) -> AsyncIterator[httpx.AsyncClie
 
 def image_arrays(count: int) -> list[Any]:
     """Stroke digits as [0, 1] arrays [H][W]."""
-    from tests.synthetic import stroke_digits
+    from tests.support.synthetic import stroke_digits
 
     images, _ = stroke_digits(count, seed=9)
     return (images.astype(np.float32) / 255.0).tolist()  # type: ignore[no-any-return]

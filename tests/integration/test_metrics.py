@@ -22,7 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from app.repository.store import ModelRepository
-from tests.helpers import png_b64, running_service, start_redis
+from tests.support.dataset_builders import png_b64
+from tests.support.processes import running_service, start_redis
 
 MAX_QUEUE = 16
 ENCODE_IMAGES = 8  # unique images, sent twice: 8 misses, then 8 hits

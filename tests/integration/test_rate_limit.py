@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers import running_service
+from tests.support.processes import running_service
 
 BURST = 3
 

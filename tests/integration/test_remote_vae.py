@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.autoencoders import save
-from tests.helpers import ServiceProcess, running_service
+from tests.support.autoencoders import save
+from tests.support.processes import ServiceProcess, running_service
 
 torch = pytest.importorskip("torch")
 remote_utils = pytest.importorskip("diffusers.utils.remote_utils")

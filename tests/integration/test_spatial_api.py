@@ -21,7 +21,7 @@ from PIL import Image
 from app.config import Settings
 from app.serving.batcher import DirectRunner, MicroBatcher
 from app.serving.tensors import to_bytes
-from tests.autoencoders import import_both
+from tests.support.autoencoders import import_both
 
 pytestmark = pytest.mark.anyio
 RAW = {"content-type": "application/octet-stream"}

@@ -13,8 +13,9 @@ from app.repository.store import ModelRepository
 from app.training import export
 from app.training.config import TrainConfig
 from app.training.pipeline import run_training
-from tests.helpers import ROOT, running_service
-from tests.synthetic import write_npz
+from tests.support.paths import ROOT
+from tests.support.processes import running_service
+from tests.support.synthetic import write_npz
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,10 @@ import pytest
 from app.repository.store import ModelRepository
 from app.training.config import TrainConfig
 from app.training.pipeline import run_training
-from tests.helpers import ROOT, ServiceProcess, png_b64, running_service
-from tests.synthetic import stroke_digits, write_npz
+from tests.support.dataset_builders import png_b64
+from tests.support.paths import ROOT
+from tests.support.processes import ServiceProcess, running_service
+from tests.support.synthetic import stroke_digits, write_npz
 
 K, D = 16, 4
 TINY = {

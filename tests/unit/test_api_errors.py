@@ -29,9 +29,9 @@ from app.serving.spatial import ImageSizeError, PriorNotMeaningful, TooManyPixel
 from app.serving.tensors import TensorError
 from app.storage.files import CorruptStoredFile, InvalidName
 from app.storage.objects import ObjectStoreUnavailable
-from tests.dataset_builders import digits, npz_bytes
-from tests.helpers import free_port
-from tests.in_process import serving, settings_for
+from tests.support.dataset_builders import digits, npz_bytes
+from tests.support.in_process import serving, settings_for
+from tests.support.processes import free_port
 
 # (the error raised, the status, the `error` code, the Retry-After header or None)
 EXPECTED: list[tuple[Exception, int, str, str | None]] = [

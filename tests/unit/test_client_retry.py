@@ -31,7 +31,7 @@ from vae_client import (
 )
 from vae_client.retry import retry_after_seconds
 
-from tests.helpers import free_port
+from tests.support.processes import free_port
 
 FAST = RetryPolicy(max_attempts=4, max_wait=5.0, jitter=0.0, backoff=0.01)
 

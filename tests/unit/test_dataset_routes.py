@@ -18,8 +18,8 @@ import pytest
 from app.datasets.store import DatasetManifest, DatasetStore
 from app.main import create_app
 from app.storage.objects import ObjectStoreUnavailable
-from tests.dataset_builders import digits, npz_bytes
-from tests.in_process import serving, settings_for
+from tests.support.dataset_builders import digits, npz_bytes
+from tests.support.in_process import serving, settings_for
 
 
 class SlowToMeasure(DatasetStore):

@@ -19,7 +19,7 @@ from app.datasets.store import (
     UploadTooLarge,
 )
 from app.storage.files import InvalidName
-from tests.dataset_builders import class_zip, digits, idx_zip, npz_bytes
+from tests.support.dataset_builders import class_zip, digits, idx_zip, npz_bytes
 
 
 def store_bytes(store: DatasetStore, name: str, data: bytes, **options: object) -> DatasetManifest:

@@ -22,7 +22,7 @@ from app.api import inference
 from app.api.inference import HotRouteMismatch, install_hot_routes
 from app.api.responses import NPY_MEDIA_TYPE, npy_bytes
 from app.main import create_app
-from tests.in_process import serving, settings_for
+from tests.support.in_process import serving, settings_for
 
 LATENTS = np.random.default_rng(0).standard_normal((3, 32)).astype(np.float32)
 NPY = {"content-type": NPY_MEDIA_TYPE}

@@ -10,7 +10,7 @@ import pytest
 from app.datasets.arrays import binarize
 from app.evaluation.gaussian import OnnxVAE, evaluate, iwae_log_likelihood
 from app.repository.store import ModelRepository
-from tests.conftest import SHIPPED_MODELS
+from tests.support.paths import SHIPPED_MODELS
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from app.datasets.arrays import DatasetError, make_dataset
 from app.datasets.formats import ParsedDataset, read_dataset, sniff
 from app.datasets.imagezip import ImageOptions, folder_labels
 from app.datasets.safezip import UnpackLimits, UnsafeArchive
-from tests.dataset_builders import (
+from tests.support.dataset_builders import (
     class_zip,
     digits,
     gz,

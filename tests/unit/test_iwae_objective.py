@@ -13,7 +13,7 @@ from app.training.losses import iwae_bound
 from app.training.modules import GaussianVAE
 from app.training.objectives import batch_objective, elbo_objective, iwae_objective
 from app.training.trainer import train
-from tests.synthetic import stroke_digits
+from tests.support.synthetic import stroke_digits
 
 KINDS = ["vae", "hvae"]
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from app.cli import app as cli
 from app.main import create_app, openapi_json
-from tests.in_process import settings_for
+from tests.support.in_process import settings_for
 
 COMMITTED = Path(__file__).resolve().parents[2] / "openapi.json"
 REGENERATE = "vae openapi > openapi.json"

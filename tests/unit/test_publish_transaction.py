@@ -15,7 +15,7 @@ from app.repository.store import ModelRepository
 from app.training.config import TrainConfig
 from app.training.pipeline import run_training
 from app.training.trainer import TrainingCancelled
-from tests.synthetic import write_npz
+from tests.support.synthetic import write_npz
 
 TINY = TrainConfig.model_validate(
     {"epochs": 1, "eval_k": 5, "hidden": [32], "latent_dim": 4, "quality": False}

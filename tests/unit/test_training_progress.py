@@ -14,7 +14,7 @@ from app.datasets.arrays import make_dataset
 from app.repository.manifest import Manifest
 from app.training.config import TrainConfig
 from app.training.trainer import TrainProgress, report_due, train
-from tests.synthetic import stroke_digits
+from tests.support.synthetic import stroke_digits
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "mnist" / "1" / "manifest.json"
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import SHIPPED_MODELS
-from tests.helpers import ROOT
+from tests.support.paths import ROOT, SHIPPED_MODELS
 
 
 def vae(*args: str) -> subprocess.CompletedProcess[str]:

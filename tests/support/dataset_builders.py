@@ -1,7 +1,9 @@
-"""Dataset files built in memory for tests: IDX, gzip, zips of images, .npy/.npz, hostile zips."""
+"""Dataset files built in memory for tests: IDX, gzip, zips of images, .npy/.npz, hostile zips;
+and one image as the base64 PNG a client sends."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import io
 import stat
@@ -125,3 +127,10 @@ def class_zip(
             for i in range(per_class)
         }
     )
+
+
+def png_b64(digit: np.ndarray) -> str:
+    """One uint8 [H, W] grey image as the base64 PNG a client sends."""
+    buffer = io.BytesIO()
+    Image.fromarray(digit.astype(np.uint8), mode="L").save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.deployment import AWS_SETTINGS, COMPOSE, K8S, compose, known_settings, load_yaml
-from tests.helpers import ROOT
+from tests.support.deployment import AWS_SETTINGS, COMPOSE, K8S, compose, known_settings, load_yaml
+from tests.support.paths import ROOT
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(

@@ -13,7 +13,7 @@ from rq.job import Job, JobStatus
 
 from app import metrics
 from app.jobs.worker_metrics import MetricsWorker, ProgressPoller, outcome
-from tests.helpers import RedisServer, wait_until
+from tests.support.processes import RedisServer, wait_until
 
 
 @pytest.fixture

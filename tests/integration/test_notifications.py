@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from app.serving.notifications import announce, listen
-from tests.helpers import RedisServer, free_port, start_redis
+from tests.support.processes import RedisServer, free_port, start_redis
 
 
 async def announce_until(heard: asyncio.Event, redis_url: str, tries: int = 100) -> None:

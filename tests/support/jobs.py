@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 
-from tests.helpers import ROOT, wait_until
+from tests.support.paths import ROOT
+from tests.support.processes import wait_until
 
 TOKEN = "test-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from app.storage.locations import ObjectUrl
 from app.storage.objects import ObjectStore, ObjectStoreUnavailable
-from tests.helpers import free_port, wait_until
+from tests.support.processes import free_port, wait_until
 
 BUCKET = "vae-test"
 ACCESS_KEY = "vae-test-key"
