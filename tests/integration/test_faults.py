@@ -23,8 +23,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +32,8 @@ import numpy as np
 import pytest
 
 from app.repository.store import ModelRepository
-from tests.integration.test_hot_reload import copy_version
 from tests.support import jobs
-from tests.support.load import BackgroundLoad
+from tests.support.load import DEFAULT, ROUTES, Load, body_for
 from tests.support.processes import (
     RedisServer,
     ServiceProcess,
@@ -43,69 +41,10 @@ from tests.support.processes import (
     start_redis,
     wait_until,
 )
+from tests.support.repositories import copy_version
 from tests.support.synthetic import mnist_style_zip
 
-LATENT_DIM = 32  # the shipped model's
-ROUTES = ("decode", "encode", "sample")
-DEFAULT = "default"
-
-
 # ---- the load ----------------------------------------------------------------------------
-def body_for(route: str, ref: str | None, rng: np.random.Generator, digits: np.ndarray) -> Any:
-    """A small valid request body for `route`, naming the model `ref` (the default when None)."""
-    body: dict[str, Any]
-    if route == "decode":
-        body = {"latents": rng.standard_normal((1, LATENT_DIM)).round(4).tolist()}
-    elif route == "encode":
-        digit = digits[int(rng.integers(0, len(digits)))]
-        body = {"arrays": [(digit.astype(np.float64) / 255.0).round(4).tolist()]}
-    else:
-        body = {"n": 2, "seed": int(rng.integers(0, 1000))}
-    if ref is not None:
-        body["model"] = ref
-    return body
-
-
-class Load(BackgroundLoad):
-    """Client threads looping over /decode, /encode and /sample until stopped (or until `limit`
-    answers in all, when given). Every answer is counted by (model ref, status)."""
-
-    def __init__(
-        self,
-        url: str,
-        digits: np.ndarray,
-        refs: Sequence[str | None] = (None,),
-        threads: int = 3,
-        limit: int | None = None,
-    ) -> None:
-        super().__init__(url, threads, limit)
-        self.digits = digits
-        self.refs = list(refs)
-        self.counts: Counter[tuple[str, int]] = Counter()
-
-    def by_status(self, ref: str | None = None) -> dict[int, int]:
-        """Answers by status, for one model ref or (None) for all."""
-        with self._lock:
-            found: Counter[int] = Counter()
-            for (seen, status), n in self.counts.items():
-                if ref is None or seen == ref:
-                    found[status] += n
-            return dict(sorted(found.items()))
-
-    def summary(self) -> dict[str, Any]:
-        """Counts by ref and status, and the lost requests."""
-        with self._lock:
-            refs: dict[str, dict[int, int]] = {}
-            for (ref, status), n in sorted(self.counts.items()):
-                refs.setdefault(ref, {})[status] = n
-            return {"by_ref": refs, "lost": len(self.failures)}
-
-    def send(self, http: httpx.Client, rng: np.random.Generator, turn: int) -> None:
-        route = ROUTES[turn % len(ROUTES)]
-        ref = self.refs[(turn // len(ROUTES)) % len(self.refs)]
-        reply = http.post(f"/{route}", json=body_for(route, ref, rng, self.digits))
-        with self._lock:
-            self.counts[(ref or DEFAULT, reply.status_code)] += 1
 
 
 def report(name: str, load: Load) -> None:

@@ -3,14 +3,14 @@ working one; admins pick the default and delete versions."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.processes import ServiceProcess, mnist_repo, running_service, wait_until
+from tests.support.processes import ServiceProcess, running_service, wait_until
+from tests.support.repositories import copy_version, mnist_repo
 
 TOKEN = "reload-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -30,20 +30,6 @@ def service(repo: Path, tmp_path: Path) -> Iterator[ServiceProcess]:
     }
     with running_service(env, tmp_path) as process:
         yield process
-
-
-def copy_version(repo: Path, source: int, target: int, break_it: bool = False) -> None:
-    """Publishes a copy of a version under a new number, the way the repository does (rename)."""
-    staging = repo / "mnist" / f".staging-test-{target}"
-    shutil.copytree(repo / "mnist" / str(source), staging)
-    manifest = (staging / "manifest.json").read_text()
-    (staging / "manifest.json").write_text(
-        manifest.replace(f'"version": {source}', f'"version": {target}')
-    )
-    if break_it:
-        (staging / "decoder.onnx").write_bytes(b"this is not an onnx graph")
-    staging.rename(repo / "mnist" / str(target))
-    (repo / "mnist" / "DEFAULT").write_text(f"{target}\n")
 
 
 def version_of(http: httpx.Client) -> int:

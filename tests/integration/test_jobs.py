@@ -30,10 +30,10 @@ from tests.support.jobs import (
 from tests.support.processes import (
     RedisServer,
     ServiceProcess,
-    mnist_repo,
     running_service,
     wait_until,
 )
+from tests.support.repositories import mnist_repo
 from tests.support.synthetic import mnist_style_zip
 
 QUICK = {"epochs": 20, "eval_k": 20, "hidden": [256], "latent_dim": 8}

@@ -31,17 +31,17 @@ import numpy as np
 import pytest
 
 from app.repository.object_repository import ObjectModelRepository
-from tests.integration.test_faults import Load
 from tests.support import jobs
+from tests.support.load import Load
 from tests.support.paths import SHIPPED_MODELS
 from tests.support.processes import (
     RedisServer,
     ServiceProcess,
-    mnist_repo,
     redis_running,
     running_service,
     wait_until,
 )
+from tests.support.repositories import mnist_repo
 from tests.support.seaweedfs import SeaweedFS, seaweedfs_running
 from tests.support.synthetic import mnist_style_zip
 

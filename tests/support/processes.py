@@ -1,5 +1,5 @@
 """Processes of the tests' own and waiting on them: free ports, `wait_until`, a real
-redis-server, a real `vae serve` process (and its environment and model repository)."""
+redis-server, a real `vae serve` process and its environment."""
 
 from __future__ import annotations
 
@@ -156,14 +156,6 @@ def running_service(
         yield service
     finally:
         service.stop()
-
-
-def mnist_repo(models_dir: Path, tmp_path: Path) -> Path:
-    """A model repository of the test's own (`tmp_path`/models) holding a copy of the mnist model
-    from `models_dir`: the test may publish, break or delete versions in it."""
-    target = tmp_path / "models"
-    shutil.copytree(models_dir / "mnist", target / "mnist")
-    return target
 
 
 @contextlib.contextmanager
