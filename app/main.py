@@ -1,4 +1,5 @@
-"""create_app(settings): the FastAPI application and its lifespan (registry, cache, inference)."""
+"""create_app(settings): the FastAPI application, its lifespan (the registry, the latent cache
+and the inference service its models' adapters share, the job backend) and its middleware."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import asyncio
 import gc
 import json
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -48,9 +49,24 @@ def _make_cache(settings: Settings) -> LatentCache:
     return LatentCache(MemoryBackend(settings.cache_max_entries), settings.cache_ttl_s)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The service, configured by `settings` (the environment's when None)."""
-    settings = settings or get_settings()
+def _start_services(settings: Settings) -> AppState:
+    """The state every request reads: the model registry, whose versions' adapters share one
+    inference service (the latent cache), the job backend and the dataset store."""
+    repository = open_served_repository(
+        settings.models_dir,
+        settings.s3_endpoint_url,
+        settings.models_cache_dir,
+        settings.shipped_models,
+    )
+    cache = _make_cache(settings)
+    inference = InferenceService(cache, settings)
+    registry = ModelRegistry(repository, settings, inference)
+    datasets = open_datasets(settings.data_dir, settings.s3_endpoint_url)
+    return AppState(settings, registry, cache, inference, make_backend(settings), datasets)
+
+
+def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start-up and shutdown: the services, the model registry's first scan and its watchers."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,28 +74,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.warning(
                 "VAE_ADMIN_TOKEN is not set: admin routes trust every caller; bind 127.0.0.1 only"
             )
-        repository = open_served_repository(
-            settings.models_dir,
-            settings.s3_endpoint_url,
-            settings.models_cache_dir,
-            settings.shipped_models,
-        )
-        registry = ModelRegistry(repository, settings)
-        cache = _make_cache(settings)
-        job_backend = make_backend(settings)
-        datasets = open_datasets(settings.data_dir, settings.s3_endpoint_url)
-        app.state.vae = AppState(
-            settings, registry, cache, InferenceService(cache), job_backend, datasets
-        )
-        job_gauges = asyncio.get_running_loop().create_task(
-            watch_jobs(job_backend), name="job-gauges"
-        )
+        state = app.state.vae = _start_services(settings)
+        registry, loop = state.registry, asyncio.get_running_loop()
+        tasks = [loop.create_task(watch_jobs(state.jobs), name="job-gauges")]
         await registry.start()
-        announcements = None
         if settings.redis_url and registry.mirror is not None:
-            announcements = asyncio.get_running_loop().create_task(
-                listen(settings.redis_url, registry.refresh), name="model-announcements"
-            )
+            announced = listen(settings.redis_url, registry.refresh)
+            tasks.append(loop.create_task(announced, name="model-announcements"))
         if not registry.ready:
             logger.error(
                 "the default model %r is not in %s", settings.default_model, settings.models_dir
@@ -90,30 +91,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            job_gauges.cancel()
-            if announcements is not None:
-                announcements.cancel()
-            await asyncio.gather(
-                job_gauges, *([announcements] if announcements else []), return_exceptions=True
-            )
-            await asyncio.to_thread(job_backend.close)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.to_thread(state.jobs.close)
             await registry.stop()
-            await cache.close()
+            await state.cache.close()
 
-    # /docs (Swagger UI) is served with its scripts and styles from the fastapi-offline package:
-    # the page loads nothing from any other host. No ReDoc page: its bundle fetches its logo
-    # from a CDN.
-    app = FastAPIOffline(
-        redoc_url=None,
-        title="vae-service",
-        version="0.1.0",
-        summary="Variational Autoencoders behind an HTTP API, answered by ONNX Runtime.",
-        lifespan=lifespan,
-        # Prometheus is the telemetry here; with OpenTelemetry off FastAPI skips a provider
-        # lookup on every request (4% of the event loop under load).
-        telemetry={"tracing": False, "metrics": False, "logs": False},
-    )
-    install_error_handlers(app)
+    return lifespan
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """Body limits and deadlines, rate limiting, metrics and CORS (the last added runs first)."""
     app.add_middleware(
         BodyLimitMiddleware,
         limit=settings.max_body_bytes,
@@ -135,6 +124,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service, configured by `settings` (the environment's when None)."""
+    settings = settings or get_settings()
+    # /docs (Swagger UI) is served with its scripts and styles from the fastapi-offline package:
+    # the page loads nothing from any other host. No ReDoc page: its bundle fetches its logo
+    # from a CDN.
+    app = FastAPIOffline(
+        redoc_url=None,
+        title="vae-service",
+        version="0.1.0",
+        summary="Variational Autoencoders behind an HTTP API, answered by ONNX Runtime.",
+        lifespan=_lifespan(settings),
+        # Prometheus is the telemetry here; with OpenTelemetry off FastAPI skips a provider
+        # lookup on every request (4% of the event loop under load).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+    install_error_handlers(app)
+    _add_middleware(app, settings)
     for module in (inference, remote, models, datasets, jobs, health, observability):
         app.include_router(module.router)
     inference.install_hot_routes(app)

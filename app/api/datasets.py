@@ -21,13 +21,14 @@ from starlette.responses import Response
 from app import metrics
 from app.api.admin import AdminDep
 from app.api.deps import AppState, JobsDep, StateDep
-from app.api.errors import ApiError, error_responses
+from app.api.errors import error_responses
 from app.api.responses import json_response
 from app.datasets.arrays import DatasetError
 from app.datasets.imagezip import ImageOptions
 from app.datasets.opening import Datasets
 from app.datasets.safezip import UnpackLimits
 from app.datasets.store import DatasetExists, DatasetInUse, DatasetNotFound, Upload
+from app.serving.adapters.errors import InvalidRequest
 from app.storage.files import CorruptStoredFile, check_name
 from app.storage.objects import ObjectStoreUnavailable
 
@@ -114,7 +115,7 @@ def _options(resize: str | None, channels: int | None) -> ImageOptions:
         width, _, height = resize.lower().partition("x")
         size = (int(width), int(height))
         if not all(1 <= side <= _MAX_SIDE for side in size):
-            raise ApiError(422, f"resize sides must be 1 to {_MAX_SIDE} pixels", "invalid_request")
+            raise InvalidRequest(f"resize sides must be 1 to {_MAX_SIDE} pixels")
     return ImageOptions(resize=size, channels=channels)
 
 

@@ -15,15 +15,33 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from app.api.disconnect import ClientGone
+from app.api.negotiation import (
+    JSON_MEDIA_TYPE,
+    InvalidNpy,
+    NpyNotNumbers,
+    UnsupportedMediaType,
+    media_type,
+)
 from app.api.responses import json_response
+from app.api.tokens import MissingToken, WrongToken
 from app.datasets.arrays import DatasetError
 from app.datasets.store import DatasetExists, DatasetInUse, DatasetNotFound, UploadTooLarge
 from app.jobs.base import JobNotFound, JobsUnavailable
 from app.repository.store import ModelNotFound
+from app.serving.adapters.errors import (
+    ImageSizeError,
+    InvalidCodes,
+    InvalidLabel,
+    InvalidLatent,
+    InvalidRequest,
+    LatentsExpected,
+    PriorNotMeaningful,
+    TooLarge,
+    TooManyPixels,
+)
 from app.serving.batcher import DeadlineExceeded, LargerThanQueue, QueueFull
 from app.serving.imaging import ImageError
 from app.serving.registry import ModelUnavailable
-from app.serving.spatial import ImageSizeError, PriorNotMeaningful, TooManyPixels
 from app.serving.tensors import TensorError
 from app.storage.files import CorruptStoredFile, InvalidName
 from app.storage.objects import ObjectStoreUnavailable
@@ -31,21 +49,16 @@ from app.storage.objects import ObjectStoreUnavailable
 logger = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
-    """An error with its HTTP status; raise it anywhere in a route."""
+class NotFound(LookupError):
+    """A path that names nothing this API has: a static file, a report figure (404)."""
 
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        error: str = "bad_request",
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.error = error
-        self.headers = headers or {}
+
+class VersionLoadFailed(RuntimeError):
+    """A version made the default that fails to load (409)."""
+
+
+class DefaultVersionInUse(RuntimeError):
+    """Deleting the default version while other versions exist (409)."""
 
 
 @dataclass(frozen=True)
@@ -56,13 +69,16 @@ class ErrorStatus:
     status: int
     code: str
     retry_after: float | Callable[[Any], float] | None = None
+    challenge: str | None = None
+    """The WWW-Authenticate header of a 401."""
 
     def headers(self, exc: Exception) -> dict[str, str]:
-        """Retry-After when the failure passes, else nothing."""
+        """Retry-After when the failure passes, WWW-Authenticate for a 401, else nothing."""
+        headers = {} if self.challenge is None else {"WWW-Authenticate": self.challenge}
         if self.retry_after is None:
-            return {}
+            return headers
         seconds = self.retry_after(exc) if callable(self.retry_after) else self.retry_after
-        return {"Retry-After": str(max(1, round(seconds)))}
+        return {**headers, "Retry-After": str(max(1, round(seconds)))}
 
 
 # Every error the domain packages raise, and what a client sees for it: the one place where a
@@ -71,22 +87,36 @@ class ErrorStatus:
 DOMAIN_ERRORS: dict[type[Exception], ErrorStatus] = {
     # the request is wrong
     ClientDisconnect: ErrorStatus(400, "incomplete"),
+    InvalidNpy: ErrorStatus(400, "invalid_npy"),
+    MissingToken: ErrorStatus(401, "unauthorized", challenge="Bearer"),
+    WrongToken: ErrorStatus(403, "forbidden"),
     ClientGone: ErrorStatus(499, "client_gone"),  # nobody is there to read it
     UploadTooLarge: ErrorStatus(413, "too_large"),
+    TooLarge: ErrorStatus(413, "too_large"),
+    TooManyPixels: ErrorStatus(413, "too_large"),
+    LargerThanQueue: ErrorStatus(413, "too_large"),
+    UnsupportedMediaType: ErrorStatus(415, "unsupported_media_type"),
+    LatentsExpected: ErrorStatus(415, "unsupported_media_type"),
+    InvalidRequest: ErrorStatus(422, "invalid_request"),
     InvalidName: ErrorStatus(422, "invalid_name"),
     ImageError: ErrorStatus(422, "invalid_image"),
+    NpyNotNumbers: ErrorStatus(422, "invalid_npy"),
+    InvalidLatent: ErrorStatus(422, "invalid_latent"),
+    InvalidCodes: ErrorStatus(422, "invalid_codes"),
+    InvalidLabel: ErrorStatus(422, "invalid_label"),
     DatasetError: ErrorStatus(422, "invalid_dataset"),
     TensorError: ErrorStatus(422, "invalid_tensor"),
     ImageSizeError: ErrorStatus(422, "invalid_size"),
-    TooManyPixels: ErrorStatus(413, "too_large"),
-    LargerThanQueue: ErrorStatus(413, "too_large"),
     PriorNotMeaningful: ErrorStatus(422, "no_prior"),
     # it names something that is not there, or is there already
+    NotFound: ErrorStatus(404, "not_found"),
     ModelNotFound: ErrorStatus(404, "model_not_found"),
     DatasetNotFound: ErrorStatus(404, "dataset_not_found"),
     JobNotFound: ErrorStatus(404, "job_not_found"),
     DatasetExists: ErrorStatus(409, "dataset_exists"),
     DatasetInUse: ErrorStatus(409, "dataset_in_use"),
+    VersionLoadFailed: ErrorStatus(409, "load_failed"),
+    DefaultVersionInUse: ErrorStatus(409, "is_default"),
     # the server cannot answer now: try again
     QueueFull: ErrorStatus(429, "queue_full", retry_after=attrgetter("retry_after")),
     ModelUnavailable: ErrorStatus(503, "model_unavailable", retry_after=5),
@@ -156,17 +186,14 @@ def _validation_detail(errors: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
-JSON_MEDIA_TYPE = "application/json"
-
-
 def _not_json(request: Request, errors: list[Any]) -> str | None:
     """The media type a JSON body was sent as, when it was sent as something else (curl -d sends
     application/x-www-form-urlencoded unless told): the body then never reaches validation as
     an object. None when the header is not the problem."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if not kind or kind == JSON_MEDIA_TYPE or kind.endswith("+json"):
+    sent = media_type(request)
+    if not sent or sent == JSON_MEDIA_TYPE or sent.endswith("+json"):
         return None
-    return kind if any(tuple(e.get("loc", ())) == ("body",) for e in errors) else None
+    return sent if any(tuple(e.get("loc", ())) == ("body",) for e in errors) else None
 
 
 def _json_error_message(error: dict[str, Any], body: Any) -> str:
@@ -174,10 +201,10 @@ def _json_error_message(error: dict[str, Any], body: Any) -> str:
     (character 15)", from FastAPI's json_invalid error (its loc carries the character offset)."""
     what = str((error.get("ctx") or {}).get("error") or "it cannot be parsed")
     loc = list(error.get("loc", ()))
-    offset = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+    offset = loc[1] if len(loc) > 1 and type(loc[1]) is int else None
     if offset is None:
         return f"the body is not valid JSON: {what}"
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else str(body)
+    text = bytes(body).decode("utf-8", "replace") if type(body) in {bytes, bytearray} else str(body)
     before = text[:offset]
     line = before.count("\n") + 1
     column = offset - (before.rfind("\n") + 1) + 1
@@ -204,12 +231,8 @@ async def _domain_error(_: Request, exc: Exception) -> Response:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Maps each failure to its status so that bad input never becomes a 500, and a fault of the
-    server never becomes a 4xx: `ApiError` (raised by routes), request validation (422, the
-    request body and parameters only), the `DOMAIN_ERRORS` table, then anything else (500)."""
-
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> Response:
-        return error_response(exc.status, exc.error, exc.message, headers=exc.headers)
+    server never becomes a 4xx: request validation (422, the request body and parameters only),
+    the `DOMAIN_ERRORS` table (what routes raise), then anything else (500)."""
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(request: Request, exc: RequestValidationError) -> Response:

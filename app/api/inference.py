@@ -1,44 +1,32 @@
-"""POST /encode, /decode, /sample, /interpolate."""
+"""POST /encode, /decode, /sample, /interpolate: the content type negotiated once
+(`negotiation`), the body parsed to a typed call, the model's adapter answers, the result
+rendered (`rendering`). Which kind of model answers is the adapter's business, never a route's."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sized
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-import numpy as np
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+from fastapi.routing import RouteContext, iter_route_contexts
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
-from app.api import spatial
-from app.api.deps import (
-    AppState,
-    StateDep,
-    deadline_for,
-    get_state,
-    is_npy,
-    load_npy,
-    parse_body,
-    wants_npy,
-)
+from app.api.deps import AppState, StateDep, get_state, parse_body
 from app.api.disconnect import while_connected
-from app.api.errors import ApiError, error_responses
-from app.api.payloads import (
-    check_count,
-    check_finite_output,
-    check_label,
-    code_batch,
-    endpoint_payload,
-    image_batch,
-    label_column,
-    latent_batch,
-    npy_images,
-    render_images,
+from app.api.errors import error_responses
+from app.api.negotiation import (
+    BodyForm,
+    accepts,
+    binary_body,
+    body_form,
+    query_label,
+    query_size,
 )
-from app.api.responses import NPY_MEDIA_TYPE, json_response, npy_response
+from app.api.rendering import decoded_response, drawn_response, encoding_response, small
+from app.api.responses import NPY_MEDIA_TYPE
 from app.api.schemas import (
     DecodeRequest,
     EncodeRequest,
@@ -48,9 +36,8 @@ from app.api.schemas import (
     InterpolateRequest,
     SampleRequest,
 )
-from app.serving.imaging import decode_base64, decode_image
-from app.serving.registry import LoadedModel
-from app.serving.spatial import require_prior
+from app.serving.adapters import requests as calls
+from app.serving.adapters.errors import TooLarge, check_count
 
 router = APIRouter(tags=["inference"])
 
@@ -88,75 +75,15 @@ def _body_route(
     )
 
 
-def _content_type_ok(request: Request) -> None:
-    kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
-    if kind not in {"application/json", NPY_MEDIA_TYPE, ""} and not spatial.is_raw(request):
-        raise ApiError(
-            415,
-            f"send application/json or {NPY_MEDIA_TYPE} (a spatial model also takes "
-            f"{spatial.RAW_MEDIA_TYPE} and images), not {kind}",
-            "unsupported_media_type",
-        )
+_BodyHandler = Callable[[Request, AppState, bytes, BodyForm], Awaitable[Response]]
 
 
-_BodyT = TypeVar("_BodyT", EncodeRequest, DecodeRequest)
-_BytesHandler = Callable[[Request, AppState, LoadedModel, bytes], Awaitable[Response]]
-
-
-@dataclass(frozen=True)
-class _Flat(Generic[_BodyT]):
-    """A request for a flat-latent model: the model, its checked label, and the body (the .npy
-    array, or the parsed JSON)."""
-
-    model: LoadedModel
-    label: int | None
-    body: np.ndarray | _BodyT
-
-
-@dataclass(frozen=True)
-class _Route(Generic[_BodyT]):
-    """How /encode or /decode reads its body: the JSON schema, what a JSON body counts (and its
-    noun in the error), where a spatial model's raw, .npy or JSON request goes, and what answers
-    a flat model's request."""
-
-    schema: type[_BodyT]
-    noun: str
-    items: Callable[[_BodyT], Sized]
-    spatial_raw: _BytesHandler
-    spatial_npy: _BytesHandler
-    spatial_json: Callable[[Request, AppState, LoadedModel, _BodyT], Awaitable[Response]]
-    flat: Callable[[Request, AppState, _Flat[_BodyT]], Awaitable[Response]]
-
-
-async def _answer(request: Request, state: AppState, route: _Route[_BodyT]) -> Response:
-    """Checks the content type, reads the body and answers while the client stays connected."""
-    _content_type_ok(request)
+async def _answer(request: Request, state: AppState, handler: _BodyHandler) -> Response:
+    """Tells what the body is (415 for what no route reads), reads it, and answers with
+    `handler` while the client stays connected."""
+    form = body_form(request)
     body = await request.body()
-    return await while_connected(request, _dispatch(request, state, body, route))
-
-
-async def _dispatch(
-    request: Request, state: AppState, body: bytes, route: _Route[_BodyT]
-) -> Response:
-    """Reads the body by its content type (raw bytes, .npy with the model and label in the
-    query, or JSON), resolves the model, and hands the request to the spatial or flat handler."""
-    settings = state.settings
-    if spatial.is_raw(request) or is_npy(request):
-        model = await state.registry.resolve(request.query_params.get("model"))
-        if spatial.is_raw(request):
-            return await route.spatial_raw(request, state, model, body)
-        if model.manifest.spatial is not None:
-            return await route.spatial_npy(request, state, model, body)
-        label = check_label(_query_label(request), model.manifest)
-        flat: _Flat[_BodyT] = _Flat(model, label, load_npy(body, settings.max_body_bytes))
-        return await route.flat(request, state, flat)
-    payload = parse_body(route.schema, body)
-    check_count(len(route.items(payload)), settings.max_items, route.noun)
-    model = await state.registry.resolve(payload.model)
-    if model.manifest.spatial is not None:
-        return await route.spatial_json(request, state, model, payload)
-    label = check_label(payload.label, model.manifest)
-    return await route.flat(request, state, _Flat(model, label, payload))
+    return await while_connected(request, handler(request, state, body, form))
 
 
 @_body_route(
@@ -168,96 +95,28 @@ async def encode(request: Request, state: StateDep) -> Response:
     With `samples` > 0, also that many draws z ~ q(z|x) per image. Send `Accept: application/x-npy`
     to get a float32 array [N, 2, D] (mu, sigma) instead of JSON.
     """
-    return await _answer(request, state, _ENCODE)
+    return await _answer(request, state, _encode)
 
 
-async def _encode(request: Request, state: AppState, routed: _Flat[EncodeRequest]) -> Response:
-    settings = state.settings
-    model, label, bottom = routed.model, routed.label, False
-    if isinstance(routed.body, np.ndarray):
-        images = npy_images(routed.body, model.manifest)
-        samples, seed = 0, None
+async def _encode(request: Request, state: AppState, body: bytes, form: BodyForm) -> Response:
+    if form == "json":
+        payload = parse_body(EncodeRequest, body)
+        images: calls.ImageSource
+        if payload.images is not None:
+            images = calls.Base64Images(payload.images)
+        else:
+            images = calls.ListImages(payload.arrays or [])
+        check_count(len(payload.images or payload.arrays or []), state.settings.max_items, "image")
+        model = await state.registry.resolve(payload.model)
+        call = calls.EncodeCall(
+            images, payload.label, payload.samples, payload.seed, payload.layers, accepts(request)
+        )
     else:
-        payload = routed.body
-        images = image_batch(payload.images, payload.arrays, model.manifest)
-        samples, seed, bottom = payload.samples, payload.seed, payload.layers == "all"
-    check_count(len(images), settings.max_items, "image")
-    labels = label_column(label, len(images))
-    if model.vq is not None:
-        return await _encode_codes(request, state, model, images, samples)
-    if bottom and model.manifest.noise_dim:
-        return await _encode_all_layers(state, model, images, labels)
-    encoded = await state.inference.encode(model, images, deadline_for(settings), labels)
-    sigma = encoded.sigma
-    if wants_npy(request):
-        return npy_response(np.stack([encoded.mu, sigma], axis=1), _version_headers(model))
-    draws = None
-    if samples:
-        eps = np.random.default_rng(seed).standard_normal(
-            (len(images), samples, sigma.shape[1]), dtype=np.float32
-        )
-        draws = encoded.mu[:, None] + sigma[:, None] * eps
-    latents = []
-    for i in range(len(images)):
-        entry: dict[str, Any] = {
-            "mu": encoded.mu[i],
-            "sigma": sigma[i],
-            "cached": encoded.cached[i],
-        }
-        if draws is not None:
-            entry["z"] = draws[i]
-        latents.append(entry)
-    return json_response({"model": model.name, "version": model.version, "latents": latents})
-
-
-def _query_label(request: Request) -> int | None:
-    text = request.query_params.get("label")
-    if text is None:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise ApiError(422, f"label must be an integer, got {text!r}", "invalid_label") from None
-
-
-async def _encode_codes(
-    request: Request, state: StateDep, model: LoadedModel, images: np.ndarray, samples: int
-) -> Response:
-    """A VQ-VAE's per image code grid (h x w indices) and its z_e before quantization
-    (flattened like a latent, D*h*w). With `Accept: application/x-npy`: z_e as float32
-    [N, D*h*w]. Not cached."""
-    if samples:
-        raise ApiError(
-            422, "a vqvae's encoder is deterministic: leave out 'samples'", "invalid_request"
-        )
-    z_e, codes = await state.inference.encode_codes(model, images, deadline_for(state.settings))
-    if wants_npy(request):
-        return npy_response(z_e, _version_headers(model))
-    latents = [{"codes": codes[i], "z_e": z_e[i], "cached": False} for i in range(len(images))]
-    return json_response({"model": model.name, "version": model.version, "latents": latents})
-
-
-async def _encode_all_layers(
-    state: StateDep, model: LoadedModel, images: np.ndarray, labels: np.ndarray | None
-) -> Response:
-    """Both stochastic layers of a hierarchical model: the top (mu, sigma) and the lower one
-    given the top's mean (mu_bottom, sigma_bottom). Not cached."""
-    out = await state.inference.encode_layers(model, images, deadline_for(state.settings), labels)
-    latents = [
-        {
-            "mu": out["mu"][i],
-            "sigma": np.exp(0.5 * out["logvar"][i]),
-            "mu_bottom": out["mu_bottom"][i],
-            "sigma_bottom": np.exp(0.5 * out["logvar_bottom"][i]),
-            "cached": False,
-        }
-        for i in range(len(images))
-    ]
-    return json_response({"model": model.name, "version": model.version, "latents": latents})
-
-
-def _version_headers(model: LoadedModel) -> dict[str, str]:
-    return {"X-Model": model.name, "X-Model-Version": str(model.version)}
+        model = await state.registry.resolve(request.query_params.get("model"))
+        label = query_label(request)
+        source = binary_body(request, body, form)
+        call = calls.EncodeCall(source, label, accepts=accepts(request))
+    return encoding_response(request, model, await model.adapter.encode(call))
 
 
 @_body_route(
@@ -269,42 +128,27 @@ async def decode(request: Request, state: StateDep) -> Response:
     A spatial model (kind autoencoder) takes latents [N,C,h,w] as nested lists, .npy or raw
     bytes (`Content-Type: application/octet-stream`, query `shape`, `dtype`; `height`, `width`
     for packed latents) and gives png, jpeg, raw (uint8 [N,H,W,C]), array or npy."""
-    return await _answer(request, state, _DECODE)
+    return await _answer(request, state, _decode)
 
 
-async def _decode(request: Request, state: AppState, routed: _Flat[DecodeRequest]) -> Response:
-    settings = state.settings
-    model, label = routed.model, routed.label
-    if isinstance(routed.body, np.ndarray):
-        array = routed.body
-        grids = array if model.vq is not None and array.dtype.kind in "iu" else None
-        z = _latents_or_codes(model, grids, array)
-        fmt = request.query_params.get("format", "npy" if wants_npy(request) else "png")
+async def _decode(request: Request, state: AppState, body: bytes, form: BodyForm) -> Response:
+    if form == "json":
+        payload = parse_body(DecodeRequest, body)
+        check_count(len(payload.latents or payload.codes or []), state.settings.max_items, "latent")
+        model = await state.registry.resolve(payload.model)
+        latents = calls.NestedLatents(payload.latents, payload.codes)
+        call = calls.DecodeCall(latents, payload.label, payload.format, accepts=accepts(request))
     else:
-        payload = routed.body
-        z = _latents_or_codes(model, payload.codes, payload.latents)
-        fmt = "npy" if wants_npy(request) and payload.format == "png" else payload.format
-    check_count(len(z), settings.max_items, "latent")
-    if fmt not in {"png", "array", "npy"}:
-        raise ApiError(422, "format must be png, array or npy", "invalid_request")
-    images = await state.inference.decode(
-        model, z, deadline_for(settings), label_column(label, len(z))
-    )
-    if fmt == "npy":
-        return npy_response(check_finite_output(images), _version_headers(model))
-    return json_response(
-        {"model": model.name, "version": model.version, **render_images(images, fmt)}
-    )
-
-
-_ENCODE = _Route(
-    EncodeRequest, "image", lambda payload: payload.images or payload.arrays or [],
-    spatial.encode_raw, spatial.encode_npy, spatial.encode_json, _encode,
-)  # fmt: skip
-_DECODE = _Route(
-    DecodeRequest, "latent", lambda payload: payload.latents or payload.codes or [],
-    spatial.decode_raw, spatial.decode_npy, spatial.decode_json, _decode,
-)  # fmt: skip
+        model = await state.registry.resolve(request.query_params.get("model"))
+        query = request.query_params
+        call = calls.DecodeCall(
+            binary_body(request, body, form), query_label(request), query.get("format"),
+            query_size(request, "height"), query_size(request, "width"), accepts(request),
+        )  # fmt: skip
+    decoded = await model.adapter.decode(call)
+    if small(decoded.images):
+        return decoded_response(model, decoded)
+    return await asyncio.to_thread(decoded_response, model, decoded)
 
 
 async def _decode_hot(request: Request) -> Response:
@@ -370,7 +214,7 @@ def install_hot_routes(app: FastAPI) -> None:
     documented = [
         route  # the route as included, with the app's and routers' dependencies added
         for route in iter_route_contexts(app.router.routes)
-        if isinstance(route.original_route, APIRoute)
+        if hasattr(route.original_route, "dependant")  # FastAPI's, not a plain Starlette route
         and route.path == "/decode"
         and "POST" in (route.methods or set())
     ]
@@ -379,16 +223,6 @@ def install_hot_routes(app: FastAPI) -> None:
     for route in documented:
         _check_hot_route_does_the_same(route)
     app.router.routes.insert(0, _HotRoute("/decode", _decode_hot, methods=["POST"]))
-
-
-def _latents_or_codes(model: LoadedModel, codes: Any, latents: Any) -> np.ndarray:
-    """Decoder inputs [N,D]: the latents, or a vqvae's code grids turned into their codebook
-    vectors (an integer .npy array sent to a vqvae is code grids too)."""
-    if codes is None:
-        return latent_batch(latents, model.manifest)
-    grids = code_batch(codes, model.manifest)
-    assert model.vq is not None  # code_batch accepts codes only for a vqvae
-    return model.vq.latents(grids)
 
 
 @router.post("/sample", response_model=ImagesResponse, responses=_ERRORS)
@@ -400,59 +234,23 @@ async def sample(payload: SampleRequest, state: StateDep, request: Request) -> R
     return await while_connected(request, _sample(payload, state))
 
 
-async def _sample(payload: SampleRequest, state: StateDep) -> Response:
+async def _sample(payload: SampleRequest, state: AppState) -> Response:
     check_count(payload.n, state.settings.max_items, "sample")
     model = await state.registry.resolve(payload.model)
-    require_prior(model.manifest)
-    label = check_label(payload.label, model.manifest)
-    if model.vq is not None:
-        codes, z, images, seed = await state.inference.sample_codes(
-            model, payload.n, payload.temperature, payload.seed, deadline_for(state.settings)
-        )
-        return json_response(
-            {"model": model.name, "version": model.version, "latents": z, "codes": codes,
-             "seed": seed, **render_images(images, payload.format)}
-        )  # fmt: skip
-    z, images, seed = await state.inference.sample(
-        model,
-        payload.n,
-        payload.temperature,
-        payload.seed,
-        deadline_for(state.settings),
-        label_column(label, payload.n),
-    )
-    return json_response(
-        {
-            "model": model.name,
-            "version": model.version,
-            "latents": z,
-            "seed": seed,
-            **render_images(images, payload.format),
-        }
-    )
+    call = calls.SampleCall(payload.n, payload.temperature, payload.seed, payload.label)
+    drawn = await model.adapter.sample(call)
+    return await drawn_response(model, drawn, payload.format, {"seed": drawn.seed})
 
 
-async def _endpoint_latent(
-    state: StateDep, model: LoadedModel, endpoint: Endpoint, label: int | None
-) -> np.ndarray:
-    kind, value = endpoint_payload(endpoint)
-    if kind == "latent":
-        return latent_batch([value], model.manifest)[0]
-    if kind == "codes":
-        return _latents_or_codes(model, [value], None)[0]
-    if kind == "image":
-        image = decode_image(decode_base64(value), model.manifest.image.shape)
-    else:
-        image = image_batch(None, [value], model.manifest)[0]
-    if model.vq is not None:  # interpolate z_e, before quantization
-        z_e, _ = await state.inference.encode_codes(
-            model, image[None], deadline_for(state.settings)
-        )
-        return z_e[0]
-    encoded = await state.inference.encode(
-        model, image[None], deadline_for(state.settings), label_column(label, 1)
-    )
-    return encoded.mu[0]
+def _endpoint(endpoint: Endpoint) -> calls.Endpoint:
+    """One end of an interpolation as the adapter reads it."""
+    if endpoint.latent is not None:
+        return calls.LatentPoint(endpoint.latent)
+    if endpoint.image is not None:
+        return calls.Base64Images([endpoint.image])
+    if endpoint.codes is not None:
+        return calls.CodesPoint(endpoint.codes)
+    return calls.ListImages([endpoint.array])
 
 
 @router.post("/interpolate", response_model=ImagesResponse, responses=_ERRORS)
@@ -462,22 +260,11 @@ async def interpolate(payload: InterpolateRequest, state: StateDep, request: Req
     return await while_connected(request, _interpolate(payload, state))
 
 
-async def _interpolate(payload: InterpolateRequest, state: StateDep) -> Response:
+async def _interpolate(payload: InterpolateRequest, state: AppState) -> Response:
     if payload.steps > state.settings.max_steps:
-        raise ApiError(
-            413, f"at most {state.settings.max_steps} steps, got {payload.steps}", "too_many"
-        )
+        raise TooLarge(f"at most {state.settings.max_steps} steps, got {payload.steps}")
     model = await state.registry.resolve(payload.model)
-    if model.manifest.spatial is not None:
-        return await spatial.interpolate(state, model, payload)
-    label = check_label(payload.label, model.manifest)
-    start = await _endpoint_latent(state, model, payload.start, label)
-    end = await _endpoint_latent(state, model, payload.end, label)
-    path, images = await state.inference.interpolate(
-        model, start, end, payload.steps, payload.method, deadline_for(state.settings), label
-    )
-    codes = {} if model.vq is None else {"codes": model.vq.nearest(path)}
-    return json_response(
-        {"model": model.name, "version": model.version, "latents": path, "method": payload.method,
-         **codes, **render_images(images, payload.format)}
-    )  # fmt: skip
+    start, end = _endpoint(payload.start), _endpoint(payload.end)
+    call = calls.InterpolateCall(start, end, payload.steps, payload.method, payload.label)
+    drawn = await model.adapter.interpolate(call)
+    return await drawn_response(model, drawn, payload.format, {"method": payload.method})

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from app.api.admin import AdminDep
 from app.api.deps import StateDep
-from app.api.errors import ApiError, error_responses
+from app.api.errors import DefaultVersionInUse, NotFound, VersionLoadFailed, error_responses
 from app.api.responses import json_response
 from app.evaluation.report import FIGURES
 from app.repository.kinds import model_kind
@@ -82,7 +82,7 @@ async def get_model(name: str, state: StateDep) -> Response:
 async def report_figure(name: str, version: int, figure: str, state: StateDep) -> FileResponse:
     """A report figure: reconstructions, samples, interpolation or latent_map."""
     if figure not in FIGURES:
-        raise ApiError(404, f"no figure {figure!r}; there are {', '.join(FIGURES)}", "not_found")
+        raise NotFound(f"no figure {figure!r}; there are {', '.join(FIGURES)}")
     path = state.registry.repository.version_dir(name, version) / "report" / f"{figure}.png"
     if not await asyncio.to_thread(path.is_file):
         raise ModelNotFound(f"model {name} has no version {version} with a {figure} figure")
@@ -104,10 +104,8 @@ async def set_default(name: str, body: DefaultVersion, state: StateDep, _: Admin
     await asyncio.to_thread(state.registry.repository.set_default, name, version)
     await state.registry.refresh()
     if state.registry.default_version(name) != version:
-        raise ApiError(
-            409,
-            f"version {version} failed to load: {state.registry.load_error(name, version)}",
-            "load_failed",
+        raise VersionLoadFailed(
+            f"version {version} failed to load: {state.registry.load_error(name, version)}"
         )
     return json_response(await _describe(state, name))
 
@@ -123,9 +121,7 @@ async def delete_version(name: str, version: int, state: StateDep, _: AdminDep) 
         raise ModelNotFound(f"model {name} has no version {version}")
     default = await asyncio.to_thread(repository.default_version, name)
     if version == default and len(versions) > 1:
-        raise ApiError(
-            409, "make another version the default before deleting this one", "is_default"
-        )
+        raise DefaultVersionInUse("make another version the default before deleting this one")
     await asyncio.to_thread(repository.delete_version, name, version)
     await state.registry.refresh()
     return Response(status_code=204)

@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from app.api.errors import ApiError
+from app.api.errors import NotFound
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -43,7 +43,7 @@ def _static_file(name: str) -> Path:
     """The file app/static/`name`, or a 404 for anything else."""
     path = STATIC_DIR / name
     if not _NAME.match(name) or not path.is_file():
-        raise ApiError(404, f"no static file {name!r}", "not_found")
+        raise NotFound(f"no static file {name!r}")
     return path
 
 

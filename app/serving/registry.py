@@ -8,7 +8,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,15 @@ from app.repository.manifest import Manifest
 from app.repository.mirror import CachedRepository
 from app.repository.store import ModelNotFound, ModelRepository
 from app.runtime.sessions import load_graph
+from app.serving.adapters import adapter_for
+from app.serving.adapters.base import ModelAdapter
 from app.serving.batcher import BatcherLabels, DirectRunner, MicroBatcher, Runner
+from app.serving.cache.memory import LatentCache, MemoryBackend
+from app.serving.inference import InferenceService
+from app.serving.loaded import ModelParts
 from app.serving.packing import PackedGraph
 from app.serving.spatial_graphs import batch_rows_by_pixels, batches_pay, load_spatial_graphs
-from app.serving.vq import CodePrior, VQParts, load_vq_parts
+from app.serving.vq import CodePrior, load_vq_parts
 from app.storage.files import InvalidName, check_name
 
 logger = logging.getLogger(__name__)
@@ -35,45 +40,10 @@ class ModelUnavailable(RuntimeError):
 
 
 @dataclass
-class LoadedModel:
-    """One version in memory: its manifest, its two graphs and the runners in front of them."""
+class LoadedModel(ModelParts):
+    """A loaded version with the adapter of its kind family, which answers its requests."""
 
-    manifest: Manifest
-    directory: Path
-    encoder: PackedGraph
-    decoder: PackedGraph
-    encode_runner: Runner
-    decode_runner: Runner
-    vq: VQParts | None = None
-
-    @property
-    def name(self) -> str:
-        """The model's name."""
-        return self.manifest.name
-
-    @property
-    def version(self) -> int:
-        """The version number."""
-        return self.manifest.version
-
-    @property
-    def provider(self) -> str:
-        """The execution provider actually running the graphs."""
-        return self.encoder.graph.provider
-
-    def start(self) -> None:
-        """Starts the batching loops."""
-        self.encode_runner.start()
-        self.decode_runner.start()
-        if self.vq is not None:
-            self.vq.runner.start()
-
-    async def close(self) -> None:
-        """Stops the runners."""
-        await self.encode_runner.stop()
-        await self.decode_runner.stop()
-        if self.vq is not None:
-            await self.vq.runner.stop()
+    adapter: ModelAdapter = field(init=False, repr=False)
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
@@ -93,9 +63,19 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
 class ModelRegistry:
     """Keeps the loaded versions and knows which one answers for each name."""
 
-    def __init__(self, repository: ModelRepository, settings: Settings) -> None:
+    def __init__(
+        self,
+        repository: ModelRepository,
+        settings: Settings,
+        service: InferenceService | None = None,
+    ) -> None:
         self.repository = repository
         self.settings = settings
+        # What the adapters of the loaded versions share (the latent cache): the app's lifespan
+        # gives its own; without one, a cache in memory.
+        self.service = service or InferenceService(
+            LatentCache(MemoryBackend(settings.cache_max_entries), settings.cache_ttl_s), settings
+        )
         self._loaded: dict[tuple[str, int], LoadedModel] = {}
         self._defaults: dict[str, int] = {}
         self._lock = asyncio.Lock()
@@ -284,6 +264,7 @@ class ModelRegistry:
         stamp = await asyncio.to_thread(self._stamp, name, version)
         try:
             model = await asyncio.to_thread(self._load_blocking, name, version)
+            model.adapter = adapter_for(model.manifest.kind)(model, self.service)
         except Exception as error:
             self._failed[key] = str(error)
             self._failed_stamps[key] = stamp

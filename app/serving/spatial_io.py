@@ -1,6 +1,6 @@
 """Pixels in and out for spatial models, whose images come in any size: PNG/JPEG bytes to
-float32 [C,H,W] in [0,1] (checked against a pixel limit before decoding), and images out as PNG,
-JPEG or raw uint8 [H,W,C]."""
+float32 [C,H,W] in [0,1] (checked against a pixel limit before decoding), images out as PNG,
+JPEG or raw uint8 [H,W,C], and [0,1] to and from the value range the model's graphs take."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
 from app.arrays import FloatArray
+from app.repository.manifest import Manifest
 from app.serving import png
 from app.serving.imaging import ImageError, to_uint8
 
@@ -80,3 +81,17 @@ def encode_image(image: FloatArray, fmt: str) -> bytes:
 def raw_uint8(images: FloatArray) -> NDArray[np.uint8]:
     """Images [N,C,H,W] in [0,1] -> uint8 [N,H,W,C] (what diffusers' partial postprocess gives)."""
     return np.ascontiguousarray(to_uint8(images).transpose(0, 2, 3, 1))
+
+
+def to_model_range(manifest: Manifest, images: FloatArray) -> FloatArray:
+    """Images in [0,1] -> the range the graphs take."""
+    if manifest.value_range[0] < 0:
+        return (images * np.float32(2.0) - np.float32(1.0)).astype(np.float32)
+    return images
+
+
+def to_unit_range(manifest: Manifest, images: FloatArray) -> FloatArray:
+    """Graph output -> images in [0,1] (clipped, as diffusers' postprocessing does)."""
+    if manifest.value_range[0] < 0:
+        images = images / np.float32(2.0) + np.float32(0.5)
+    return np.clip(images, 0.0, 1.0).astype(np.float32)

@@ -16,16 +16,24 @@ from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
 from app.api.disconnect import ClientGone
-from app.api.errors import DOMAIN_ERRORS, install_error_handlers
+from app.api.errors import (
+    DOMAIN_ERRORS,
+    DefaultVersionInUse,
+    NotFound,
+    VersionLoadFailed,
+    install_error_handlers,
+)
+from app.api.negotiation import InvalidNpy, NpyNotNumbers, UnsupportedMediaType
+from app.api.tokens import MissingToken, WrongToken
 from app.datasets.arrays import DatasetError
 from app.datasets.store import DatasetExists, DatasetInUse, DatasetNotFound, UploadTooLarge
 from app.jobs.base import JobNotFound, JobsUnavailable
 from app.main import create_app
 from app.repository.store import ModelNotFound
+from app.serving.adapters import errors as refusals
 from app.serving.batcher import DeadlineExceeded, LargerThanQueue, QueueFull
 from app.serving.imaging import ImageError
 from app.serving.registry import ModelUnavailable
-from app.serving.spatial import ImageSizeError, PriorNotMeaningful, TooManyPixels
 from app.serving.tensors import TensorError
 from app.storage.files import CorruptStoredFile, InvalidName
 from app.storage.objects import ObjectStoreUnavailable
@@ -36,14 +44,17 @@ from tests.support.processes import free_port
 # (the error raised, the status, the `error` code, the Retry-After header or None)
 EXPECTED: list[tuple[Exception, int, str, str | None]] = [
     (ClientDisconnect(), 400, "incomplete", None),
+    (InvalidNpy("the body is not a .npy file"), 400, "invalid_npy", None),
+    (MissingToken("send Authorization: Bearer <token>"), 401, "unauthorized", None),
+    (WrongToken("the admin token is wrong"), 403, "forbidden", None),
+    (refusals.TooLarge("at most 8 steps, got 9"), 413, "too_large", None),
+    (UnsupportedMediaType("send application/json"), 415, "unsupported_media_type", None),
+    (refusals.LatentsExpected("/decode takes latents, not an image"), 415, "unsupported_media_type", None),
+    (NotFound("no figure 'x'"), 404, "not_found", None),
+    (VersionLoadFailed("version 2 failed to load"), 409, "load_failed", None),
+    (DefaultVersionInUse("make another version the default first"), 409, "is_default", None),
     (UploadTooLarge("the dataset is larger than 9 bytes"), 413, "too_large", None),
-    (InvalidName("invalid name 'A'"), 422, "invalid_name", None),
-    (ImageError("not a PNG"), 422, "invalid_image", None),
-    (DatasetError("no images"), 422, "invalid_dataset", None),
-    (TensorError("a float16 tensor of shape [2] is 4 bytes"), 422, "invalid_tensor", None),
-    (ImageSizeError("image sides must be multiples of 8"), 422, "invalid_size", None),
-    (TooManyPixels("this request's images are 9 pixels in all"), 413, "too_large", None),
-    (PriorNotMeaningful("model sd cannot sample"), 422, "no_prior", None),
+    (refusals.TooManyPixels("this request's images are 9 pixels in all"), 413, "too_large", None),
     (ModelNotFound("no model named 'x'"), 404, "model_not_found", None),
     (ModelNotFound("model x has no version 3"), 404, "model_not_found", None),
     (DatasetNotFound("no dataset named 'x'"), 404, "dataset_not_found", None),
@@ -62,6 +73,21 @@ EXPECTED: list[tuple[Exception, int, str, str | None]] = [
     (CorruptStoredFile("the server's stored manifest of x is unreadable"), 500,
      "stored_file_corrupt", None),
 ]  # fmt: skip
+# Input a model cannot take: all 422, each with its own code.
+INVALID_INPUT: list[tuple[Exception, str]] = [
+    (refusals.InvalidRequest("send at least one image"), "invalid_request"),
+    (NpyNotNumbers("the .npy array must hold numbers"), "invalid_npy"),
+    (refusals.InvalidLatent("each latent must have 32 numbers"), "invalid_latent"),
+    (refusals.InvalidCodes("codes must lie in 0..7"), "invalid_codes"),
+    (refusals.InvalidLabel("model x is not conditional: leave out 'label'"), "invalid_label"),
+    (InvalidName("invalid name 'A'"), "invalid_name"),
+    (ImageError("not a PNG"), "invalid_image"),
+    (DatasetError("no images"), "invalid_dataset"),
+    (TensorError("a float16 tensor of shape [2] is 4 bytes"), "invalid_tensor"),
+    (refusals.ImageSizeError("image sides must be multiples of 8"), "invalid_size"),
+    (refusals.PriorNotMeaningful("model sd cannot sample"), "no_prior"),
+]  # fmt: skip
+EXPECTED += [(error, 422, code, None) for error, code in INVALID_INPUT]
 
 
 def _raising_app(error: BaseException) -> FastAPI:
@@ -83,6 +109,11 @@ async def _get(app: FastAPI, path: str = "/fail") -> httpx.Response:
 
 def test_the_table_lists_every_domain_error_this_test_checks() -> None:
     assert {type(error) for error, *_ in EXPECTED} == set(DOMAIN_ERRORS)
+
+
+def test_a_missing_token_tells_the_client_how_to_authenticate() -> None:
+    response = asyncio.run(_get(_raising_app(MissingToken("send a bearer token"))))
+    assert response.headers["www-authenticate"] == "Bearer"
 
 
 @pytest.mark.parametrize(

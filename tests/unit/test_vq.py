@@ -5,14 +5,17 @@ code checks."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from app.api.errors import ApiError
-from app.api.payloads import code_batch
+from app.api.errors import DOMAIN_ERRORS
 from app.repository.manifest import ImageSpec, Manifest
+from app.serving.adapters.errors import InvalidCodes
+from app.serving.adapters.gaussian import GaussianAdapter
+from app.serving.adapters.inputs import code_batch
 from app.serving.vq import codes_to_latents, draw, sample_codes, sample_codes_blocking
 from app.training.modules.pixelcnn import PixelCNN
 from app.training.modules.vq import VectorQuantizer
@@ -179,14 +182,16 @@ def vq_manifest() -> Manifest:
     ],
 )
 def test_codes_a_model_cannot_take_are_refused(codes: object, needle: str) -> None:
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(InvalidCodes) as refused:
         code_batch(codes, vq_manifest())
-    assert refused.value.status == 422 and needle in str(refused.value)
+    assert DOMAIN_ERRORS[InvalidCodes].status == 422 and needle in str(refused.value)
 
 
 def test_codes_are_accepted_as_one_grid_or_a_batch_and_only_by_a_vqvae() -> None:
     assert code_batch([[0, 1], [2, 0]], vq_manifest()).shape == (1, 2, 2)
     assert code_batch([[[0, 1], [2, 0]]] * 3, vq_manifest()).dtype == np.int64
     gaussian = vq_manifest().model_copy(update={"kind": "vae", "grid": [], "codebook_size": 0})
-    with pytest.raises(ApiError, match="no codebook"):
-        code_batch([[0, 1], [2, 0]], gaussian)
+    parts, service = SimpleNamespace(manifest=gaussian), SimpleNamespace(settings=None)
+    adapter = GaussianAdapter(parts, service)  # type: ignore[arg-type]
+    with pytest.raises(InvalidCodes, match="no codebook"):
+        adapter.codes_to_latents([[0, 1], [2, 0]])

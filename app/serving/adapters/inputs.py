@@ -1,29 +1,17 @@
-"""Turning request payloads into model inputs, with a clear 4xx for anything a model cannot take."""
+"""Reading a flat-latent model's inputs, with a clear refusal for anything it cannot take: images
+of its own size (base64 files, nested lists, a .npy batch), latent vectors, a VQ-VAE's code grids,
+a conditional model's label; and the check that a decoder's output is finite."""
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from app.api.errors import ApiError
-from app.api.schemas import Endpoint
-from app.arrays import FloatArray
-from app.repository.kinds import model_kind
+from app.arrays import CodeArray, FloatArray
 from app.repository.manifest import Manifest
-from app.serving.imaging import ImageError, decode_base64, decode_image, encode_pngs_base64
-from app.serving.spatial_io import encode_image
-
-
-def check_count(count: int, limit: int, what: str) -> None:
-    """At least one, at most `limit` items in one request (413 past the limit)."""
-    if count < 1:
-        raise ApiError(422, f"send at least one {what}", "invalid_request")
-    if count > limit:
-        raise ApiError(413, f"at most {limit} {what}s in one request, got {count}", "too_many")
-
+from app.serving.adapters.errors import InvalidCodes, InvalidLabel, InvalidLatent
+from app.serving.imaging import ImageError, decode_base64, decode_image
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -31,7 +19,7 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 def as_float32(value: Any) -> FloatArray:
     """Numbers (nested lists or an array) as float32. A number past float32's range becomes
     infinity quietly (numpy would warn on the cast, in the server's log), for the callers'
-    finiteness checks to refuse with a 422."""
+    finiteness checks to refuse."""
     with np.errstate(over="ignore", invalid="ignore"):
         return np.asarray(value, dtype=np.float32)
 
@@ -104,57 +92,41 @@ def latent_batch(latents: Any, manifest: Manifest) -> FloatArray:
     try:
         z = as_float32(latents)
     except (ValueError, TypeError):
-        raise ApiError(
-            422, "latents must be a list of equal-length lists of numbers", "invalid_latent"
-        ) from None
+        raise InvalidLatent("latents must be a list of equal-length lists of numbers") from None
     if z.ndim == 1:
         z = z[None]
     if z.ndim != 2 or z.shape[1] != manifest.latent_dim:
-        raise ApiError(
-            422,
-            f"each latent must have {manifest.latent_dim} numbers (got shape {list(z.shape)})",
-            "invalid_latent",
+        raise InvalidLatent(
+            f"each latent must have {manifest.latent_dim} numbers (got shape {list(z.shape)})"
         )
     if not np.isfinite(z).all():
-        raise ApiError(
-            422,
+        raise InvalidLatent(
             f"latents must be finite numbers within float32's range (|z| <= {FLOAT32_MAX:.3g}): "
-            "no NaN or infinity",
-            "invalid_latent",
+            "no NaN or infinity"
         )
     return z
 
 
-def code_batch(codes: Any, manifest: Manifest) -> NDArray[np.int64]:
-    """A vqvae's code grids (N x h x w, or one h x w grid) -> int64 [N,h,w], each code an
+def code_batch(codes: Any, manifest: Manifest) -> CodeArray:
+    """A VQ-VAE's code grids (N x h x w, or one h x w grid) -> int64 [N,h,w], each code an
     index into its codebook."""
-    if model_kind(manifest.kind).encoding != "codes":
-        raise ApiError(
-            422, f"model {manifest.name} has no codebook: send 'latents'", "invalid_codes"
-        )
     try:
         array = np.asarray(codes)
     except (ValueError, TypeError):
         array = np.asarray([], dtype=object)
     if array.dtype.kind not in "iu":
-        raise ApiError(
-            422, "codes must be equal-size grids of integer code indices", "invalid_codes"
-        )
+        raise InvalidCodes("codes must be equal-size grids of integer code indices")
     if array.ndim == 2:
         array = array[None]
     grid = list(manifest.grid)
     if array.ndim != 3 or list(array.shape[1:]) != grid:
-        raise ApiError(
-            422,
-            f"each code grid must be {grid[0]} x {grid[1]} (got shape {list(array.shape)})",
-            "invalid_codes",
+        raise InvalidCodes(
+            f"each code grid must be {grid[0]} x {grid[1]} (got shape {list(array.shape)})"
         )
     if array.size and (array.min() < 0 or array.max() >= manifest.codebook_size):
-        raise ApiError(
-            422,
+        raise InvalidCodes(
             f"codes must lie in 0..{manifest.codebook_size - 1} (the codebook's size is "
-            f"{manifest.codebook_size})",
-            "invalid_codes",
+            f"{manifest.codebook_size})"
         )
     return array.astype(np.int64)
 
@@ -164,20 +136,16 @@ def check_label(label: int | None, manifest: Manifest) -> int | None:
     labels), refused by any other."""
     if not manifest.conditional:
         if label is not None:
-            raise ApiError(
-                422, f"model {manifest.name} is not conditional: leave out 'label'", "invalid_label"
-            )
+            raise InvalidLabel(f"model {manifest.name} is not conditional: leave out 'label'")
         return None
     if label is None:
-        raise ApiError(
-            422,
-            f"model {manifest.name} is conditional: give 'label', one of {manifest.label_values}",
-            "invalid_label",
+        raise InvalidLabel(
+            f"model {manifest.name} is conditional: give 'label', one of {manifest.label_values}"
         )
     try:
         return manifest.label_index(label)
     except ValueError as error:
-        raise ApiError(422, str(error), "invalid_label") from None
+        raise InvalidLabel(str(error)) from None
 
 
 def label_column(index: int | None, rows: int) -> np.ndarray | None:
@@ -186,33 +154,10 @@ def label_column(index: int | None, rows: int) -> np.ndarray | None:
 
 
 def check_finite_output(images: FloatArray) -> FloatArray:
-    """Decoded images, or a 422 when the decoder overflowed (finite latents far outside the
-    prior, e.g. 3e38, make NaN pixels that would go out as nulls or garbage PNGs)."""
+    """Decoded images, or InvalidLatent when the decoder overflowed (finite latents far outside
+    the prior, e.g. 3e38, make NaN pixels that would go out as nulls or garbage PNGs)."""
     if not np.isfinite(images).all():
-        raise ApiError(
-            422,
-            "the decoder overflowed on these latents: keep them near the prior (|z| of a few units)",
-            "invalid_latent",
+        raise InvalidLatent(
+            "the decoder overflowed on these latents: keep them near the prior (|z| of a few units)"
         )
     return images
-
-
-def render_images(images: FloatArray, fmt: str) -> dict[str, Any]:
-    """Decoded images as base64 PNGs or JPEGs (`images`) or float arrays (`arrays`)."""
-    check_finite_output(images)
-    if fmt == "array":
-        return {"arrays": images}
-    if fmt == "jpeg":
-        return {"images": [base64.b64encode(encode_image(i, "jpeg")).decode() for i in images]}
-    return {"images": encode_pngs_base64(images)}
-
-
-def endpoint_payload(endpoint: Endpoint) -> tuple[str, Any]:
-    """Which kind of value an interpolation endpoint carries, and the value."""
-    if endpoint.latent is not None:
-        return "latent", endpoint.latent
-    if endpoint.image is not None:
-        return "image", endpoint.image
-    if endpoint.codes is not None:
-        return "codes", endpoint.codes
-    return "array", endpoint.array

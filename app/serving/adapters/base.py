@@ -1,0 +1,89 @@
+"""The interface every kind family's adapter has: typed `encode / decode / sample / interpolate`,
+and the one `interpolate` they share (each family says how an end becomes a latent, how latents
+become images, and what else a path carries)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from app.arrays import CodeArray, FloatArray
+from app.config import Settings
+from app.repository.manifest import Manifest
+from app.serving.adapters.errors import ImageSizeError, PriorNotMeaningful
+from app.serving.adapters.requests import (
+    DecodeCall,
+    EncodeCall,
+    Endpoint,
+    InterpolateCall,
+    SampleCall,
+)
+from app.serving.adapters.results import Decoded, Drawn, Encoding
+from app.serving.inference import InferenceService
+from app.serving.latents import interpolate
+from app.serving.loaded import ModelParts
+
+
+def require_prior(manifest: Manifest) -> None:
+    """PriorNotMeaningful for a model whose latents are not N(0, I) distributed."""
+    if not manifest.prior_meaningful:
+        note = manifest.prior_note or "its latents are not N(0, I)"
+        raise PriorNotMeaningful(f"model {manifest.name} cannot sample: {note}")
+
+
+class ModelAdapter(ABC):
+    """How one family of model kinds answers: typed calls in, typed results out. The registry
+    builds one per loaded version (`LoadedModel.adapter`); a request a family cannot serve is
+    refused with a domain error (`app/serving/adapters/errors.py`)."""
+
+    def __init__(self, model: ModelParts, service: InferenceService) -> None:
+        self.model = model
+        self.service = service
+        self.manifest: Manifest = model.manifest
+        self.settings: Settings = service.settings
+
+    @abstractmethod
+    async def encode(self, call: EncodeCall) -> Encoding:
+        """Images -> their latents (and what else the family gives per image)."""
+
+    @abstractmethod
+    async def decode(self, call: DecodeCall) -> Decoded:
+        """Latents -> images, in the format the call asks for or the family picks."""
+
+    @abstractmethod
+    async def sample(self, call: SampleCall) -> Drawn:
+        """Draws from the prior, decoded; PriorNotMeaningful where the prior gives no images."""
+
+    async def interpolate(self, call: InterpolateCall) -> Drawn:
+        """A path of `steps` latents from `start` to `end` (images encoded to their mean) by lerp
+        or slerp over the whole latent, and its images."""
+        label = self.label_index(call.label)
+        deadline = self.service.deadline()
+        start = await self.endpoint(call.start, label, deadline)
+        end = await self.endpoint(call.end, label, deadline)
+        if start.shape != end.shape:
+            raise ImageSizeError(
+                f"both ends must have one latent shape, got {list(start.shape)} and {list(end.shape)}"
+            )
+        path = interpolate(start.reshape(-1), end.reshape(-1), call.steps, call.method)
+        path = path.reshape(call.steps, *start.shape)
+        images = await self.images_of(path, label, deadline)
+        return Drawn(path, images, codes=self.codes_of(path))
+
+    @abstractmethod
+    def label_index(self, label: int | None) -> int | None:
+        """The graph's class index for a label (None for a model that takes none)."""
+
+    @abstractmethod
+    async def endpoint(self, end: Endpoint, label: int | None, deadline: float) -> FloatArray:
+        """One interpolation end as a latent (an image: its posterior mean)."""
+
+    @abstractmethod
+    async def images_of(
+        self, z: FloatArray, label: int | None, deadline: float, noise: FloatArray | None = None
+    ) -> FloatArray:
+        """Latents -> finite images [N,C,H,W] in [0,1]; InvalidLatent when the decoder
+        overflows."""
+
+    def codes_of(self, path: FloatArray) -> CodeArray | None:
+        """The code grids latents quantize to, for a family that has codes (None here)."""
+        return None

@@ -1,0 +1,269 @@
+"""The spatial autoencoder family (kind `autoencoder`, imported from diffusers or ONNX): latents
+[C,h,w], images of any size the manifest allows (tiled past a tile), graphs in float32 or
+float16, pixels in [0,1] or [-1,1], and the model's scaling and shift factors. It reads every
+image source (raw tensors and image files too) and answers png, jpeg, raw uint8 [N,H,W,C], array
+or npy, one image as a file when the client accepts one. Its prior gives no images."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+
+from app.arrays import FloatArray
+from app.repository.manifest import SpatialSpec
+from app.serving.adapters import requests as calls
+from app.serving.adapters.base import ModelAdapter, require_prior
+from app.serving.adapters.errors import (
+    InvalidLabel,
+    InvalidLatent,
+    InvalidRequest,
+    LatentsExpected,
+    PriorNotMeaningful,
+    check_count,
+)
+from app.serving.adapters.inputs import check_finite_output
+from app.serving.adapters.results import Decoded, Drawn, Encoding, Form, GridEncoding, sigma_of
+from app.serving.cache.memory import LatentCache, pixel_digest
+from app.serving.imaging import ImageError, decode_base64
+from app.serving.spatial_io import (
+    as_unit_images,
+    decode_any_size,
+    same_size,
+    to_model_range,
+    to_unit_range,
+)
+from app.serving.spatial_sizes import (
+    check_images,
+    check_latent_shape,
+    check_request_pixels,
+    spatial_spec,
+)
+from app.serving.tensors import TensorError, unpack_latents
+from app.serving.tiling import decode_plan, encode_plan, run_tiled
+
+FORMATS = ("png", "jpeg", "raw", "array", "npy")
+ENCODER_OUTPUTS = ("mu", "logvar")
+
+
+def grid_array(value: Any) -> FloatArray:
+    """Nested lists of latents as float32; InvalidLatent when they are ragged."""
+    try:
+        return np.asarray(value, dtype=np.float32)
+    except (ValueError, TypeError):
+        raise InvalidLatent("latents must be equal-size nested lists of numbers") from None
+
+
+class SpatialAdapter(ModelAdapter):
+    """autoencoder: encode (cached, tiled), decode (tiled) and interpolate over latent grids."""
+
+    @property
+    def spec(self) -> SpatialSpec:
+        """The latent grid's channels, the downscale factor and the sizes the model takes."""
+        return spatial_spec(self.manifest)
+
+    def label_index(self, label: int | None) -> int | None:
+        """None: a spatial model takes no label."""
+        if label is not None:
+            raise InvalidLabel("a spatial model takes no 'label'")
+        return None
+
+    # ---- encode ------------------------------------------------------------------------------
+    async def encode(self, call: calls.EncodeCall) -> Encoding:
+        """Images of one size -> latent means (and sigmas), as JSON, .npy or raw bytes."""
+        if call.samples or call.label is not None or call.layers != "top":
+            raise InvalidRequest(
+                f"model {self.manifest.name} is a spatial autoencoder: 'samples', 'label' and "
+                "'layers' do not apply"
+            )
+        x = await self._model_images(call.images)
+        check_count(len(x), self.settings.max_items, "image")
+        mean, logvar, cached = await self._encode(x, self.service.deadline())
+        accepts = call.accepts
+        form: Form = "npy" if accepts.npy else "raw" if accepts.raw else "json"
+        sigma = None if logvar is None else sigma_of(logvar)
+        manifest = self.manifest
+        return GridEncoding(
+            form, mean, sigma, cached, manifest.scaling_factor, manifest.shift_factor
+        )
+
+    async def _model_images(self, source: calls.ImageSource) -> FloatArray:
+        """Images [N,C,H,W] in the model's value range (a raw tensor may come in it already)."""
+        if isinstance(source, calls.RawTensor) and source.model_range and source.dtype != "uint8":
+            tensor = source.array()
+            x = tensor[None] if tensor.ndim == 3 else tensor
+            if x.ndim != 4:
+                raise TensorError(f"images are [N,C,H,W], got {list(x.shape)}")
+            return x
+        return to_model_range(self.manifest, await self._unit_images(source))
+
+    async def _unit_images(self, source: calls.ImageSource) -> FloatArray:
+        """Images [N,C,H,W] in [0,1] from any source (files decoded off the event loop)."""
+        channels, limit = self.manifest.image.channels, self.settings.max_pixels
+        if isinstance(source, calls.ImageFile):
+            return (await asyncio.to_thread(decode_any_size, source.data, channels, limit))[None]
+        if isinstance(source, calls.RawTensor):
+            tensor = source.array()
+            return as_unit_images(tensor.astype(np.uint8) if source.dtype == "uint8" else tensor)
+        if isinstance(source, calls.NpyArray):
+            return as_unit_images(source.array)
+        if isinstance(source, calls.Base64Images):
+            return await asyncio.to_thread(self._decode_files, source.texts)
+        try:
+            stacked = np.asarray(source.values, dtype=np.float32)
+        except (ValueError, TypeError):
+            raise ImageError("arrays must be equal-size nested lists of numbers") from None
+        return as_unit_images(stacked)
+
+    def _decode_files(self, texts: list[str]) -> FloatArray:
+        """Base64 image files of one size -> [N,C,H,W] in [0,1]; TooManyPixels as soon as those
+        decoded so far pass what a request may carry (memory stays bounded by it)."""
+        channels, total, decoded = self.manifest.image.channels, 0, []
+        for text in texts:
+            image = decode_any_size(decode_base64(text), channels, self.settings.max_pixels)
+            total += image.shape[-2] * image.shape[-1]
+            check_request_pixels(total, self.settings.max_request_pixels)
+            decoded.append(image)
+        return same_size(decoded)
+
+    async def _encode(
+        self, x: FloatArray, deadline: float
+    ) -> tuple[FloatArray, FloatArray | None, list[bool]]:
+        """Latent means and log-variances (None for a deterministic encoder such as TAESD's)
+        of images x in the model's range: the cache first (keyed by the pixels and the size)."""
+        check_images(self.manifest, x.shape, self.settings)
+        shape = self.spec.latent_shape(x.shape[2], x.shape[3])
+        digests = await asyncio.to_thread(lambda: [pixel_digest(image) for image in x])
+        keys = [LatentCache.key(self.manifest, "s" + digest) for digest in digests]
+
+        async def compute(rows: list[int]) -> tuple[FloatArray, FloatArray]:
+            moments = await self._encode_rows(x[rows], deadline)
+            half = moments.shape[1] // 2 if moments.shape[1] == 2 * shape[0] else None
+            mean = moments[:, :half] if half else moments
+            logvar = moments[:, half:] if half else np.zeros_like(mean)
+            return mean.reshape(len(rows), -1), logvar.reshape(len(rows), -1)
+
+        found = await self.service.moments(keys, int(np.prod(shape)), compute)
+        has_logvar = "logvar" in self.model.encoder.graph.output_names
+        logvar = found.logvar.reshape(len(x), *shape) if has_logvar else None
+        return found.mean.reshape(len(x), *shape), logvar, found.cached
+
+    async def _encode_rows(self, x: FloatArray, deadline: float) -> FloatArray:
+        """The encoder's outputs as one array [N, C or 2C, h, w] (mean, then log-variance)."""
+
+        async def run(rows: FloatArray) -> FloatArray:
+            out = await self.model.encode_runner.submit(np.ascontiguousarray(rows), deadline)
+            parts = [out[name] for name in ENCODER_OUTPUTS if name in out]
+            return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+        spec, settings = self.spec, self.settings
+        plan = encode_plan(settings.tile_size, settings.tile_overlap, spec.downscale)
+        if settings.tile_size > 0 and spec.free_size and plan.needs_tiles(*x.shape[2:]):
+            return await run_tiled(x, plan, run, 1 / spec.downscale)
+        return await run(x)
+
+    # ---- decode ------------------------------------------------------------------------------
+    async def decode(self, call: calls.DecodeCall) -> Decoded:
+        """Latent grids [N,C,h,w] (JSON, .npy or raw; packed ones unpacked; scaled ones
+        unscaled) -> images in the format asked for, or picked by what the client accepts."""
+        z = self._latents(call)
+        check_count(len(z), self.settings.max_items, "latent")
+        z = _unscaled(z, call.scaling_factor, call.shift_factor)
+        deadline = self.service.deadline()
+        if not np.isfinite(z).all():
+            raise InvalidLatent("latents must not contain NaN or infinity")
+        output = check_finite_output(await self._decode(z, deadline))
+        fmt = _format(call)
+        file = fmt in {"png", "jpeg"} and call.accepts.image(fmt)
+        return Decoded(to_unit_range(self.manifest, output), fmt, file, output)
+
+    def _latents(self, call: calls.DecodeCall) -> FloatArray:
+        source = call.latents
+        if isinstance(source, calls.ImageFile):
+            raise LatentsExpected("/decode takes latents, not an image")
+        if isinstance(source, calls.NestedLatents):
+            if source.codes is not None or call.label is not None:
+                raise InvalidRequest("a spatial model takes only 'latents'")
+            return self._shaped(grid_array(source.latents), None, None)
+        if call.label is not None:
+            raise InvalidLabel("a spatial model takes no 'label'")
+        z = (
+            source.array()
+            if isinstance(source, calls.RawTensor)
+            else source.array.astype(np.float32)
+        )
+        return self._shaped(z, call.height, call.width)
+
+    def _shaped(self, z: FloatArray, height: int | None, width: int | None) -> FloatArray:
+        """Latents as [N,C,h,w]: a single [C,h,w] gets a batch axis; packed ones are unpacked."""
+        if z.ndim == 3 and height is not None and width is not None:
+            return unpack_latents(z, height, width, self.spec.downscale)
+        if z.ndim == 3:
+            return z[None]
+        return z
+
+    async def _decode(self, z: FloatArray, deadline: float) -> FloatArray:
+        """Images [N,C,H,W] in the model's range for latents z [N,C,h,w], tiled past a tile."""
+        spec, settings = self.spec, self.settings
+        check_latent_shape(self.manifest, z.shape, settings)
+
+        async def run(rows: FloatArray) -> FloatArray:
+            packed = np.ascontiguousarray(rows, np.float32)
+            out = await self.model.decode_runner.submit(packed, deadline)
+            return next(iter(out.values()))
+
+        plan = decode_plan(settings.tile_size, settings.tile_overlap, spec.downscale)
+        if settings.tile_size > 0 and spec.free_size and plan.needs_tiles(*z.shape[2:]):
+            return await run_tiled(z, plan, run, spec.downscale)
+        return await run(z)
+
+    async def images_of(
+        self, z: FloatArray, label: int | None, deadline: float, noise: FloatArray | None = None
+    ) -> FloatArray:
+        """Finite images [N,C,H,W] in [0,1] for latent grids z."""
+        output = check_finite_output(await self._decode(z, deadline))
+        return to_unit_range(self.manifest, output)
+
+    # ---- sample, interpolate ------------------------------------------------------------------
+    async def sample(self, call: calls.SampleCall) -> Drawn:
+        """Refused: a spatial latent's prior gives no images (and its grid no size to draw)."""
+        require_prior(self.manifest)
+        raise PriorNotMeaningful(
+            f"model {self.manifest.name} cannot sample: a spatial latent has no prior to draw from"
+        )
+
+    async def endpoint(self, end: calls.Endpoint, label: int | None, deadline: float) -> FloatArray:
+        """A latent grid [C,h,w] as given, or an image's latent mean."""
+        if isinstance(end, calls.LatentPoint):
+            z = grid_array(end.value)
+            if z.ndim != 3 or not np.isfinite(z).all():
+                raise InvalidLatent("a spatial model's latent endpoint is [C][h][w] finite numbers")
+            return z
+        if isinstance(end, calls.CodesPoint):
+            raise InvalidRequest("a spatial model has no codes")
+        x = to_model_range(self.manifest, await self._unit_images(end))
+        mean, _, _ = await self._encode(x, deadline)
+        return mean[0]
+
+
+def _unscaled(z: FloatArray, scaling: float | None, shift: float | None) -> FloatArray:
+    """Latents scaled for a diffusion model back to the decoder's: z / scaling + shift."""
+    if scaling == 0:
+        raise InvalidRequest("scaling_factor must not be 0: decoding divides by it")
+    if scaling is not None:
+        z = z / np.float32(scaling)
+    if shift is not None:
+        z = z + np.float32(shift)
+    return z
+
+
+def _format(call: calls.DecodeCall) -> str:
+    """The format asked for, else an image file the client accepts, else npy, raw or png."""
+    fmt = call.format
+    if fmt is None:
+        accepts = call.accepts
+        fmt = accepts.first_image() or ("npy" if accepts.npy else "raw" if accepts.raw else "png")
+    if fmt not in FORMATS:
+        raise InvalidRequest(f"format must be one of {', '.join(FORMATS)}")
+    return fmt
