@@ -1,12 +1,14 @@
 """Unit tests start no process: a test that needs redis-server, SeaweedFS, `vae serve`, a tool
-or any child at all belongs in tests/integration."""
+or any child at all belongs in tests/integration. While a unit test's fixtures are set up (of
+every scope) and while it runs, every way of starting a process fails the test."""
 
 from __future__ import annotations
 
 import _posixsubprocess
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -19,18 +21,34 @@ UNIT_TESTS_START_NO_PROCESS = (
 
 def _refusal(call: str) -> Callable[..., Any]:
     def refuse(*args: object, **kwargs: object) -> Any:
-        pytest.fail(UNIT_TESTS_START_NO_PROCESS.format(call=call), pytrace=True)
+        pytest.fail(UNIT_TESTS_START_NO_PROCESS.format(call=call))
 
     return refuse
 
 
-@pytest.fixture(autouse=True)
-def no_process_started(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Makes every way of starting a process fail the test: subprocess (and so asyncio's
-    subprocesses and os.popen), fork (and so multiprocessing, os.spawn*, pty and RQ's work horse),
-    posix_spawn, os.system, and the fork-exec multiprocessing's spawn and forkserver use."""
-    monkeypatch.setattr(subprocess.Popen, "_execute_child", _refusal("subprocess.Popen"))
-    monkeypatch.setattr(_posixsubprocess, "fork_exec", _refusal("_posixsubprocess.fork_exec"))
-    for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system"):
-        if hasattr(os, name):
-            monkeypatch.setattr(os, name, _refusal(f"os.{name}"))
+@contextmanager
+def _no_process_started() -> Iterator[None]:
+    """Refuses subprocess (and so asyncio's subprocesses and os.popen), fork (and so
+    multiprocessing's fork, os.spawn*, pty and RQ's work horse), posix_spawn, os.system, and the
+    fork-exec that multiprocessing's spawn and forkserver call directly."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "_execute_child", _refusal("subprocess.Popen"))
+        patch.setattr(_posixsubprocess, "fork_exec", _refusal("_posixsubprocess.fork_exec"))
+        for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system"):
+            if hasattr(os, name):
+                patch.setattr(os, name, _refusal(f"os.{name}"))
+        yield
+
+
+# Setup and call, not teardown: the last test of a mixed run tears down the session's fixtures,
+# integration ones included (stopping a process is no start, but leave their teardown alone).
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    with _no_process_started():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    with _no_process_started():
+        return (yield)

@@ -56,6 +56,27 @@ def test_starting_a_process_in_a_unit_test_fails_the_test(start: Callable[[], ob
         start()
 
 
+@pytest.fixture(scope="module")
+def refused_in_a_module_fixture() -> str:
+    with pytest.raises(pytest.fail.Exception) as refused:
+        subprocess.run(["true"], check=False)
+    return str(refused.value)
+
+
+@pytest.fixture(scope="session")
+def refused_in_a_session_fixture() -> str:
+    with pytest.raises(pytest.fail.Exception) as refused:
+        subprocess.run(["true"], check=False)
+    return str(refused.value)
+
+
+def test_fixtures_of_every_scope_are_refused_too(
+    refused_in_a_module_fixture: str, refused_in_a_session_fixture: str
+) -> None:
+    assert "a unit test starts no process" in refused_in_a_module_fixture
+    assert "a unit test starts no process" in refused_in_a_session_fixture
+
+
 def test_no_test_module_imports_from_a_conftest() -> None:
     found = []
     for path in sorted((ROOT / "tests").rglob("*.py")):
