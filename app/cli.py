@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
-    from app.training.trainer import TrainProgress
+    from app.training.hooks import TrainProgress
 
 # Plain click help: typer's rich panels print a "<bool>" placeholder beside every flag with
 # click 8.5 (whose flags' metavar is no longer "BOOLEAN", the value typer hides).
@@ -126,6 +128,35 @@ def _train_config(config: str | None, overrides: dict[str, Any]) -> Any:
     return TrainConfig.model_validate(values)
 
 
+@contextlib.contextmanager
+def _progress_display(console: Any, epochs: int) -> Iterator[Callable[[TrainProgress], None]]:
+    """A progress bar on a terminal (one line an epoch in a log file); yields what to call
+    with each progress snapshot."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("[bold]epoch {task.fields[epoch]}"),
+        BarColumn(),
+        TextColumn("{task.fields[terms]}"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("train", total=1, epoch=f"1/{epochs} starting", terms="")
+        previous: list[tuple[int, str]] = []
+
+        def show(p: TrainProgress) -> None:
+            terms = f"loss {p.loss:.2f} recon {p.reconstruction:.2f} kl {p.kl:.2f} w {p.kl_weight:.2f} {p.samples_per_second:.0f}/s"
+            bar.update(task, total=p.steps, completed=p.step, epoch=epoch_label(p), terms=terms)
+            if not console.is_terminal:  # a log file gets one line an epoch instead of a bar
+                if previous and previous[-1][0] != p.epoch:
+                    console.print(previous[-1][1])
+                previous[:] = [
+                    (p.epoch, f"epoch {p.epoch}/{p.epochs} {terms} eta {p.eta_seconds:.0f}s")
+                ]
+
+        yield show
+
+
 @app.command()
 def train(
     data: Annotated[Path, typer.Option(exists=True, dir_okay=False, help=".npz or .npy of images")],
@@ -149,9 +180,9 @@ def train(
 ) -> None:
     """Train a VAE on a dataset file, export it to ONNX and publish a new version."""
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from app.storage.files import check_name
+    from app.training.hooks import TrainingHooks
     from app.training.pipeline import run_training
 
     check_name(name)
@@ -162,35 +193,10 @@ def train(
     )  # fmt: skip
     console = Console(stderr=True)
     console.print(f"training {name} on {data}: {cfg.model_dump_json()}")
-    with Progress(
-        TextColumn("[bold]epoch {task.fields[epoch]}"),
-        BarColumn(),
-        TextColumn("{task.fields[terms]}"),
-        TimeRemainingColumn(),
-        console=console,
-    ) as bar:
-        task = bar.add_task("train", total=1, epoch=f"1/{cfg.epochs} starting", terms="")
-        previous: list[tuple[int, str]] = []
-
-        def show(p: TrainProgress) -> None:
-            terms = f"loss {p.loss:.2f} recon {p.reconstruction:.2f} kl {p.kl:.2f} w {p.kl_weight:.2f} {p.samples_per_second:.0f}/s"
-            bar.update(task, total=p.steps, completed=p.step, epoch=epoch_label(p), terms=terms)
-            if not console.is_terminal:  # a log file gets one line an epoch instead of a bar
-                if previous and previous[-1][0] != p.epoch:
-                    console.print(previous[-1][1])
-                previous[:] = [
-                    (p.epoch, f"epoch {p.epoch}/{p.epochs} {terms} eta {p.eta_seconds:.0f}s")
-                ]
-
-        published = run_training(
-            cfg,
-            data,
-            name,
-            _repository(models_dir),
-            on_progress=show,
-            on_stage=lambda s: console.print(f"[dim]{s}[/dim]"),
-            make_default=not no_default,
-        )
+    with _progress_display(console, cfg.epochs) as show:
+        hooks = TrainingHooks(on_progress=show, on_stage=lambda s: console.print(f"[dim]{s}[/dim]"))
+        repository = _repository(models_dir)
+        published = run_training(cfg, data, name, repository, hooks, make_default=not no_default)
     metrics = published.manifest.metrics
     console.print(f"published {published.name}:{published.version}")
     if metrics is not None:
@@ -201,6 +207,38 @@ def epoch_label(progress: TrainProgress) -> str:
     """The epoch and how far into it a training is: "3/150 37%"."""
     share = progress.epoch_step / progress.epoch_steps if progress.epoch_steps else 0.0
     return f"{progress.epoch}/{progress.epochs} {share:4.0%}"
+
+
+def _scored_images(
+    data: Path, model: str, manifest: Any, images: int | None, binarize_seed: int | None
+) -> tuple[Any, Any]:
+    """The first `images` images of the file (binarized for a Bernoulli model when a seed is
+    given), and their class indices for a conditional model."""
+    import numpy as np
+
+    from app.datasets.arrays import binarize, load_arrays
+    from app.repository.kinds import model_kind
+
+    dataset = load_arrays(data)
+    x = dataset.as_float()[:images]
+    if manifest.likelihood == "bernoulli" and binarize_seed is not None:
+        x = binarize(x, np.random.default_rng(binarize_seed))
+    if not model_kind(manifest.kind).conditional:
+        return x, None
+    if dataset.labels is None:
+        raise typer.BadParameter(f"{model} is conditional: the data needs labels")
+    return x, np.array([manifest.label_index(int(v)) for v in dataset.labels[: len(x)]])
+
+
+def _version_directory(repository: Any, name: str, version: int, scratch: Path) -> Path:
+    """The version's directory, or for an object store a local copy of it under `scratch`."""
+    from app.repository.store import ModelRepository
+
+    if isinstance(repository, ModelRepository):
+        return repository.version_dir(name, version)
+    directory = scratch / str(version)
+    repository.export_version(name, version, directory)
+    return directory
 
 
 @app.command()
@@ -221,12 +259,8 @@ def evaluate(
     as its kind says (from the ONNX graphs without torch; an hvae from its PyTorch weights)."""
     import tempfile
 
-    import numpy as np
-
-    from app.datasets.arrays import binarize, load_arrays
-    from app.evaluation.by_kind import evaluate_kind, load_graphs
+    from app.evaluation.by_kind import HeldOut, load_graphs
     from app.repository.kinds import model_kind
-    from app.repository.store import ModelRepository
 
     repository = _repository(models_dir)
     name, _, version_text = model.partition(":")
@@ -234,36 +268,20 @@ def evaluate(
     if version is None:
         raise typer.BadParameter(f"no model named {name}")
     manifest = repository.manifest(name, version)
-    kind = model_kind(manifest.kind)
-    dataset = load_arrays(data)
-    x = dataset.as_float()[:images]
-    if manifest.likelihood == "bernoulli" and binarize_seed is not None:
-        x = binarize(x, np.random.default_rng(binarize_seed))
-    y = None
-    if kind.conditional:
-        if dataset.labels is None:
-            raise typer.BadParameter(f"{model} is conditional: the data needs labels")
-        y = np.array([manifest.label_index(int(v)) for v in dataset.labels[: len(x)]])
-    scratch = tempfile.TemporaryDirectory(prefix="vae-evaluate-")
-    if isinstance(repository, ModelRepository):
-        directory = repository.version_dir(name, version)
-    else:  # an object store: score a local copy
-        directory = Path(scratch.name) / str(version)
-        repository.export_version(name, version, directory)
+    x, y = _scored_images(data, model, manifest, images, binarize_seed)
     config = manifest.training.config if manifest.training else {}
-    result = evaluate_kind(
-        kind,
-        load_graphs(kind, directory, manifest.likelihood),
-        x,
-        k=k,
-        seed=seed,
-        y=y,
-        commitment_cost=float(config.get("commitment_cost", 0.25)),
-        torch_evaluator=_torch_evaluator(directory, manifest)
-        if kind.evaluator == "torch"
-        else None,
+    held_out = HeldOut(
+        x, k=k, seed=seed, y=y, commitment_cost=float(config.get("commitment_cost", 0.25))
     )
-    scratch.cleanup()
+    with tempfile.TemporaryDirectory(prefix="vae-evaluate-") as scratch:
+        directory = _version_directory(repository, name, version, Path(scratch))
+        graphs = load_graphs(
+            model_kind(manifest.kind),
+            directory,
+            manifest.likelihood,
+            lambda: _torch_evaluator(directory, manifest),
+        )
+        result = graphs.evaluate(held_out)
     typer.echo(
         json.dumps({k: v for k, v in result.__dict__.items() if k != "kl_per_dim"}, indent=2)
     )
@@ -273,17 +291,11 @@ def _torch_evaluator(directory: Path, manifest: Any) -> Any:
     """(x, k, seed) -> metrics from the version's PyTorch model (weights.safetensors and the
     config it was trained with), or None when torch is not installed."""
     try:
-        from functools import partial
-
-        from app.training.evaluate_torch import evaluate_torch
-        from app.training.modules import GaussianVAE
+        from app.training.kinds import recipe_of
         from app.training.weights import load_model
     except ImportError:
         return None
-    model = load_model(directory, manifest)
-    if not isinstance(model, GaussianVAE):
-        raise typer.BadParameter(f"a {manifest.kind} has no importance weights to evaluate")
-    return partial(evaluate_torch, model)
+    return recipe_of(manifest.kind).torch_evaluator(load_model(directory, manifest))
 
 
 @app.command()

@@ -1,11 +1,10 @@
-"""The JobBackend interface every backend implements, its errors, and what a task is given."""
+"""The JobBackend interface every backend implements, and its errors."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from app.config import Settings
 from app.jobs.models import JobInfo, JobRequest
 
 
@@ -47,15 +46,3 @@ class JobBackend(Protocol):
 def now_iso() -> str:
     """The current UTC time as ISO 8601."""
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def task_spec(request: JobRequest, settings: Settings) -> dict[str, Any]:
-    """What the training task needs, as plain data a worker process can receive."""
-    return {
-        "dataset": request.dataset,
-        "name": request.name,
-        "config": request.config.model_dump(mode="json"),
-        "make_default": request.make_default,
-        "models_dir": str(settings.models_dir),
-        "data_dir": str(settings.data_dir),
-    }

@@ -17,15 +17,15 @@ import multiprocessing
 import queue
 import threading
 import time
-import uuid
 from collections import deque
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 from app.config import Settings
-from app.jobs.base import JobNotFound, now_iso, task_spec
+from app.jobs.base import JobNotFound, now_iso
 from app.jobs.models import FINAL_STATES, JobInfo, JobRequest
+from app.jobs.spec import JobSpec
 from app.jobs.transaction import CANCEL_GRACE_SECONDS, LocalGate, cancel_outcome
 from app.repository.opening import open_repository
 
@@ -33,17 +33,17 @@ logger = logging.getLogger(__name__)
 LOCAL_TASK = "app.jobs.local_task.run"
 
 
-def _child(job_id: str, spec: dict[str, Any], events: Any, gate: Any) -> None:
+def _child(message: str, events: Any, gate: Any) -> None:
     """Runs in the child process: the task is imported there by name, as RQ does, so the API
-    process never loads the training code (or torch)."""
+    process never loads the training code (or torch). `message` is the job's JobSpec as JSON."""
     module, _, function = LOCAL_TASK.rpartition(".")
-    getattr(importlib.import_module(module), function)(job_id, spec, events, gate)
+    getattr(importlib.import_module(module), function)(message, events, gate)
 
 
 @dataclass
 class _LocalJob:
     info: JobInfo
-    spec: dict[str, Any]
+    spec: JobSpec
     process: BaseProcess | None = None
     gate: LocalGate | None = None
     cancel_requested_at: float | None = None  # when a cancel claimed the gate
@@ -88,19 +88,12 @@ class LocalJobBackend:
             self._watcher.start()
 
     def submit(self, request: JobRequest) -> JobInfo:
-        job_id = uuid.uuid4().hex
-        info = JobInfo(
-            id=job_id,
-            status="queued",
-            dataset=request.dataset,
-            name=request.name,
-            config=request.config.model_dump(mode="json"),
-            created_at=now_iso(),
-        )
+        spec = JobSpec.submitted(request, self.settings, now_iso())
+        info = spec.info(status="queued")
         with self._lock:
             self._ensure_started()
-            self._jobs[job_id] = _LocalJob(info, task_spec(request, self.settings))
-            self._waiting.append(job_id)
+            self._jobs[spec.job_id] = _LocalJob(info, spec)
+            self._waiting.append(spec.job_id)
             self._start_waiting()
         return info.model_copy()
 
@@ -173,7 +166,7 @@ class LocalJobBackend:
             job.gate = LocalGate(gate)
             process = self._context.Process(
                 target=_child,
-                args=(job.info.id, job.spec, self._events, gate),
+                args=(job.spec.to_message(), self._events, gate),
                 name=f"train-{job.info.name}",
                 daemon=True,
             )

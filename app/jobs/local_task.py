@@ -5,15 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.jobs.spec import JobSpec
 from app.jobs.tasks import execute_training
 from app.jobs.transaction import LocalGate
-from app.training.trainer import TrainingCancelled
+from app.training.hooks import TrainingCancelled
 
 
-def run(job_id: str, spec: dict[str, Any], events: Any, gate: Any) -> None:
-    """Trains, and reports every state change back to the API process through `events`
-    (`committed` with the version the moment it is published); `gate` is the job's shared
-    transaction gate (app/jobs/transaction.LocalGate's value)."""
+def run(message: str, events: Any, gate: Any) -> None:
+    """Trains the job `message` (a `JobSpec` as JSON text), and reports every state change back
+    to the API process through `events` (`committed` with the version the moment it is
+    published); `gate` is the job's shared transaction gate (app/jobs/transaction.LocalGate's
+    value)."""
+    spec = JobSpec.model_validate_json(message)
+    job_id = spec.job_id
 
     def report(progress: dict[str, Any]) -> None:
         events.put((job_id, "progress", progress))
@@ -24,7 +28,6 @@ def run(job_id: str, spec: dict[str, Any], events: Any, gate: Any) -> None:
             spec,
             report,
             LocalGate(gate),
-            job_id,
             on_commit=lambda version: events.put((job_id, "committed", version)),
         )
     except TrainingCancelled:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -27,8 +26,9 @@ from rq.job import Job
 from rq.job import JobStatus as RQStatus
 
 from app.config import Settings
-from app.jobs.base import JobNotFound, JobsUnavailable, now_iso, task_spec
+from app.jobs.base import JobNotFound, JobsUnavailable, now_iso
 from app.jobs.models import JobInfo, JobRequest, JobStatus
+from app.jobs.spec import JobSpec
 from app.jobs.transaction import (
     CANCEL,
     CANCEL_GRACE_SECONDS,
@@ -92,25 +92,18 @@ class RQJobBackend:
 
     @_needs_redis
     def submit(self, request: JobRequest) -> JobInfo:
-        job_id = uuid.uuid4().hex
-        meta = {
-            "dataset": request.dataset,
-            "name": request.name,
-            "config": request.config.model_dump(mode="json"),
-            "created_at": now_iso(),
-            "progress": {},
-        }
+        """Queues the job's JobSpec, as JSON text, as the one argument of the task."""
+        spec = JobSpec.submitted(request, self.settings, now_iso())
         self.queue.enqueue(
             TASK,
-            task_spec(request, self.settings),
-            job_id=job_id,
+            spec.to_message(),
+            job_id=spec.job_id,
             job_timeout=int(self.settings.job_timeout_s),
             result_ttl=KEEP_SECONDS,
             failure_ttl=KEEP_SECONDS,
-            meta=meta,
         )
-        self.redis.zadd(JOB_INDEX, {job_id: time.time()})
-        return self.get(job_id)
+        self.redis.zadd(JOB_INDEX, {spec.job_id: time.time()})
+        return self.get(spec.job_id)
 
     def _fetch(self, job_id: str) -> Job:
         try:
@@ -167,11 +160,12 @@ class RQJobBackend:
                 status, error = "cancelled", "cancelled on request"
         elif status == "cancelled":
             error = "cancelled on request"
+        spec = spec_of(job, self.settings)
         if committed is not None and status in {"failed", "cancelled"}:
             # past its commit point the job has published: it succeeded, whatever came after
             status, error = "succeeded", None
             result = {
-                "model": meta.get("name", ""),
+                "model": spec.name,
                 "version": committed,
                 "metrics": None,
                 "default_error": "the worker ended after publishing, before DEFAULT was moved",
@@ -180,17 +174,12 @@ class RQJobBackend:
         if "cancel_asked" in txn:
             version = committed or (result or {}).get("version")
             cancel = cancel_outcome(status, txn.get("gate", "open"), version)  # type: ignore[arg-type]
-        return JobInfo(
-            id=job.id,
+        return spec.info(
             status=status,
-            dataset=meta.get("dataset", ""),
-            name=meta.get("name", ""),
-            config=meta.get("config", {}),
             progress=meta.get("progress", {}),
             result=result if isinstance(result, dict) else None,
             error=error,
             cancel=cancel,
-            created_at=meta.get("created_at", ""),
             started_at=job.started_at.isoformat(timespec="seconds") if job.started_at else None,
             ended_at=job.ended_at.isoformat(timespec="seconds")
             if job.ended_at
@@ -234,6 +223,15 @@ class RQJobBackend:
 
 
 _WAITING = {RQStatus.QUEUED, RQStatus.DEFERRED, RQStatus.SCHEDULED, RQStatus.CREATED}
+
+
+def spec_of(job: Job, settings: Settings) -> JobSpec:
+    """The JobSpec a job carries (a job queued before the typed spec carries a dict: its
+    creation time is in its meta)."""
+    spec = JobSpec.from_message(job.args[0] if job.args else None, job.id, settings)
+    if not spec.created_at:
+        return spec.model_copy(update={"created_at": str(job.meta.get("created_at", ""))})
+    return spec
 
 
 def sweep_repository(connection: Redis, models_dir: str, endpoint: str | None = None) -> list[str]:

@@ -7,17 +7,21 @@ from typing import Any
 
 from rq import get_current_job
 
+from app.config import get_settings
+from app.jobs.spec import JobSpec
 from app.jobs.tasks import Heartbeat, execute_training
 from app.jobs.transaction import RedisGate
 
 KEEP_SECONDS = 7 * 24 * 3600
 
 
-def run(spec: dict[str, Any]) -> dict[str, Any]:
-    """Trains and publishes; progress and heartbeats go to the job's meta in Redis, the
+def run(message: str | dict[str, Any]) -> dict[str, Any]:
+    """Trains and publishes the job's `JobSpec` (JSON text; the dict of a job queued before the
+    typed spec is read too); progress and heartbeats go to the job's meta in Redis, the
     transaction (cancel or commit, the version published) to its hash (app/jobs/transaction)."""
     job = get_current_job()
     assert job is not None, "run() is an RQ task"
+    spec = JobSpec.from_message(message, job.id, get_settings())
 
     def save(**fields: Any) -> None:
         job.meta.update(fields, heartbeat=time.time())
@@ -29,4 +33,4 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     save()
     gate = RedisGate(job.connection, job.id, KEEP_SECONDS)
     with Heartbeat(save):
-        return execute_training(spec, report, gate, job.id, on_commit=gate.record_version)
+        return execute_training(spec, report, gate, on_commit=gate.record_version)

@@ -9,12 +9,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from app.jobs.spec import JobSpec
 from app.jobs.transaction import CommitGate
+
+if TYPE_CHECKING:
+    from app.training.hooks import TrainProgress
 
 Report = Callable[[dict[str, Any]], None]
 HEARTBEAT_SECONDS = 2.0
+PROGRESS_SECONDS = 0.5  # the least time between two progress reports
 
 
 class Heartbeat:
@@ -43,60 +48,59 @@ class Heartbeat:
                 continue
 
 
+def throttled(report: Report) -> Callable[[TrainProgress], None]:
+    """Training progress passed to `report` at most every PROGRESS_SECONDS, and at the end."""
+    last_report = [0.0]
+
+    def on_progress(progress: TrainProgress) -> None:
+        now = time.monotonic()
+        if now - last_report[0] >= PROGRESS_SECONDS or progress.step == progress.steps:
+            last_report[0] = now
+            report({"stage": "training", **asdict(progress)})
+
+    return on_progress
+
+
 def execute_training(
-    spec: dict[str, Any],
+    spec: JobSpec,
     report: Report,
     gate: CommitGate,
-    owner: str,
     on_commit: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Trains `spec["name"]` on the stored dataset `spec["dataset"]` and publishes a version,
-    as the job `owner` (its id names the staging directory).
+    """Trains `spec.name` on the stored dataset `spec.dataset` and publishes a version, as the
+    job `spec.job_id` (its id names the staging directory), with the storage `spec` names.
 
     `report` receives progress dictionaries (stage, epoch, step, loss terms, samples/s, ETA);
     `gate` is polled every step and stage, and claimed for the commit just before publishing
     (TrainingCancelled when a cancel claimed it first). Returns {"model", "version", "metrics",
     "default_error"}: past the commit point the job has succeeded, DEFAULT moved or not.
     """
-    from app.config import get_settings
     from app.datasets.opening import open_datasets
     from app.repository.opening import open_repository
-    from app.storage.locations import to_location
-    from app.training.config import TrainConfig
+    from app.training.hooks import TrainingHooks
     from app.training.pipeline import run_training
-    from app.training.trainer import TrainProgress
 
-    config = TrainConfig.model_validate(spec["config"])
-    endpoint = get_settings().s3_endpoint_url  # the worker's own, as its credentials are
-    datasets = open_datasets(to_location(spec["data_dir"]), endpoint)
-    data_path = datasets.path(spec["dataset"])
-    last_report = [0.0]
-
-    def on_progress(progress: TrainProgress) -> None:
-        now = time.monotonic()
-        if now - last_report[0] >= 0.5 or progress.step == progress.steps:
-            last_report[0] = now
-            report({"stage": "training", **asdict(progress)})
-
-    published = run_training(
-        config,
-        data_path,
-        spec["name"],
-        open_repository(to_location(spec["models_dir"]), endpoint),
-        dataset_name=spec["dataset"],
-        on_progress=on_progress,
+    hooks = TrainingHooks(
+        on_progress=throttled(report),
         on_stage=lambda stage: report({"stage": stage}),
         should_stop=gate.cancelled,
-        make_default=bool(spec.get("make_default", True)),
-        owner=owner,
         claim_commit=gate.claim_commit,
         on_commit=on_commit,
     )
-    settings = get_settings()
-    if settings.redis_url:  # replicas pull at once instead of at their next poll
+    published = run_training(
+        spec.config,
+        open_datasets(spec.data_dir, spec.s3_endpoint_url).path(spec.dataset),
+        spec.name,
+        open_repository(spec.models_dir, spec.s3_endpoint_url),
+        hooks,
+        dataset_name=spec.dataset,
+        make_default=spec.make_default,
+        owner=spec.job_id,
+    )
+    if spec.redis_url:  # replicas pull at once instead of at their next poll
         from app.serving.notifications import announce
 
-        announce(settings.redis_url, published.name, published.version)
+        announce(spec.redis_url, published.name, published.version)
     metrics = published.manifest.metrics
     return {
         "model": published.name,

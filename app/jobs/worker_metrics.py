@@ -21,9 +21,9 @@ from rq.job import Job, JobStatus
 
 from app import metrics
 from app.config import get_settings
+from app.jobs.rq_backend import spec_of
 from app.jobs.transaction import txn_key
 from app.repository.opening import open_repository
-from app.storage.locations import to_location
 
 logger = logging.getLogger(__name__)
 PROGRESS_POLL_SECONDS = 2.0
@@ -42,9 +42,8 @@ def serve_metrics(host: str, port: int) -> None:
 def discard_leftovers(job: Job) -> None:
     """Removes the staging directories a job's horse left (killed mid-export, say)."""
     try:
-        spec = job.args[0] if job.args else {}
-        endpoint = get_settings().s3_endpoint_url
-        repository = open_repository(to_location(spec["models_dir"]), endpoint)
+        spec = spec_of(job, get_settings())
+        repository = open_repository(spec.models_dir, spec.s3_endpoint_url)
         removed = repository.discard_owned(job.id)
     except Exception:  # not a training job, or the repository is away: the next start sweeps
         logger.debug("could not clean up after job %s", job.id, exc_info=True)
@@ -101,11 +100,13 @@ class ProgressPoller:
                     gauge.remove(self.model)
 
     def poll(self) -> None:
-        """Reads the job's meta once and sets the gauges from its progress."""
-        meta: dict[str, Any] = Job.fetch(self.job_id, connection=self.connection).meta
-        model = str(meta.get("name") or "unknown")
-        progress: dict[str, Any] = meta.get("progress") or {}
-        self.model = model
+        """Reads the job's meta once and sets the gauges from its progress (labelled with the
+        model its spec names)."""
+        job = Job.fetch(self.job_id, connection=self.connection)
+        if self.model is None:
+            self.model = spec_of(job, get_settings()).name or "unknown"
+        model = self.model
+        progress: dict[str, Any] = job.meta.get("progress") or {}
         steps = float(progress.get("steps") or 0)
         if steps > 0:
             metrics.WORKER_TRAINING_PROGRESS.labels(model).set(

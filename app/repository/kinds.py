@@ -2,8 +2,10 @@
 how every part of the service treats it.
 
 This half is torch-free, so serving, the API and the CLI read it; the torch half (model class,
-exporter, parity check, torch evaluator) is `app/training/kinds.py`, keyed by the same names and
-checked to cover every kind here. A new kind is a row in both tables.
+exporter, parity check, evaluation, manifest fields: its recipe) is `app/training/kinds`, keyed by
+the same names and checked to cover every trainable kind here. The behaviour keyed by a row's
+values lives above this package: `evaluator` picks the torch-free loader and scorer of a
+version's graphs (app/evaluation/by_kind.py); serving reads the rest.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class ModelKind:
     conditional: bool = False
     """The graphs take a class label `y`."""
     trainable: bool = True
-    """Made by `vae train` (a row in app/training/kinds.py); else only imported."""
+    """Made by `vae train` (a recipe in app/training/kinds); else only imported."""
     spatial: bool = False
     """The latent is a grid [C,h,w] and the image size may be free (manifest `spatial`)."""
 

@@ -11,8 +11,8 @@ import torch
 
 from app.datasets.arrays import ImageDataset
 from app.training.config import TrainConfig
+from app.training.hooks import ProgressCallback, TrainingCancelled, progress_of, report_due
 from app.training.modules import VQVAE
-from app.training.trainer import ProgressCallback, TrainingCancelled, progress_of, report_due
 
 ENCODE_BATCH = 512
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,67 +11,20 @@ import numpy as np
 import torch
 
 from app.datasets.arrays import ImageDataset
+from app.repository.kinds import model_kind
 from app.training.config import TrainConfig
+from app.training.data import class_index, seed_everything
+from app.training.hooks import (
+    ProgressCallback,
+    TrainingCancelled,
+    TrainingHooks,
+    progress_of,
+    report_due,
+)
 from app.training.kinds import build_model
 from app.training.losses import kl_weight
-from app.training.modules import BaseVAE, GaussianVAE
+from app.training.modules import BaseVAE
 from app.training.objectives import batch_objective
-
-
-@dataclass(frozen=True)
-class TrainProgress:
-    """A snapshot of a running training, reported every few steps."""
-
-    epoch: int
-    epochs: int
-    step: int
-    steps: int
-    loss: float
-    reconstruction: float
-    kl: float
-    kl_weight: float
-    samples_per_second: float
-    eta_seconds: float
-    epoch_step: int = 0  # steps done in this epoch, of epoch_steps
-    epoch_steps: int = 0
-
-
-def report_due(epoch_step: int, epoch_steps: int, every: int) -> bool:
-    """Whether progress is reported after `epoch_step` (1-based) of an epoch's `epoch_steps`:
-    after its first step, then at least ten times an epoch (every `every` steps at most), and at
-    its end, so a long epoch shows progress from its start."""
-    interval = max(1, min(every, epoch_steps // 10))
-    return epoch_step == 1 or epoch_step % interval == 0 or epoch_step == epoch_steps
-
-
-def progress_of(
-    epoch: tuple[int, int],
-    step: tuple[int, int],
-    epoch_step: tuple[int, int],
-    means: tuple[float, float, float],
-    kl_weight: float,
-    batch_size: int,
-    elapsed: float,
-) -> TrainProgress:
-    """The progress at (1-based) `epoch`, `step` and `epoch_step`, each as (done, of), with the
-    epoch's mean loss, reconstruction and kl so far (`means`), after `elapsed` seconds: throughput
-    from the samples seen, the ETA from the mean time a step took."""
-    (done, steps), (seen, epoch_steps) = step, epoch_step
-    loss, reconstruction, kl = means
-    return TrainProgress(
-        epoch=epoch[0],
-        epochs=epoch[1],
-        step=done,
-        steps=steps,
-        loss=loss,
-        reconstruction=reconstruction,
-        kl=kl,
-        kl_weight=kl_weight,
-        samples_per_second=done * batch_size / max(elapsed, 1e-9),
-        eta_seconds=elapsed / done * (steps - done),
-        epoch_step=seen,
-        epoch_steps=epoch_steps,
-    )
 
 
 @dataclass
@@ -86,9 +38,6 @@ class TrainOutcome:
     stopped_early: bool = False
 
 
-ProgressCallback = Callable[[TrainProgress], None]
-
-
 MAX_SKIPPED_STEPS = 50
 
 
@@ -96,21 +45,101 @@ class TrainingDiverged(RuntimeError):
     """The loss stayed non-finite: the run cannot produce a model."""
 
 
-class TrainingCancelled(RuntimeError):
-    """Raised when `should_stop` asks the loop to end."""
+@dataclass
+class _Loop:
+    """The optimisation state of one training run."""
 
+    config: TrainConfig
+    model: BaseVAE
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    generator: torch.Generator
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    steps_per_epoch: int
+    started: float = field(default_factory=time.monotonic)
+    step: int = 0
+    skipped: int = 0
+    stopped_early: bool = False
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seeds Python, numpy and torch; returns a torch generator for data order and binarization."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
+    @classmethod
+    def start(
+        cls,
+        config: TrainConfig,
+        model: BaseVAE,
+        images: torch.Tensor,
+        labels: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> _Loop:
+        """Adam over the model's parameters, with the cosine schedule when `config` asks."""
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        steps_per_epoch = max(1, math.ceil(len(images) / config.batch_size))
+        scheduler = (
+            torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=steps_per_epoch * config.epochs
+            )
+            if config.lr_schedule == "cosine"
+            else None
+        )
+        return cls(config, model, images, labels, generator, optimizer, scheduler, steps_per_epoch)
 
+    def optimise(self, rows: torch.Tensor, weight: float) -> tuple[float, float] | None:
+        """One step on the batch `rows`: its (reconstruction, kl), or None when its loss was not
+        finite (skipped: one bad batch must not poison the weights; TrainingDiverged if it
+        persists)."""
+        batch = self.images[rows]
+        if self.config.binarize == "dynamic":
+            batch = torch.bernoulli(batch, generator=self.generator)
+        y = None if self.labels is None else self.labels[rows]
+        terms = batch_objective(self.model, batch, y, self.config, weight)
+        self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(terms.loss):
+            self.skipped += 1
+            if self.skipped > MAX_SKIPPED_STEPS:
+                raise TrainingDiverged(f"the loss was not finite for {self.skipped} steps")
+            return None
+        terms.loss.backward()
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.step += 1
+        return terms.reconstruction.item(), terms.kl.item()
 
-def class_index(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """Dataset label values -> indices 0..K-1 into `classes` (the sorted distinct values)."""
-    return np.searchsorted(classes, labels).astype(np.int64)
+    def epoch(self, epoch: int, hooks: TrainingHooks, every: int) -> dict[str, float]:
+        """One pass over the data in a fresh order; the epoch's mean loss terms."""
+        config, steps = self.config, self.steps_per_epoch
+        order = torch.randperm(len(self.images), generator=self.generator)
+        sums = {"loss": 0.0, "reconstruction": 0.0, "kl": 0.0}
+        for batch_index in range(steps):
+            if hooks.stopped():
+                raise TrainingCancelled("training was cancelled")
+            rows = order[batch_index * config.batch_size : (batch_index + 1) * config.batch_size]
+            weight = kl_weight(self.step / steps, config.kl_warmup_epochs, config.beta)
+            terms = self.optimise(rows, weight)
+            if terms is None:
+                continue
+            sums["loss"] += terms[0] + terms[1]
+            sums["reconstruction"] += terms[0]
+            sums["kl"] += terms[1]
+            elapsed = time.monotonic() - self.started
+            seen = batch_index + 1
+            if report_due(seen, steps, every):
+                means = (sums["loss"] / seen, sums["reconstruction"] / seen, sums["kl"] / seen)
+                hooks.progress(
+                    progress_of(
+                        (epoch + 1, config.epochs),
+                        (self.step, steps * config.epochs),
+                        (seen, steps),
+                        means,
+                        weight,
+                        config.batch_size,
+                        elapsed,
+                    )
+                )
+            if config.max_seconds is not None and elapsed > config.max_seconds:
+                self.stopped_early = True
+                break
+        return {"epoch": epoch + 1, **{k: v / steps for k, v in sums.items()}}
 
 
 def train(
@@ -125,90 +154,30 @@ def train(
 
     A conditional model takes its labels as indices into `classes`."""
     generator = seed_everything(config.seed)
-    conditional = config.kind == "cvae"
+    conditional = model_kind(config.kind).conditional
     if conditional and (data.labels is None or classes is None):
         raise ValueError("a conditional VAE needs a labelled dataset")
     model = build_model(
         config, data.shape, len(classes) if conditional and classes is not None else 0
     )
-    if config.objective == "iwae" and not isinstance(model, GaussianVAE):
-        raise ValueError(f"objective iwae needs a Gaussian posterior: a {config.kind} has none")
-    images = torch.from_numpy(data.as_float())
     labels = (
         torch.from_numpy(class_index(data.labels, classes))
         if conditional and data.labels is not None and classes is not None
         else None
     )
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    steps_per_epoch = max(1, math.ceil(len(images) / config.batch_size))
-    total_steps = steps_per_epoch * config.epochs
-    scheduler = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-        if config.lr_schedule == "cosine"
-        else None
-    )
-    started = time.monotonic()
+    loop = _Loop.start(config, model, torch.from_numpy(data.as_float()), labels, generator)
+    hooks = TrainingHooks(on_progress=on_progress, should_stop=should_stop)
     history: list[dict[str, float]] = []
-    step = 0
-    skipped = 0
-    stopped_early = False
     model.train()
     for epoch in range(config.epochs):
-        order = torch.randperm(len(images), generator=generator)
-        sums = {"loss": 0.0, "reconstruction": 0.0, "kl": 0.0}
-        for batch_index in range(steps_per_epoch):
-            if should_stop is not None and should_stop():
-                raise TrainingCancelled("training was cancelled")
-            rows = order[batch_index * config.batch_size : (batch_index + 1) * config.batch_size]
-            batch = images[rows]
-            if config.binarize == "dynamic":
-                batch = torch.bernoulli(batch, generator=generator)
-            weight = kl_weight(step / steps_per_epoch, config.kl_warmup_epochs, config.beta)
-            y = None if labels is None else labels[rows]
-            terms = batch_objective(model, batch, y, config, weight)
-            loss, reconstruction, kl_value = terms.loss, terms.reconstruction, terms.kl
-            optimizer.zero_grad(set_to_none=True)
-            if not torch.isfinite(loss):
-                # One bad batch must not poison the weights: skip it, and give up if it persists.
-                skipped += 1
-                if skipped > MAX_SKIPPED_STEPS:
-                    raise TrainingDiverged(f"the loss was not finite for {skipped} steps")
-                continue
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            step += 1
-            recon_value, kl_nats = reconstruction.item(), kl_value.item()
-            sums["loss"] += recon_value + kl_nats
-            sums["reconstruction"] += recon_value
-            sums["kl"] += kl_nats
-            elapsed = time.monotonic() - started
-            seen = batch_index + 1
-            if on_progress is not None and report_due(seen, steps_per_epoch, report_every):
-                means = (sums["loss"] / seen, sums["reconstruction"] / seen, sums["kl"] / seen)
-                on_progress(
-                    progress_of(
-                        (epoch + 1, config.epochs),
-                        (step, total_steps),
-                        (seen, steps_per_epoch),
-                        means,
-                        weight,
-                        config.batch_size,
-                        elapsed,
-                    )
-                )
-            if config.max_seconds is not None and elapsed > config.max_seconds:
-                stopped_early = True
-                break
-        history.append({"epoch": epoch + 1, **{k: v / steps_per_epoch for k, v in sums.items()}})
-        if stopped_early:
+        history.append(loop.epoch(epoch, hooks, report_every))
+        if loop.stopped_early:
             break
     model.eval()
     return TrainOutcome(
         model=model,
-        seconds=time.monotonic() - started,
-        epochs_run=step / steps_per_epoch,
+        seconds=time.monotonic() - loop.started,
+        epochs_run=loop.step / loop.steps_per_epoch,
         history=history,
-        stopped_early=stopped_early,
+        stopped_early=loop.stopped_early,
     )

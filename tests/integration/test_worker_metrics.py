@@ -1,5 +1,6 @@
 """The worker's metrics, reported by RQ's parent process: job outcomes counted after the horse
-exits, and a running job's progress copied from its meta in Redis (a real redis-server)."""
+exits, and a running job's progress copied from its meta in Redis (a real redis-server),
+labelled with the model its spec names."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from rq import Queue
 from rq.job import Job, JobStatus
 
 from app import metrics
+from app.config import Settings
+from app.jobs.models import JobRequest
+from app.jobs.spec import JobSpec
 from app.jobs.worker_metrics import MetricsWorker, ProgressPoller, outcome
 from tests.support.processes import RedisServer, wait_until
 
@@ -31,8 +35,11 @@ def sample(name: str, **labels: str) -> float | None:
 
 def test_the_poller_copies_progress_into_gauges_and_clears_them(connection: Redis) -> None:
     progress = {"step": 5, "steps": 20, "samples_per_second": 900.0, "loss": 120.5}
+    spec = JobSpec.submitted(
+        JobRequest(dataset="strokes", name="digits"), Settings(), created_at="now"
+    )
     job = Queue("poller", connection=connection).enqueue(
-        "os.getpid", meta={"name": "digits", "progress": progress}
+        "os.getpid", spec.to_message(), meta={"progress": progress}
     )
     with ProgressPoller(job.id, connection, every=0.05):
         wait_until(

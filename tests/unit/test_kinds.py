@@ -1,16 +1,19 @@
-"""The model-kind table: one row per kind, the same kinds everywhere a kind is named, and the
-torch half covering every row."""
+"""The model-kind table: one row per kind, the same kinds everywhere a kind is named, the torch
+half (a recipe per trainable kind) covering every row, and a loader for every evaluator a row
+names."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import get_args
 
 import pytest
 
-from app.repository.kinds import KINDS, model_kind
+from app.evaluation.by_kind import LOADERS, load_graphs
+from app.repository.kinds import KINDS, Evaluator, model_kind
 from app.repository.manifest import Manifest
 from app.training.config import TrainConfig
-from app.training.kinds import TRAINING_KINDS, build_model
+from app.training.kinds import RECIPES, build_model, recipe_of
 from app.training.modules import VQVAE, BaseVAE, GaussianVAE, LadderVAE
 
 
@@ -18,7 +21,7 @@ def test_every_kind_named_anywhere_has_one_row_in_both_halves() -> None:
     in_config = set(get_args(TrainConfig.model_fields["kind"].annotation))
     in_manifest = set(get_args(Manifest.model_fields["kind"].annotation))
     trainable = {name for name, row in KINDS.items() if row.trainable}
-    assert set(KINDS) == in_manifest and trainable == in_config == set(TRAINING_KINDS)
+    assert set(KINDS) == in_manifest and trainable == in_config == set(RECIPES)
     assert set(KINDS) - trainable == {"autoencoder"}
     assert all(row.name == name for name, row in KINDS.items())
 
@@ -96,3 +99,24 @@ def test_odd_image_sizes_are_padded_once_for_both_conv_encoders() -> None:
         model = build_model(config, (1, 27, 13))
         z, _ = model.encode(torch.rand(2, 1, 27, 13))
         assert z.shape[0] == 2
+
+
+def test_every_evaluator_a_row_can_name_has_a_loader() -> None:
+    assert set(get_args(Evaluator)) == set(LOADERS)
+    assert {row.evaluator for row in KINDS.values()} <= set(LOADERS)
+
+
+def test_an_imported_kind_is_not_evaluated(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="autoencoder is not evaluated"):
+        load_graphs(KINDS["autoencoder"], tmp_path, "gaussian")
+
+
+def test_every_recipe_checks_what_its_row_says() -> None:
+    assert {name: recipe.parity for name, recipe in RECIPES.items()} == {
+        name: KINDS[name].parity for name in RECIPES
+    }
+
+
+def test_a_kind_without_a_recipe_is_named_with_the_trainable_ones() -> None:
+    with pytest.raises(KeyError, match="vae, cvae, hvae, vqvae"):
+        recipe_of("autoencoder")

@@ -13,8 +13,8 @@ import pytest
 
 from app.repository.store import ModelRepository
 from app.training.config import TrainConfig
+from app.training.hooks import TrainingCancelled, TrainingHooks
 from app.training.pipeline import run_training
-from app.training.trainer import TrainingCancelled
 from tests.support.synthetic import write_npz
 
 TINY = TrainConfig.model_validate(
@@ -53,11 +53,13 @@ def test_a_stop_before_the_commit_point_leaves_nothing(
             data,
             "strokes",
             repository,
-            on_stage=reached.append,
-            should_stop=lambda: stop_at in reached,
+            TrainingHooks(
+                on_stage=reached.append,
+                should_stop=lambda: stop_at in reached,
+                claim_commit=lambda: stop_at != "the commit",
+                on_commit=committed.append,
+            ),
             owner=OWNER,
-            claim_commit=lambda: stop_at != "the commit",
-            on_commit=committed.append,
         )
     assert repository.versions("strokes") == [] and committed == []
     assert not (tmp_path / "models" / "strokes").exists()  # not even an empty model directory
@@ -73,9 +75,8 @@ def test_past_the_commit_point_a_failed_default_write_still_publishes_and_says_s
 
     monkeypatch.setattr(repository, "set_default", disk_full)
     committed: list[int] = []
-    published = run_training(
-        TINY, data, "strokes", repository, owner=OWNER, on_commit=committed.append
-    )
+    hooks = TrainingHooks(on_commit=committed.append)
+    published = run_training(TINY, data, "strokes", repository, hooks, owner=OWNER)
     assert published.version == 1 and committed == [1]
     assert published.default_error is not None and "DEFAULT" in published.default_error
     assert repository.versions("strokes") == [1]

@@ -13,7 +13,8 @@ from app.cli import epoch_label
 from app.datasets.arrays import make_dataset
 from app.repository.manifest import Manifest
 from app.training.config import TrainConfig
-from app.training.trainer import TrainProgress, report_due, train
+from app.training.hooks import TrainProgress, report_due
+from app.training.trainer import train
 from tests.support.synthetic import stroke_digits
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "mnist" / "1" / "manifest.json"
