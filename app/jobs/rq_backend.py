@@ -1,5 +1,6 @@
-"""Jobs on RQ: the API enqueues by function name (so it never imports torch), `vae worker`
-processes run them, and progress travels in the job's meta.
+"""Jobs on RQ: the API enqueues by function name (so it never imports torch) with the job's
+`JobSpec` as JSON text, its one argument (what GET /jobs shows of the request is read from it);
+`vae worker` processes run them, and progress travels in the job's meta.
 
 Each job is a transaction (app/jobs/transaction.py) whose gate, the version it committed and
 when a cancel was asked live in a Redis hash beside the job (never in its meta, which the

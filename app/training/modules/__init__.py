@@ -1,5 +1,5 @@
 """The VAE family: every kind initialises through BaseVAE (app/training/modules/base.py); the
-Gaussian kinds share GaussianVAE's importance weights. `app/training/kinds.py` says which class
+Gaussian kinds share GaussianVAE's importance weights. `app/training/kinds` says which class
 each kind builds."""
 
 from app.training.modules.base import BaseVAE, GaussianVAE
