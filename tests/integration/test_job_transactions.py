@@ -3,26 +3,20 @@ in a job publishes nothing and leaves nothing; a cancel after publishing says it
 which version; a dataset in use cannot be deleted; a DEFAULT that cannot be written leaves the
 job succeeded and saying so."""
 
-# ruff: noqa: F811 - the fixtures shared with test_jobs.py are imported, then named as parameters
 from __future__ import annotations
 
 from pathlib import Path
 
-from tests.integration.test_jobs import (  # noqa: F401 - fixtures
+from tests.support.jobs import (
     AUTH,
     ENDLESS,
     QUICK,
-    embedded,
     job,
-    on_each_backend,
     published_versions,
     put_dataset,
-    repo,
     start_endless_job,
     submit,
-    upload,
     wait_status,
-    with_rq,
 )
 from tests.support.processes import ServiceProcess, wait_until
 

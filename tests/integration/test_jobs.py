@@ -7,101 +7,27 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import httpx
-import pytest
 
 from tests.support.dataset_builders import mnist_download_zip
 from tests.support.jobs import (
     AUTH,
     ENDLESS,
-    TOKEN,
+    QUICK,
     children_of,
     job,
+    published_versions,
     put_dataset,
-    start_worker,
+    start_endless_job,
     stop_group,
     submit,
     wait_status,
 )
 from tests.support.processes import (
-    RedisServer,
     ServiceProcess,
-    running_service,
     wait_until,
 )
-from tests.support.repositories import mnist_repo
-from tests.support.synthetic import mnist_style_zip
-
-QUICK = {"epochs": 20, "eval_k": 20, "hidden": [256], "latent_dim": 8}
-
-
-@pytest.fixture(scope="module")
-def upload() -> bytes:
-    return mnist_style_zip(1000)
-
-
-def env_for(tmp: Path, models_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {
-        "VAE_MODELS_DIR": str(models_dir),
-        "VAE_DATA_DIR": str(tmp / "data"),
-        "VAE_ADMIN_TOKEN": TOKEN,
-        "VAE_JOB_STALE_AFTER_S": "4",
-        **(extra or {}),
-    }
-
-
-@pytest.fixture
-def repo(models_dir: Path, tmp_path: Path) -> Path:
-    return mnist_repo(models_dir, tmp_path)
-
-
-@pytest.fixture
-def embedded(tmp_path: Path, repo: Path) -> Iterator[ServiceProcess]:
-    with running_service(env_for(tmp_path, repo), tmp_path) as service:
-        yield service
-
-
-@pytest.fixture
-def with_rq(
-    tmp_path: Path, repo: Path, redis_server: RedisServer
-) -> Iterator[tuple[ServiceProcess, subprocess.Popen[bytes]]]:
-    env = env_for(tmp_path, repo, {"VAE_REDIS_URL": redis_server.url})
-    worker = start_worker(env, tmp_path)
-    try:
-        with running_service(env, tmp_path) as service:
-            yield service, worker
-    finally:
-        stop_group(worker)
-
-
-@pytest.fixture(params=["embedded", "rq"])
-def on_each_backend(request: pytest.FixtureRequest) -> ServiceProcess:
-    """The service on each jobs backend in turn: the embedded one, then RQ with a real Redis."""
-    if request.param == "embedded":
-        return request.getfixturevalue("embedded")
-    service, _ = request.getfixturevalue("with_rq")
-    return service
-
-
-def start_endless_job(http: httpx.Client, upload: bytes, name: str) -> str:
-    """Uploads the dataset and submits a job that trains until stopped; returns its id once the
-    training has begun."""
-    put_dataset(http, "strokes", upload)
-    job_id = submit(http, "strokes", name, ENDLESS)
-    wait_until(
-        lambda: job(http, job_id)["progress"].get("step", 0) > 0, 120, what="training to start"
-    )
-    return job_id
-
-
-def published_versions(repo: Path, name: str) -> list[str]:
-    """The version numbers published under `name` (none when the name does not exist)."""
-    folder = repo / name
-    return [p.name for p in folder.iterdir() if p.name.isdigit()] if folder.exists() else []
 
 
 def test_train_through_jobs_and_serve_the_new_version(

@@ -81,3 +81,33 @@ def wait_status(
 
     wait_until(reached, timeout, interval=0.2, what=f"job {job_id} to be {statuses}")
     return found
+
+
+QUICK = {"epochs": 20, "eval_k": 20, "hidden": [256], "latent_dim": 8}
+
+
+def env_for(tmp: Path, models_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {
+        "VAE_MODELS_DIR": str(models_dir),
+        "VAE_DATA_DIR": str(tmp / "data"),
+        "VAE_ADMIN_TOKEN": TOKEN,
+        "VAE_JOB_STALE_AFTER_S": "4",
+        **(extra or {}),
+    }
+
+
+def start_endless_job(http: httpx.Client, upload: bytes, name: str) -> str:
+    """Uploads the dataset and submits a job that trains until stopped; returns its id once the
+    training has begun."""
+    put_dataset(http, "strokes", upload)
+    job_id = submit(http, "strokes", name, ENDLESS)
+    wait_until(
+        lambda: job(http, job_id)["progress"].get("step", 0) > 0, 120, what="training to start"
+    )
+    return job_id
+
+
+def published_versions(repo: Path, name: str) -> list[str]:
+    """The version numbers published under `name` (none when the name does not exist)."""
+    folder = repo / name
+    return [p.name for p in folder.iterdir() if p.name.isdigit()] if folder.exists() else []
