@@ -7,27 +7,21 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from app import metrics
 from app.config import Settings
-from app.repository.kinds import model_kind
-from app.repository.manifest import Manifest
 from app.repository.mirror import CachedRepository
 from app.repository.store import ModelNotFound, ModelRepository
-from app.runtime.sessions import load_graph
 from app.serving.adapters import adapter_for
-from app.serving.adapters.base import ModelAdapter
+from app.serving.adapters.base import Loading, ModelAdapter, RowCap
 from app.serving.batcher import BatcherLabels, DirectRunner, MicroBatcher, Runner
 from app.serving.cache.memory import LatentCache, MemoryBackend
 from app.serving.inference import InferenceService
 from app.serving.loaded import ModelParts
 from app.serving.packing import PackedGraph
-from app.serving.spatial_graphs import batch_rows_by_pixels, batches_pay, load_spatial_graphs
-from app.serving.vq import CodePrior, load_vq_parts
+from app.serving.vq import CodePrior
 from app.storage.files import InvalidName, check_name
 
 logger = logging.getLogger(__name__)
@@ -44,6 +38,15 @@ class LoadedModel(ModelParts):
     """A loaded version with the adapter of its kind family, which answers its requests."""
 
     adapter: ModelAdapter = field(init=False, repr=False)
+
+    @classmethod
+    def of(
+        cls, parts: ModelParts, adapter: type[ModelAdapter], service: InferenceService
+    ) -> LoadedModel:
+        """The version made of `parts`, answered by its family's `adapter` over `service`."""
+        model = cls(**vars(parts))
+        model.adapter = adapter(model, service)
+        return model
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
@@ -145,7 +148,7 @@ class ModelRegistry:
         graph: PackedGraph | CodePrior,
         name: str,
         which: str,
-        max_rows_for: Callable[[tuple[int, ...]], int] | None = None,
+        max_rows_for: RowCap | None = None,
         batching: bool = True,
     ) -> Runner:
         labels = BatcherLabels(model=name, graph=which)
@@ -168,74 +171,22 @@ class ModelRegistry:
             max_rows_for,
         )
 
-    def _load_spatial(self, manifest: Manifest, directory: Path) -> LoadedModel:
-        """A spatial version: size-free graphs, runners capped by pixels as well as rows."""
-        encoder, decoder = load_spatial_graphs(directory, manifest, self.settings)
-        assert manifest.spatial is not None
-        pixels = self.settings.max_batch_pixels
-        scale = manifest.spatial.downscale
-        batching = batches_pay(self.settings.spatial_batching, decoder.graph.provider)
-        return LoadedModel(
-            manifest,
-            directory,
-            encoder,
-            decoder,
-            self._make_runner(
-                encoder, manifest.name, "encoder", batch_rows_by_pixels(pixels, 1), batching
-            ),
-            self._make_runner(
-                decoder,
-                manifest.name,
-                "decoder",
-                batch_rows_by_pixels(pixels, scale * scale),
-                batching,
-            ),
-        )
-
     def _load_blocking(self, name: str, version: int) -> LoadedModel:
+        """Loads a version by its kind's adapter, which then answers for it."""
         manifest = self.repository.manifest(name, version)
         directory = self.repository.version_dir(name, version)
-        if model_kind(manifest.kind).spatial:
-            return self._load_spatial(manifest, directory)
-        conditional = manifest.conditional
-        encoder = PackedGraph(
-            load_graph(
-                directory / "encoder.onnx", self.settings.threads, self.settings.ort_spinning
-            ),
-            manifest.image.shape,
-            conditional,
-        )
-        decoder = PackedGraph(
-            load_graph(
-                directory / "decoder.onnx", self.settings.threads, self.settings.ort_spinning
-            ),
-            (manifest.latent_dim + manifest.noise_dim,),
-            conditional,
-        )
-        vq = None
-        if model_kind(manifest.kind).has_code_prior:
-            grid = (manifest.grid[0], manifest.grid[1])
-            vq = load_vq_parts(
-                directory,
-                grid,
-                self.settings.threads,
-                lambda prior: self._make_runner(prior, name, "prior"),
-            )
-        # Warm-up: the first run of a session allocates its buffers; do it before traffic does.
-        for rows in sorted({1, self.settings.max_batch_size}):
-            encoder.warm(rows)
-            decoder.warm(rows)
-            if vq is not None:
-                vq.prior.warm(rows, vq.grid)
-        return LoadedModel(
-            manifest,
-            directory,
-            encoder,
-            decoder,
-            self._make_runner(encoder, name, "encoder"),
-            self._make_runner(decoder, name, "decoder"),
-            vq,
-        )
+        adapter = adapter_for(manifest.kind)
+
+        def runner(
+            graph: PackedGraph | CodePrior,
+            which: str,
+            max_rows_for: RowCap | None = None,
+            batching: bool = True,
+        ) -> Runner:
+            return self._make_runner(graph, name, which, max_rows_for, batching)
+
+        parts = adapter.load(manifest, directory, Loading(self.settings, runner))
+        return LoadedModel.of(parts, adapter, self.service)
 
     def _stamp(self, name: str, version: int) -> Stamp | None:
         """A version's files as on disk (name, size, mtime, inode); None when unreadable."""
@@ -264,7 +215,6 @@ class ModelRegistry:
         stamp = await asyncio.to_thread(self._stamp, name, version)
         try:
             model = await asyncio.to_thread(self._load_blocking, name, version)
-            model.adapter = adapter_for(model.manifest.kind)(model, self.service)
         except Exception as error:
             self._failed[key] = str(error)
             self._failed_stamps[key] = stamp

@@ -8,7 +8,7 @@ dynamic). Randomness is numpy's, seeded by the request, so the graphs stay deter
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,12 +72,11 @@ class VQParts:
     async def sample(
         self, n: int, temperature: float, rng: np.random.Generator, deadline: float | None
     ) -> CodeArray:
-        """n code grids drawn from the prior."""
-
-        async def run(rows: FloatArray) -> Outputs:
-            return await self.runner.submit(rows, deadline)
-
-        return await sample_codes(run, n, self.grid, temperature, rng)
+        """n code grids drawn from the prior, one runner call per grid position."""
+        sampling = _Ancestral(n, self.grid, temperature, rng)
+        for grids in sampling:
+            sampling.draw(await self.runner.submit(grids, deadline))
+        return sampling.codes
 
 
 def load_vq_parts(
@@ -115,7 +114,7 @@ def draw(logits: NDArray[np.floating], temperature: float, rng: np.random.Genera
 
 class _Ancestral:
     """Ancestral sampling of n code grids, position by position, the prior call left to the
-    caller (async in the API, blocking in evaluation):
+    caller (async in `VQParts.sample`, blocking in `sample_codes_blocking`):
 
         sampling = _Ancestral(n, grid, temperature, rng)
         for grids in sampling:  # the grids so far (rows up to the current position)
@@ -142,20 +141,6 @@ class _Ancestral:
         self.codes[:, i, j] = draw(outputs["logits"][:, :, i, j], self.temperature, self.rng)
 
 
-async def sample_codes(
-    run: Callable[[FloatArray], Awaitable[Outputs]],
-    n: int,
-    grid: tuple[int, int],
-    temperature: float,
-    rng: np.random.Generator,
-) -> CodeArray:
-    """Ancestral sampling of n grids with an async prior call `run` (grids -> {"logits"})."""
-    sampling = _Ancestral(n, grid, temperature, rng)
-    for grids in sampling:
-        sampling.draw(await run(grids))
-    return sampling.codes
-
-
 def sample_codes_blocking(
     run: Callable[[FloatArray], Outputs],
     n: int,
@@ -163,7 +148,8 @@ def sample_codes_blocking(
     temperature: float,
     rng: np.random.Generator,
 ) -> CodeArray:
-    """The same sampling with a blocking prior call (evaluation and reports)."""
+    """Ancestral sampling of n grids with a blocking prior call `run` (grids -> {"logits"}):
+    evaluation and reports (`VQParts.sample` is the API's, through the prior's runner)."""
     sampling = _Ancestral(n, grid, temperature, rng)
     for grids in sampling:
         sampling.draw(run(grids))

@@ -16,7 +16,7 @@ from app.repository.manifest import ImageSpec, Manifest
 from app.serving.adapters.errors import InvalidCodes
 from app.serving.adapters.gaussian import GaussianAdapter
 from app.serving.adapters.inputs import code_batch
-from app.serving.vq import codes_to_latents, draw, sample_codes, sample_codes_blocking
+from app.serving.vq import VQParts, codes_to_latents, draw, sample_codes_blocking
 from app.training.modules.pixelcnn import PixelCNN
 from app.training.modules.vq import VectorQuantizer
 
@@ -148,10 +148,12 @@ def test_sampling_is_ancestral_and_seeded() -> None:
     assert first.tolist() == [[[2, 2, 2], [2, 2, 2]]] * 4
     assert calls[:4] == [(4, 1, 3), (4, 1, 3), (4, 1, 3), (4, 2, 3)]  # only the rows so far
 
-    async def run(rows: np.ndarray) -> dict[str, np.ndarray]:
-        return prior(rows)
+    class Runner:
+        async def submit(self, rows: np.ndarray, deadline: float | None) -> dict[str, np.ndarray]:
+            return prior(rows)
 
-    again = asyncio.run(sample_codes(run, 4, (2, 3), 1.0, np.random.default_rng(1)))
+    parts = VQParts(np.zeros((3, 1), np.float32), (2, 3), None, Runner())  # type: ignore[arg-type]
+    again = asyncio.run(parts.sample(4, 1.0, np.random.default_rng(1), None))
     assert again.tolist() == first.tolist()
 
 

@@ -1,5 +1,6 @@
 """One adapter class per family of model kinds, and the table that picks it for a kind: a new
-kind is a row here (and in `app/repository/kinds.py`), and a new family one adapter module.
+kind is a row here (and in `app/repository/kinds.py`), and a new family one adapter module. An
+adapter loads its kind's graphs (`load`, called by the registry) and answers for the version.
 
 | family | kinds | module |
 | --- | --- | --- |

@@ -5,6 +5,10 @@ become images, and what else a path carries)."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 from app.arrays import CodeArray, FloatArray
 from app.config import Settings
@@ -18,9 +22,38 @@ from app.serving.adapters.requests import (
     SampleCall,
 )
 from app.serving.adapters.results import Decoded, Drawn, Encoding
+from app.serving.batcher import Runner
 from app.serving.inference import InferenceService
 from app.serving.latents import interpolate
 from app.serving.loaded import ModelParts
+from app.serving.packing import PackedGraph
+from app.serving.vq import CodePrior
+
+RowCap = Callable[[tuple[int, ...]], int]
+"""How many rows of a shape one batch may take."""
+
+
+class MakeRunner(Protocol):
+    """Puts a runner (a micro-batcher, or a direct runner) in front of a graph, named `which`
+    (encoder, decoder, prior); `max_rows_for` caps a batch's rows by their shape, and
+    `batching` False asks for no batching."""
+
+    def __call__(
+        self,
+        graph: PackedGraph | CodePrior,
+        which: str,
+        max_rows_for: RowCap | None = None,
+        batching: bool = True,
+    ) -> Runner: ...
+
+
+@dataclass(frozen=True)
+class Loading:
+    """What loading a version's graphs needs from the registry: the settings (threads, batch
+    sizes, pixel caps) and its runner maker."""
+
+    settings: Settings
+    runner: MakeRunner
 
 
 def require_prior(manifest: Manifest) -> None:
@@ -40,6 +73,12 @@ class ModelAdapter(ABC):
         self.service = service
         self.manifest: Manifest = model.manifest
         self.settings: Settings = service.settings
+
+    @classmethod
+    @abstractmethod
+    def load(cls, manifest: Manifest, directory: Path, loading: Loading) -> ModelParts:
+        """Loads and warms a version's graphs and puts runners in front of them (blocking: the
+        registry calls it in a worker thread)."""
 
     @abstractmethod
     async def encode(self, call: EncodeCall) -> Encoding:

@@ -5,23 +5,40 @@ PixelCNN prior; an interpolation walks z_e and says which codes each point quant
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from app.arrays import CodeArray, FloatArray
-from app.serving.adapters.base import require_prior
+from app.repository.manifest import Manifest
+from app.serving.adapters.base import Loading, require_prior
 from app.serving.adapters.errors import InvalidRequest
 from app.serving.adapters.gaussian import GaussianAdapter
 from app.serving.adapters.inputs import code_batch
 from app.serving.adapters.requests import EncodeCall, LatentSource, NpyArray, SampleCall
 from app.serving.adapters.results import CodeEncoding, Drawn, Encoding
 from app.serving.imaging import canonical_pixels
-from app.serving.vq import VQParts
+from app.serving.loaded import ModelParts
+from app.serving.vq import VQParts, load_vq_parts
 
 
 class CodeAdapter(GaussianAdapter):
     """vqvae: the flat family's reading and decoding, with codes in and out and the code prior."""
+
+    @classmethod
+    def load(cls, manifest: Manifest, directory: Path, loading: Loading) -> ModelParts:
+        """The flat family's two graphs, and the codebook and the PixelCNN prior (warmed, behind
+        an unbatched runner)."""
+        parts = super().load(manifest, directory, loading)
+        settings, grid = loading.settings, (manifest.grid[0], manifest.grid[1])
+        vq = load_vq_parts(
+            directory, grid, settings.threads, lambda prior: loading.runner(prior, "prior")
+        )
+        for rows in sorted({1, settings.max_batch_size}):
+            vq.prior.warm(rows, grid)
+        return replace(parts, vq=vq)
 
     @property
     def vq(self) -> VQParts:

@@ -7,14 +7,15 @@ or npy, one image as a file when the client accepts one. Its prior gives no imag
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from app.arrays import FloatArray
-from app.repository.manifest import SpatialSpec
+from app.repository.manifest import Manifest, SpatialSpec
 from app.serving.adapters import requests as calls
-from app.serving.adapters.base import ModelAdapter, require_prior
+from app.serving.adapters.base import Loading, ModelAdapter, require_prior
 from app.serving.adapters.errors import (
     InvalidLabel,
     InvalidLatent,
@@ -27,6 +28,8 @@ from app.serving.adapters.inputs import check_finite_output
 from app.serving.adapters.results import Decoded, Drawn, Encoding, Form, GridEncoding, sigma_of
 from app.serving.cache.memory import LatentCache, pixel_digest
 from app.serving.imaging import ImageError, decode_base64
+from app.serving.loaded import ModelParts
+from app.serving.spatial_graphs import batch_rows_by_pixels, batches_pay, load_spatial_graphs
 from app.serving.spatial_io import (
     as_unit_images,
     decode_any_size,
@@ -57,6 +60,26 @@ def grid_array(value: Any) -> FloatArray:
 
 class SpatialAdapter(ModelAdapter):
     """autoencoder: encode (cached, tiled), decode (tiled) and interpolate over latent grids."""
+
+    @classmethod
+    def load(cls, manifest: Manifest, directory: Path, loading: Loading) -> ModelParts:
+        """Size-free graphs (float16 ones behind a float32 face), warmed at the smallest size,
+        their runners capped by image pixels as well as rows (and unbatched where batching
+        does not pay: on a CPU, by default)."""
+        settings, scale = loading.settings, spatial_spec(manifest).downscale
+        encoder, decoder = load_spatial_graphs(directory, manifest, settings)
+        pixels = settings.max_batch_pixels
+        batching = batches_pay(settings.spatial_batching, decoder.graph.provider)
+        return ModelParts(
+            manifest,
+            directory,
+            encoder,
+            decoder,
+            loading.runner(encoder, "encoder", batch_rows_by_pixels(pixels, 1), batching),
+            loading.runner(
+                decoder, "decoder", batch_rows_by_pixels(pixels, scale * scale), batching
+            ),
+        )
 
     @property
     def spec(self) -> SpatialSpec:
