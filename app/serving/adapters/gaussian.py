@@ -92,14 +92,13 @@ class GaussianAdapter(ModelAdapter):
 
     def read_images(self, source: ImageSource) -> FloatArray:
         """Images of the model's size as float32 [N,C,H,W] in [0,1]."""
+        self._flat_only(source)
         if isinstance(source, Base64Images):
             return image_batch(source.texts, None, self.manifest)
         if isinstance(source, ListImages):
             return image_batch(None, source.values, self.manifest)
-        if isinstance(source, NpyArray):
-            return npy_images(source.array, self.manifest)
-        self._flat_only(source)
-        raise AssertionError("an image source of no known kind")
+        assert isinstance(source, NpyArray)  # _flat_only refused the others
+        return npy_images(source.array, self.manifest)
 
     async def encode(self, call: EncodeCall) -> Encoding:
         """Images -> per image mu, sigma, whether the cache answered (and `samples` z draws)."""
