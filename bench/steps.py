@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from app.api.payloads import latent_batch, render_images
+from app.api.rendering import images_body
 from app.api.responses import json_response
 from app.api.schemas import DecodeRequest
 from app.runtime.sessions import load_graph
+from app.serving.adapters.inputs import check_finite_output, latent_batch
 from bench import machine
 from bench.models import BenchModel, conv_model, shipped_model
 from bench.run import WORK
@@ -47,13 +48,15 @@ def steps(model: BenchModel) -> dict[str, float]:
     graph = load_graph(model.decoder, machine.cores())
     z64 = np.repeat(z, 64, axis=0)
     image = graph.run(z)["x_mean"]
-    rendered = render_images(image, "png")
+    rendered = images_body(check_finite_output(image), "png")
     return {
         "parse JSON body (pydantic)": per_call_us(lambda: DecodeRequest.model_validate_json(body)),
         "latents -> array, checks": per_call_us(lambda: latent_batch(payload.latents, manifest)),  # type: ignore[arg-type]
         "ORT decode, batch of 1": per_call_us(lambda: graph.run(z)),
         "ORT decode, batch of 64, per sample": per_call_us(lambda: graph.run(z64)) / 64,
-        "PNG + base64, one image": per_call_us(lambda: render_images(image, "png")),
+        "PNG + base64, one image": per_call_us(
+            lambda: images_body(check_finite_output(image), "png")
+        ),
         "JSON response (orjson)": per_call_us(
             lambda: json_response({"model": "m", "version": 1, **rendered})
         ),
