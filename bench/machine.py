@@ -16,6 +16,22 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+# The CPU features that decide how fast an inference engine can run (vector width, bf16, AMX).
+INFERENCE_FLAGS = (
+    "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+    "amx_tile", "amx_bf16", "amx_int8",
+)  # fmt: skip
+
+
+def _cpu_flags() -> str:
+    """The inference-relevant flags the CPU has, as /proc/cpuinfo lists them."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            present = set(line.split(":", 1)[1].split())
+            return " ".join(flag for flag in INFERENCE_FLAGS if flag in present) or "none of note"
+    return "unknown"
+
+
 def _memory_gib() -> float:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemTotal:"):
@@ -29,10 +45,11 @@ def _wrk_version() -> str:
 
 
 def describe() -> dict[str, str]:
-    """CPU, cores, memory, OS, Python, ONNX Runtime, wrk, and the load when the run began."""
+    """CPU and its inference-relevant flags, cores, memory, OS, Python, ONNX Runtime, wrk, and the load when the run began."""
     load1, load5, _ = os.getloadavg()
     return {
         "cpu": _cpu_model(),
+        "cpu flags": _cpu_flags(),
         "cores": str(len(os.sched_getaffinity(0))),
         "memory": f"{_memory_gib():.1f} GiB",
         "gpu": "none",
