@@ -31,6 +31,7 @@ def serve(
     """Start the HTTP API on the embedded defaults (or the VAE_ settings)."""
     import uvicorn
 
+    from app.api import shutdown
     from app.api.connections import head_timeout_protocol
     from app.config import get_settings
     from app.main import create_app
@@ -48,7 +49,7 @@ def serve(
             err=True,
         )
         settings = settings.model_copy(update={"host": "127.0.0.1"})
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
@@ -64,6 +65,8 @@ def serve(
         timeout_keep_alive=settings.keep_alive_s,
         timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
+    # A clean SIGTERM exits 0 (uvicorn alone re-raises it: status 143, a "crash").
+    shutdown.run(config)
 
 
 @app.command()

@@ -12,11 +12,16 @@ deadline in `app/api/limits.py`; uvicorn's `timeout_graceful_shutdown` bounds th
 On shutdown uvicorn closes every idle connection at once; a request the client sent a moment
 before then meets a closed socket (a reset where it expected an answer). Here an idle
 connection gets `DRAIN_SECONDS` to start a request, which is answered with `Connection: close`.
+A request still running past the shutdown bound is cancelled by uvicorn, which logs each one
+as an "Exception in ASGI application" with a full traceback (some sixty lines, all of them
+uvicorn's and Starlette's frames): here such a request is one warning line naming it, while any
+other exception keeps its traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
@@ -28,6 +33,34 @@ _TIMEOUT_RESPONSE = (
 )
 
 
+class _ConnectionLog:
+    """uvicorn's error logger as one connection's protocol uses it (and hands each request's
+    cycle): a request cancelled after its connection was told to shut down is one warning line,
+    not an error with a traceback. Everything else goes to the logger as it came."""
+
+    def __init__(self, logger: logging.Logger, protocol: _HeadTimeoutProtocol) -> None:
+        self._logger = logger
+        self._protocol = protocol
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logger, name)
+
+    def error(self, msg: object, *args: object, **kwargs: Any) -> None:
+        cut = kwargs.get("exc_info")
+        if type(cut) is asyncio.CancelledError and self._protocol.shut_down:
+            scope = self._protocol.cycle.scope if self._protocol.cycle is not None else {}
+            client = scope.get("client") or ("?", 0)
+            self._logger.warning(
+                "Cut at shutdown: %s %s from %s:%s (%s)",
+                scope.get("method", "?"),
+                scope.get("path", "?"),
+                *client,
+                cut,
+            )
+            return
+        self._logger.error(msg, *args, **kwargs)
+
+
 class _HeadTimeoutProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
     """uvicorn's HTTP protocol with a deadline on each request's head (see the module)."""
 
@@ -37,6 +70,9 @@ class _HeadTimeoutProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
         super().__init__(*args, **kwargs)
         self._head_timer: asyncio.TimerHandle | None = None
         self._draining = False
+        self.shut_down = False
+        errors: logging.Logger = self.logger  # uvicorn's "uvicorn.error"
+        self.logger: Any = _ConnectionLog(errors, self)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -61,6 +97,7 @@ class _HeadTimeoutProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
 
     def shutdown(self) -> None:
         """uvicorn's shutdown, but an idle connection may still start one last request."""
+        self.shut_down = True
         if self.cycle is None or self.cycle.response_complete:
             self._draining = True
             self.loop.call_later(DRAIN_SECONDS, self._close_if_idle)
