@@ -1,5 +1,6 @@
-"""Connection-level protection uvicorn does not give: a deadline on a request's head, and a
-shutdown that lets a kept-alive connection finish the request already on its way.
+"""Connection-level protection uvicorn does not give: a deadline on a request's head, a
+shutdown that lets a kept-alive connection finish the request already on its way, and one log
+line (not a traceback) for a request the shutdown's bound cuts.
 
 uvicorn closes an idle keep-alive connection after `timeout_keep_alive`, but once the first
 byte of a request has arrived nothing bounds how long the rest of its line and headers may take
@@ -62,7 +63,8 @@ class _ConnectionLog:
 
 
 class _HeadTimeoutProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
-    """uvicorn's HTTP protocol with a deadline on each request's head (see the module)."""
+    """uvicorn's HTTP protocol with a deadline on each request's head, a graceful keep-alive
+    shutdown and `_ConnectionLog` (see the module)."""
 
     header_timeout_s = 10.0
 
