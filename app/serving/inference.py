@@ -63,12 +63,35 @@ class InferenceService:
                 todo[key] = index
         if todo:
             await self._compute_misses(todo, compute, mean, logvar)
+        orphans = await self._await_shared(waits, keys, mean, logvar)
+        if orphans:  # the requests computing them went away: compute them here
+            await self._compute_misses(orphans, compute, mean, logvar)
+            todo.update(orphans)
         for index, key in enumerate(keys):
-            if not cached[index] and index not in waits and key in todo and todo[key] != index:
+            if not cached[index] and key in todo and todo[key] != index:
                 mean[index], logvar[index] = mean[todo[key]], logvar[todo[key]]
-        for index, future in waits.items():
-            mean[index], logvar[index] = await asyncio.shield(future)
         return CachedMoments(mean, logvar, cached)
+
+    @staticmethod
+    async def _await_shared(
+        waits: dict[int, asyncio.Future[Moments]],
+        keys: list[str],
+        mean: FloatArray,
+        logvar: FloatArray,
+    ) -> dict[str, int]:
+        """Fills the rows another request is computing; returns those (key -> first index) whose
+        computation was cancelled because that request went away (its client hung up, its
+        deadline passed): they are not this request's failure."""
+        orphans: dict[str, int] = {}
+        for index, future in waits.items():
+            try:
+                mean[index], logvar[index] = await asyncio.shield(future)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not future.cancelled() or (task is not None and task.cancelling()):
+                    raise  # this request itself is cancelled
+                orphans.setdefault(keys[index], index)
+        return orphans
 
     async def _compute_misses(
         self, todo: dict[str, int], compute: ComputeMoments, mean: FloatArray, logvar: FloatArray
