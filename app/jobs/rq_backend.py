@@ -161,12 +161,12 @@ class RQJobBackend:
                 status, error = "cancelled", "cancelled on request"
         elif status == "cancelled":
             error = "cancelled on request"
-        spec = spec_of(job, self.settings)
+        shown = _shown(job, self.settings)
         if committed is not None and status in {"failed", "cancelled"}:
             # past its commit point the job has published: it succeeded, whatever came after
             status, error = "succeeded", None
             result = {
-                "model": spec.name,
+                "model": shown["name"],
                 "version": committed,
                 "metrics": None,
                 "default_error": "the worker ended after publishing, before DEFAULT was moved",
@@ -175,7 +175,8 @@ class RQJobBackend:
         if "cancel_asked" in txn:
             version = committed or (result or {}).get("version")
             cancel = cancel_outcome(status, txn.get("gate", "open"), version)  # type: ignore[arg-type]
-        return spec.info(
+        return JobInfo(
+            **shown,
             status=status,
             progress=meta.get("progress", {}),
             result=result if isinstance(result, dict) else None,
@@ -233,6 +234,25 @@ def spec_of(job: Job, settings: Settings) -> JobSpec:
     if not spec.created_at:
         return spec.model_copy(update={"created_at": str(job.meta.get("created_at", ""))})
     return spec
+
+
+def _shown(job: Job, settings: Settings) -> dict[str, Any]:
+    """What GET /jobs shows of a job's request: its spec's; for a job whose argument this
+    version cannot read (queued by another version), what the argument plainly says, so that one
+    such job never fails the listing of all."""
+    try:
+        spec = spec_of(job, settings)
+    except ValueError:
+        raw = job.args[0] if job.args and isinstance(job.args[0], dict) else {}
+        config = raw.get("config")
+        return {
+            "id": job.id,
+            "dataset": str(raw.get("dataset", "")),
+            "name": str(raw.get("name", "")),
+            "config": config if isinstance(config, dict) else {},
+            "created_at": str(job.meta.get("created_at", "")),
+        }
+    return spec.shown()
 
 
 def sweep_repository(connection: Redis, models_dir: str, endpoint: str | None = None) -> list[str]:

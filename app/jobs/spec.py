@@ -71,13 +71,17 @@ class JobSpec(BaseModel):
             }
         )
 
+    def shown(self) -> dict[str, Any]:
+        """What GET /jobs shows of the job's request (JobInfo's id, dataset, name, config and
+        created_at)."""
+        return {
+            "id": self.job_id,
+            "dataset": self.dataset,
+            "name": self.name,
+            "config": self.config.model_dump(mode="json"),
+            "created_at": self.created_at,
+        }
+
     def info(self, **state: Any) -> JobInfo:
         """The job as GET /jobs shows it, in `state` (status, progress, result, ...)."""
-        return JobInfo(
-            id=self.job_id,
-            dataset=self.dataset,
-            name=self.name,
-            config=self.config.model_dump(mode="json"),
-            created_at=self.created_at,
-            **state,
-        )
+        return JobInfo(**self.shown(), **state)

@@ -104,7 +104,10 @@ class ProgressPoller:
         model its spec names)."""
         job = Job.fetch(self.job_id, connection=self.connection)
         if self.model is None:
-            self.model = spec_of(job, get_settings()).name or "unknown"
+            try:
+                self.model = spec_of(job, get_settings()).name or "unknown"
+            except ValueError:  # a job queued by another version: its gauges say so
+                self.model = "unknown"
         model = self.model
         progress: dict[str, Any] = job.meta.get("progress") or {}
         steps = float(progress.get("steps") or 0)
