@@ -37,7 +37,7 @@ from app.serving.spatial_io import (
     to_model_range,
     to_unit_range,
 )
-from app.serving.spatial_sizes import (
+from app.serving.adapters.spatial_sizes import (
     check_images,
     check_latent_shape,
     check_request_pixels,
