@@ -105,7 +105,7 @@ def worker(
     logging.basicConfig(level=logging.INFO)
     connection = connect(settings.redis_url, socket_timeout=None)
     for leftover in sweep_repository(
-        connection, str(settings.models_dir), settings.s3_endpoint_url
+        connection, str(settings.models_dir), settings.s3_endpoint_url, settings.job_stale_after_s
     ):
         logging.getLogger("app.worker").info("removed %s, left by a job that died", leftover)
     if metrics_port is not None:

@@ -29,6 +29,7 @@ from rq.job import JobStatus as RQStatus
 from app.config import Settings
 from app.jobs.base import JobNotFound, JobsUnavailable, now_iso
 from app.jobs.models import JobInfo, JobRequest, JobStatus
+from app.jobs.owners import ProcessMark
 from app.jobs.spec import JobSpec
 from app.jobs.transaction import (
     CANCEL,
@@ -150,7 +151,7 @@ class RQJobBackend:
         txn = self._gate(job.id).read()
         committed = int(txn["committed_version"]) if "committed_version" in txn else None
         result: Any = job.return_value() if status == "succeeded" else None
-        if status == "running" and self._stale(job):
+        if status == "running" and heartbeat_stale(job, self.settings.job_stale_after_s):
             error = self._mark_dead(job, committed)
             status = "failed"
         elif status == "running" and txn.get("gate") == CANCEL:
@@ -187,12 +188,6 @@ class RQJobBackend:
             if job.ended_at
             else meta.get("ended_at"),
         )
-
-    def _stale(self, job: Job) -> bool:
-        beat = job.meta.get("heartbeat")
-        if beat is None and job.started_at is not None:
-            beat = job.started_at.timestamp()
-        return beat is not None and time.time() - float(beat) > self.settings.job_stale_after_s
 
     def _stop_if_overdue(self, job_id: str, txn: dict[str, str]) -> None:
         """A cancelled job still running past the grace period is stopped by RQ, once."""
@@ -255,18 +250,45 @@ def _shown(job: Job, settings: Settings) -> dict[str, Any]:
     return spec.shown()
 
 
-def sweep_repository(connection: Redis, models_dir: str, endpoint: str | None = None) -> list[str]:
-    """What dead jobs left in the repository: staging directories of jobs no worker is running
-    (a worker calls this when it starts). Returns what it removed."""
+def heartbeat_stale(job: Job, stale_after_s: float) -> bool:
+    """True when a started job's task has not beaten for `stale_after_s` (its start counts as
+    its first beat)."""
+    beat = job.meta.get("heartbeat")
+    if beat is None and job.started_at is not None:
+        beat = job.started_at.timestamp()
+    return beat is not None and time.time() - float(beat) > stale_after_s
 
-    def alive(job_id: str) -> bool:
-        try:
-            return Job.fetch(job_id, connection=connection).get_status() == RQStatus.STARTED
-        except NoSuchJobError:
-            return False
 
+def job_alive(connection: Redis, job_id: str, stale_after_s: float) -> bool:
+    """True while a process may still be running the job: RQ calls it started, and its process
+    runs (when it ran on this host, asked at once) or has beaten within `stale_after_s` (when it
+    ran elsewhere, or before it marked itself)."""
+    try:
+        job = Job.fetch(job_id, connection=connection)
+    except NoSuchJobError:
+        return False
+    if job.get_status() != RQStatus.STARTED:
+        return False
+    owner = ProcessMark.from_fields(RedisGate(connection, job_id, KEEP_SECONDS).read())
+    if owner is not None and owner.on_this_host():
+        return owner.running()
+    return not heartbeat_stale(job, stale_after_s)
+
+
+def sweep_repository(
+    connection: Redis,
+    models_dir: str,
+    endpoint: str | None = None,
+    stale_after_s: float = 60.0,
+) -> list[str]:
+    """What dead jobs left in the repository: staging directories of jobs no process is running
+    (`job_alive`), removed at once when that process ran on this host (a worker calls this when
+    it starts). Returns what it removed."""
     repository = open_repository(to_location(models_dir), endpoint)
-    return [str(p) for p in repository.sweep(alive)]
+    return [
+        str(p)
+        for p in repository.sweep(lambda job_id: job_alive(connection, job_id, stale_after_s))
+    ]
 
 
 def _last_line(job: Job) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 from rq import get_current_job
 
 from app.config import get_settings
+from app.jobs.owners import ProcessMark
 from app.jobs.spec import JobSpec
 from app.jobs.tasks import Heartbeat, execute_training
 from app.jobs.transaction import RedisGate
@@ -30,7 +31,8 @@ def run(message: str | dict[str, Any]) -> dict[str, Any]:
     def report(progress: dict[str, Any]) -> None:
         save(progress={**job.meta.get("progress", {}), **progress})
 
-    save()
     gate = RedisGate(job.connection, job.id, KEEP_SECONDS)
+    gate.record_owner(ProcessMark.current().fields())  # before anything can be left behind
+    save()
     with Heartbeat(save):
         return execute_training(spec, report, gate, on_commit=gate.record_version)

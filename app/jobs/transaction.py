@@ -97,7 +97,8 @@ class LocalGate:
 
 
 def txn_key(job_id: str) -> str:
-    """The Redis hash of an RQ job's transaction: gate, committed_version, cancel_requested_at."""
+    """The Redis hash of an RQ job's transaction: gate, committed_version, cancel_requested_at,
+    the owner process's mark (app/jobs/owners)."""
     return f"vae:job:{job_id}:txn"
 
 
@@ -137,6 +138,13 @@ class RedisGate:
             self._checked = now
             self._cancelled = _text(self.redis.hget(self.key, "gate")) == CANCEL
         return self._cancelled
+
+    def record_owner(self, fields: dict[str, str]) -> None:
+        """When the task starts: the process running it (app/jobs/owners.ProcessMark)."""
+        pipe = self.redis.pipeline()
+        pipe.hset(self.key, mapping=fields)
+        pipe.expire(self.key, self.ttl_s)
+        pipe.execute()
 
     def record_version(self, version: int) -> None:
         """Right after the commit: the version this job published."""
