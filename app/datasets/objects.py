@@ -134,9 +134,10 @@ class ObjectDatasetStore:
         shutil.rmtree(self.cache_dir / name, ignore_errors=True)
 
     def sweep(self, older_than_s: float = 86_400.0) -> int:
-        """Removes what uploads that died left, once older than `older_than_s`: this host's
-        local spools, then arrays no manifest names in the store (an upload that died between
-        the two puts); returns how many it removed."""
+        """Removes what uploads that died left: this host's local spools (at once when their
+        owner is gone, else once older than `older_than_s`), then arrays no manifest names in
+        the store, older than that (an upload that died between the two puts); returns how many
+        it removed."""
         spools = remove_stale_dirs(
             Path(tempfile.gettempdir()).glob(f"{UPLOAD_SPOOL}*"), older_than_s
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 import shutil
@@ -37,6 +38,7 @@ MANIFEST_FILE = "manifest.json"
 _UPLOAD_FILE = "upload"
 _STAGING_PREFIX = ".staging-"
 _TRASH_PREFIX = ".deleting-"
+_OWNER_FILE = ".owner"  # locked (flock) by the process whose upload writes the staging directory
 
 
 class DatasetNotFound(LookupError):
@@ -92,14 +94,43 @@ class DatasetManifest(BaseModel):
     data_file: str = DATA_FILE  # the stored data's file name beside the manifest
 
 
+def _hold(staging: Path) -> int:
+    """Locks an owner file in `staging` for as long as the upload runs, and returns its
+    descriptor. The file is locked under a name of its own and only then renamed to
+    `_OWNER_FILE`, so a sweep never finds it unlocked while its process lives."""
+    descriptor, temporary = tempfile.mkstemp(dir=staging, prefix=f"{_OWNER_FILE}-")
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    os.rename(temporary, staging / _OWNER_FILE)
+    return descriptor
+
+
+def owner_gone(directory: Path) -> bool:
+    """True when `directory` names an owner no live process holds (its upload's process died:
+    the kernel let go of its lock); False while one holds it, or when it names none."""
+    try:
+        descriptor = os.open(directory / _OWNER_FILE, os.O_RDONLY)
+    except OSError:
+        return False  # no owner named: only its age can tell
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(descriptor)  # the lock taken, if any, goes with it
+    return True
+
+
 class Upload:
-    """An upload in progress: its bytes land in a staging directory, counted and hashed."""
+    """An upload in progress: its bytes land in a staging directory, counted and hashed. The
+    directory names its owner, locked while the upload runs (`owner_gone`), so what a crashed
+    process left is swept at the next start while a live request's staging is never touched."""
 
     def __init__(self, staging: Path, limit: int) -> None:
         self.staging = staging
         self.limit = limit
         self.size = 0
         self._digest = hashlib.sha256()
+        self._owner: int | None = _hold(staging)
         self._file = open(staging / _UPLOAD_FILE, "wb")  # noqa: SIM115 - closed by commit/discard
 
     @property
@@ -124,10 +155,19 @@ class Upload:
         """Flushes and closes the upload file."""
         self._file.close()
 
+    def disown(self) -> None:
+        """Removes the owner file (before the staging directory becomes the dataset); the lock
+        is let go by `discard`."""
+        with contextlib.suppress(FileNotFoundError):
+            (self.staging / _OWNER_FILE).unlink()
+
     def discard(self) -> None:
-        """Removes everything the upload wrote (nothing, once committed)."""
+        """Removes everything the upload wrote (nothing, once committed) and lets go of it."""
         self._file.close()
         shutil.rmtree(self.staging, ignore_errors=True)
+        if self._owner is not None:
+            os.close(self._owner)
+            self._owner = None
 
 
 def _manifest(
@@ -207,16 +247,17 @@ def prepare(
 
 
 def remove_stale_dirs(directories: Iterable[Path], older_than_s: float) -> int:
-    """Removes each directory in which nothing has changed for `older_than_s` (what a crashed
-    process left); returns how many it removed."""
+    """Removes each directory (what a crashed process left) whose owner is gone (`owner_gone`),
+    or in which nothing has changed for `older_than_s`; returns how many it removed."""
     cutoff = time.time() - older_than_s
     removed = 0
     for directory in directories:
         try:
-            newest = max(p.stat().st_mtime for p in [directory, *directory.iterdir()])
+            written = [p for p in directory.iterdir() if not p.name.startswith(_OWNER_FILE)]
+            newest = max(p.stat().st_mtime for p in [directory, *written])
         except OSError:
             continue  # finished or removed meanwhile
-        if newest < cutoff:
+        if newest < cutoff or owner_gone(directory):
             shutil.rmtree(directory, ignore_errors=True)
             removed += 1
     return removed
@@ -278,6 +319,7 @@ class DatasetStore:
         """Parses a finished upload and publishes it as `name`. On any failure nothing is left."""
         try:
             manifest = prepare(name, upload, options or ImageOptions(), limits)
+            upload.disown()
             self._publish(name, upload.staging)
         except BaseException:
             upload.discard()
@@ -308,8 +350,9 @@ class DatasetStore:
             shutil.rmtree(trash, ignore_errors=True)
 
     def sweep(self, older_than_s: float = 86_400.0) -> int:
-        """Removes staging and trash directories a crashed process left behind, once nothing in
-        them has changed for `older_than_s`; returns how many it removed."""
+        """Removes staging and trash directories a crashed process left behind: at once when
+        their owner is gone, else once nothing in them has changed for `older_than_s`; returns
+        how many it removed."""
         if not self.root.is_dir():
             return 0
         leftovers = (

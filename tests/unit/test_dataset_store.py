@@ -138,3 +138,22 @@ def test_sweep_removes_what_a_crash_left_behind(tmp_path: Path) -> None:
     assert store.sweep(older_than_s=3600) == 1
     assert leftovers(store) == sorted(["kept", fresh.staging.name])
     fresh.discard()
+
+
+def test_a_staging_whose_owner_let_go_is_swept_at_once_and_a_held_one_never(
+    tmp_path: Path,
+) -> None:
+    store = DatasetStore.in_data_dir(tmp_path)
+    images, _ = digits()
+    store_bytes(store, "kept", npz_bytes(images=images))
+    assert leftovers(store) == ["kept"]  # the owner file does not travel into the dataset
+    live = store.begin("uploading", limit=100)
+    crashed = store.begin("crashed", limit=100)
+    assert store.sweep() == 0  # both held, both young
+    crashed.close()
+    assert crashed._owner is not None
+    os.close(crashed._owner)  # what the kernel does to the lock of a process that died
+    crashed._owner = None
+    assert store.sweep() == 1
+    assert leftovers(store) == sorted(["kept", live.staging.name])
+    live.discard()
