@@ -210,17 +210,23 @@ async def get_dataset(name: str, store: StoreDep) -> Response:
 @router.delete("/{name}", status_code=204, responses=_DELETE_ERRORS)
 async def delete_dataset(name: str, store: StoreDep, jobs: JobsDep, _: AdminDep) -> Response:
     """Deletes a dataset (admin); 409 while a queued or running job trains on it."""
-    users = [
-        job.id
-        for job in await asyncio.to_thread(jobs.list)
-        if job.dataset == name and job.status in {"queued", "running"}
-    ]
-    if users:
-        raise DatasetInUse(
-            f"dataset {name!r} is in use by jobs {', '.join(users)}; cancel them or wait for "
-            "them to end"
-        )
-    await asyncio.to_thread(store.delete, name)
+
+    def delete_unused() -> None:
+        # Under the dataset's claim, which a submit holds too: never both accepted.
+        with jobs.holding_dataset(name):
+            users = [
+                job.id
+                for job in jobs.list()
+                if job.dataset == name and job.status in {"queued", "running"}
+            ]
+            if users:
+                raise DatasetInUse(
+                    f"dataset {name!r} is in use by jobs {', '.join(users)}; cancel them or "
+                    "wait for them to end"
+                )
+            store.delete(name)
+
+    await asyncio.to_thread(delete_unused)
     await _measure_stored_bytes(store)
     logger.info("deleted dataset %s", name)
     return Response(status_code=204)

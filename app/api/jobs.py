@@ -34,9 +34,22 @@ def _dump(job: JobInfo) -> dict[str, object]:
 async def submit_job(request: JobRequest, state: StateDep, jobs: JobsDep, _: AdminDep) -> Response:
     """Queues training of `name` on `dataset` (admin). Every config field has a default."""
     # JobRequest's patterns have already refused names that can never be stored (422).
-    if not await asyncio.to_thread(state.datasets.exists, request.dataset):
-        raise DatasetNotFound(f"no dataset named {request.dataset!r}; PUT /datasets/{{name}} first")
-    job = await asyncio.to_thread(jobs.submit, request)
+    datasets = state.datasets
+
+    def stored() -> None:
+        if not datasets.exists(request.dataset):
+            raise DatasetNotFound(
+                f"no dataset named {request.dataset!r}; PUT /datasets/{{name}} first"
+            )
+
+    def submit_while_stored() -> JobInfo:
+        # Checked again under the dataset's claim, which a delete holds too: never both accepted.
+        with jobs.holding_dataset(request.dataset):
+            stored()
+            return jobs.submit(request)
+
+    await asyncio.to_thread(stored)  # an unknown dataset is a 404 even while the queue is away
+    job = await asyncio.to_thread(submit_while_stored)
     return json_response(_dump(job), 202, {"Location": f"/jobs/{job.id}"})
 
 

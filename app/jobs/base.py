@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -40,6 +41,12 @@ class JobBackend(Protocol):
 
     def close(self) -> None:
         """Stops what the backend runs in this process."""
+        ...
+
+    def holding_dataset(self, dataset: str) -> AbstractContextManager[object]:
+        """Holds the claim on the dataset name for the block: a submit naming it and a delete
+        of it each hold it while they check and act, so the two are ordered and never both
+        accepted. JobsUnavailable when it cannot be had in time."""
         ...
 
 

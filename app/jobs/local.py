@@ -18,6 +18,7 @@ import queue
 import threading
 import time
 from collections import deque
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -73,6 +74,7 @@ class LocalJobBackend:
         self._jobs: dict[str, _LocalJob] = {}
         self._waiting: deque[str] = deque()
         self._lock = threading.Lock()
+        self._dataset_lock = threading.Lock()  # see holding_dataset
         self._closed = threading.Event()
         self.repository = open_repository(settings.models_dir, settings.s3_endpoint_url)
         try:  # what jobs of an earlier process left: none of them is alive
@@ -126,6 +128,11 @@ class LocalJobBackend:
             ):
                 job.cancel_requested_at = time.monotonic()
             return job.described()
+
+    def holding_dataset(self, dataset: str) -> AbstractContextManager[object]:
+        """One process lock for every dataset name (this process owns its local jobs; a submit
+        and a delete hold it for milliseconds)."""
+        return self._dataset_lock
 
     def close(self) -> None:
         """Stops the children and releases every inter-process object now, not at exit: their

@@ -14,11 +14,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ParamSpec, TypeVar
 
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue
 from rq.command import send_stop_job_command
@@ -44,6 +45,8 @@ QUEUE_NAME = "vae-training"
 JOB_INDEX = "vae:jobs"  # a sorted set of our job ids by creation time
 TASK = "app.jobs.rq_task.run"
 KEEP_SECONDS = 7 * 24 * 3600
+DATASET_LOCK_TIMEOUT_S = 60.0  # a dataset's lock lapses this long after a holder that died
+DATASET_LOCK_WAIT_S = 10.0  # a submit or delete waits this long for it, then is a 503
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -139,6 +142,29 @@ class RQJobBackend:
                 with contextlib.suppress(InvalidJobOperation):  # a worker took it meanwhile
                     job.cancel()
         return self.get(job_id)
+
+    @contextlib.contextmanager
+    def holding_dataset(self, dataset: str) -> Iterator[None]:
+        """A Redis lock on the dataset name, so every api replica's submits and deletes of it
+        are ordered. It lapses DATASET_LOCK_TIMEOUT_S after a holder that died took it."""
+        lock = self.redis.lock(
+            f"vae:dataset:{dataset}:lock",
+            timeout=DATASET_LOCK_TIMEOUT_S,
+            blocking_timeout=DATASET_LOCK_WAIT_S,
+        )
+        try:
+            acquired = lock.acquire()
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            raise JobsUnavailable(f"the job queue (Redis) is unavailable: {error}") from None
+        if not acquired:
+            raise JobsUnavailable(
+                f"dataset {dataset!r} is busy (a submit or delete of it is under way); try again"
+            )
+        try:
+            yield
+        finally:
+            with contextlib.suppress(RedisError):  # lapsed, or Redis away: it expires anyway
+                lock.release()
 
     def close(self) -> None:
         self.redis.close()
