@@ -26,6 +26,12 @@ from app.serving.adapters.errors import (
 )
 from app.serving.adapters.inputs import check_finite_output
 from app.serving.adapters.results import Decoded, Drawn, Encoding, Form, GridEncoding, sigma_of
+from app.serving.adapters.spatial_sizes import (
+    check_images,
+    check_latent_shape,
+    check_request_pixels,
+    spatial_spec,
+)
 from app.serving.cache.memory import LatentCache, pixel_digest
 from app.serving.imaging import ImageError, decode_base64
 from app.serving.loaded import ModelParts
@@ -36,12 +42,6 @@ from app.serving.spatial_io import (
     same_size,
     to_model_range,
     to_unit_range,
-)
-from app.serving.adapters.spatial_sizes import (
-    check_images,
-    check_latent_shape,
-    check_request_pixels,
-    spatial_spec,
 )
 from app.serving.tensors import TensorError, unpack_latents
 from app.serving.tiling import decode_plan, encode_plan, run_tiled
