@@ -146,6 +146,12 @@ class Settings(BaseSettings):
 
     # Hot reload of the model repository
     reload_interval_s: float = Field(2.0, ge=0.0, description="0 turns polling off")
+    file_read_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="a model file not read (and checked against its sha256) within this fails "
+        "its version: a hung file system never blocks the loading of the others",
+    )
 
 
 @lru_cache

@@ -56,6 +56,12 @@ CACHE_UP = Gauge(
 # Models
 MODELS_LOADED = Gauge("vae_models_loaded", "Model versions loaded in this process")
 MODEL_LOAD_FAILURES = Counter("vae_model_load_failures_total", "Model versions that failed to load")
+MODEL_VERIFICATION_FAILURES = Counter(
+    "vae_model_verification_failures_total",
+    "Model versions refused because a file is not the one their manifest names, by reason: "
+    "mismatch (sha256), missing, unreadable, timeout (VAE_FILE_READ_TIMEOUT_S)",
+    ["reason"],
+)
 MODEL_INFO = Gauge("vae_model_default_version", "The default version of each model", ["model"])
 
 # Datasets

@@ -18,6 +18,7 @@ from app.api.responses import json_response
 from app.evaluation.report import FIGURES
 from app.repository.kinds import model_kind
 from app.repository.store import ModelNotFound
+from app.serving.registry import ModelUnavailable
 from app.storage.files import CorruptStoredFile
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -100,12 +101,25 @@ class DefaultVersion(BaseModel):
 @router.post("/{name}/default", responses=error_responses(*_ADMIN, 415))
 async def set_default(name: str, body: DefaultVersion, state: StateDep, _: AdminDep) -> Response:
     """Makes `{"version": V}` the version that answers for `name` (admin)."""
+    # A transaction: the version is loaded first and DEFAULT written only once it has loaded,
+    # so a version that cannot load never becomes the default a restart would find.
     version = body.version
-    await asyncio.to_thread(state.registry.repository.set_default, name, version)
-    await state.registry.refresh()
-    if state.registry.default_version(name) != version:
+    registry = state.registry
+    await registry.refresh()  # a replica's copy of an object store may lack the version yet
+    if version not in await asyncio.to_thread(registry.repository.versions, name):
+        raise ModelNotFound(f"model {name} has no version {version}")
+    try:
+        await registry.load(name, version)
+    except ModelUnavailable:
+        error = registry.load_error(name, version)
+        if error is None:
+            raise  # the repository unreadable right now, not the version (503)
+        raise VersionLoadFailed(f"version {version} failed to load: {error}") from None
+    await asyncio.to_thread(registry.repository.set_default, name, version)
+    await registry.refresh()
+    if registry.default_version(name) != version:
         raise VersionLoadFailed(
-            f"version {version} failed to load: {state.registry.load_error(name, version)}"
+            f"version {version} failed to load: {registry.load_error(name, version)}"
         )
     return json_response(await _describe(state, name))
 

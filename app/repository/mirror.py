@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from app.repository.copying import seed
+from app.repository.integrity import VersionDamaged
 from app.repository.object_repository import ObjectModelRepository, parse_manifest
-from app.repository.store import DEFAULT_FILE, MANIFEST, ModelRepository
-from app.storage.files import NAME_PATTERN, CorruptStoredFile, sha256_of, write_atomic
+from app.repository.store import DEFAULT_FILE, MANIFEST, ModelRepository, version_number
+from app.storage.files import NAME_PATTERN, CorruptStoredFile, write_atomic
 from app.storage.objects import ObjectInfo, ObjectStoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ class CachedRepository(ModelRepository):
                 path = staging / relative
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self.source.store.download(f"{name}/{version}/{relative}", path)
-                if sha256_of(path) != digest:
+                if self.hashes.sha256(path) != digest:  # remembered: the registry reads it once
                     raise CorruptStoredFile(
                         f"{name}/{version}/{relative} in {self.source} does not match the sha256 "
                         "its manifest gives"
@@ -199,12 +200,13 @@ class CachedRepository(ModelRepository):
                 if child.name.startswith((".staging-", ".deleting-")):
                     shutil.rmtree(child, ignore_errors=True)
                     continue
-                if not child.name.isdigit():
+                if version_number(child.name) is None:
                     continue
                 try:
                     manifest = parse_manifest((child / MANIFEST).read_bytes(), str(child))
-                    good = all(sha256_of(child / p) == h for p, h in manifest.files.items())
-                except (OSError, CorruptStoredFile):
+                    self.hashes.verify(child, manifest.files)
+                    good = True
+                except (OSError, CorruptStoredFile, VersionDamaged):
                     good = False
                 if not good:
                     logger.warning("dropping %s from the cache: it does not match its manifest",

@@ -36,7 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.repository.manifest import Manifest
-from app.repository.store import DEFAULT_FILE, MANIFEST, ModelNotFound, file_hashes
+from app.repository.store import (
+    DEFAULT_FILE,
+    MANIFEST,
+    ModelNotFound,
+    file_hashes,
+    version_number,
+)
 from app.storage.files import NAME_PATTERN, CorruptStoredFile, check_name
 from app.storage.objects import ObjectExists, ObjectInfo, ObjectStore
 
@@ -66,15 +72,16 @@ def _parse_listing(objects: list[ObjectInfo]) -> dict[str, ModelListing]:
             continue
         model = models.setdefault(name, ModelListing())
         head, _, tail = rest.partition("/")
-        if head.isdigit() and tail:
-            version = int(head)
+        version = version_number(head)
+        claim = version_number(tail) if head == CLAIMS else None
+        if version is not None and tail:
             model.files.setdefault(version, []).append(info)
             if tail == MANIFEST:
                 model.manifests[version] = info
-        elif head == CLAIMS and tail.isdigit():
-            model.claims.add(int(tail))
+        elif claim is not None:
+            model.claims.add(claim)
             if info.size == len(SEED_CLAIM):  # told by its size: no GET a claim
-                model.seed_claims.add(int(tail))
+                model.seed_claims.add(claim)
         elif rest == DEFAULT_FILE:
             model.default = info
     return models

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from app.repository.integrity import FileHashes
 from app.repository.manifest import Manifest
 from app.storage.files import (
     NAME_PATTERN,
@@ -62,6 +63,25 @@ def _owner_of(entry: str) -> str | None:
     return owner if OWNER_PATTERN.fullmatch(owner) else None
 
 
+def _has_manifest(directory: Path) -> bool:
+    """Whether a version directory holds its manifest (the commit); an entry that cannot be
+    read is logged and left out, so it never fails the listing of the others."""
+    try:
+        return (directory / MANIFEST).is_file()
+    except OSError as error:
+        logger.warning("skipping %s: it cannot be read (%s)", directory, error)
+        return False
+
+
+def version_number(text: str) -> int | None:
+    """The version a directory or key segment names: a number in ASCII digits written the way
+    the repository writes it ('12', not '012'); None for anything else. (`str.isdigit` is true
+    of '²' too, which `int` refuses: one such folder must not fail the scan of every model.)"""
+    if not (text.isascii() and text.isdigit()) or str(int(text)) != text:
+        return None
+    return int(text)
+
+
 def file_hashes(directory: Path) -> dict[str, str]:
     """sha256 of every file of a version but its manifest, keyed by relative path."""
     return {
@@ -76,6 +96,9 @@ class ModelRepository:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        # what its files hash to, remembered while they are unchanged: a version loaded again,
+        # or downloaded and checked by the object-store mirror, is not read twice
+        self.hashes = FileHashes()
 
     def names(self) -> list[str]:
         """Model names with at least one published version."""
@@ -86,11 +109,8 @@ class ModelRepository:
         directory = self.root / _stored_name(name)
         if not directory.is_dir():
             return []
-        return sorted(
-            int(p.name)
-            for p in directory.iterdir()
-            if p.name.isdigit() and (p / MANIFEST).is_file()
-        )
+        found = ((version_number(p.name), p) for p in directory.iterdir())
+        return sorted(v for v, p in found if v is not None and _has_manifest(p))
 
     def version_dir(self, name: str, version: int) -> Path:
         """The directory of one version."""

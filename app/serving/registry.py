@@ -8,12 +8,15 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from app import metrics
 from app.config import Settings
+from app.repository.integrity import VersionDamaged
+from app.repository.manifest import Manifest
 from app.repository.mirror import CachedRepository
-from app.repository.store import ModelNotFound, ModelRepository
+from app.repository.store import ModelNotFound, ModelRepository, version_number
 from app.serving.adapters import adapter_for
 from app.serving.adapters.base import Loading, ModelAdapter, RowCap
 from app.serving.batcher import BatcherLabels, DirectRunner, MicroBatcher, Runner
@@ -58,9 +61,10 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
         raise ModelNotFound(str(error)) from None
     if not version:
         return name, None
-    if not version.isdigit():
+    number = version_number(version)
+    if number is None:
         raise ModelNotFound(f"invalid version {version!r} in {ref!r}: use name:number")
-    return name, int(version)
+    return name, number
 
 
 class ModelRegistry:
@@ -87,6 +91,7 @@ class ModelRegistry:
         self._failed_stamps: dict[tuple[str, int], Stamp | None] = {}
         self._root_missing = False
         self._closing: set[asyncio.Future[None]] = set()
+        self._loads: dict[tuple[str, int], asyncio.Future[LoadedModel]] = {}
         # An object-store repository: the registry serves the replica's local copy, which each
         # refresh first brings up to the store.
         self.mirror = repository if isinstance(repository, CachedRepository) else None
@@ -104,6 +109,9 @@ class ModelRegistry:
         if self._poller is not None:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
+        for task in list(self._loads.values()):  # loads requests started: nobody waits now
+            task.cancel()
+        await asyncio.gather(*self._loads.values(), return_exceptions=True)
         for model in list(self._loaded.values()):
             await model.close()
         self._loaded.clear()
@@ -171,10 +179,24 @@ class ModelRegistry:
             max_rows_for,
         )
 
-    def _load_blocking(self, name: str, version: int) -> LoadedModel:
-        """Loads a version by its kind's adapter, which then answers for it."""
+    def _verified(self, name: str, version: int) -> tuple[Manifest, Path]:
+        """A version's manifest and directory, once every file the manifest names hashes as it
+        says (VersionDamaged otherwise). The manifest given on carries the hashes computed here:
+        what the latent cache keys on is what was read, not what the manifest claimed."""
         manifest = self.repository.manifest(name, version)
         directory = self.repository.version_dir(name, version)
+        try:
+            files = self.repository.hashes.verify(
+                directory, manifest.files, self.settings.file_read_timeout_s
+            )
+        except VersionDamaged as error:
+            metrics.MODEL_VERIFICATION_FAILURES.labels(error.reason).inc()
+            raise
+        return manifest.model_copy(update={"files": files}), directory
+
+    def _load_blocking(self, name: str, version: int) -> LoadedModel:
+        """Loads a verified version by its kind's adapter, which then answers for it."""
+        manifest, directory = self._verified(name, version)
         adapter = adapter_for(manifest.kind)
 
         def runner(
@@ -363,9 +385,43 @@ class ModelRegistry:
             raise await self._missing(f"model {name!r} has no version {version}")
         if await self._failed_and_unchanged(key):
             raise ModelUnavailable(f"{name}:{version} failed to load: {self._failed[key]}")
+        try:
+            # the load goes on past the request's deadline; a later request finds its outcome
+            return await asyncio.wait_for(
+                asyncio.shield(self._loading(name, version)), self.settings.request_timeout_s
+            )
+        except TimeoutError:
+            raise ModelUnavailable(f"{name}:{version} is still loading; try again") from None
+
+    async def load(self, name: str, version: int) -> LoadedModel:
+        """Loads a published version and waits for it however long that takes (an admin making
+        it the default); ModelUnavailable when it cannot load, with `load_error` saying why."""
+        key = (name, version)
+        if key in self._loaded:
+            return self._loaded[key]
+        if await self._failed_and_unchanged(key):
+            raise ModelUnavailable(f"{name}:{version} failed to load: {self._failed[key]}")
+        return await asyncio.shield(self._loading(name, version))
+
+    def _loading(self, name: str, version: int) -> asyncio.Future[LoadedModel]:
+        """The one load of `name:version` under way for requests, started if none is."""
+        key = (name, version)
+        task = self._loads.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._load_for_request(name, version))
+            self._loads[key] = task
+            task.add_done_callback(lambda done: self._load_ended(key, done))
+        return task
+
+    def _load_ended(self, key: tuple[str, int], task: asyncio.Future[LoadedModel]) -> None:
+        self._loads.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: the requests that waited for it have their answer
+
+    async def _load_for_request(self, name: str, version: int) -> LoadedModel:
         async with self._lock:
             with contextlib.suppress(KeyError):
-                return self._loaded[key]
+                return self._loaded[(name, version)]
             try:
                 return await self._load(name, version)
             except Exception as error:

@@ -104,7 +104,9 @@ class LatentCache:
     def key(manifest: Manifest, digest: str) -> str:
         """The cache key of an image under a model version. The encoder's hash is in it too: a
         version number is unique within one repository only, and two deployments sharing a
-        Redis (or a repository wiped and started over) can each have a `mnist:1`."""
+        Redis (or a repository wiped and started over) can each have a `mnist:1`. It is the
+        hash of the file the registry read and verified: a loaded version's manifest carries
+        the hashes computed as it loaded (`ModelRegistry._verified`), not those it was given."""
         encoder = manifest.files.get("encoder.onnx", "")[:16]
         return f"vae:latent:{manifest.name}:{manifest.version}:{encoder}:{digest}"
 
