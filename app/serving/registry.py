@@ -8,13 +8,14 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from app import metrics
 from app.config import Settings
-from app.repository.integrity import VersionDamaged
-from app.repository.manifest import Manifest
+from app.repository.integrity import VersionDamaged, started
+from app.repository.kinds import model_kind
 from app.repository.mirror import CachedRepository
 from app.repository.store import ModelNotFound, ModelRepository, version_number
 from app.serving.adapters import adapter_for
@@ -179,24 +180,27 @@ class ModelRegistry:
             max_rows_for,
         )
 
-    def _verified(self, name: str, version: int) -> tuple[Manifest, Path]:
-        """A version's manifest and directory, once every file the manifest names hashes as it
-        says (VersionDamaged otherwise). The manifest given on carries the hashes computed here:
-        what the latent cache keys on is what was read, not what the manifest claimed."""
-        manifest = self.repository.manifest(name, version)
-        directory = self.repository.version_dir(name, version)
+    def _verify(self, directory: Path, files: dict[str, str]) -> dict[str, str]:
+        """The sha256 of `files` as read, each the manifest's (VersionDamaged, counted, if not)."""
         try:
-            files = self.repository.hashes.verify(
-                directory, manifest.files, self.settings.file_read_timeout_s
+            return self.repository.hashes.verify(
+                directory, files, self.settings.file_read_timeout_s
             )
         except VersionDamaged as error:
             metrics.MODEL_VERIFICATION_FAILURES.labels(error.reason).inc()
             raise
-        return manifest.model_copy(update={"files": files}), directory
 
     def _load_blocking(self, name: str, version: int) -> LoadedModel:
-        """Loads a verified version by its kind's adapter, which then answers for it."""
-        manifest, directory = self._verified(name, version)
+        """Loads a version by its kind's adapter, which then answers for it, once every file its
+        manifest names hashes as the manifest says (VersionDamaged otherwise): the graphs before
+        anything reads them, the other files (weights, report figures) alongside the loading.
+        The loaded manifest carries the hashes read: the latent cache keys on those."""
+        manifest = self.repository.manifest(name, version)
+        directory = self.repository.version_dir(name, version)
+        graphs = set(model_kind(manifest.kind).graphs)
+        rest = {f: h for f, h in manifest.files.items() if f not in graphs}
+        others = started(partial(self._verify, directory, rest))  # on another core meanwhile
+        verified = self._verify(directory, {f: h for f, h in manifest.files.items() if f in graphs})
         adapter = adapter_for(manifest.kind)
 
         def runner(
@@ -208,6 +212,8 @@ class ModelRegistry:
             return self._make_runner(graph, name, which, max_rows_for, batching)
 
         parts = adapter.load(manifest, directory, Loading(self.settings, runner))
+        verified |= others.result()  # each file read within its own timeout
+        parts.manifest = manifest.model_copy(update={"files": verified})
         return LoadedModel.of(parts, adapter, self.service)
 
     def _stamp(self, name: str, version: int) -> Stamp | None:

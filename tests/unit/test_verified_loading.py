@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client import REGISTRY
 
 from app.main import create_app
@@ -45,8 +46,9 @@ def _refusals(reason: str) -> float:
     return REGISTRY.get_sample_value(name, {"reason": reason}) or 0.0
 
 
-def test_a_tampered_graph_is_refused_and_the_default_keeps_serving(
-    models_dir: Path, tmp_path: Path
+@pytest.mark.parametrize("tampered", ["decoder.onnx", "weights.safetensors"])
+def test_a_tampered_file_is_refused_and_the_default_keeps_serving(
+    models_dir: Path, tmp_path: Path, tampered: str
 ) -> None:
     repo = mnist_repo(models_dir, tmp_path)
     app = _app(repo, tmp_path)
@@ -56,8 +58,8 @@ def test_a_tampered_graph_is_refused_and_the_default_keeps_serving(
         async with serving(app) as http:
             assert await _version(http) == 1
             copy_version(repo, 1, 2)  # published, and made the default on disk
-            with open(repo / "mnist" / "2" / "decoder.onnx", "ab") as graph:
-                graph.write(DOC_STRING)
+            with open(repo / "mnist" / "2" / tampered, "ab") as file:
+                file.write(DOC_STRING)  # serving never reads the weights: only their hash tells
             await app.state.vae.registry.refresh()
             assert await _version(http) == 1
             named = await http.post("/sample", json={"n": 1, "model": "mnist:2"})
@@ -65,7 +67,7 @@ def test_a_tampered_graph_is_refused_and_the_default_keeps_serving(
             assert named.json()["error"] == "model_unavailable"
             described = (await http.get("/models/mnist")).json()
             error = _load_error(described, 2)
-            assert error is not None and "decoder.onnx does not match the sha256" in error
+            assert error is not None and f"{tampered} does not match the sha256" in error
             assert described["default_version"] == 1
 
     asyncio.run(scenario())
