@@ -269,6 +269,10 @@ class ModelRegistry:
                     continue  # a version that failed is not retried until its files change
                 try:
                     await self._load(name, version)
+                except VersionDamaged as error:  # the reason says it all: no traceback
+                    logger.error("refused %s:%d (%s); keeping the version in service",
+                                 name, version, error)  # fmt: skip
+                    continue
                 except Exception:
                     logger.exception(
                         "could not load %s:%d; keeping the version in service", name, version
