@@ -18,6 +18,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from app.main import create_app
+from app.repository.object_repository import _parse_listing
+from app.repository.store import version_number
+from app.storage.objects import ObjectInfo
 from tests.support.in_process import serving, settings_for
 from tests.support.repositories import copy_version, mnist_repo
 
@@ -176,3 +179,19 @@ def test_a_graph_that_never_finishes_reading_leaves_every_other_model_served(
 
     with _released(stuck / "encoder.onnx", after_s=60.0) as released:
         asyncio.run(scenario(released))
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [("1", 1), ("12", 12), ("²", None), ("\u0661", None), ("012", None), ("1a", None), ("", None)],
+)
+def test_a_version_is_ascii_digits_as_the_repository_writes_them(
+    text: str, number: int | None
+) -> None:
+    assert version_number(text) == number
+
+
+def test_an_object_store_key_with_a_non_ascii_digit_is_skipped() -> None:
+    keys = ["mnist/1/manifest.json", "mnist/²/manifest.json", "mnist/claims/²", "mnist/claims/1"]
+    listing = _parse_listing([ObjectInfo(key, 0, "etag") for key in keys])
+    assert list(listing["mnist"].manifests) == [1] and listing["mnist"].claims == {1}
