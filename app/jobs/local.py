@@ -3,7 +3,8 @@ default, with progress and results sent back over a multiprocessing queue.
 
 Each job is a transaction (app/jobs/transaction.py): a cancel claims the job's gate, and a child
 that does not stop by itself within `CANCEL_GRACE_SECONDS` is killed, which is safe because it
-can no longer commit. A job whose process ends after it committed has succeeded. Whatever a job
+can no longer commit. A job whose process ends after it committed has succeeded, whether or not it
+lived to report the version (its commit claim names it; the repository is asked). Whatever a job
 leaves in the repository (its staging directory) is removed when it ends, and what dead jobs
 left is removed when the backend starts (one API process owns the local jobs of a repository).
 """
@@ -27,7 +28,7 @@ from app.config import Settings
 from app.jobs.base import JobNotFound, now_iso
 from app.jobs.models import FINAL_STATES, JobInfo, JobRequest
 from app.jobs.spec import JobSpec
-from app.jobs.transaction import CANCEL_GRACE_SECONDS, LocalGate, cancel_outcome
+from app.jobs.transaction import CANCEL_GRACE_SECONDS, LocalGate, cancel_outcome, published_as
 from app.repository.opening import open_repository
 
 logger = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ class LocalJobBackend:
     def _start_waiting(self) -> None:
         while self._waiting and self._running() < self.settings.local_job_workers:
             job = self._jobs[self._waiting.popleft()]
-            gate = self._context.Value("b", 0)
+            gate = self._context.Value("q", 0)
             job.gate = LocalGate(gate)
             process = self._context.Process(
                 target=_child,
@@ -247,6 +248,9 @@ class LocalJobBackend:
             logger.info("job %s: removed the %d staging directories it left", job.info.id, removed)
         if job.info.status != "running":
             return
+        if job.committed_version is None and job.gate is not None:  # died before it said so?
+            version = job.gate.committing_version
+            job.committed_version = published_as(self.repository, job.info.name, version)
         if job.committed_version is not None:  # past its commit point: published
             self._finish(job, "succeeded", None, self._committed_result(job, process.exitcode))
         elif job.cancel_requested_at is not None:
@@ -265,5 +269,5 @@ class LocalJobBackend:
             "version": job.committed_version,
             "metrics": None,
             "default_error": f"the training process ended (exit code {exitcode}) after "
-            "publishing, before DEFAULT was moved",
+            "publishing: DEFAULT may not have been moved",
         }

@@ -35,8 +35,10 @@ from app.jobs.spec import JobSpec
 from app.jobs.transaction import (
     CANCEL,
     CANCEL_GRACE_SECONDS,
+    COMMIT,
     RedisGate,
     cancel_outcome,
+    published_as,
 )
 from app.repository.opening import open_repository
 from app.storage.locations import to_location
@@ -178,11 +180,13 @@ class RQJobBackend:
         committed = int(txn["committed_version"]) if "committed_version" in txn else None
         result: Any = job.return_value() if status == "succeeded" else None
         if status == "running" and heartbeat_stale(job, self.settings.job_stale_after_s):
+            committed = self._committed(job, txn)
             error = self._mark_dead(job, committed)
             status = "failed"
         elif status == "running" and txn.get("gate") == CANCEL:
             self._stop_if_overdue(job.id, txn)
         elif status == "failed":
+            committed = self._committed(job, txn)
             error = error or _last_line(job)
             if txn.get("gate") == CANCEL:
                 status, error = "cancelled", "cancelled on request"
@@ -196,7 +200,8 @@ class RQJobBackend:
                 "model": shown["name"],
                 "version": committed,
                 "metrics": None,
-                "default_error": "the worker ended after publishing, before DEFAULT was moved",
+                "default_error": "the worker ended after publishing: DEFAULT may not have "
+                "been moved",
             }
         cancel = None
         if "cancel_asked" in txn:
@@ -214,6 +219,25 @@ class RQJobBackend:
             if job.ended_at
             else meta.get("ended_at"),
         )
+
+    def _committed(self, job: Job, txn: dict[str, str]) -> int | None:
+        """The version a job whose process has ended published: the one it reported, else the
+        one its commit claim named when the repository holds it (the process died between the
+        commit and its report; found once, it is recorded as reported)."""
+        if "committed_version" in txn:
+            return int(txn["committed_version"])
+        if txn.get("gate") != COMMIT or "committing_version" not in txn:
+            return None
+        try:
+            spec = spec_of(job, self.settings)
+        except ValueError:
+            return None
+        repository = open_repository(spec.models_dir, spec.s3_endpoint_url)
+        version = published_as(repository, spec.name, int(txn["committing_version"]))
+        if version is not None:
+            with contextlib.suppress(RedisError):  # found again next time
+                self.redis.hset(self._gate(job.id).key, "committed_version", version)
+        return version
 
     def _stop_if_overdue(self, job_id: str, txn: dict[str, str]) -> None:
         """A cancelled job still running past the grace period is stopped by RQ, once."""

@@ -5,10 +5,12 @@ Imported by name in the worker only: the API never imports this module's torch-u
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.jobs.spec import JobSpec
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
 Report = Callable[[dict[str, Any]], None]
 HEARTBEAT_SECONDS = 2.0
 PROGRESS_SECONDS = 0.5  # the least time between two progress reports
+HOLD_AFTER_COMMIT = "VAE_TEST_HOLD_AFTER_COMMIT"
 
 
 class Heartbeat:
@@ -61,6 +64,27 @@ def throttled(report: Report) -> Callable[[TrainProgress], None]:
     return on_progress
 
 
+def held_after_commit(on_commit: Callable[[int], None] | None) -> Callable[[int], None] | None:
+    """`on_commit`, unless the environment sets VAE_TEST_HOLD_AFTER_COMMIT=<path> (for tests
+    only; no deployment sets it): then the task, right after its commit (the version exists,
+    unreported), writes "<pid> <parent pid>" to <path>.held and waits until <path> exists before
+    it reports the version, so a test can kill it in that instant without relying on timing."""
+    path = os.environ.get(HOLD_AFTER_COMMIT)
+    if not path:
+        return on_commit
+
+    def hold(version: int) -> None:
+        held, release = Path(f"{path}.held"), Path(path)
+        held.with_suffix(".tmp").write_text(f"{os.getpid()} {os.getppid()}\n")
+        held.with_suffix(".tmp").replace(held)
+        while not release.exists():
+            time.sleep(0.05)
+        if on_commit is not None:
+            on_commit(version)
+
+    return hold
+
+
 def execute_training(
     spec: JobSpec,
     report: Report,
@@ -85,7 +109,7 @@ def execute_training(
         on_stage=lambda stage: report({"stage": stage}),
         should_stop=gate.cancelled,
         claim_commit=gate.claim_commit,
-        on_commit=on_commit,
+        on_commit=held_after_commit(on_commit),
     )
     published = run_training(
         spec.config,

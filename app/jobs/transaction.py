@@ -4,24 +4,33 @@ commits (publishes), so a cancel and a publish can never both happen.
 The gate starts open. A cancel claims it for `cancel` (then the job never publishes: it stops at
 its next check, or is killed, and leaves nothing); the task claims it for `commit` just before it
 renames its staging directory into place (then the cancel is too late: the version is published
-and the job succeeds whatever follows). The local backend's gate is a shared integer under a
-process lock; the RQ backend's a field of a Redis hash set with HSETNX. Torch-free.
+and the job succeeds whatever follows). The commit claim names the version about to be committed,
+so a backend judging a job whose process died past its claim asks the repository whether that
+version exists before it says anything: a process may die in the instant after the rename, before
+it reports the version. The local backend's gate is a shared integer under a process lock; the RQ
+backend's a field of a Redis hash set with HSETNX. Torch-free.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from types import SimpleNamespace
 from typing import Any, Final, Literal, Protocol
 
 from pydantic import BaseModel
 
+from app.repository.protocol import Repository
+
+logger = logging.getLogger(__name__)
+
 Gate = Literal["open", "cancel", "commit"]
 OPEN: Final = "open"
 CANCEL: Final = "cancel"
 COMMIT: Final = "commit"
-_LOCAL_CODES: tuple[Gate, ...] = (OPEN, CANCEL, COMMIT)  # a LocalGate's value indexes this
+_LOCAL_CANCEL: Final = 1
+_LOCAL_COMMIT: Final = 2  # a LocalGate's value past this is 2 + the version being committed
 CANCEL_GRACE_SECONDS = 5.0
 """A cancelled job that has not stopped by itself after this is killed (safe: it cannot commit)."""
 
@@ -56,13 +65,16 @@ class CommitGate(Protocol):
         """True once a cancel has claimed the gate."""
         ...
 
-    def claim_commit(self) -> bool:
-        """Claims the gate for publishing; False when a cancel has claimed it first."""
+    def claim_commit(self, version: int) -> bool:
+        """Claims the gate for publishing `version` (recorded with the claim; a later claim, for
+        the next number when another publisher took this one, records that); False when a
+        cancel has claimed it first."""
         ...
 
 
 class LocalGate:
-    """The gate of a local job: a `multiprocessing.Value` shared with its child process."""
+    """The gate of a local job: a `multiprocessing.Value` (a 64-bit integer: 0 open, 1 cancel,
+    2 + N commit of version N) shared with its child process."""
 
     def __init__(self, value: Any) -> None:
         self.value = value
@@ -70,21 +82,29 @@ class LocalGate:
     @property
     def state(self) -> Gate:
         """open, cancel or commit."""
-        return _LOCAL_CODES[int(self.value.value)]
+        code = int(self.value.value)
+        return OPEN if code == 0 else CANCEL if code == _LOCAL_CANCEL else COMMIT
 
-    def _claim(self, code: int) -> bool:
-        with self.value.get_lock():
-            if self.value.value == 0:
-                self.value.value = code
-            return bool(self.value.value == code)
+    @property
+    def committing_version(self) -> int | None:
+        """The version the commit claim named (None before a commit claim)."""
+        code = int(self.value.value)
+        return code - _LOCAL_COMMIT if code > _LOCAL_COMMIT else None
 
     def claim_cancel(self) -> bool:
         """Claims the gate for a cancel; False when the job has passed its commit point."""
-        return self._claim(1)
+        with self.value.get_lock():
+            if self.value.value == 0:
+                self.value.value = _LOCAL_CANCEL
+            return bool(self.value.value == _LOCAL_CANCEL)
 
-    def claim_commit(self) -> bool:
-        """Claims the gate for publishing; False when a cancel came first."""
-        return self._claim(2)
+    def claim_commit(self, version: int) -> bool:
+        """Claims the gate for publishing `version`; False when a cancel came first."""
+        with self.value.get_lock():
+            if self.value.value == _LOCAL_CANCEL:
+                return False
+            self.value.value = _LOCAL_COMMIT + version
+            return True
 
     def cancelled(self) -> bool:
         """True once a cancel has claimed the gate."""
@@ -97,8 +117,9 @@ class LocalGate:
 
 
 def txn_key(job_id: str) -> str:
-    """The Redis hash of an RQ job's transaction: gate, committed_version, cancel_requested_at,
-    the owner process's mark (app/jobs/owners)."""
+    """The Redis hash of an RQ job's transaction: gate, committing_version (named by the commit
+    claim), committed_version (reported after the commit), cancel_requested_at, the owner
+    process's mark (app/jobs/owners)."""
     return f"vae:job:{job_id}:txn"
 
 
@@ -127,9 +148,13 @@ class RedisGate:
         self.redis.hsetnx(self.key, "cancel_requested_at", time.time())
         return self._claim(CANCEL)
 
-    def claim_commit(self) -> bool:
-        """Claims the gate for publishing; False when a cancel came first."""
-        return self._claim(COMMIT)
+    def claim_commit(self, version: int) -> bool:
+        """Claims the gate for publishing `version`, recorded as `committing_version` before
+        this returns (so before the commit); False when a cancel came first."""
+        if not self._claim(COMMIT):
+            return False
+        self.redis.hset(self.key, "committing_version", version)
+        return True
 
     def cancelled(self) -> bool:
         """True once a cancel has claimed the gate (cached for `poll_s`)."""
@@ -154,6 +179,21 @@ class RedisGate:
         """The whole transaction hash, as text."""
         raw = self.redis.hgetall(self.key)
         return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def published_as(repository: Repository, name: str, version: int | None) -> int | None:
+    """`version` when `repository` holds it: the commit a job claimed for it went through even
+    if its process died before saying so. None when there is no such claim, the version is
+    absent (the process died before the commit), or the repository cannot be read (logged)."""
+    if version is None:
+        return None
+    try:
+        return version if version in repository.versions(name) else None
+    except OSError as error:  # ObjectStoreUnavailable too
+        logger.warning(
+            "could not tell whether %s version %d was published: %s", name, version, error
+        )
+        return None
 
 
 def _text(value: Any) -> str:

@@ -227,11 +227,11 @@ class ObjectModelRepository:
         staging: Path,
         manifest: Manifest,
         make_default: bool = True,
-        before_commit: Callable[[], None] | None = None,
+        before_commit: Callable[[int], None] | None = None,
     ) -> int:
         """Claims the next number, uploads the files, then commits the manifest (create-only):
-        the version is published at that put and not before. `before_commit` runs once the
-        files are up, just before the commit, and may raise to refuse (the uploaded files are
+        the version is published at that put and not before. `before_commit(version)` runs
+        once the files are up, just before the commit, and may raise to refuse (the uploaded files are
         removed; the claimed number stays spent; a commit that failed leaves them: see
         `_commit`). DEFAULT moves after the commit, with
         `make_default`. The local `staging` directory is removed either way."""
@@ -244,7 +244,7 @@ class ObjectModelRepository:
             try:
                 self._upload_files(name, version, staging)
                 if before_commit is not None:
-                    before_commit()
+                    before_commit(version)
             except BaseException:
                 self._abandon(name, version)
                 raise

@@ -59,11 +59,12 @@ class Repository(Protocol):
         staging: Path,
         manifest: Manifest,
         make_default: bool = True,
-        before_commit: Callable[[], None] | None = None,
+        before_commit: Callable[[int], None] | None = None,
     ) -> int:
         """Publishes the files in `staging` as the next version of `name` and returns its
         number. One commit point: a reader sees all of the version or none of it;
-        `before_commit` runs just before it and may raise to refuse (nothing is published)."""
+        `before_commit(version)` runs just before it, told the number about to be committed,
+        and may raise to refuse (nothing is published)."""
         ...
 
     def last_issued(self, name: str) -> int:

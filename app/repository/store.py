@@ -216,22 +216,24 @@ class ModelRepository:
         staging: Path,
         manifest: Manifest,
         make_default: bool = True,
-        before_commit: Callable[[], None] | None = None,
+        before_commit: Callable[[int], None] | None = None,
     ) -> int:
         """Writes the manifest (with file hashes) into `staging` and renames it to the next
-        version: the commit point. `before_commit` runs just before it and may raise to refuse
-        (nothing is published). After it the version exists: a failure to record LAST_VERSION
-        is logged, not raised; a failure to move DEFAULT (with `make_default`) raises."""
+        version: the commit point. `before_commit(version)` runs just before the rename, told
+        the number it is about to commit, and may raise to refuse (nothing is published); when
+        another publisher takes that number first it is told the next one. After the rename the
+        version exists: a failure to record LAST_VERSION is logged, not raised; a failure to
+        move DEFAULT (with `make_default`) raises."""
         files = file_hashes(staging)
         issued = self.last_issued(name)
-        if before_commit is not None:
-            before_commit()
         while True:
             version = max(max(self.versions(name), default=0), issued) + 1
             manifest = manifest.model_copy(
                 update={"name": name, "version": version, "files": files}
             )
             (staging / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
+            if before_commit is not None:
+                before_commit(version)
             try:
                 os.rename(staging, self.version_dir(name, version))
                 break

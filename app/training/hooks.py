@@ -79,14 +79,15 @@ def progress_of(
 class TrainingHooks:
     """The caller's side of a run, every callback optional.
 
-    `should_stop` is asked at every training step and every stage; `claim_commit` (False:
-    cancelled) just before the commit point; `on_commit(version)` is told the moment the version
-    exists; `on_stage` hears each stage's name as it starts."""
+    `should_stop` is asked at every training step and every stage; `claim_commit(version)`
+    (False: cancelled) just before the commit point, told the version about to be committed (so
+    a caller that outlives the run can tell later whether it was); `on_commit(version)` is told
+    the moment the version exists; `on_stage` hears each stage's name as it starts."""
 
     on_progress: ProgressCallback | None = None
     on_stage: Callable[[str], None] | None = None
     should_stop: Callable[[], bool] | None = None
-    claim_commit: Callable[[], bool] | None = None
+    claim_commit: Callable[[int], bool] | None = None
     on_commit: Callable[[int], None] | None = None
 
     def stopped(self) -> bool:
@@ -109,11 +110,11 @@ class TrainingHooks:
         if self.on_progress is not None:
             self.on_progress(progress)
 
-    def claim(self) -> None:
-        """The commit gate, run right before the commit: TrainingCancelled when a stop was asked
-        or a cancel claimed the gate first."""
+    def claim(self, version: int) -> None:
+        """The commit gate, run right before committing `version`: TrainingCancelled when a stop
+        was asked or a cancel claimed the gate first."""
         self.check("publishing")
-        if self.claim_commit is not None and not self.claim_commit():
+        if self.claim_commit is not None and not self.claim_commit(version):
             raise TrainingCancelled("cancelled before publishing")
 
     def committed(self, name: str, version: int) -> None:

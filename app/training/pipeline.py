@@ -138,7 +138,8 @@ def score_samples(context: TrainingContext, classes: np.ndarray) -> dict[str, fl
 
 def publish(context: TrainingContext) -> int:
     """Writes the manifest and commits the version: the commit gate is claimed right before
-    the commit point (TrainingCancelled when a cancel claimed it first). Its number."""
+    the commit point, naming the version (TrainingCancelled when a cancel claimed it first).
+    Its number."""
     context.manifest = build_manifest(context)
     context.hooks.stage("publishing")
     target = context.target
@@ -181,9 +182,9 @@ def run_training(
     """Trains on the file at `data_path` and publishes a new version of `name`.
 
     A transaction: `hooks.should_stop` is asked at every step and every stage, and
-    `hooks.claim_commit` (False: cancelled) just before the commit point, the rename into place;
-    until then a stop raises TrainingCancelled and leaves nothing (the staging directory is
-    discarded on any failure). After it the run has published whatever follows:
+    `hooks.claim_commit(version)` (False: cancelled) just before the commit point, the rename
+    into place, told the version it is about to commit; until then a stop raises
+    TrainingCancelled and leaves nothing (the staging directory is discarded on any failure). After it the run has published whatever follows:
     `hooks.on_commit(version)` is told at once, and a DEFAULT that cannot be moved is
     `Published.default_error`, not a failure. `owner` (a job id) names the staging directory."""
     torch.set_num_threads(max(1, torch.get_num_threads()))

@@ -535,7 +535,10 @@ def test_a_refused_commit_publishes_nothing_and_leftovers_are_swept(
     class Cancelled(Exception):
         pass
 
-    def refuse() -> None:
+    told: list[int] = []
+
+    def refuse(version: int) -> None:  # told the number it was about to commit
+        told.append(version)
         raise Cancelled
 
     owner = uuid.uuid4().hex
@@ -543,7 +546,7 @@ def test_a_refused_commit_publishes_nothing_and_leftovers_are_swept(
     (staging / "encoder.onnx").write_bytes(b"graph")
     with pytest.raises(Cancelled):  # a cancel claimed the job's gate first
         store_repo.publish("m", staging, manifest(), before_commit=refuse)
-    assert store_repo.versions("m") == []
+    assert told == [1] and store_repo.versions("m") == []
     assert store_repo.store.objects("m/1/") == []  # the uploaded file was removed
     assert not staging.exists()
     # a job that died left its local staging directory and, in the store, uncommitted files

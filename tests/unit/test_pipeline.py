@@ -101,8 +101,8 @@ def test_a_stop_asked_for_ends_the_run_at_the_next_stage() -> None:
 
 def test_the_commit_gate_refuses_once_a_cancel_has_claimed_it() -> None:
     with pytest.raises(TrainingCancelled, match="before publishing"):
-        TrainingHooks(claim_commit=lambda: False).claim()
-    TrainingHooks(claim_commit=lambda: True).claim()
+        TrainingHooks(claim_commit=lambda version: False).claim(1)
+    TrainingHooks(claim_commit=lambda version: True).claim(1)
 
 
 def test_a_commit_that_cannot_be_reported_is_logged_not_raised(

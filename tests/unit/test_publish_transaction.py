@@ -56,7 +56,7 @@ def test_a_stop_before_the_commit_point_leaves_nothing(
             TrainingHooks(
                 on_stage=reached.append,
                 should_stop=lambda: stop_at in reached,
-                claim_commit=lambda: stop_at != "the commit",
+                claim_commit=lambda version: stop_at != "the commit",
                 on_commit=committed.append,
             ),
             owner=OWNER,
