@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.procs import vae_command
+
 ROOT = Path(__file__).resolve().parent.parent
-VAE = ROOT / ".venv" / "bin" / "vae"
 
 CONV_NAME = "conv64"
 CONV_CONFIG = {
@@ -72,21 +73,14 @@ def _load(key: str, models_dir: Path, name: str, note: str) -> BenchModel | None
 
 
 def _train(data: Path, name: str, models_dir: Path, config: dict[str, object], log: Path) -> None:
-    command = [
-        str(VAE),
-        "train",
-        "--data",
-        str(data),
-        "--name",
-        name,
-        "--models-dir",
-        str(models_dir),
-        "--config",
-        json.dumps(config),
-    ]
+    command = vae_command(
+        "train", "--data", str(data), "--name", name, "--models-dir", str(models_dir),
+        "--config", json.dumps(config),
+    )  # fmt: skip
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
-        if subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False).returncode:
+        done = subprocess.run(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, check=False)
+        if done.returncode:
             raise RuntimeError(f"`vae train` for {name} failed; see {log}")
 
 

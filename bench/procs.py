@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,6 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def vae_command(*args: str) -> list[str]:
+    """`vae <args>` run by the interpreter the bench itself runs under (whatever virtualenv that
+    is), as `python -m app.cli`: started in a checkout, it serves that checkout's code."""
+    return [sys.executable, "-m", "app.cli", *args]
 
 
 def free_port() -> int:

@@ -38,7 +38,7 @@ from PIL import Image
 from bench.loadgen import ensure_wrk
 from bench.machine import describe
 from bench.models import ROOT
-from bench.procs import ServerProcess, free_port, http_get
+from bench.procs import ServerProcess, free_port, http_get, vae_command
 
 LUA = Path(__file__).with_name("soak.lua")
 DIGITS = ROOT / "tests" / "fixtures" / "mnist-heldout-256.npz"
@@ -132,7 +132,7 @@ def start_server(out: Path, max_queue: int) -> tuple[ServerProcess, str]:
         "VAE_MAX_QUEUE": str(max_queue),
         "VAE_CACHE_MAX_ENTRIES": "512",
     }
-    command = [str(ROOT / ".venv" / "bin" / "vae"), "serve", "--port", str(port)]
+    command = vae_command("serve", "--port", str(port))
     server = ServerProcess("service", command, env, ROOT, out / "server.log")
     url = f"http://127.0.0.1:{port}"
     server.wait_ready(f"{url}/v2/health/ready", 180.0)

@@ -13,7 +13,7 @@ import numpy as np
 
 from bench.models import ROOT, BenchModel
 from bench.peers.common import STATS_ENV, read_stats
-from bench.procs import ServerProcess, free_port, http_get
+from bench.procs import ServerProcess, free_port, http_get, vae_command
 
 
 @dataclass(frozen=True)
@@ -116,9 +116,8 @@ class Service(System):
             "VAE_MAX_DELAY_MS": str(self.knobs.max_delay_ms),
             "VAE_RELOAD_INTERVAL_S": "0",
         }
-        command = [str(ROOT / ".venv" / "bin" / "vae"), "serve", "--port", str(self.port)]
-        if self.root != ROOT:  # another checkout (a candidate change) on the same virtualenv
-            command = [str(ROOT / ".venv" / "bin" / "python"), "-m", "app.cli", *command[1:]]
+        # Run in self.root: another checkout (a candidate change) serves its own code.
+        command = vae_command("serve", "--port", str(self.port))
         server = ServerProcess(self.name, command, env, self.root, self.log(model))
         return server, f"http://127.0.0.1:{self.port}/v2/health/ready"
 
