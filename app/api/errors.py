@@ -229,6 +229,17 @@ async def _domain_error(_: Request, exc: Exception) -> Response:
     return error_response(mapping.status, mapping.code, str(exc), headers=mapping.headers(exc))
 
 
+def _method_message(request: Request, allowed: str) -> str:
+    """What to do about a method a path does not take: the methods it does (and, for POST, that
+    the body is JSON: `curl -d '{...}' -H 'content-type: application/json'`)."""
+    path = request.url.path
+    methods = [m.strip() for m in allowed.split(",") if m.strip()]
+    if not methods:
+        return f"{request.method} is not allowed on {path}"
+    how = " with a JSON body (see /docs)" if "POST" in methods else ""
+    return f"{path} does not take {request.method}: send {' or '.join(methods)} {path}{how}"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Maps each failure to its status so that bad input never becomes a 500, and a fault of the
     server never becomes a 4xx: request validation (422, the request body and parameters only),
@@ -257,11 +268,13 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(error_type, _domain_error)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         error = "too_large" if exc.status_code == 413 else "http_error"
-        return error_response(
-            exc.status_code, error, str(exc.detail), headers=dict(exc.headers or {})
-        )
+        headers = dict(exc.headers or {})
+        message = str(exc.detail)
+        if exc.status_code == 405:
+            message = _method_message(request, headers.get("Allow", ""))
+        return error_response(exc.status_code, error, message, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:

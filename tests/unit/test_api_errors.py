@@ -326,3 +326,16 @@ def test_a_request_body_that_is_not_valid_is_still_a_422(tmp_path: Path) -> None
         assert _answer(not_json) == (422, "invalid_request")
 
     _run(tmp_path / "models", tmp_path / "data", scenario)
+
+
+def test_a_method_a_path_does_not_take_is_a_405_that_says_which_it_does(tmp_path: Path) -> None:
+    async def scenario(http: httpx.AsyncClient) -> None:
+        response = await http.get("/sample")
+        assert response.status_code == 405 and response.headers["allow"] == "POST"
+        assert response.json()["message"] == (
+            "/sample does not take GET: send POST /sample with a JSON body (see /docs)"
+        )
+        response = await http.delete("/models")
+        assert response.json()["message"] == "/models does not take DELETE: send GET /models"
+
+    _run(tmp_path / "models", tmp_path / "data", scenario)
