@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 ImageFormat = Literal["png", "array", "npy", "jpeg", "raw"]
 FlatOrGrid = list[list[float]] | list[list[list[float]]] | list[list[list[list[float]]]]
 """Latent vectors [N][D], or a spatial model's latents [C][h][w] or [N][C][h][w]."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class _Request(BaseModel):
@@ -55,6 +60,19 @@ class DecodeRequest(_Request):
     )
     format: ImageFormat = "png"
     label: int | None = None
+
+    @field_validator("latents", mode="before")
+    @classmethod
+    def _not_one_bare_vector(cls, value: Any) -> Any:
+        """One latent vector sent bare ([z1, z2, ...]) is refused with what to send instead, not
+        with the union's "Input should be a valid array" for each number."""
+        if isinstance(value, list) and value and all(_is_number(v) for v in value):
+            raise PydanticCustomError(
+                "bare_vector",
+                "latents is a list of latent vectors: send one vector as [[z1, z2, ...]], "
+                "not [z1, z2, ...]",
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> DecodeRequest:

@@ -339,3 +339,15 @@ def test_a_method_a_path_does_not_take_is_a_405_that_says_which_it_does(tmp_path
         assert response.json()["message"] == "/models does not take DELETE: send GET /models"
 
     _run(tmp_path / "models", tmp_path / "data", scenario)
+
+
+def test_one_latent_vector_sent_bare_is_told_to_wrap_it(tmp_path: Path) -> None:
+    async def scenario(http: httpx.AsyncClient) -> None:
+        response = await http.post("/decode", json={"latents": [0.0] * 32})
+        assert response.status_code == 422 and response.json()["error"] == "invalid_request"
+        assert response.json()["message"] == (
+            "latents: latents is a list of latent vectors: send one vector as [[z1, z2, ...]], "
+            "not [z1, z2, ...]"
+        )
+
+    _run(tmp_path / "models", tmp_path / "data", scenario)

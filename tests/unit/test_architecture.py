@@ -53,9 +53,27 @@ def _shown(path: Path) -> str:
     return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
 
 
+def _call_names(tokens: list[tokenize.TokenInfo], start: int) -> list[str]:
+    """The names inside the parentheses of a call whose "(" is tokens[start]."""
+    depth, names = 0, []
+    for token in tokens[start:]:
+        depth += {"(": 1, ")": -1}.get(token.string, 0)
+        if token.type == tokenize.NAME:
+            names.append(token.string)
+        if depth == 0:
+            break
+    return names
+
+
+def _names_a_kind(name: str) -> bool:
+    """A class that stands for a model kind or family (an adapter, a kind row, a graph set)."""
+    return name.endswith(("Adapter", "Kind", "Graphs", "Parts")) or name in {"VQParts"}
+
+
 def kind_branches(path: Path) -> Iterator[str]:
     """Every place in a module that asks what kind a model is: an attribute named in
-    KIND_ATTRIBUTES, `.kind` compared with something, or an isinstance() check."""
+    KIND_ATTRIBUTES, `.kind` compared with something, or an isinstance() check against a class
+    that stands for a kind (an adapter, a kind row)."""
     tokens = _code_tokens(path)
     for index, token in enumerate(tokens[1:], start=1):
         where = f"{_shown(path)}:{token.start[0]}"
@@ -65,7 +83,9 @@ def kind_branches(path: Path) -> Iterator[str]:
             yield f"{where}: .{token.string}"
         elif after_dot and token.string == "kind" and following in COMPARISONS:
             yield f"{where}: .kind {following}"
-        elif token.type == tokenize.NAME and token.string == "isinstance":
+        elif token.string == "isinstance" and any(
+            _names_a_kind(name) for name in _call_names(tokens, index + 1)
+        ):
             yield f"{where}: isinstance()"
 
 
@@ -157,6 +177,7 @@ def test_the_architecture_page_names_every_command() -> None:
         ("z = model.vq.latents(codes)\n", [".vq"]),
         ("if manifest.kind == 'vqvae':\n    pass\n", [".kind =="]),
         ("ok = isinstance(adapter, SpatialAdapter)\n", ["isinstance()"]),
+        ("ok = isinstance(value, int | float)\n", []),
         ("row = model_kind(manifest.kind).describe()\n", []),
         ('message = "a spatial model takes raw bytes"  # .vq\n', []),
     ],
