@@ -184,11 +184,13 @@ def train(
     """Train a VAE on a dataset file, export it to ONNX and publish a new version."""
     from rich.console import Console
 
+    from app.datasets.arrays import arrays_format
     from app.storage.files import check_name
     from app.training.hooks import TrainingHooks
     from app.training.pipeline import run_training
 
     check_name(name)
+    arrays_format(data)
     cfg = _train_config(
         config,
         {"epochs": epochs, "arch": arch, "latent_dim": latent_dim, "seed": seed,

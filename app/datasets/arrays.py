@@ -96,11 +96,30 @@ def make_dataset(images: np.ndarray, labels: np.ndarray | None = None) -> ImageD
     return ImageDataset(pixels, labels.astype(np.int64))
 
 
-def load_arrays(path: Path) -> ImageDataset:
-    """Reads a `.npz` (arrays `images` and optional `labels`) or a `.npy` of images."""
+NPY_MAGIC = b"\x93NUMPY"
+NPZ_MAGIC = b"PK"  # an .npz is a zip of .npy members
+
+
+def arrays_format(path: Path) -> str:
+    """'npy' or 'npz', told by the file's first bytes; DatasetError, saying what to send, for
+    any other file (checked before a training starts, not after its first epoch)."""
     with open(path, "rb") as handle:
-        magic = handle.read(6)
-    if magic == b"\x93NUMPY":
+        magic = handle.read(len(NPY_MAGIC))
+    if magic == NPY_MAGIC:
+        return "npy"
+    if magic.startswith(NPZ_MAGIC):
+        return "npz"
+    raise DatasetError(
+        f"{path.name} is not a dataset format this reads: send an .npz (arrays 'images' and "
+        "optional 'labels') or an .npy of images; zips of images and IDX files are read by "
+        "an upload (PUT /datasets/{name}), which stores them as an .npz"
+    )
+
+
+def load_arrays(path: Path) -> ImageDataset:
+    """Reads a `.npz` (arrays `images` and optional `labels`) or a `.npy` of images;
+    DatasetError, saying what to send, for any other file."""
+    if arrays_format(path) == "npy":
         return make_dataset(np.load(path, allow_pickle=False))
     with np.load(path, allow_pickle=False) as archive:
         if "images" not in archive:

@@ -38,17 +38,19 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> str:
         (["train", "--name", "a", "--config", "missing.json"], "no such file"),
         (["train", "--name", "a", "--config", "{bad"], "not JSON"),
         (["train", "--name", "bad name!"], "invalid name"),
+        (["train", "--name", "a", "--data", "{notes}"], "not a dataset format"),
         (["repository", "copy", "/nonexistent/models", "{target}"], "holds no model"),
         (["repository", "copy", str(SHIPPED_MODELS), "{target}", "--model", "nosuch"], "no model"),
     ],
-    ids=["config-file", "config-json", "name", "copy-path", "copy-model"],
+    ids=["config-file", "config-json", "name", "not-a-dataset", "copy-path", "copy-model"],
 )
 def test_a_mistake_is_one_line_and_exit_code_1(
     data: str, tmp_path: Path, args: list[str], said: str
 ) -> None:
-    target = tmp_path / "copy"
-    args = [arg.replace("{target}", str(target)) for arg in args]
-    if args[0] == "train":
+    target, notes = tmp_path / "copy", tmp_path / "notes.txt"
+    notes.write_text("some notes\n")
+    args = [arg.replace("{target}", str(target)).replace("{notes}", str(notes)) for arg in args]
+    if args[0] == "train" and "--data" not in args:
         args = [*args, "--data", data]
     done = vae(*args)
     assert done.returncode == 1, done.stderr

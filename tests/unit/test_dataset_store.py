@@ -157,3 +157,15 @@ def test_a_staging_whose_owner_let_go_is_swept_at_once_and_a_held_one_never(
     assert store.sweep() == 1
     assert leftovers(store) == sorted(["kept", live.staging.name])
     live.discard()
+
+
+@pytest.mark.parametrize(
+    "content", [b"some notes\n", b"\x89PNG\r\n\x1a\n" + bytes(32)], ids=["text", "png"]
+)
+def test_a_file_that_is_neither_npz_nor_npy_says_what_to_send(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = tmp_path / "data.bin"
+    path.write_bytes(content)
+    with pytest.raises(DatasetError, match=r"not a dataset format .* an \.npz \(arrays 'images'"):
+        load_arrays(path)
