@@ -22,6 +22,7 @@ from app import metrics
 from app.api.admin import AdminDep
 from app.api.deps import AppState, JobsDep, StateDep
 from app.api.errors import error_responses
+from app.api.negotiation import media_type
 from app.api.responses import json_response
 from app.datasets.arrays import DatasetError
 from app.datasets.imagezip import ImageOptions
@@ -161,6 +162,11 @@ async def put_dataset(
 ) -> Response:
     """Stores the body as dataset `name` and answers its manifest (admin)."""
     check_name(name)
+    if media_type(request) == "multipart/form-data":
+        raise DatasetError(
+            "the file was sent inside a form (curl -F): send the file itself as the body, e.g. "
+            f"curl -T data.npz or --data-binary @data.npz .../datasets/{name}"
+        )
     options = _options(resize, channels)
     settings = state.settings
     if await asyncio.to_thread(store.exists, name):

@@ -240,6 +240,17 @@ def _method_message(request: Request, allowed: str) -> str:
     return f"{path} does not take {request.method}: send {' or '.join(methods)} {path}{how}"
 
 
+def _no_route_message(request: Request) -> str:
+    """What to do about a path no route serves: where the routes are listed, and for a path under
+    /models or /datasets the names a route there takes (a name with '/' or '..' in it names no
+    model or dataset)."""
+    path = request.url.path
+    names = ""
+    if path.startswith(("/models/", "/datasets/")):
+        names = " (model and dataset names are 1-64 lowercase letters, digits, '-' or '_')"
+    return f"no route serves {request.method} {path}{names}: the routes are listed at /docs"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Maps each failure to its status so that bad input never becomes a 500, and a fault of the
     server never becomes a 4xx: request validation (422, the request body and parameters only),
@@ -274,6 +285,8 @@ def install_error_handlers(app: FastAPI) -> None:
         message = str(exc.detail)
         if exc.status_code == 405:
             message = _method_message(request, headers.get("Allow", ""))
+        elif exc.status_code == 404 and message == "Not Found":  # no route matched the path
+            message = _no_route_message(request)
         return error_response(exc.status_code, error, message, headers=headers)
 
     @app.exception_handler(Exception)

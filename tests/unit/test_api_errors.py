@@ -6,10 +6,13 @@ a 5xx that says so, never a 4xx that blames the client."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
@@ -37,8 +40,9 @@ from app.serving.registry import ModelUnavailable
 from app.serving.tensors import TensorError
 from app.storage.files import CorruptStoredFile, InvalidName
 from app.storage.objects import ObjectStoreUnavailable
-from tests.support.dataset_builders import digits, npz_bytes
+from tests.support.dataset_builders import digits, npz_bytes, png_b64
 from tests.support.in_process import serving, settings_for
+from tests.support.paths import SHIPPED_MODELS
 from tests.support.processes import free_port
 
 # (the error raised, the status, the `error` code, the Retry-After header or None)
@@ -350,4 +354,40 @@ def test_one_latent_vector_sent_bare_is_told_to_wrap_it(tmp_path: Path) -> None:
             "not [z1, z2, ...]"
         )
 
+    _run(tmp_path / "models", tmp_path / "data", scenario)
+
+
+def test_a_path_no_route_serves_is_a_404_that_says_where_the_routes_are(tmp_path: Path) -> None:
+    async def scenario(http: httpx.AsyncClient) -> None:
+        response = await http.put("/datasets/..%2Fetc", content=b"x")
+        assert _answer(response) == (404, "http_error")
+        message = response.json()["message"]
+        assert "names are 1-64 lowercase letters" in message and "/docs" in message
+        response = await http.get("/no/such/thing")
+        assert response.json()["message"] == (
+            "no route serves GET /no/such/thing: the routes are listed at /docs"
+        )
+
+    _run(tmp_path / "models", tmp_path / "data", scenario)
+
+
+def test_a_dataset_sent_as_a_form_is_told_to_send_the_file_as_the_body(tmp_path: Path) -> None:
+    async def scenario(http: httpx.AsyncClient) -> None:
+        files = {"file": ("x.npz", npz_bytes(images=digits()[0]))}
+        response = await http.put("/datasets/digits", files=files)
+        assert _answer(response) == (422, "invalid_dataset")
+        assert "curl -T data.npz" in response.json()["message"]
+        assert (await http.get("/datasets/digits")).status_code == 404
+
+    _run(tmp_path / "models", tmp_path / "data", scenario)
+
+
+def test_an_image_file_sent_to_a_flat_model_is_told_how_to_send_images(tmp_path: Path) -> None:
+    async def scenario(http: httpx.AsyncClient) -> None:
+        png = base64.b64decode(png_b64(np.zeros((28, 28), np.uint8)))
+        response = await http.post("/encode", content=png, headers={"content-type": "image/png"})
+        assert _answer(response) == (422, "invalid_request")
+        assert '{"images": ["<base64 PNG>"]}' in response.json()["message"]
+
+    shutil.copytree(SHIPPED_MODELS, tmp_path / "models")
     _run(tmp_path / "models", tmp_path / "data", scenario)

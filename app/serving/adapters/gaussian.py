@@ -84,6 +84,16 @@ class GaussianAdapter(ModelAdapter):
         """The graph's class index: required by a conditional model, refused by any other."""
         return check_label(label, self.manifest)
 
+    def _flat_images(self, source: ImageSource) -> None:
+        """Images as this family takes them (JSON or a .npy), or what to send instead."""
+        if isinstance(source, ImageFile):
+            raise InvalidRequest(
+                f"model {self.manifest.name} has a flat latent and takes images as JSON "
+                '({"images": ["<base64 PNG>"]}) or as a .npy array (Content-Type: '
+                "application/x-npy); an image file as the whole body is for spatial models"
+            )
+        self._flat_only(source)
+
     def _flat_only(self, source: ImageSource | LatentSource) -> None:
         if isinstance(source, RawTensor | ImageFile):
             raise InvalidRequest(
@@ -92,7 +102,7 @@ class GaussianAdapter(ModelAdapter):
 
     def read_images(self, source: ImageSource) -> FloatArray:
         """Images of the model's size as float32 [N,C,H,W] in [0,1]."""
-        self._flat_only(source)
+        self._flat_images(source)
         if isinstance(source, Base64Images):
             return image_batch(source.texts, None, self.manifest)
         if isinstance(source, ListImages):
@@ -102,7 +112,7 @@ class GaussianAdapter(ModelAdapter):
 
     async def encode(self, call: EncodeCall) -> Encoding:
         """Images -> per image mu, sigma, whether the cache answered (and `samples` z draws)."""
-        self._flat_only(call.images)
+        self._flat_images(call.images)
         label = self.label_index(call.label)
         images = self.read_images(call.images)
         check_count(len(images), self.settings.max_items, "image")
