@@ -37,6 +37,9 @@ class JobInfo(BaseModel):
     dataset: str
     name: str
     config: dict[str, Any]
+    make_default: bool = Field(
+        True, description="whether the new version becomes the one that answers for its name"
+    )
     progress: dict[str, Any] = Field(default_factory=dict)
     result: dict[str, Any] | None = Field(
         None,

@@ -295,6 +295,7 @@ def _shown(job: Job, settings: Settings) -> dict[str, Any]:
             "dataset": str(raw.get("dataset", "")),
             "name": str(raw.get("name", "")),
             "config": config if isinstance(config, dict) else {},
+            "make_default": raw.get("make_default") is not False,
             "created_at": str(job.meta.get("created_at", "")),
         }
     return spec.shown()

@@ -72,13 +72,14 @@ class JobSpec(BaseModel):
         )
 
     def shown(self) -> dict[str, Any]:
-        """What GET /jobs shows of the job's request (JobInfo's id, dataset, name, config and
-        created_at)."""
+        """What GET /jobs shows of the job's request (JobInfo's id, dataset, name, config,
+        make_default and created_at)."""
         return {
             "id": self.job_id,
             "dataset": self.dataset,
             "name": self.name,
             "config": self.config.model_dump(mode="json"),
+            "make_default": self.make_default,
             "created_at": self.created_at,
         }
 

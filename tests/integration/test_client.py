@@ -204,6 +204,30 @@ def test_admin_uploads_a_dataset_trains_it_and_serves_the_new_model(
         assert images.shape == (3, 1, 8, 8)
 
 
+def test_wait_returns_once_the_server_answers_with_the_new_default(
+    models_dir: Path, tmp_path: Path, dataset_file: Path
+) -> None:
+    repo = tmp_path / "models"
+    shutil.copytree(models_dir / "mnist", repo / "mnist")
+    env = {
+        "VAE_MODELS_DIR": str(repo),
+        "VAE_DATA_DIR": str(tmp_path / "data"),
+        "VAE_ADMIN_TOKEN": TOKEN,
+        "VAE_RELOAD_INTERVAL_S": "8",  # the server sees a new default up to 8 s after the job
+    }
+    with running_service(env, tmp_path) as service, Client(service.url, token=TOKEN) as admin:
+        admin.upload_dataset("tiny", dataset_file)
+        assert admin.wait(admin.start_job("tiny", "tiny", TINY_JOB).id, timeout=240).status
+        second = admin.wait(admin.start_job("tiny", "tiny", TINY_JOB).id, timeout=240)
+        assert second.make_default and second.result is not None
+        assert second.result["version"] == 2
+        answered = [
+            httpx.post(f"{service.url}/sample", json={"n": 1, "model": "tiny"}).json()["version"]
+            for _ in range(20)
+        ]
+        assert answered == [2] * 20
+
+
 def test_async_admin_upload_and_job_snapshots(
     admin_service: ServiceProcess, dataset_file: Path
 ) -> None:

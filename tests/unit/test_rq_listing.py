@@ -34,6 +34,7 @@ def test_an_argument_this_version_cannot_read_is_shown_as_it_plainly_is() -> Non
         "dataset": "digits",
         "name": "old",
         "config": {"a_setting_since_removed": 1},
+        "make_default": True,
         "created_at": "then",
     }
 

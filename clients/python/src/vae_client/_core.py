@@ -411,18 +411,39 @@ class Protocol:
             yield Sleep(interval)
 
     def wait(self, job_id: str, *, timeout: float = 600.0, interval: float = 0.5) -> Operation[Job]:
-        """Waits until the job has succeeded and returns it; raises JobFailed if it failed or
-        was cancelled, WaitTimeout after `timeout` seconds."""
+        """Waits until the job has succeeded and, for a job that makes its version the default,
+        until this server answers with that version (a replica loads a new version at its next
+        look at the repository); returns the job. Raises JobFailed if it failed or was
+        cancelled, WaitTimeout after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while True:
             job = yield from self.job(job_id)
             if job.done:
                 if job.status != "succeeded":
                     raise JobFailed(job)
+                yield from self._until_served(job, deadline, timeout, interval)
                 return job
             left = deadline - time.monotonic()
             if left <= 0:
                 raise WaitTimeout(job, timeout)
+            yield Sleep(min(interval, left))
+
+    def _until_served(
+        self, job: Job, deadline: float, timeout: float, interval: float
+    ) -> Operation[None]:
+        """Until the server's default version of the job's model is the job's (or newer), when
+        the job moved the default; at once otherwise."""
+        result = job.result or {}
+        version = result.get("version")
+        if not job.make_default or result.get("default_error") or not isinstance(version, int):
+            return
+        while True:
+            model = yield from self.model(str(result.get("model", job.name)))
+            if int(model.get("default_version") or 0) >= version:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WaitTimeout(job, timeout, f"succeeded, but version {version} is not served")
             yield Sleep(min(interval, left))
 
 

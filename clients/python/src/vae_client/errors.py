@@ -92,10 +92,11 @@ class JobFailed(VaeError):
 
 
 class WaitTimeout(VaeError, TimeoutError):
-    """`wait` gave up before the job ended; `job` is the last snapshot seen."""
+    """`wait` gave up before the job ended (or before the server answered with its version);
+    `job` is the last snapshot seen."""
 
-    def __init__(self, job: Job, timeout: float) -> None:
-        super().__init__(f"job {job.id} still {job.status} after {timeout:g} s")
+    def __init__(self, job: Job, timeout: float, waiting_for: str | None = None) -> None:
+        super().__init__(f"job {job.id} {waiting_for or 'still ' + job.status} after {timeout:g} s")
         self.job = job
 
 

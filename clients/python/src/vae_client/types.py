@@ -52,7 +52,8 @@ class Job:
     """One snapshot of a training job (GET /jobs/{id}).
 
     `status` is queued, running, succeeded, failed or cancelled; `progress` what the worker last
-    reported (stage, epoch, step, steps, losses); `result` the published model and version.
+    reported (stage, epoch, step, steps, losses); `result` the published model and version;
+    `make_default` whether that version becomes the one that answers for its name.
     """
 
     id: str
@@ -60,6 +61,7 @@ class Job:
     dataset: str
     name: str
     config: dict[str, Any] = field(default_factory=dict)
+    make_default: bool = True
     progress: dict[str, Any] = field(default_factory=dict)
     result: dict[str, Any] | None = None
     error: str | None = None
@@ -81,6 +83,7 @@ class Job:
             dataset=str(data.get("dataset", "")),
             name=str(data.get("name", "")),
             config=dict(data.get("config") or {}),
+            make_default=data.get("make_default") is not False,
             progress=dict(data.get("progress") or {}),
             result=data.get("result"),
             error=data.get("error"),
