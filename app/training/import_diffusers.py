@@ -77,7 +77,11 @@ def load_autoencoder(directory: Path) -> tuple[nn.Module, str]:
     import diffusers
 
     cls = getattr(diffusers, class_name)
-    model = cls.from_pretrained(str(directory), local_files_only=True, torch_dtype=torch.float32)
+    # low_cpu_mem_usage=False: what diffusers falls back to without `accelerate`, said up front
+    # so that it does not print its advice to install it on every import.
+    model = cls.from_pretrained(
+        str(directory), local_files_only=True, torch_dtype=torch.float32, low_cpu_mem_usage=False
+    )
     return model.eval(), class_name
 
 
@@ -103,7 +107,8 @@ def export_autoencoder(
     encoder, outputs, decoder = _graphs(vae.float(), class_name)
     scale, channels = downscale_of(encoder)
     dtype = torch.float16 if fp16 else torch.float32
-    vae.to(dtype)
+    if fp16:  # nn.Module's own cast: diffusers' `to(dtype)` warns on every call
+        vae.half()
     x = torch.zeros(1, 3, trace_size, trace_size, dtype=dtype)
     z = torch.zeros(1, channels, trace_size // scale, trace_size // scale, dtype=dtype)
     grid = {0: "N", 2: "h", 3: "w"}

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from app.importers.checks import GraphPair, ImportRefused
 from app.importers.publish import import_onnx
 from app.repository.store import ModelRepository
 from tests.support.autoencoders import save
+from tests.support.paths import ROOT
 
 onnx = pytest.importorskip("onnx")
 numpy_helper = pytest.importorskip("onnx.numpy_helper")
@@ -188,3 +192,16 @@ def test_a_float16_import_passes_its_gate_and_serves_float16_graphs(
     images = decoder.run(z)["x"]  # float32 in and out, float16 inside
     assert images.dtype == np.float32 and images.shape == (2, 3, 12, 20)
     assert np.abs(images - pair.decode(z)).max() == 0
+
+
+def test_vae_import_diffusers_says_what_it_published_and_nothing_else(tmp_path: Path) -> None:
+    save("kl", tmp_path / "kl")
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "import", "diffusers", str(tmp_path / "kl"),
+         "--name", "kl", "--fp16", "--models-dir", str(tmp_path / "models")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said = (done.stdout + done.stderr).strip().splitlines()
+    assert len(said) == 1 and said[0].startswith("published kl:1 (AutoencoderKL"), said
