@@ -45,6 +45,7 @@ from app.serving.adapters.requests import (
 from app.serving.adapters.results import CodeEncoding, GaussianEncoding, GridEncoding
 from app.serving.adapters.spatial import SpatialAdapter
 from app.serving.cache.memory import LatentCache, MemoryBackend
+from app.serving.imaging import ImageError
 from app.serving.inference import InferenceService
 from app.serving.packing import PackedGraph
 from app.serving.vq import VQParts
@@ -296,3 +297,10 @@ def test_scaled_latents_are_unscaled_before_decoding_and_a_zero_scale_is_refused
     zero = DecodeCall(RawTensor(z, ["1", "1", "1", "1"]), scaling_factor=0.0)
     with pytest.raises(InvalidRequest, match="must not be 0"):
         run(spatial_adapter().decode(zero))
+
+
+def test_a_spatial_interpolation_end_sent_as_an_image_array_of_latents_says_where_they_go() -> None:
+    latent_grid = np.full((1, 2, 2), 3.0).tolist()  # a latent, sent where an image goes
+    call = InterpolateCall(ListImages([latent_grid]), LatentPoint(latent_grid), 3, "lerp")
+    with pytest.raises(ImageError, match=r"goes in `latent` \(in vae_client: Latent\(grid\)\)"):
+        run(spatial_adapter().interpolate(call))

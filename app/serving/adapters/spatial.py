@@ -265,7 +265,16 @@ class SpatialAdapter(ModelAdapter):
             return z
         if isinstance(end, calls.CodesPoint):
             raise InvalidRequest("a spatial model has no codes")
-        x = to_model_range(self.manifest, await self._unit_images(end))
+        try:
+            images = await self._unit_images(end)
+        except ImageError as error:
+            if not isinstance(end, calls.ListImages):
+                raise
+            raise ImageError(
+                f"{error}: an `array` end is an image; a latent grid [C][h][w] goes in `latent` "
+                "(in vae_client: Latent(grid))"
+            ) from None
+        x = to_model_range(self.manifest, images)
         mean, _, _ = await self._encode(x, deadline)
         return mean[0]
 
