@@ -154,17 +154,19 @@ def test_async_errors_are_typed_too(service: ServiceProcess) -> None:
 # -- admin: datasets and jobs ---------------------------------------------------------------
 
 
+def admin_env(models_dir: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The settings of a service with an admin token and a model repository of its own (jobs
+    publish there), holding a copy of the shipped mnist."""
+    repo = tmp_path / "models"
+    shutil.copytree(models_dir / "mnist", repo / "mnist")
+    env = {"VAE_MODELS_DIR": str(repo), "VAE_DATA_DIR": str(tmp_path / "data")}
+    return {**env, "VAE_ADMIN_TOKEN": TOKEN, **extra}
+
+
 @pytest.fixture
 def admin_service(models_dir: Path, tmp_path: Path) -> Iterator[ServiceProcess]:
     """A service with an admin token and a model repository of its own (jobs publish there)."""
-    repo = tmp_path / "models"
-    shutil.copytree(models_dir / "mnist", repo / "mnist")
-    env = {
-        "VAE_MODELS_DIR": str(repo),
-        "VAE_DATA_DIR": str(tmp_path / "data"),
-        "VAE_ADMIN_TOKEN": TOKEN,
-    }
-    with running_service(env, tmp_path) as process:
+    with running_service(admin_env(models_dir, tmp_path), tmp_path) as process:
         yield process
 
 
@@ -207,14 +209,8 @@ def test_admin_uploads_a_dataset_trains_it_and_serves_the_new_model(
 def test_wait_returns_once_the_server_answers_with_the_new_default(
     models_dir: Path, tmp_path: Path, dataset_file: Path
 ) -> None:
-    repo = tmp_path / "models"
-    shutil.copytree(models_dir / "mnist", repo / "mnist")
-    env = {
-        "VAE_MODELS_DIR": str(repo),
-        "VAE_DATA_DIR": str(tmp_path / "data"),
-        "VAE_ADMIN_TOKEN": TOKEN,
-        "VAE_RELOAD_INTERVAL_S": "8",  # the server sees a new default up to 8 s after the job
-    }
+    # The server sees a new default up to 8 s after the job moved it.
+    env = admin_env(models_dir, tmp_path, VAE_RELOAD_INTERVAL_S="8")
     with running_service(env, tmp_path) as service, Client(service.url, token=TOKEN) as admin:
         admin.upload_dataset("tiny", dataset_file)
         assert admin.wait(admin.start_job("tiny", "tiny", TINY_JOB).id, timeout=240).status
