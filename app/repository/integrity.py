@@ -9,7 +9,6 @@ FIFO, or a hung network file system, fails its version instead of blocking every
 
 from __future__ import annotations
 
-import hashlib
 import stat
 import threading
 from collections.abc import Callable, Mapping
@@ -18,6 +17,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from functools import partial
 from pathlib import Path
 from typing import Literal, TypeVar
+
+from app.storage.files import sha256_of
 
 Result = TypeVar("Result")
 FileState = tuple[int, int, int]  # size, mtime_ns, ctime_ns
@@ -32,13 +33,6 @@ class VersionDamaged(RuntimeError):
     def __init__(self, message: str, reason: Reason) -> None:
         super().__init__(message)
         self.reason = reason
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read into one reused buffer (`hashlib.file_digest`): a third faster
-    than reading it in fresh chunks, which in a fresh process is most of a small model's cost."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def started(call: Callable[[], Result]) -> Future[Result]:
