@@ -14,6 +14,9 @@ from app.storage.locations import Location
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SpatialBatching = Literal["auto", "on", "off"]  # VAE_SPATIAL_BATCHING: see Settings
+EngineSetting = Literal["auto", "onnxruntime", "openvino"]  # VAE_ENGINE
+PrecisionSetting = Literal["auto", "fp32", "bf16", "fp16"]  # VAE_PRECISION
+TilingSetting = Literal["auto", "always", "never"]  # VAE_TILING
 
 
 class Settings(BaseSettings):
@@ -48,7 +51,20 @@ class Settings(BaseSettings):
         False, description="a log line per request (costs ~5% of the event loop under load)"
     )
 
-    # ONNX Runtime
+    # Inference engines (app/runtime)
+    engine: EngineSetting = Field(
+        "auto",
+        description="the engine running a version's graphs: auto picks per version and device "
+        "(the faster one at the precision chosen), or onnxruntime, openvino",
+    )
+    precision: PrecisionSetting = Field(
+        "auto",
+        description="auto takes bf16 (fp16 on a GPU) only where the device runs it natively and "
+        "the version passes its quality gate against fp32; else fp32",
+    )
+    compiled_shapes: int = Field(
+        4, ge=1, le=64, description="input shapes OpenVINO keeps compiled per graph (an LRU)"
+    )
     threads: int | None = Field(None, ge=1, description="intra-op threads; all cores when unset")
     ort_spinning: bool = Field(
         True, description="idle intra-op threads busy-wait (faster hand-off, burns CPU)"
@@ -65,7 +81,28 @@ class Settings(BaseSettings):
         description="under light load, send a batch at once when none is running, not after "
         "max_delay_ms",
     )
-    request_timeout_s: float = Field(10.0, gt=0)
+    request_timeout_s: float = Field(
+        10.0, gt=0, description="a request's deadline, plus timeout_per_megapixel_s for images"
+    )
+    timeout_per_megapixel_s: float = Field(
+        30.0, ge=0, description="a spatial request's deadline grows by this per megapixel"
+    )
+    max_request_timeout_s: float = Field(
+        600.0, gt=0, description="the cap on a request's deadline, however large its images"
+    )
+    max_loaded_versions: int | None = Field(
+        None,
+        ge=1,
+        description="versions kept loaded at once; past it (or the memory budget) the least "
+        "recently used non-default version is unloaded, and loads again on demand",
+    )
+    memory_budget_mb: int | None = Field(
+        None,
+        ge=64,
+        description="memory the loaded versions and one request's peak may take: a larger "
+        "request is tiled or refused (413), versions past it unloaded least recently used; "
+        "unset: 3/4 of the container's limit (or of the machine's memory)",
+    )
 
     # Connections and shutdown (app/api/connections.py, app/api/limits.py)
     shutdown_timeout_s: int = Field(
@@ -100,8 +137,13 @@ class Settings(BaseSettings):
         description="batch a spatial model's requests: auto batches on a GPU and not on the "
         "CPU, where these decoders run no faster per image in a batch",
     )
+    tiling: TilingSetting = Field(
+        "auto",
+        description="auto tiles an image only when its decode would not fit the memory budget "
+        "(or, for a model with a bounded receptive field, with an overlap that keeps it exact)",
+    )
     tile_size: int = Field(
-        512, ge=0, description="images larger than this (px, either side) go in tiles; 0: never"
+        512, ge=0, description="the tile's side in pixels (diffusers' tile_sample_min_size)"
     )
     tile_overlap: float = Field(
         0.25, ge=0.0, lt=1.0, description="the share of a tile blended with its neighbours"
