@@ -1,18 +1,22 @@
-"""Spatial autoencoders (issue 14): a TAESD-shaped and a small AutoencoderKL-shaped model (the
-real diffusers architectures, random weights), imported with `vae import diffusers`, decoded at
-256 and 512 pixels square:
+"""Spatial autoencoders (issues 14 and 24): a TAESD-shaped, a small AutoencoderKL-shaped and an
+SD-size AutoencoderKL (the real diffusers architectures, random weights), imported with `vae
+import diffusers`, decoded at 256 and 512 pixels square:
 
-    .venv/bin/python -m bench.spatial            # throughput, then peak RSS
+    .venv/bin/python -m bench.spatial            # throughput, then peak and settled RSS
     .venv/bin/python -m bench.spatial --quick    # 1 and 8 clients, 3 s windows
+    .venv/bin/python -m bench.spatial --service-root ../old-checkout   # another checkout served
 
-Throughput: the raw engine (ONNX Runtime in-process on the same decoder.onnx, best batch size),
-the service on its defaults (on a CPU, `VAE_SPATIAL_BATCHING=auto` serves spatial models
-unbatched) and with batching forced on, and Triton (PyTriton's dynamic batcher, in its own
-virtualenv) when it runs here, each driven by wrk posting raw float32 latents and reading raw
-uint8 images (`/decode?format=raw`; Triton: the binary tensor extension both ways), one image a
-request. Memory: the peak RSS (VmHWM) of a fresh `vae serve` after one decode at 512, 1024 and
-2048 pixels square, tiling on (512-pixel tiles) and off. Results: bench/results/spatial-<time>.json
-and the terminal.
+Throughput: the raw engines in-process on the same decoder.onnx, each at its best batch size
+(ONNX Runtime fp32; OpenVINO at f32 and at each lower precision the CPU runs natively: bf16 with
+AMX or AVX-512 BF16, f16 with AVX-512 FP16), the service on its defaults (and with batching
+forced on), and Triton (PyTriton's dynamic batcher, ONNX Runtime fp32, in its own virtualenv)
+when it runs here, each driven by wrk posting raw float32 latents and reading raw uint8 images
+(`/decode?format=raw`; Triton: the binary tensor extension both ways), one image a request; a
+window lasts long enough for each client to finish three images. The service's image is compared
+with ONNX Runtime fp32's (PSNR), and its images/s at 8 clients with each raw engine's (ratios).
+Memory: the peak (VmHWM) and settled (VmRSS 5 s after) RSS of a fresh `vae serve` after one
+decode at 512, 1024 and 2048 pixels square, on the defaults and with tiling off. Results:
+bench/results/spatial-<time>.json and the terminal. The CPU's model and flags are recorded.
 """
 
 from __future__ import annotations
@@ -51,9 +55,12 @@ SMALL_KL: dict[str, Any] = {
 """Stable Diffusion's AutoencoderKL (4 levels, 8x downscaling, 2 resnets a level, a mid-block
 attention, GroupNorm 32) at a quarter of its channels (SD: 128-256-512-512): about 1/16 of its
 compute, so a 512-pixel decode fits this machine's two cores."""
+SD_KL: dict[str, Any] = {**SMALL_KL, "block_out_channels": [128, 256, 512, 512]}
+"""Stable Diffusion's own AutoencoderKL layout (128-256-512-512): about 2.5 TFLOP a 512 decode."""
 MODELS: dict[str, tuple[str, dict[str, Any], str]] = {
     "taesd": ("AutoencoderTiny", {}, "TAESD (AutoencoderTiny's default config, 8x, 4 channels)"),
     "kl-small": ("AutoencoderKL", SMALL_KL, "AutoencoderKL, SD's layout at 1/4 of the channels"),
+    "kl-sd": ("AutoencoderKL", SD_KL, "AutoencoderKL, SD's full layout (128-256-512-512)"),
 }
 
 
@@ -93,32 +100,106 @@ def prepare(key: str) -> Path:
     return models_dir
 
 
-def engine(decoder: Path, size: int, threads: int, seconds: float) -> list[Point]:
-    """ONNX Runtime alone on the decoder at batch 1, 2, 4 (while a larger batch still gains
-    more than 5%): every batch size tried, the best images/s first."""
-    from app.runtime.sessions import load_graph
-
-    graph = load_graph(decoder, threads)
+def _sweep(run: Any, size: int, system: str, seconds: float, batches: list[int]) -> list[Point]:
+    """`run(z)` back to back at each batch size (while a larger batch still gains more than 5%):
+    every batch size tried, the best images/s first."""
     tried: list[Point] = []
-    for batch in (1, 2, 4):
+    for batch in batches:
         z = np.random.default_rng(0).standard_normal((batch, 4, size // 8, size // 8), np.float32)
-        graph.run(z)
+        run(z)
         times = []
         started = time.perf_counter()
         while time.perf_counter() - started < seconds or len(times) < 2:
             t0 = time.perf_counter()
-            graph.run(z)
+            run(z)
             times.append(time.perf_counter() - t0)
         rate = batch * len(times) / (time.perf_counter() - started)
         p50, p99 = np.percentile(times, [50, 99]) * 1000
-        tried.append(Point("", size, "raw engine", 0, rate, float(p50), float(p99), batch=batch))
+        tried.append(Point("", size, system, 0, rate, float(p50), float(p99), batch=batch))
         if len(tried) > 1 and rate < 1.05 * max(p.images_per_s for p in tried[:-1]):
             break
     return sorted(tried, key=lambda point: -point.images_per_s)
 
 
+def engine(
+    decoder: Path, size: int, threads: int, seconds: float, batches: list[int] | None = None
+) -> list[Point]:
+    """ONNX Runtime fp32 alone on the decoder, every batch size tried, the best first."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(decoder), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return _sweep(
+        lambda z: session.run(None, {name: z}),
+        size,
+        "raw onnxruntime fp32",
+        seconds,
+        batches or [1, 2, 4],
+    )
+
+
+def openvino_precisions() -> list[str]:
+    """The inference precisions OpenVINO runs natively on this CPU (f32 always)."""
+    import openvino as ov
+
+    flags = machine.describe()["cpu flags"].split()
+    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    native = ["f32"]
+    if "BF16" in capabilities and ({"amx_bf16", "avx512_bf16"} & set(flags)):
+        native.append("bf16")
+    if "FP16" in capabilities and ({"avx512_fp16", "amx_fp16"} & set(flags)):
+        native.append("f16")
+    return native
+
+
+def openvino_engine(
+    decoder: Path, size: int, threads: int, seconds: float, hint: str, batches: list[int]
+) -> list[Point]:
+    """OpenVINO alone on the same decoder.onnx at one inference precision (`f32`, `bf16`,
+    `f16`), compiled for each static batch shape, as its docs advise for CPU latency."""
+    import openvino as ov
+
+    core = ov.Core()
+    compiled: dict[tuple[int, ...], Any] = {}
+
+    def run(z: np.ndarray) -> Any:
+        if z.shape not in compiled:
+            model = core.read_model(str(decoder))
+            model.reshape({model.inputs[0].get_any_name(): list(z.shape)})
+            config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads,
+                      "PERFORMANCE_HINT": "LATENCY"}  # fmt: skip
+            compiled[z.shape] = core.compile_model(model, "CPU", config).create_infer_request()
+        return compiled[z.shape].infer({0: z})
+
+    label = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}[hint]
+    return _sweep(run, size, f"raw openvino {label}", seconds, batches)
+
+
+def reference_image(decoder: Path, size: int) -> np.ndarray:
+    """ONNX Runtime fp32's decode of the bench's latent, as uint8 [H,W,3] (the service's raw
+    format): what a lower precision's images are compared with."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(decoder), providers=["CPUExecutionProvider"])
+    z = np.frombuffer(_body(size, WORK / "bodies" / f"z{size}.bin").read_bytes(), np.float32)
+    out = session.run(None, {session.get_inputs()[0].name: z.reshape(1, 4, size // 8, size // 8)})
+    unit = np.clip((out[0][0] + 1) / 2, 0, 1)  # the decoders give [-1, 1]
+    return np.asarray(np.rint(unit * 255), np.uint8).transpose(1, 2, 0)
+
+
+def psnr_db(image: np.ndarray, reference: np.ndarray) -> float:
+    """PSNR of two uint8 images in dB (inf when equal)."""
+    mse = float(np.mean((image.astype(np.float64) - reference.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+SERVICE_ROOT = [ROOT]  # the checkout whose `vae serve` is measured (--service-root)
+
+
 def start_service(models_dir: Path, key: str, env: dict[str, str]) -> tuple[ServerProcess, str]:
-    """`vae serve` on the model, ready."""
+    """`vae serve` on the model, ready (started in SERVICE_ROOT: that checkout's code)."""
     port = free_port()
     settings = {
         "VAE_MODELS_DIR": str(models_dir),
@@ -126,14 +207,15 @@ def start_service(models_dir: Path, key: str, env: dict[str, str]) -> tuple[Serv
         "VAE_DEFAULT_MODEL": key,
         "VAE_RELOAD_INTERVAL_S": "0",
         "VAE_MAX_BODY_BYTES": str(64 * 1024 * 1024),
-        "VAE_REQUEST_TIMEOUT_S": "120",
+        "VAE_REQUEST_TIMEOUT_S": "300",
+        "PYTHONPATH": str(SERVICE_ROOT[0]),
         **env,
     }
     command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
     log = WORK / "logs" / f"serve-{key}-{port}.log"
-    server = ServerProcess(f"service {key}", command, settings, ROOT, log)
+    server = ServerProcess(f"service {key}", command, settings, SERVICE_ROOT[0], log)
     url = f"http://127.0.0.1:{port}"
-    server.wait_ready(url + "/v2/health/ready")
+    server.wait_ready(url + "/v2/health/ready", timeout=600)
     return server, url
 
 
@@ -154,30 +236,43 @@ def _point(model: str, size: int, system: str, clients: int, load: LoadResult) -
     return Point(model, size, system, clients, load.rps, load.p50_ms, load.p99_ms, load.errors)
 
 
+def window(seconds: float, rate: float | None, clients: int) -> float:
+    """A load window long enough for every client to finish a few requests at `rate` images/s
+    (a slow decoder's 8 clients would otherwise finish none in a short window)."""
+    if not rate:
+        return seconds
+    return max(seconds, 3.0 * clients / rate)
+
+
 def service_points(
-    key: str, models_dir: Path, sizes: list[int], clients: list[int], seconds: float, threads: int
+    key: str,
+    models_dir: Path,
+    sizes: list[int],
+    clients: list[int],
+    seconds: float,
+    settings: dict[str, dict[str, str]],
+    rates: dict[int, float],
+    quality: dict[str, float],
 ) -> list[Point]:
-    """The service on its defaults (`VAE_SPATIAL_BATCHING=auto`: on a CPU, unbatched) and with
-    batching forced on, at each size and concurrency."""
+    """The service under each named environment (`service`: its defaults) at each size and
+    concurrency; the PSNR of its image against ONNX Runtime fp32's goes in `quality`."""
     points = []
-    for setting in ("auto", "on"):
-        env = {
-            "VAE_SPATIAL_BATCHING": setting,
-            "VAE_THREADS": str(threads),
-            "VAE_MAX_BATCH_SIZE": "8",
-            "VAE_MAX_BATCH_PIXELS": str(8 * 256 * 256),
-            "VAE_TILE_SIZE": "0",
-        }
+    for name, env in settings.items():
         server, url = start_service(models_dir, key, env)
-        name = "service" if setting == "auto" else "service, batching on"
         try:
             for size in sizes:
                 body = _body(size, WORK / "bodies" / f"z{size}.bin")
                 shape = f"1,4,{size // 8},{size // 8}"
                 target = f"{url}/decode?model={key}&shape={shape}&dtype=float32&format=raw"
-                _post(target, body.read_bytes())  # warm: this size's buffers exist before load
+                image = _fetch(target, body.read_bytes())  # warm, and the image to compare
+                reference = reference_image(models_dir / key / "1" / "decoder.onnx", size)
+                got = np.frombuffer(image, np.uint8).reshape(reference.shape)
+                quality[f"{key} {size}px {name}"] = round(psnr_db(got, reference), 2)
+                print(f"  {name} {key} {size}px PSNR vs onnxruntime fp32: "
+                      f"{quality[f'{key} {size}px {name}']} dB", flush=True)  # fmt: skip
                 for count in clients:
-                    load = _load(target, body, count, seconds, "application/octet-stream")
+                    span = window(seconds, rates.get(size), count)
+                    load = _load(target, body, count, span, "application/octet-stream")
                     points.append(_point(key, size, name, count, load))
                     print(_line(points[-1]), flush=True)
         finally:
@@ -198,7 +293,13 @@ def triton_python() -> Path | None:
 
 
 def triton_points(
-    key: str, models_dir: Path, sizes: list[int], clients: list[int], seconds: float, threads: int
+    key: str,
+    models_dir: Path,
+    sizes: list[int],
+    clients: list[int],
+    seconds: float,
+    threads: int,
+    rates: dict[int, float],
 ) -> list[Point]:
     """PyTriton's dynamic batcher on the same decoder.onnx (binary tensors in and out)."""
     python = triton_python()
@@ -225,7 +326,7 @@ def triton_points(
             args = ("application/octet-stream", "Inference-Header-Content-Length", str(len(header)))
             _post(target, body.read_bytes(), {"Inference-Header-Content-Length": str(len(header))})
             for count in clients:
-                load = _load(target, body, count, seconds, *args)
+                load = _load(target, body, count, window(seconds, rates.get(size), count), *args)
                 points.append(_point(key, size, "Triton (PyTriton)", count, load))
                 print(_line(points[-1]), flush=True)
     except Exception as error:  # noted, the rest goes on
@@ -241,32 +342,44 @@ def _vmhwm_mib(pid: int) -> float:
 
 
 def peak_rss(
-    key: str, models_dir: Path, sizes: list[int], threads: int, tiles: tuple[int, ...] = (512, 0)
+    key: str, models_dir: Path, sizes: list[int], threads: int, envs: dict[str, dict[str, str]]
 ) -> list[dict[str, Any]]:
-    """VmHWM of a fresh service after one decode of each size, tiling on (512) and off."""
+    """VmHWM of a fresh service after one decode of each size under each named environment,
+    and its VmRSS settled 5 s after (does the memory come back?)."""
     rows = []
     for size in sizes:
-        for tile in tiles:
-            env = {"VAE_THREADS": str(threads), "VAE_TILE_SIZE": str(tile),
-                   "VAE_MAX_BATCH_PIXELS": str(512 * 512), "VAE_REQUEST_TIMEOUT_S": "900"}  # fmt: skip
+        for label, extra in envs.items():
+            env = {"VAE_THREADS": str(threads), "VAE_REQUEST_TIMEOUT_S": "900", **extra}
             server, url = start_service(models_dir, key, env)
             try:
-                before = _vmhwm_mib(server.process.pid)
+                before = status_mib(server.process.pid, "VmRSS") or float("nan")
                 body = _body(size, WORK / "bodies" / f"z{size}.bin").read_bytes()
                 shape = f"1,4,{size // 8},{size // 8}"
                 started = time.perf_counter()
                 status = _post(f"{url}/decode?model={key}&shape={shape}&format=raw", body)
                 seconds = time.perf_counter() - started
-                after = _vmhwm_mib(server.process.pid)
+                peak = _vmhwm_mib(server.process.pid)
+                time.sleep(5)
+                settled = status_mib(server.process.pid, "VmRSS") or float("nan")
             finally:
                 server.stop()
-            row = {"model": key, "size": size, "tiling": bool(tile), "status": status,
-                   "rss_before_mib": round(before), "peak_rss_mib": round(after),
-                   "seconds": round(seconds, 2)}  # fmt: skip
+            row = {"model": key, "size": size, "setting": label, "status": status,
+                   "rss_before_mib": round(before), "peak_rss_mib": round(peak),
+                   "settled_rss_mib": round(settled), "seconds": round(seconds, 2)}  # fmt: skip
             rows.append(row)
-            print(f"  peak RSS {key} {size}px tiling {'on ' if tile else 'off'}: "
-                  f"{after:,.0f} MiB (idle {before:,.0f}), {seconds:.1f} s, {status}", flush=True)  # fmt: skip
+            print(f"  RSS {key} {size}px {label}: peak {peak:,.0f} MiB, settled {settled:,.0f} "
+                  f"(idle {before:,.0f}), {seconds:.1f} s, {status}", flush=True)  # fmt: skip
     return rows
+
+
+def _fetch(url: str, body: bytes) -> bytes:
+    import urllib.request
+
+    request = urllib.request.Request(
+        url, body, {"content-type": "application/octet-stream"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=900) as reply:
+        return bytes(reply.read())
 
 
 def _post(url: str, body: bytes, headers: dict[str, str] | None = None) -> int:
@@ -290,57 +403,106 @@ def _line(point: Point) -> str:
             f"p99 {point.p99_ms:8.1f} ms  errors {point.errors}")  # fmt: skip
 
 
+def ratios(points: list[Point], clients: int) -> dict[str, float]:
+    """The service on its defaults against each raw engine's best, per model and size, at
+    `clients` clients (the issue's bar: >= 3.5x raw ONNX Runtime fp32 and >= 0.9x raw OpenVINO
+    bf16 on a CPU with AMX; >= 0.9x the faster fp32 engine without bf16)."""
+    out: dict[str, float] = {}
+    for served in points:
+        if served.system != "service" or served.clients != clients:
+            continue
+        for raw in points:
+            if raw.model == served.model and raw.size == served.size and raw.clients == 0:
+                key = f"{served.model} {served.size}px service / {raw.system}"
+                out[key] = round(served.images_per_s / raw.images_per_s, 2)
+    return out
+
+
+def _engines(
+    key: str, models_dir: Path, sizes: list[int], seconds: float, threads: int, batches: list[int]
+) -> tuple[list[Point], list[Point]]:
+    """Every raw engine and precision at each size: the best of each, and the whole sweep."""
+    decoder = models_dir / key / "1" / "decoder.onnx"
+    best: list[Point] = []
+    sweep: list[Point] = []
+    for size in sizes:
+        runs = [engine(decoder, size, threads, seconds, batches)]
+        for hint in openvino_precisions():
+            runs.append(openvino_engine(decoder, size, threads, seconds, hint, batches))
+        for tried in runs:
+            for point in tried:
+                point.model = key
+                print(_line(point) + f"  (batch {point.batch})", flush=True)
+            best.append(tried[0])
+            sweep += tried
+    return best, sweep
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the spatial benchmark; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m bench.spatial", description=__doc__)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--models", default="taesd,kl-small")
+    parser.add_argument("--models", default="taesd,kl-small,kl-sd")
     parser.add_argument("--sizes", default="256,512")
     parser.add_argument("--clients", default=None, help="comma list (1,8,16)")
     parser.add_argument("--duration", type=float, default=None, help="seconds a window (5)")
+    parser.add_argument("--batches", default="1,2,4", help="raw engines' batch sizes")
     parser.add_argument("--rss-sizes", default="512,1024,2048")
-    parser.add_argument("--rss-model", default="taesd")
-    parser.add_argument("--rss-tiles", default="512,0", help="tile sizes (0: tiling off)")
-    parser.add_argument("--skip", default="", help="comma list of: engine, service, triton, rss")
+    parser.add_argument("--rss-model", default="kl-small")
+    parser.add_argument("--service-root", type=Path, default=ROOT, help="checkout to serve")
+    parser.add_argument(
+        "--skip", default="", help="comma list of: engine, service, batching, triton, rss"
+    )
     args = parser.parse_args(argv)
+    SERVICE_ROOT[0] = args.service_root.resolve()
     clients = [int(c) for c in (args.clients or ("1,8" if args.quick else "1,8,16")).split(",")]
     seconds = args.duration or (3.0 if args.quick else 5.0)
     sizes = [int(s) for s in args.sizes.split(",")]
+    batches = [int(b) for b in args.batches.split(",")]
     skip = set(args.skip.split(","))
     threads = machine.cores()
     ensure_wrk()
     about = machine.describe()
     print("machine: " + "; ".join(f"{k} {v}" for k, v in about.items()), flush=True)
     points: list[Point] = []
-    sweep: list[Point] = []  # the raw engine at every batch size tried (points keep the best)
-    rss: list[dict[str, Any]] = []
+    sweep: list[Point] = []  # the raw engines at every batch size tried (points keep the best)
+    quality: dict[str, float] = {}
+    services = {"service": {"VAE_THREADS": str(threads)}}
+    if "batching" not in skip:
+        services["service, batching on"] = {
+            "VAE_THREADS": str(threads), "VAE_SPATIAL_BATCHING": "on", "VAE_MAX_BATCH_SIZE": "8",
+            "VAE_MAX_BATCH_PIXELS": str(8 * 256 * 256),
+        }  # fmt: skip
     for key in args.models.split(","):
         models_dir = prepare(key)
         print(f"model {key}: {MODELS[key][2]}", flush=True)
+        rates: dict[int, float] = {}
         if "engine" not in skip:
-            for size in sizes:
-                tried = engine(models_dir / key / "1" / "decoder.onnx", size, threads, seconds)
-                for point in tried:
-                    point.model = key
-                    print(_line(point) + f"  (batch {point.batch})", flush=True)
-                points.append(tried[0])
-                sweep += tried
+            best, tried = _engines(key, models_dir, sizes, seconds, threads, batches)
+            points += best
+            sweep += tried
+            for point in best:
+                rates[point.size] = max(rates.get(point.size, 0.0), point.images_per_s)
         if "service" not in skip:
-            points += service_points(key, models_dir, sizes, clients, seconds, threads)
+            points += service_points(
+                key, models_dir, sizes, clients, seconds, services, rates, quality
+            )
         if "triton" not in skip:
-            points += triton_points(key, models_dir, sizes, clients, seconds, threads)
+            points += triton_points(key, models_dir, sizes, clients, seconds, threads, rates)
+    rss: list[dict[str, Any]] = []
     if "rss" not in skip:
-        rss = peak_rss(
-            args.rss_model,
-            prepare(args.rss_model),
-            [int(s) for s in args.rss_sizes.split(",")],
-            threads,
-        )
+        envs = {"defaults": {}, "VAE_TILE_SIZE=0": {"VAE_TILE_SIZE": "0"}}
+        sizes_rss = [int(s) for s in args.rss_sizes.split(",")]
+        rss = peak_rss(args.rss_model, prepare(args.rss_model), sizes_rss, threads, envs)
+    compared = ratios(points, 8)
+    for line, ratio in compared.items():
+        print(f"  {line}: {ratio}x", flush=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"spatial-{stamp}.json"
     out.write_text(json.dumps({"machine": about, "points": [asdict(p) for p in points],
-                               "engine_sweep": [asdict(p) for p in sweep],
+                               "engine_sweep": [asdict(p) for p in sweep], "psnr_db": quality,
+                               "ratios_at_8_clients": compared, "service_root": str(SERVICE_ROOT[0]),
                                "peak_rss": rss, "argv": sys.argv[1:]}, indent=1))  # fmt: skip
     print(f"results in {out}", flush=True)
     return 0
