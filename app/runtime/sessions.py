@@ -29,7 +29,8 @@ def available_providers() -> list[str]:
 
 @dataclass
 class GraphSession:
-    """One loaded graph: its session, the provider actually running it, its input and outputs."""
+    """One loaded graph on ONNX Runtime: its session, the provider actually running it, its input
+    and outputs. A `Graph` (app/runtime/graph.py)."""
 
     session: ort.InferenceSession
     input_name: str
@@ -39,6 +40,21 @@ class GraphSession:
     def provider(self) -> str:
         """The first provider the session actually got (CUDA falls back to CPU silently)."""
         return str(self.session.get_providers()[0])
+
+    @property
+    def device(self) -> str:
+        """`cuda` when the CUDA provider runs the graph, else `cpu`."""
+        return "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
+
+    @property
+    def engine(self) -> str:
+        """Always `onnxruntime` (the `Graph` protocol's engine name)."""
+        return "onnxruntime"
+
+    @property
+    def precision(self) -> str:
+        """`fp16` for a graph whose first input is float16 (exported in half), else `fp32`."""
+        return "fp16" if self.session.get_inputs()[0].type == "tensor(float16)" else "fp32"
 
     @property
     def input_names(self) -> list[str]:

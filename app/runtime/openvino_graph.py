@@ -1,0 +1,188 @@
+"""OpenVINO graphs: the same ONNX file ONNX Runtime reads, compiled for the CPU at fp32 or bf16
+(AMX), one compiled model per static input shape, the last `compiled_shapes` of them kept."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openvino as ov
+
+from app.arrays import FloatArray
+
+OV_PRECISIONS = {"fp32": ov.Type.f32, "bf16": ov.Type.bf16, "fp16": ov.Type.f16}
+"""The `INFERENCE_PRECISION_HINT` of each precision name."""
+PRECISION_NAMES = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
+ShapeKey = tuple[tuple[str, tuple[int, ...]], ...]
+
+
+@lru_cache(maxsize=1)
+def core() -> ov.Core:
+    """The process's one OpenVINO Core (it holds the plugins; compiling is thread-safe)."""
+    return ov.Core()
+
+
+def compile_config(precision: str, threads: int | None, hint: str = "LATENCY") -> dict[str, Any]:
+    """The CPU plugin's settings for one graph: its precision, threads and performance hint."""
+    config: dict[str, Any] = {
+        "INFERENCE_PRECISION_HINT": OV_PRECISIONS[precision],
+        "PERFORMANCE_HINT": hint,
+    }
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    return config
+
+
+class _Compiled:
+    """A compiled model and its idle infer requests (creating one a call costs ~0.2 ms; an infer
+    request serves one call at a time, so concurrent calls each take their own)."""
+
+    def __init__(self, model: ov.CompiledModel) -> None:
+        self.model = model
+        self._idle: list[ov.InferRequest] = []
+        self._lock = threading.Lock()
+
+    def take_request(self) -> ov.InferRequest:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return self.model.create_infer_request()
+
+    def give_back(self, request: ov.InferRequest) -> None:
+        with self._lock:
+            self._idle.append(request)
+
+
+class OpenVinoGraph:
+    """One ONNX graph on OpenVINO's CPU plugin, a `Graph` (app/runtime/graph.py).
+
+    Each distinct set of input shapes is compiled once, static (OpenVINO runs static shapes
+    faster than dynamic ones), and kept in an LRU of `compiled_shapes` entries: the least recently
+    used compiled model is dropped, and its memory with it. A lock guards the LRU (the batcher
+    calls graphs from worker threads); inference itself runs outside it, on a fresh infer
+    request a call, so calls on the same graph run at once. Inputs are cast to the graph's own
+    input type (a float16 graph takes float32 rows); outputs come back as float32 copies.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        precision: str = "fp32",
+        threads: int | None = None,
+        compiled_shapes: int = 4,
+        hint: str = "LATENCY",
+    ) -> None:
+        if precision not in OV_PRECISIONS:
+            raise ValueError(f"OpenVINO runs fp32, bf16 or fp16, not {precision!r}")
+        self.path = path
+        self.model = core().read_model(str(path))
+        self.config = compile_config(precision, threads, hint)
+        self.compiled_shapes = max(1, compiled_shapes)
+        self._compiled: OrderedDict[ShapeKey, _Compiled] = OrderedDict()
+        self._lock = threading.Lock()
+        self._requested = precision
+        self._input_types = {
+            port.get_any_name(): port.get_element_type().to_dtype() for port in self.model.inputs
+        }
+        self.compiles = 0
+        """How many times a shape was compiled (a shape evicted and seen again counts twice)."""
+
+    @property
+    def input_name(self) -> str:
+        """The first input's name."""
+        return self.input_names[0]
+
+    @property
+    def input_names(self) -> list[str]:
+        """Every input's name, in the graph's order."""
+        return [port.get_any_name() for port in self.model.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        """Every output's name, in the graph's order."""
+        return [port.get_any_name() for port in self.model.outputs]
+
+    @property
+    def input_width(self) -> int | None:
+        """The fixed second dimension of the first input, when the graph declares one."""
+        shape = self.model.inputs[0].get_partial_shape()
+        if shape.rank.is_static and shape.rank.get_length() == 2 and shape[1].is_static:
+            return int(shape[1].get_length())
+        return None
+
+    @property
+    def provider(self) -> str:
+        """`openvino:CPU`."""
+        return "openvino:CPU"
+
+    @property
+    def device(self) -> str:
+        """`cpu`."""
+        return "cpu"
+
+    @property
+    def engine(self) -> str:
+        """`openvino`."""
+        return "openvino"
+
+    @property
+    def precision(self) -> str:
+        """The inference precision the plugin compiled with (read back from a compiled shape
+        when there is one: a CPU without bf16 may run a bf16 request in fp32), else the one
+        asked for."""
+        with self._lock:
+            compiled = next(iter(self._compiled.values()), None)
+        if compiled is None:
+            return self._requested
+        hint = compiled.model.get_property("INFERENCE_PRECISION_HINT")
+        name = hint.get_type_name() if isinstance(hint, ov.Type) else str(hint)
+        return PRECISION_NAMES.get(name, name)
+
+    @property
+    def shapes(self) -> list[ShapeKey]:
+        """The input shapes compiled now, least recently used first."""
+        with self._lock:
+            return list(self._compiled)
+
+    def run(self, inputs: FloatArray) -> dict[str, FloatArray]:
+        """Runs the graph on one batch and names its outputs."""
+        return self.run_feeds({self.input_name: inputs})
+
+    def run_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, FloatArray]:
+        """Runs the graph with every input named, compiling its shapes first if new."""
+        cast = {
+            name: np.ascontiguousarray(value, dtype=self._input_types.get(name, value.dtype))
+            for name, value in feeds.items()
+        }
+        compiled = self._for_shapes(tuple((name, tuple(v.shape)) for name, v in cast.items()))
+        request = compiled.take_request()
+        try:
+            request.infer(cast)
+            return {
+                port.get_any_name(): np.array(request.get_tensor(port).data, dtype=np.float32)
+                for port in compiled.model.outputs
+            }
+        finally:
+            compiled.give_back(request)
+
+    def _for_shapes(self, key: ShapeKey) -> _Compiled:
+        with self._lock:
+            compiled = self._compiled.get(key)
+            if compiled is not None:
+                self._compiled.move_to_end(key)
+                return compiled
+            # Compiling under the lock: a second caller of the same new shape waits for this
+            # compile rather than compiling it again.
+            model = self.model.clone()
+            model.reshape({name: ov.PartialShape(list(shape)) for name, shape in key})
+            compiled = _Compiled(core().compile_model(model, "CPU", self.config))
+            self.compiles += 1
+            self._compiled[key] = compiled
+            while len(self._compiled) > self.compiled_shapes:
+                self._compiled.popitem(last=False)
+            return compiled
