@@ -39,7 +39,8 @@ from app.serving.adapters.errors import (
     TooLarge,
     TooManyPixels,
 )
-from app.serving.batcher import DeadlineExceeded, LargerThanQueue, QueueFull
+from app.serving.batcher import LargerThanQueue, QueueFull
+from app.serving.deadlines import DeadlineExceeded
 from app.serving.imaging import ImageError
 from app.serving.registry import ModelUnavailable
 from app.serving.tensors import TensorError
@@ -141,7 +142,7 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     429: "rate limited, or the batch queue is full (see Retry-After)",
     500: "a fault of the server (a stored file it cannot read, or a bug); the message says which",
     503: "not available now (see Retry-After where given)",
-    504: "deadline passed",
+    504: "deadline passed, queued or computing (the message says which setting to raise)",
 }
 
 

@@ -29,6 +29,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app import metrics
+from app.serving.deadlines import DeadlineExceeded as DeadlineExceeded
+from app.serving.deadlines import exceeded, mark_computing
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +52,6 @@ class QueueFull(RuntimeError):
 
 class LargerThanQueue(ValueError):
     """A request with more samples than the queue ever holds: retrying cannot help (413)."""
-
-
-class DeadlineExceeded(TimeoutError):
-    """The request's deadline passed before its batch ran (504)."""
 
 
 @dataclass(eq=False)
@@ -125,6 +123,11 @@ class MicroBatcher:
     def queued_samples(self) -> int:
         """Samples waiting for a batch."""
         return self._queued_samples
+
+    @property
+    def busy(self) -> bool:
+        """Whether requests are queued or a batch is computing."""
+        return self._queued_samples > 0 or self._running > 0
 
     def start(self) -> None:
         """Starts the batching loop on the running event loop."""
@@ -230,9 +233,7 @@ class MicroBatcher:
             if head.future.done():
                 reason = "cancelled"
             elif head.deadline is not None and head.deadline <= now:
-                head.future.set_exception(
-                    DeadlineExceeded("the request's deadline passed in the queue")
-                )
+                head.future.set_exception(exceeded(head.deadline, now))
                 reason = "deadline"
             else:
                 return
@@ -289,9 +290,7 @@ class MicroBatcher:
             if item.future.done():
                 metrics.REJECTIONS.labels(self.labels.model, self.labels.graph, "cancelled").inc()
             elif item.deadline is not None and item.deadline <= now:
-                item.future.set_exception(
-                    DeadlineExceeded("the request's deadline passed in the queue")
-                )
+                item.future.set_exception(exceeded(item.deadline, now))
                 metrics.REJECTIONS.labels(self.labels.model, self.labels.graph, "deadline").inc()
             else:
                 batch.append(item)
@@ -310,6 +309,7 @@ class MicroBatcher:
         inputs = live[0].inputs if len(live) == 1 else np.concatenate([i.inputs for i in live])
         started = time.monotonic()
         for item in live:
+            mark_computing(item.deadline, started)
             metrics.QUEUE_SECONDS.labels(self.labels.model, self.labels.graph).observe(
                 started - item.enqueued
             )
@@ -374,6 +374,12 @@ class DirectRunner:
         self._max_rows_for = max_rows_for
         self._executor = ThreadPoolExecutor(in_flight, thread_name_prefix=f"ort-{labels.graph}")
         self.queued_samples = 0
+        self._calls = 0  # submitted and not answered
+
+    @property
+    def busy(self) -> bool:
+        """Whether a request is waiting for a thread or computing."""
+        return self._calls > 0
 
     def start(self) -> None:
         """Nothing to start."""
@@ -384,29 +390,42 @@ class DirectRunner:
 
     async def submit(self, inputs: NDArray[np.float32], deadline: float | None = None) -> Outputs:
         """Runs `inputs` as one call of its own; a request whose deadline passes while it waits
-        for a thread is dropped (DeadlineExceeded) before compute."""
+        for a thread, or between its parts, is dropped (DeadlineExceeded) before computing on."""
 
         def call() -> Outputs:
-            if deadline is not None and time.monotonic() >= deadline:
-                metrics.REJECTIONS.labels(self.labels.model, self.labels.graph, "deadline").inc()
-                raise DeadlineExceeded("the request's deadline passed in the queue")
             started = time.monotonic()
-            outputs = self._run_in_parts(inputs)
+            outputs = self._run_in_parts(inputs, deadline)
             metrics.COMPUTE_SECONDS.labels(self.labels.model, self.labels.graph).observe(
                 time.monotonic() - started
             )
             return outputs
 
         metrics.BATCH_SIZE.labels(self.labels.model, self.labels.graph).observe(len(inputs))
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        self._calls += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        finally:
+            self._calls -= 1
 
-    def _run_in_parts(self, inputs: NDArray[np.float32]) -> Outputs:
+    def _run_in_parts(self, inputs: NDArray[np.float32], deadline: float | None) -> Outputs:
         rows = len(inputs)
-        limit = rows if self._max_rows_for is None else max(1, self._max_rows_for(inputs.shape))
-        if rows <= limit:
-            return self._run(inputs)
-        parts = [self._run(inputs[start : start + limit]) for start in range(0, rows, limit)]
+        limit = rows if self._max_rows_for is None else self._max_rows_for(inputs.shape)
+        limit = max(1, limit)
+        parts = [
+            self._run_part(inputs[start : start + limit], deadline)
+            for start in range(0, max(1, rows), limit)
+        ]
+        if len(parts) == 1:
+            return parts[0]
         return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+    def _run_part(self, part: NDArray[np.float32], deadline: float | None) -> Outputs:
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            metrics.REJECTIONS.labels(self.labels.model, self.labels.graph, "deadline").inc()
+            raise exceeded(deadline, now)
+        mark_computing(deadline, now)
+        return self._run(part)
 
 
 Runner = MicroBatcher | DirectRunner

@@ -8,7 +8,6 @@ each version it loads.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ import numpy as np
 from app.arrays import FloatArray
 from app.config import Settings
 from app.serving.cache.memory import LatentCache
+from app.serving.deadlines import Deadline, Timeout
 
 Moments = tuple[FloatArray, FloatArray]
 """Means and log-variances, one flat row [width] per image."""
@@ -40,9 +40,11 @@ class InferenceService:
         self.settings = settings
         self._in_flight: dict[str, asyncio.Future[Moments]] = {}
 
-    def deadline(self) -> float:
-        """When a request started now must be answered by (time.monotonic())."""
-        return time.monotonic() + self.settings.request_timeout_s
+    def deadline(self, pixels: int = 0) -> Deadline:
+        """When a request started now must be answered by (a time.monotonic() value):
+        VAE_REQUEST_TIMEOUT_S, plus VAE_TIMEOUT_PER_MEGAPIXEL_S for each megapixel of the image
+        `pixels` it computes (in or out), capped at VAE_MAX_REQUEST_TIMEOUT_S."""
+        return Deadline(Timeout.of(self.settings, pixels))
 
     async def moments(self, keys: list[str], width: int, compute: ComputeMoments) -> CachedMoments:
         """The moments of a batch whose rows have these cache `keys`: the cache first, then

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
 
 from app.arrays import FloatArray
 from app.config import Settings
@@ -91,3 +92,20 @@ def test_a_waiter_that_is_cancelled_itself_stays_cancelled() -> None:
         assert waiter.cancelled() and encoder.calls == [[0]]
 
     asyncio.run(scenario())
+
+
+def test_a_requests_deadline_grows_with_its_pixels_up_to_the_cap() -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        request_timeout_s=10,
+        timeout_per_megapixel_s=30,
+        max_request_timeout_s=600,
+    )
+    shared = InferenceService(LatentCache(MemoryBackend(100), 60.0), settings)
+    flat = shared.deadline()
+    assert flat - flat.started == pytest.approx(10)
+    image = shared.deadline(2048 * 2048)
+    assert image - image.started == pytest.approx(10 + 30 * 4.194304)
+    huge = shared.deadline(20_000 * 20_000)
+    assert huge - huge.started == pytest.approx(600)
+    assert huge.computing_since is None  # nothing of it has run yet
