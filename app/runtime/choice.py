@@ -141,22 +141,27 @@ def _challenge(
 
 
 def _reason(chosen: _Kept, reference: _Kept, trials: list[Trial]) -> str:
-    """Why `chosen`: its note and gate, its speed against the reference, what was refused."""
+    """Why `chosen`: its note and gate, its speed against the reference, what was refused, and
+    every candidate's trial time."""
     parts = [chosen.spec.note] if chosen.spec.note else []
     mine = next(t for t in trials if t.spec == chosen.spec)
     if mine.gate is not None:
         parts.append(mine.gate.text)
-    others = [t for t in trials if t.spec != chosen.spec and t.seconds]
+    timed = [t for t in trials if t.seconds is not None]
     if chosen.spec != reference.spec:
         ratio = reference.seconds / chosen.seconds
         parts.append(f"{ratio:.1f}x {reference.spec.label} in the load trial")
-    elif others:
+    elif len(timed) > 1:
         parts.append("the fastest in the load trial")
-    for other in others:
-        if other.spec != reference.spec or chosen.spec == reference.spec:
-            assert other.seconds is not None
-            parts.append(f"{other.spec.label} {chosen.seconds / other.seconds:.2f}x its speed")
+    parts += [
+        f"{t.spec.label} passed ({t.gate.text}) but was slower"
+        for t in timed
+        if t.gate is not None and t.spec != chosen.spec
+    ]
     parts += [f"{t.spec.label} refused: {t.refused}" for t in trials if t.refused]
+    if len(timed) > 1:
+        times = ", ".join(f"{t.spec.label} {1000 * (t.seconds or 0):.3g} ms" for t in timed)
+        parts.append(f"trial: {times}")
     return f"{chosen.spec.label}: " + "; ".join(parts or ["fp32, the reference"])
 
 

@@ -1,0 +1,113 @@
+"""app/runtime/openvino_graph.py: OpenVINO runs the ONNX file ONNX Runtime runs, names its
+outputs the same, compiles one static shape at a time into a bounded LRU, and runs bf16 close to
+fp32 on this CPU."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.runtime.cpu import this_cpu
+from app.runtime.graph import Graph
+from app.runtime.openvino_graph import OpenVinoGraph
+from app.runtime.sessions import load_graph
+from tests.support.paths import SHIPPED_MODELS
+from tests.support.tiny_graphs import conv_graph
+
+MNIST_DECODER = SHIPPED_MODELS / "mnist" / "1" / "decoder.onnx"
+native_bf16 = pytest.mark.skipif(not this_cpu().native_bf16(), reason="no native bf16 here")
+
+
+@pytest.fixture(scope="module")
+def conv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return conv_graph(tmp_path_factory.mktemp("graphs") / "conv.onnx")
+
+
+def latents(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("which", ["conv", "mnist"])
+def test_openvino_fp32_matches_onnxruntime_output_for_output(which: str, conv: Path) -> None:
+    path, shape = (conv, (2, 4, 12, 20)) if which == "conv" else (MNIST_DECODER, (3, 32))
+    ours, theirs = OpenVinoGraph(path, "fp32", threads=1), load_graph(path, 1)
+    assert isinstance(ours, Graph)
+    assert (ours.input_name, ours.input_names) == (theirs.input_name, theirs.input_names)
+    assert ours.output_names == theirs.output_names and ours.input_width == theirs.input_width
+    inputs = latents(shape)
+    got, want = ours.run(inputs), theirs.run(inputs)
+    assert list(got) == list(want)
+    for name in want:
+        assert got[name].dtype == np.float32 and got[name].shape == want[name].shape
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-4)
+    assert (ours.engine, ours.precision, ours.device) == ("openvino", "fp32", "cpu")
+
+
+def test_the_mnist_decoder_declares_its_width_on_openvino_too() -> None:
+    assert OpenVinoGraph(MNIST_DECODER).input_width == 32
+
+
+def test_outputs_are_the_callers_not_views_of_openvinos_buffers(conv: Path) -> None:
+    graph = OpenVinoGraph(conv)
+    first = graph.run(latents((1, 4, 8, 8), seed=1))["image"]
+    kept = first.copy()
+    graph.run(latents((1, 4, 8, 8), seed=2))  # the same shape: the same infer request reused
+    np.testing.assert_array_equal(first, kept)
+
+
+def test_each_shape_is_compiled_once_and_the_lru_keeps_the_last_ones(conv: Path) -> None:
+    graph = OpenVinoGraph(conv, compiled_shapes=2)
+    small, large, other = (1, 4, 8, 8), (1, 4, 16, 16), (1, 4, 8, 24)
+    for shape in (small, large, small, small):
+        graph.run(latents(shape))
+    assert graph.compiles == 2
+    graph.run(latents(other))  # a third shape: `large`, the least recently used, goes
+    assert [dict(key)["x"] for key in graph.shapes] == [small, other]
+    graph.run(latents(large))  # seen again after eviction: compiled again
+    assert graph.compiles == 4 and [dict(k)["x"] for k in graph.shapes] == [other, large]
+
+
+def test_a_batch_size_is_a_shape_of_its_own(conv: Path) -> None:
+    graph = OpenVinoGraph(conv, compiled_shapes=4)
+    one, two = graph.run(latents((1, 4, 8, 8))), graph.run(latents((2, 4, 8, 8)))
+    assert one["image"].shape == (1, 3, 8, 8) and two["image"].shape == (2, 3, 8, 8)
+    assert graph.compiles == 2
+
+
+def test_calls_from_several_threads_each_get_their_own_answer(conv: Path) -> None:
+    graph, reference = OpenVinoGraph(conv, compiled_shapes=2), load_graph(conv, 1)
+    shapes = [(1, 4, 8, 8), (1, 4, 16, 8)] * 6
+    inputs = [latents(shape, seed) for seed, shape in enumerate(shapes)]
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(graph.run, inputs))
+    for given, got in zip(inputs, answers, strict=True):
+        np.testing.assert_allclose(got["image"], reference.run(given)["image"], atol=1e-4)
+    assert graph.compiles == 2
+
+
+def test_a_float16_graph_takes_float32_rows_and_answers_float32(tmp_path: Path) -> None:
+    half = conv_graph(tmp_path / "half.onnx", np.float16)
+    full = conv_graph(tmp_path / "full.onnx", np.float32)
+    inputs = latents((1, 4, 8, 8))
+    got = OpenVinoGraph(half).run(inputs)["image"]
+    want = load_graph(full, 1).run(inputs)["image"]
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=2e-2)
+
+
+@native_bf16
+def test_bf16_is_close_to_fp32_but_not_identical(conv: Path) -> None:
+    graph, reference = OpenVinoGraph(conv, "bf16"), load_graph(conv, 1)
+    inputs = latents((1, 4, 32, 32))
+    got, want = graph.run(inputs)["image"], reference.run(inputs)["image"]
+    assert graph.precision == "bf16"
+    difference = np.abs(got - want)
+    assert 0 < difference.max() < 0.1 and difference.mean() < 0.01
+
+
+def test_a_precision_openvino_does_not_run_is_refused(conv: Path) -> None:
+    with pytest.raises(ValueError, match="fp32, bf16 or fp16"):
+        OpenVinoGraph(conv, "int4")
