@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 
@@ -40,8 +40,21 @@ def _memory_gib() -> float:
 
 
 def _wrk_version() -> str:
-    done = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+    except FileNotFoundError:  # bench.gpu runs no load generator
+        return "not installed"
     return (done.stdout or done.stderr).splitlines()[0] if (done.stdout or done.stderr) else "?"
+
+
+def _onnxruntime_version() -> str:
+    """ONNX Runtime's version, and which build: a GPU machine has onnxruntime-gpu instead."""
+    for name in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            return version(name) + ("" if name == "onnxruntime" else " (onnxruntime-gpu)")
+        except PackageNotFoundError:
+            continue
+    return "not installed"
 
 
 def describe() -> dict[str, str]:
@@ -55,7 +68,7 @@ def describe() -> dict[str, str]:
         "gpu": "none",
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "onnxruntime": version("onnxruntime"),
+        "onnxruntime": _onnxruntime_version(),
         "wrk": _wrk_version(),
         "load average at start (1 min, 5 min)": f"{load1:.2f}, {load5:.2f}",
     }
