@@ -1,12 +1,17 @@
-"""Loaded model versions: load and warm from the repository, resolve `name[:version]`, and swap
-in new versions without a restart (requests in flight finish on the version they started on)."""
+"""Loaded model versions: load and warm from the repository, resolve `name[:version]`, swap in
+new versions without a restart (requests in flight finish on the version they started on), and
+keep the loaded set under its cap (`VAE_MAX_LOADED_VERSIONS`, the memory budget): past it the
+least recently used version that is no model's default is unloaded, and loads again when a
+request names it, as Triton's model control does."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -24,13 +29,22 @@ from app.serving.batcher import BatcherLabels, DirectRunner, MicroBatcher, Runne
 from app.serving.cache.memory import LatentCache, MemoryBackend
 from app.serving.inference import InferenceService
 from app.serving.loaded import ModelParts
+from app.serving.memory import MIB, budget_bytes, version_bytes
 from app.serving.packing import PackedGraph
 from app.serving.vq import CodePrior
 from app.storage.files import InvalidName, check_name
 
 logger = logging.getLogger(__name__)
 Stamp = tuple[tuple[str, int, int, int], ...]
+Key = tuple[str, int]
 PULL_ON_DEMAND_S = 1.0  # a request naming an unseen version pulls the store at most this often
+SPARE_S = 2.0
+"""A version past the cap that requests used this recently stays, and is looked at again then
+(the one a request has just loaded, when the defaults alone fill the cap)."""
+QUIET_BEFORE_CLOSE_S = 5.0
+"""An unloaded version's runners stop once nothing was queued or computing on them for this
+long: requests that resolved it before it was unloaded finish on it."""
+QUIET_POLL_S = 0.25
 
 
 class ModelUnavailable(RuntimeError):
@@ -93,6 +107,15 @@ class ModelRegistry:
         self._root_missing = False
         self._closing: set[asyncio.Future[None]] = set()
         self._loads: dict[tuple[str, int], asyncio.Future[LoadedModel]] = {}
+        # The cap on the loaded set: when each version was last used (a tick orders them, the
+        # time spares the recent), and what each holds of the memory budget.
+        self._used: dict[Key, tuple[int, float]] = {}
+        self._ticks = itertools.count()
+        self._sizes: dict[Key, int] = {}
+        self._budget = budget_bytes(settings)
+        self._recheck: asyncio.Task[None] | None = None
+        self._unloaded: dict[asyncio.Future[None], LoadedModel] = {}
+        self._defaults_past_cap = False
         # An object-store repository: the registry serves the replica's local copy, which each
         # refresh first brings up to the store.
         self.mirror = repository if isinstance(repository, CachedRepository) else None
@@ -113,7 +136,13 @@ class ModelRegistry:
         for task in list(self._loads.values()):  # loads requests started: nobody waits now
             task.cancel()
         await asyncio.gather(*self._loads.values(), return_exceptions=True)
-        for model in list(self._loaded.values()):
+        if self._recheck is not None:
+            self._recheck.cancel()
+        unloaded = list(self._unloaded.items())
+        for waiting, _ in unloaded:
+            waiting.cancel()
+        await asyncio.gather(*(waiting for waiting, _ in unloaded), return_exceptions=True)
+        for model in [*self._loaded.values(), *(model for _, model in unloaded)]:
             await model.close()
         self._loaded.clear()
         metrics.MODELS_LOADED.set(0)
@@ -248,12 +277,17 @@ class ModelRegistry:
             self._failed_stamps[key] = stamp
             metrics.MODEL_LOAD_FAILURES.inc()
             raise
+        size = await asyncio.to_thread(version_bytes, model.directory)
         model.start()
         self._loaded[key] = model
+        self._sizes[key] = size
+        self._touch(key)
         self._failed.pop(key, None)
         self._failed_stamps.pop(key, None)
-        metrics.MODELS_LOADED.set(len(self._loaded))
-        logger.info("loaded %s:%d on %s", name, version, model.provider)
+        logger.info(
+            "loaded %s:%d on %s (%d loaded)", name, version, model.provider, len(self._loaded)
+        )
+        self._unload_past_cap(spare=lambda other: other == key)  # sets vae_models_loaded
         return model
 
     async def refresh(self) -> None:
@@ -283,6 +317,7 @@ class ModelRegistry:
             if not await self._root_readable():
                 return  # renamed away or unmounted: keep serving what is loaded
             await self._drop_missing(set(names))
+            self._unload_past_cap(spare=self._recently_used)  # old defaults may be past it now
 
     async def _pull(self) -> None:
         """Brings an object-store repository's local copy up to the store (nothing to do for a
@@ -343,12 +378,16 @@ class ModelRegistry:
         return not any(name in now for name in names)
 
     async def _drop_missing(self, names: set[str]) -> None:
-        gone = [key for key in self._loaded if not await asyncio.to_thread(self._published, *key)]
+        gone = [
+            key for key in list(self._loaded) if not await asyncio.to_thread(self._published, *key)
+        ]
         stale = [name for name in self._defaults if name not in names]
         if (gone or stale) and not await self._still_gone(gone, stale):
             return
         for key in gone:
             model = self._loaded.pop(key)
+            self._used.pop(key, None)
+            self._sizes.pop(key, None)
             if self._defaults.get(key[0]) == key[1]:
                 self._defaults.pop(key[0])
             # Let requests already holding this version finish before its runners stop.
@@ -388,6 +427,7 @@ class ModelRegistry:
                 raise await self._missing(f"no model named {name!r}; GET /models lists them")
         key = (name, version)
         if key in self._loaded:
+            self._touch(key)
             return self._loaded[key]
         if version not in await asyncio.to_thread(
             self.repository.versions, name
@@ -408,6 +448,7 @@ class ModelRegistry:
         it the default); ModelUnavailable when it cannot load, with `load_error` saying why."""
         key = (name, version)
         if key in self._loaded:
+            self._touch(key)
             return self._loaded[key]
         if await self._failed_and_unchanged(key):
             raise ModelUnavailable(f"{name}:{version} failed to load: {self._failed[key]}")
@@ -436,3 +477,97 @@ class ModelRegistry:
                 return await self._load(name, version)
             except Exception as error:
                 raise ModelUnavailable(f"{name}:{version} failed to load: {error}") from None
+
+    # ---- the cap on the loaded set -----------------------------------------------------------
+    def _touch(self, key: Key) -> None:
+        """Records a use of a loaded version (a request resolving it, or its load)."""
+        self._used[key] = (next(self._ticks), time.monotonic())
+
+    def _recently_used(self, key: Key) -> bool:
+        used = self._used.get(key)
+        return used is not None and time.monotonic() - used[1] < SPARE_S
+
+    def loaded_bytes(self) -> int:
+        """What the loaded versions hold, estimated (app.serving.memory.version_bytes)."""
+        return sum(self._sizes.get(key, 0) for key in self._loaded)
+
+    def _past_cap(self) -> str | None:
+        """Why the loaded set is past its cap, or None when it is not."""
+        cap = self.settings.max_loaded_versions
+        if cap is not None and len(self._loaded) > cap:
+            return f"{len(self._loaded)} loaded, VAE_MAX_LOADED_VERSIONS={cap}"
+        held = self.loaded_bytes()
+        if held > self._budget:
+            return (
+                f"{held / MIB:.0f} MB loaded, past the memory budget of "
+                f"{self._budget / MIB:.0f} MB (VAE_MEMORY_BUDGET_MB)"
+            )
+        return None
+
+    def _unload_past_cap(self, spare: Callable[[Key], bool]) -> bool:
+        """While the loaded set is past its cap, unloads versions least recently used first.
+        Default versions always stay; so, for now, do those `spare` keeps (the version a
+        request has just loaded), looked at again every SPARE_S. Runs under the lock; True
+        while spared versions keep the set past its cap."""
+        defaults = set(self._defaults.items())
+        spared = False
+        for key in sorted(self._loaded, key=lambda loaded: self._used.get(loaded, (-1, 0.0))):
+            why = self._past_cap()
+            if why is None:
+                break
+            if key in defaults:
+                continue
+            if spare(key):
+                spared = True
+                continue
+            self._unload(key, why)
+        metrics.MODELS_LOADED.set(len(self._loaded))
+        why = self._past_cap()
+        if why is not None and spared:
+            self._recheck_later()
+        elif why is not None and not self._defaults_past_cap:
+            logger.warning("the default versions alone are past the cap (%s): they stay", why)
+        self._defaults_past_cap = why is not None and not spared
+        return why is not None and spared
+
+    def _unload(self, key: Key, why: str) -> None:
+        """Takes a version out of the loaded set; its runners stop once requests that resolved
+        it before have finished (nothing queued or computing on them for a while)."""
+        model = self._loaded.pop(key)
+        self._used.pop(key, None)
+        self._sizes.pop(key, None)
+        logger.info(
+            "unloaded %s:%d, the least recently used version (%s); a request naming it loads it "
+            "again",
+            *key,
+            why,
+        )
+        waiting = asyncio.ensure_future(self._close_when_quiet(model))
+        self._unloaded[waiting] = model
+        waiting.add_done_callback(lambda done: self._unloaded.pop(done, None))
+
+    def _recheck_later(self) -> None:
+        if self._recheck is None or self._recheck.done():
+            self._recheck = asyncio.ensure_future(self._recheck_cap())
+
+    async def _recheck_cap(self) -> None:
+        """Looks again at spared versions every SPARE_S while the loaded set is past its cap."""
+        spared = True
+        while spared:
+            await asyncio.sleep(SPARE_S)
+            async with self._lock:
+                spared = self._unload_past_cap(spare=self._recently_used)
+
+    @staticmethod
+    async def _close_when_quiet(model: LoadedModel) -> None:
+        """Stops an unloaded version's runners once nothing was queued or computing on them
+        for QUIET_BEFORE_CLOSE_S."""
+        runners = [model.encode_runner, model.decode_runner]
+        if model.vq is not None:
+            runners.append(model.vq.runner)
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < QUIET_BEFORE_CLOSE_S:
+            await asyncio.sleep(QUIET_POLL_S)
+            if any(runner.busy for runner in runners):
+                quiet_since = time.monotonic()
+        await model.close()
