@@ -22,9 +22,9 @@ from app.runtime.cuda import (
     cuda_available,
     float16_model,
     load_bound_graph,
-    open_cuda_graph,
     providers_for,
 )
+from app.runtime.engines import EngineOptions, EngineSpec, open_graph
 from app.runtime.graph import Graph
 from app.runtime.sessions import cpu_session
 
@@ -167,8 +167,8 @@ def test_fp16_mnist_decoder_is_within_half_precision_of_fp32() -> None:
     want = reference(MNIST_DECODER, {"z": z})["x_mean"]
     got = graph.run(z)["x_mean"]
     assert got.dtype == np.float32
-    assert not np.array_equal(got, want), "the half-precision graph ran in float32"
-    assert np.abs(got - want).max() < 1e-2
+    # float32 differs from itself by ~1e-7 across thread counts; half weights by far more.
+    assert 1e-5 < np.abs(got - want).max() < 1e-2, "the half-precision graph ran in float32?"
     assert psnr(got, want, 1.0) >= 40
 
 
@@ -191,7 +191,7 @@ def test_fp16_diffusers_decoder_passes_the_40_db_gate_at_several_shapes(kl_decod
         want = reference(kl_decoder, {"z": z})["x"]
         got = graph.run(z)["x"]
         assert got.shape == want.shape == (shape[0], 3, shape[2] * 2, shape[3] * 2)
-        assert not np.array_equal(got, want)
+        assert np.abs(got - want).max() > 1e-5, "the half-precision graph ran in float32?"
         assert psnr(np.clip(got, -1, 1), np.clip(want, -1, 1), 2.0) >= 40
 
 
@@ -229,16 +229,27 @@ def test_the_gpu_arena_of_the_configured_device_is_the_one_shrunk() -> None:
     assert options is not None and options.get_run_config_entry(ARENA_SHRINKAGE) == "gpu:1"
 
 
-def test_the_engines_opener_opens_on_cuda_or_refuses() -> None:
-    class Spec:
-        precision = "fp16"
-
-    class Opening:
-        threads = 1
-        spinning = False
-
+def test_open_graph_on_cuda_is_this_module_or_refuses_with_what_to_install() -> None:
+    spec = EngineSpec("onnxruntime", "fp16", "cuda")
+    options = EngineOptions(threads=1, spinning=False)
     if cuda_available():
-        assert open_cuda_graph(MNIST_DECODER, Spec(), Opening()).precision == "fp16"
+        graph = open_graph(MNIST_DECODER, spec, options)
+        assert isinstance(graph, IoBoundGraph)
+        assert (graph.device, graph.precision) == ("cuda", "fp16")
         return
-    with pytest.raises(CudaUnavailable):
-        open_cuda_graph(MNIST_DECODER, Spec(), Opening())
+    with pytest.raises(CudaUnavailable, match="onnxruntime-gpu"):
+        open_graph(MNIST_DECODER, spec, options)
+
+
+def test_a_graph_exported_in_float16_gets_a_float32_face(tmp_path: Path) -> None:
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    half = convert_float_to_float16(onnx.load(str(MNIST_DECODER)), keep_io_types=False)
+    onnx.save(half, str(tmp_path / "half.onnx"))
+    graph = load_bound_graph(tmp_path / "half.onnx", "fp32", "cpu")
+    assert graph.precision == "fp16"
+    z = np.random.default_rng(4).standard_normal((3, 32), np.float32)
+    got = graph.run(z)["x_mean"]
+    assert got.dtype == np.float32
+    want = reference(MNIST_DECODER, {"z": z})["x_mean"]
+    assert psnr(got, want, 1.0) >= 40
