@@ -17,7 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 from pydantic.json_schema import models_json_schema
 
-from app.api import datasets, health, inference, jobs, models, observability, remote, ui
+from app.api import datasets, health, inference, jobs, models, observability, oip, remote, ui
 from app.api.deps import AppState
 from app.api.errors import document_error_bodies, install_error_handlers
 from app.api.limits import BodyLimitMiddleware
@@ -144,7 +144,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     _add_middleware(app, settings)
-    for module in (inference, remote, models, datasets, jobs, health, observability):
+    # oip before health: its /v2/models/<name>.<graph>/ready comes before health's /{name}/ready
+    for module in (inference, remote, models, datasets, jobs, oip, health, observability):
         app.include_router(module.router)
     inference.install_hot_routes(app)
     _document_raw_bodies(app)

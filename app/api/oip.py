@@ -1,0 +1,337 @@
+"""The Open Inference Protocol v2 over REST (KServe's and Triton's), so that `tritonclient.http`
+and other OIP clients call the models unchanged: server metadata (`GET /v2`), model metadata,
+readiness and `POST .../infer` with JSON tensors or the binary tensor extension
+(`app/api/oip_tensors.py`). Health (`/v2/health/...`) is `app/api/health.py`'s.
+
+Every model serves two OIP models, its graphs: `<name>.encoder` and `<name>.decoder` (a '.' is in
+no model name, so no OIP name is ambiguous); `/versions/<v>` picks a version, else the default
+answers. They answer through the model's adapter, as /encode and /decode do: the same
+micro-batcher, latent cache, limits, deadlines and metrics. Their tensors (decoder: `z` in,
+`arrays` and base64 PNG `images` out; encoder: `arrays` or `images` in, `mu`, `sigma`... out) are
+`app/serving/adapters/signatures.py`'s.
+
+Errors are the protocol's: `{"error": "<message>"}`, with the status /encode and /decode give
+(400 for a request that is not the protocol's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Awaitable
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from app.api.deps import AppState, get_state
+from app.api.disconnect import while_connected
+from app.api.errors import DOMAIN_ERRORS
+from app.api.oip_tensors import (
+    BINARY_MEDIA_TYPE,
+    HEADER_LENGTH,
+    InferRequest,
+    InputTensor,
+    OutputTensor,
+    TensorFormatError,
+    encode_response,
+    parse_request,
+)
+from app.api.rendering import off_loop_when_large
+from app.api.responses import json_response
+from app.repository.store import ModelNotFound
+from app.serving.adapters import requests as calls
+from app.serving.adapters.signatures import GRAPHS, Graph, Signature, TensorSpec, signature
+from app.serving.imaging import encode_pngs_base64
+from app.serving.registry import LoadedModel, parse_ref
+
+router = APIRouter(prefix="/v2", tags=["open inference protocol"])
+
+EXTENSIONS = ["binary_tensor_data"]
+_NPY = calls.Accepts(npy=True)
+_PNG_MAGIC = (b"\x89PNG", b"\xff\xd8\xff")
+
+
+def _error_body(status: int, description: str) -> dict[int | str, dict[str, Any]]:
+    schema = {
+        "type": "object",
+        "properties": {"error": {"type": "string"}},
+        "required": ["error"],
+    }
+    return {
+        status: {"description": description, "content": {"application/json": {"schema": schema}}}
+    }
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_error_body(400, "not an Open Inference Protocol request (the error says why)"),
+    **_error_body(404, "unknown model, graph or version"),
+    **_error_body(413, "too large"),
+    **_error_body(422, "tensors this model cannot take"),
+    **_error_body(429, "the batch queue is full (see Retry-After)"),
+    **_error_body(503, "the model is not available now"),
+    **_error_body(504, "deadline passed"),
+}
+
+
+def oip_error(exc: Exception) -> Response | None:
+    """The protocol's error answer for a request error (None for anything else: a fault)."""
+    if isinstance(exc, TensorFormatError):
+        return json_response({"error": str(exc)}, 400)
+    mapping = next((DOMAIN_ERRORS[k] for k in type(exc).__mro__ if k in DOMAIN_ERRORS), None)
+    if mapping is None or (mapping.status >= 500 and mapping.status not in {503, 504}):
+        return None
+    return json_response({"error": str(exc)}, mapping.status, mapping.headers(exc))
+
+
+async def _answering(work: Awaitable[Response]) -> Response:
+    """`work`'s answer, or a request error in the protocol's form."""
+    try:
+        return await work
+    except Exception as exc:
+        answer = oip_error(exc)
+        if answer is None:
+            raise
+        return answer
+
+
+def split_model(model: str) -> tuple[str, Graph]:
+    """'<name>.<graph>' -> (name, graph); ModelNotFound that says what OIP names are."""
+    name, dot, graph = model.rpartition(".")
+    if not dot or graph not in GRAPHS:
+        raise ModelNotFound(
+            f"no model {model!r}: the Open Inference Protocol serves each model's graphs as "
+            f"'<name>.encoder' and '<name>.decoder' (GET /models lists the names)"
+        )
+    return name, "encoder" if graph == "encoder" else "decoder"
+
+
+async def _resolve(state: AppState, model: str, version: str | None) -> tuple[LoadedModel, Graph]:
+    """The loaded version an OIP model name (and version) names, and which graph."""
+    name, graph = split_model(model)
+    if version is not None and not version.isdigit():
+        raise ModelNotFound(f"no version {version!r} of {model!r}: versions are numbers")
+    return await state.registry.resolve(name if version is None else f"{name}:{version}"), graph
+
+
+@router.get("", responses=_ERRORS)
+async def server_metadata(request: Request) -> Response:
+    """Server metadata: name, version and the protocol extensions served."""
+    app = request.app
+    return json_response({"name": app.title, "version": app.version, "extensions": EXTENSIONS})
+
+
+async def _model_metadata(state: AppState, model: str, version: str | None) -> Response:
+    loaded, graph = await _resolve(state, model, version)
+    tensors = signature(loaded.adapter, graph)
+    versions = await asyncio.to_thread(state.registry.repository.versions, loaded.name)
+    return json_response(
+        {
+            "name": model,
+            "versions": [str(v) for v in sorted(versions)],
+            "platform": f"vae-service {loaded.manifest.kind} {graph}",
+            "inputs": [spec.metadata() for spec in tensors.inputs],
+            "outputs": [spec.metadata() for spec in tensors.outputs],
+        }
+    )
+
+
+@router.get("/models/{model}", responses=_ERRORS)
+async def model_metadata(model: str, request: Request) -> Response:
+    """A graph's metadata (`<name>.encoder` or `<name>.decoder`; the default version's): its
+    versions, inputs and outputs with datatypes and shapes (-1 for a free size)."""
+    return await _answering(_model_metadata(await get_state(request), model, None))
+
+
+@router.get("/models/{model}/versions/{version}", responses=_ERRORS)
+async def version_metadata(model: str, version: str, request: Request) -> Response:
+    """A graph's metadata at one version."""
+    return await _answering(_model_metadata(await get_state(request), model, version))
+
+
+async def _ready(state: AppState, model: str, version: str | None) -> Response:
+    """200 once the version is loaded and answering; 503 while it is not (404: no such)."""
+    name, _ = split_model(model)
+    parse_ref(name)  # ModelNotFound for what is no model name
+    number = None if version is None else int(version) if version.isdigit() else -1
+    if number is None:
+        number = state.registry.default_version(name)
+    loaded = {(m.name, m.version) for m in state.registry.loaded()}
+    if number is not None and (name, number) in loaded:
+        return json_response({"name": model, "version": str(number), "ready": True})
+    versions = await asyncio.to_thread(state.registry.repository.versions, name)
+    if not versions or (number is not None and number not in versions):
+        what = f"no model named {name!r}" if not versions else f"no version {version} of {name!r}"
+        raise ModelNotFound(what)
+    return json_response({"name": model, "ready": False}, 503)
+
+
+@router.get("/models/{name}.{graph}/ready", responses=_ERRORS)
+async def graph_ready(name: str, graph: str, request: Request) -> Response:
+    """Whether the graph's default version is loaded and answering (a bare model name is
+    answered by the health route of the same path)."""
+    return await _answering(_ready(await get_state(request), f"{name}.{graph}", None))
+
+
+@router.get("/models/{model}/versions/{version}/ready", responses=_ERRORS)
+async def version_ready(model: str, version: str, request: Request) -> Response:
+    """Whether this version of the graph is loaded and answering."""
+    return await _answering(_ready(await get_state(request), model, version))
+
+
+_INFER_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "object", "description": "inference request"}},
+            BINARY_MEDIA_TYPE: {
+                "schema": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": f"the JSON request, then binary tensors ({HEADER_LENGTH})",
+                }
+            },
+        },
+    },
+    "responses": {
+        "200": {
+            "description": "inference response: JSON, or (binary outputs) the JSON first, "
+            f"its length in {HEADER_LENGTH}, then the tensors",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                BINARY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+}
+
+
+@router.post("/models/{model}/infer", responses=_ERRORS, openapi_extra=_INFER_BODY)
+async def infer(model: str, request: Request) -> Response:
+    """Runs the graph's default version on the request's tensors (JSON, or binary after the
+    JSON header with `Inference-Header-Content-Length`)."""
+    return await _answering(_infer(request, await get_state(request), model, None))
+
+
+@router.post(
+    "/models/{model}/versions/{version}/infer", responses=_ERRORS, openapi_extra=_INFER_BODY
+)
+async def version_infer(model: str, version: str, request: Request) -> Response:
+    """Runs one version of the graph."""
+    return await _answering(_infer(request, await get_state(request), model, version))
+
+
+async def _infer(request: Request, state: AppState, model: str, version: str | None) -> Response:
+    body = await request.body()
+    parsed = parse_request(body, request.headers.get(HEADER_LENGTH))
+    loaded, graph = await _resolve(state, model, version)
+    tensors = signature(loaded.adapter, graph)
+    _check_inputs(parsed, tensors.inputs)
+    wanted = _wanted_outputs(parsed, tensors.outputs)
+    run = _decode if graph == "decoder" else _encode
+    arrays = await while_connected(request, run(loaded, parsed, tensors, wanted))
+    header: dict[str, Any] = {"model_name": model, "model_version": str(loaded.version)}
+    if parsed.id is not None:
+        header["id"] = parsed.id
+    answer = [(OutputTensor(name, spec.datatype, arrays[name]), binary)
+              for name, (spec, binary) in wanted.items()]  # fmt: skip
+    content, header_length = encode_response(header, answer)
+    if header_length is None:
+        return Response(content, media_type="application/json")
+    return Response(
+        content, media_type=BINARY_MEDIA_TYPE, headers={HEADER_LENGTH: str(header_length)}
+    )
+
+
+def _check_inputs(parsed: InferRequest, specs: list[TensorSpec]) -> None:
+    """TensorFormatError for an input the graph has not, or of a datatype it does not take."""
+    known = {spec.name: spec for spec in specs}
+    for tensor in parsed.inputs:
+        spec = known.get(tensor.name)
+        if spec is None:
+            raise TensorFormatError(
+                f"no input {tensor.name!r}: this graph takes {', '.join(known)} "
+                "(GET /v2/models/<model> lists them)"
+            )
+        if tensor.datatype not in (spec.datatype, *spec.accepts):
+            raise TensorFormatError(
+                f"input {tensor.name!r} is {spec.datatype}, got {tensor.datatype}"
+            )
+
+
+def _wanted_outputs(
+    parsed: InferRequest, specs: list[TensorSpec]
+) -> dict[str, tuple[TensorSpec, bool]]:
+    """The outputs to answer (all when the request names none), each with whether it goes as
+    binary data."""
+    known = {spec.name: spec for spec in specs}
+    if parsed.outputs is None:
+        return {name: (spec, parsed.binary_output) for name, spec in known.items()}
+    wanted = {}
+    for output in parsed.outputs:
+        if output.name not in known:
+            raise TensorFormatError(
+                f"no output {output.name!r}: this graph gives {', '.join(known)}"
+            )
+        binary = parsed.binary_output if output.binary is None else output.binary
+        wanted[output.name] = (known[output.name], binary)
+    return wanted
+
+
+def _label(parsed: InferRequest) -> int | None:
+    """The request's one label (a label tensor of equal values), or None."""
+    tensor = parsed.input("label")
+    if tensor is None:
+        return None
+    values = np.unique(tensor.array)
+    if len(values) != 1:
+        raise TensorFormatError("'label' takes one label a request: send rows of one class")
+    return int(values[0])
+
+
+async def _decode(
+    model: LoadedModel, parsed: InferRequest, tensors: Signature, wanted: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    z, codes = parsed.input("z"), parsed.input("codes")
+    if (z is None) == (codes is None):
+        names = " or ".join(n for n in tensors.input_names() if n in {"z", "codes"})
+        raise TensorFormatError(f"the decoder takes {names} (one of them)")
+    source = z.array if z is not None else codes.array.astype(np.int64)  # type: ignore[union-attr]
+    call = calls.DecodeCall(calls.NpyArray(source), _label(parsed), "npy", accepts=_NPY)
+    images = (await model.adapter.decode(call)).images
+    out: dict[str, np.ndarray] = {"arrays": images}
+    if "images" in wanted:
+        texts = await off_loop_when_large(images, lambda: encode_pngs_base64(images))
+        out["images"] = np.array([text.encode() for text in texts], dtype=np.object_)
+    return out
+
+
+def _image_source(arrays: InputTensor | None, files: InputTensor | None) -> calls.ImageSource:
+    if (arrays is None) == (files is None):
+        raise TensorFormatError("the encoder takes 'arrays' or 'images' (one of them)")
+    if arrays is not None:
+        return calls.NpyArray(arrays.array)
+    assert files is not None
+    texts = []
+    for item in files.array.reshape(-1):
+        data = item if isinstance(item, bytes) else str(item).encode()
+        is_file = data.startswith(_PNG_MAGIC)
+        texts.append(
+            base64.b64encode(data).decode() if is_file else data.decode("ascii", "replace")
+        )
+    return calls.Base64Images(texts)
+
+
+async def _encode(
+    model: LoadedModel, parsed: InferRequest, tensors: Signature, wanted: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    source = _image_source(parsed.input("arrays"), parsed.input("images"))
+    encoding = await model.adapter.encode(calls.EncodeCall(source, _label(parsed), accepts=_NPY))
+    entries = encoding.entries()
+    out: dict[str, np.ndarray] = {}
+    for name in wanted:
+        values = [entry[name] for entry in entries]
+        dtype = np.int64 if name == "codes" else np.float32
+        out[name] = np.stack(values).astype(dtype, copy=False)
+    return out
