@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -62,9 +63,44 @@ class CudaUnavailable(RuntimeError):
     """A CUDA graph was asked of an ONNX Runtime build without the CUDA execution provider."""
 
 
-def cuda_available() -> bool:
+def cuda_in_build() -> bool:
     """Whether this ONNX Runtime build has the CUDA execution provider (onnxruntime-gpu)."""
     return CUDA_PROVIDER in ort.get_available_providers()
+
+
+@lru_cache(maxsize=8)
+def cuda_available(device_id: int = 0) -> bool:
+    """Whether ONNX Runtime runs graphs on CUDA device `device_id` here: the provider is in the
+    build and a session on it starts (onnxruntime-gpu lists the provider on machines with no
+    driver or no GPU too, then falls back to the CPU). Tried once, on a one-node graph."""
+    if not cuda_in_build():
+        return False
+    probe = providers_for("cuda", CudaOptions(device_id=device_id))
+    return starts_on(probe, CUDA_PROVIDER)
+
+
+def starts_on(providers: list[str | tuple[str, dict[str, str]]], wanted: str) -> bool:
+    """Whether a session asked for `providers` gets `wanted` as its first provider."""
+    try:
+        session = ort.InferenceSession(_identity_model(), providers=providers)
+    except Exception as error:  # any failure to start means no
+        log.warning("%s did not start: %s", wanted, error)
+        return False
+    return bool(session.get_providers()[0] == wanted)
+
+
+def _identity_model() -> bytes:
+    """A one-node float32 graph, to see whether a provider starts."""
+    from onnx import TensorProto, helper
+
+    value = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    result = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "probe", [value], [result]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return bytes(model.SerializeToString())
 
 
 @dataclass(frozen=True)
@@ -226,16 +262,22 @@ def load_bound_graph(
     spinning: bool = True,
 ) -> IoBoundGraph:
     """The graph at `path` on `device` at `precision` (fp32, or fp16 converted at load), run
-    through I/O binding. Device cuda needs onnxruntime-gpu (CudaUnavailable otherwise); if
-    CUDA then fails to start, ONNX Runtime runs the graph on the CPU and `device` says so."""
+    through I/O binding. Device cuda needs onnxruntime-gpu and a GPU it starts on
+    (CudaUnavailable otherwise); should CUDA still fail, ONNX Runtime runs the graph on the CPU
+    and `device` says so."""
     if precision not in ("fp32", "fp16"):
         raise ValueError(f"precision {precision!r} on ONNX Runtime's CUDA path: fp32 or fp16")
-    if device == "cuda" and not cuda_available():
+    options = options or CudaOptions()
+    if device == "cuda" and not cuda_in_build():
         raise CudaUnavailable(
             f"this ONNX Runtime ({ort.__version__}) has no {CUDA_PROVIDER}: install "
             f"onnxruntime-gpu in place of onnxruntime (providers: {ort.get_available_providers()})"
         )
-    options = options or CudaOptions()
+    if device == "cuda" and not cuda_available(options.device_id):
+        raise CudaUnavailable(
+            f"{CUDA_PROVIDER} did not start on device {options.device_id}: no GPU, no driver, "
+            "or the CUDA and cuDNN libraries onnxruntime-gpu needs are missing (its log says)"
+        )
     model: str | bytes = float16_model(path) if precision == "fp16" else str(path)
     session = ort.InferenceSession(
         model, session_options(threads, spinning), providers=providers_for(device, options)

@@ -20,9 +20,11 @@ from app.runtime.cuda import (
     CudaUnavailable,
     IoBoundGraph,
     cuda_available,
+    cuda_in_build,
     float16_model,
     load_bound_graph,
     providers_for,
+    starts_on,
 )
 from app.runtime.engines import EngineOptions, EngineSpec, open_graph
 from app.runtime.graph import Graph
@@ -91,6 +93,15 @@ def test_cuda_opens_on_the_gpu_or_is_refused_with_what_to_install() -> None:
         return
     with pytest.raises(CudaUnavailable, match="onnxruntime-gpu"):
         load_bound_graph(MNIST_DECODER, "fp32", "cuda")
+
+
+def test_a_provider_is_found_usable_only_when_a_session_starts_on_it() -> None:
+    assert starts_on([CPU_PROVIDER], CPU_PROVIDER)
+    absent = [p for p in ort.get_all_providers() if p not in ort.get_available_providers()]
+    with pytest.warns(UserWarning, match=absent[0]):
+        assert not starts_on([(absent[0], {}), CPU_PROVIDER], absent[0])
+    if not cuda_in_build():
+        assert not cuda_available()
 
 
 def test_bf16_is_not_a_cuda_precision() -> None:
