@@ -284,9 +284,7 @@ class ModelRegistry:
         self._touch(key)
         self._failed.pop(key, None)
         self._failed_stamps.pop(key, None)
-        logger.info(
-            "loaded %s:%d on %s (%d loaded)", name, version, model.provider, len(self._loaded)
-        )
+        logger.info("loaded %s:%d on %s", name, version, model.provider)
         self._unload_past_cap(spare=lambda other: other == key)  # sets vae_models_loaded
         return model
 
