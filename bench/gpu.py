@@ -149,7 +149,7 @@ def cpu_engines(decoder: Path, plan: Plan, threads: int) -> list[Point]:
     points = []
     for size in plan.sizes:
         z = latents(size)
-        points.append(measure(lambda x: session.run(None, {name: x}), "cpu onnxruntime fp32", z,
+        points.append(measure(lambda x: session.run(None, {name: x}), BASELINE, z,
                               plan.seconds))  # fmt: skip
         for system, graph in graphs:
             points.append(measure(graph.run, system, z, plan.seconds))
@@ -214,6 +214,18 @@ def cpu_fp16_parity(decoder: Path, references: dict[int, np.ndarray]) -> list[Pa
     return parity(graph.run, "cpu onnxruntime fp16 (converted)", references)
 
 
+def no_cuda() -> str:
+    """Why there is no GPU half: the build or the device."""
+    import onnxruntime as ort
+
+    from app.runtime.cuda import cuda_in_build
+
+    if cuda_in_build():
+        return "CUDAExecutionProvider is in this ONNX Runtime but did not start (no GPU or driver?)"
+    return (f"no CUDA execution provider in this ONNX Runtime (providers: "
+            f"{ort.get_available_providers()}; a GPU machine needs onnxruntime-gpu)")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the GPU check; returns the exit code (1 when a GPU precision fails its parity)."""
     from app.runtime.cpu import this_cpu
@@ -226,11 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     about = {**machine.describe(), "gpu": gpu_description()}
     print("machine: " + "; ".join(f"{k} {v}" for k, v in about.items()), flush=True)
     if not cuda:
-        import onnxruntime as ort
-
-        print("no CUDA execution provider in this ONNX Runtime (providers: "
-              f"{ort.get_available_providers()}): the GPU half is skipped, the CPU half runs "
-              "quick; on a GPU machine install onnxruntime-gpu", flush=True)  # fmt: skip
+        print(f"{no_cuda()}: the GPU half is skipped, the CPU half runs quick", flush=True)
     decoder = prepare(MODEL) / MODEL / "1" / "decoder.onnx"
     reference = cpu_session(decoder)
     references = {s: as_image(reference.run(None, {"z": latents(s)})[0]) for s in run.sizes}
@@ -244,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = [c for c in checked if c.system.startswith("cuda") and not c.passed]
     elapsed = round(time.perf_counter() - started, 1)
     print(f"{elapsed} s in all (a GPU machine's budget: 300 s)", flush=True)
+    for line, ratio in speedups(points).items():
+        print(f"  {line}: {ratio}x", flush=True)
     for problem in problems:
         print(f"  problem: {problem}", flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -252,6 +262,23 @@ def main(argv: list[str] | None = None) -> int:
                                      elapsed), indent=1))  # fmt: skip
     print(f"results in {out}", flush=True)
     return 1 if failed or problems else 0
+
+
+BASELINE = "cpu onnxruntime fp32"
+
+
+def speedups(points: list[Point]) -> dict[str, float]:
+    """Each system's best images/s (any batch) over ONNX Runtime fp32 on the CPU, per size."""
+    out: dict[str, float] = {}
+    for size in sorted({p.size for p in points}):
+        here = [p for p in points if p.size == size]
+        base = max((p.images_per_s for p in here if p.system == BASELINE), default=0.0)
+        if not base:
+            continue
+        for system in dict.fromkeys(p.system for p in here if p.system != BASELINE):
+            best = max(p.images_per_s for p in here if p.system == system)
+            out[f"{size}px {system} / {BASELINE}"] = round(best / base, 2)
+    return out
 
 
 def report(
@@ -273,6 +300,7 @@ def report(
         "gate_db": GATE_DB,
         "points": [asdict(p) for p in points],
         "parity": [asdict(c) for c in checked],
+        "speedups": speedups(points),
         "problems": problems,
         "elapsed_s": elapsed,
         "argv": sys.argv[1:],

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from bench.gpu import GATE_DB, Parity, Plan, Point, as_image, plan, psnr_db, report
+from bench.gpu import GATE_DB, Parity, Plan, Point, as_image, plan, psnr_db, report, speedups
 
 
 def test_a_gpu_machine_measures_256_and_512_in_3_second_windows() -> None:
@@ -45,3 +45,17 @@ def test_the_results_file_says_what_ran_and_whether_it_passed() -> None:
         "passed": False,
     }
     assert set(decoded) >= {"machine", "cpu", "model", "problems", "elapsed_s"}
+
+
+def test_speedups_are_each_systems_best_batch_over_cpu_onnxruntime_fp32() -> None:
+    points = [
+        Point("cpu onnxruntime fp32", 512, 1, 2.0, 500.0),
+        Point("cuda onnxruntime fp16 io-binding", 512, 1, 40.0, 25.0),
+        Point("cuda onnxruntime fp16 io-binding", 512, 4, 60.0, 66.0),
+        Point("cpu openvino bf16", 512, 1, 9.0, 111.0),
+        Point("cuda onnxruntime fp32 io-binding", 256, 1, 10.0, 100.0),
+    ]
+    assert speedups(points) == {
+        "512px cuda onnxruntime fp16 io-binding / cpu onnxruntime fp32": 30.0,
+        "512px cpu openvino bf16 / cpu onnxruntime fp32": 4.5,
+    }
