@@ -62,6 +62,12 @@ MODEL_VERIFICATION_FAILURES = Counter(
     "mismatch (sha256), missing, unreadable, timeout (VAE_FILE_READ_TIMEOUT_S)",
     ["reason"],
 )
+MODEL_ENGINE = Gauge(
+    "vae_model_engine_info",
+    "1 for each loaded version's graph (encoder, decoder) with the engine and precision chosen "
+    "for it (GET /models/{name} says why)",
+    ["model", "version", "graph", "engine", "precision"],
+)
 MODEL_INFO = Gauge("vae_model_default_version", "The default version of each model", ["model"])
 
 # Datasets

@@ -18,13 +18,24 @@ from app.api.responses import json_response
 from app.evaluation.report import FIGURES
 from app.repository.kinds import model_kind
 from app.repository.store import ModelNotFound
-from app.serving.registry import ModelUnavailable
+from app.serving.registry import LoadedModel, ModelUnavailable
 from app.storage.files import CorruptStoredFile
 
 router = APIRouter(prefix="/models", tags=["models"])
 logger = logging.getLogger(__name__)
 
 _ADMIN = (400, 401, 403, 404, 409, 413, 422, 503)
+
+
+def _engines(model: LoadedModel) -> dict[str, Any]:
+    """Per graph: the engine, precision and device chosen, why, the chosen one's quality gate
+    (None for fp32, the reference) and every candidate's trial."""
+    described = {}
+    for which, choice in model.engines.items():
+        chosen = next((trial for trial in choice.trials if trial.spec == choice.spec), None)
+        gate = chosen.gate if chosen is not None else None
+        described[which] = {**choice.as_json(), "gate": gate.as_json() if gate else None}
+    return described
 
 
 async def _describe(state: StateDep, name: str) -> dict[str, Any]:
@@ -48,6 +59,7 @@ async def _describe(state: StateDep, name: str) -> dict[str, Any]:
                 "version": version,
                 "loaded": model is not None,
                 "provider": model.provider if model else None,
+                "engine": _engines(model) if model else None,
                 "load_error": state.registry.load_error(name, version),
                 "kind": model_kind(manifest.kind).describe(),
                 "manifest": manifest.model_dump(mode="json"),

@@ -9,19 +9,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.arrays import FloatArray
-from app.runtime.sessions import GraphSession
+from app.runtime.choice import EngineChoice
+from app.runtime.graph import Graph
 
 Outputs = dict[str, FloatArray]
 
 
 @dataclass(frozen=True)
 class PackedGraph:
-    """A graph with its first input of per-row shape `row_shape`, and a label `y` when
-    `conditional`."""
+    """A graph (on whichever engine was chosen for it) with its first input of per-row shape
+    `row_shape`, and a label `y` when `conditional`; `choice` says which engine and precision
+    run it and why (None for a graph opened without a choice)."""
 
-    graph: GraphSession
+    graph: Graph
     row_shape: tuple[int, ...]
     conditional: bool
+    choice: EngineChoice | None = None
 
     def pack(self, first: np.ndarray, labels: np.ndarray | None = None) -> FloatArray:
         """Rows for the batcher: the first input as float32, with the label appended when the

@@ -1,6 +1,7 @@
-"""Loading a spatial version's graphs: float16 graphs behind a float32 face, warmed at the smallest
-size the model takes, whether its requests are batched, and the batcher's cap on rows by image
-pixels."""
+"""Loading a spatial version's graphs: each on the engine and precision chosen for it (float16
+graphs behind a float32 face), gated by PSNR against fp32 on the version's own check images and
+timed on one image of 32 latent cells a side (256 pixels at 8x), warmed at the smallest size the model takes; whether its
+requests are batched, and the batcher's cap on rows by image pixels."""
 
 from __future__ import annotations
 
@@ -13,30 +14,102 @@ import numpy as np
 from app.arrays import FloatArray
 from app.config import Settings, SpatialBatching
 from app.repository.manifest import Manifest
-from app.runtime.sessions import GraphSession, load_graph
+from app.runtime.choice import Gate, GateResult, TrialRun
+from app.runtime.graph import Graph
+from app.serving import quality
+from app.serving.engine_choice import (
+    Opening,
+    Race,
+    engine_options,
+    engine_specs,
+    no_gate,
+    passed_psnr,
+    pick,
+)
 from app.serving.packing import PackedGraph
+from app.serving.spatial_io import to_model_range, to_unit_range
+
+CHECK_IMAGES = 2
+# Sizes in latent cells a side: what a model computes on (its attention grows with their
+# square), whatever its downscale. An SD-style decoder (8x) checks at 128 and is timed at 256
+# pixels.
+CHECK_CELLS = 16
+TRIAL_CELLS = 32
+
+
+def check_size(manifest: Manifest, cells: int) -> tuple[int, int]:
+    """The image size a gate or trial runs at: `cells` latent cells a side (at least the
+    smallest size the model takes), or the model's own size when it takes only that."""
+    spec = manifest.spatial
+    if spec is None or not spec.free_size:
+        return manifest.image.height, manifest.image.width
+    step = spec.downscale
+    side = max(-(-spec.min_size // step) * step, cells * step)
+    return side, side
+
+
+def latent_mean(outputs: dict[str, FloatArray], channels: int) -> FloatArray:
+    """The latent mean among an encoder's outputs (`mu`, or the first half of moments)."""
+    first = outputs["mu"] if "mu" in outputs else next(iter(outputs.values()))
+    return first[:, :channels] if first.shape[1] == 2 * channels else first
+
+
+def image_of(outputs: dict[str, FloatArray]) -> FloatArray:
+    """A decoder's image: its first output."""
+    return next(iter(outputs.values()))
 
 
 @dataclass
-class CastingSession(GraphSession):
-    """A graph exported in float16: fed float32 rows cast down, its outputs cast back up."""
+class ImageJudge:
+    """The PSNR gates of a spatial version on its check images (seeded gradients and edges, 16
+    latent cells a side): latents are the fp32 encoder's; a decoder is judged by its images of them
+    against fp32's, an encoder by fp32's decoding of its latents against fp32's decoding of
+    fp32's latents."""
 
-    dtype: type[np.floating] = np.float16
+    manifest: Manifest
+    encoder: Graph
+    decoder: Graph
 
-    def run(self, inputs: FloatArray) -> dict[str, FloatArray]:
-        """Runs one batch in the graph's dtype; float32 out."""
-        outputs = self.session.run(self.output_names, {self.input_name: inputs.astype(self.dtype)})
-        return {
-            name: np.asarray(value, np.float32)
-            for name, value in zip(self.output_names, outputs, strict=True)
-        }
+    def __post_init__(self) -> None:
+        height, width = check_size(self.manifest, CHECK_CELLS)
+        channels = self.manifest.image.channels
+        images = quality.check_images(CHECK_IMAGES, channels, height, width)
+        self.images = to_model_range(self.manifest, images)
+        self.latents = self.encode(self.encoder)
+        self.reference = self.decode(self.decoder, self.latents)
+
+    def encode(self, graph: Graph) -> FloatArray:
+        """The latent means `graph` gives the check images."""
+        return latent_mean(graph.run(self.images), self.manifest.latent_dim)
+
+    def decode(self, graph: Graph, latents: FloatArray) -> FloatArray:
+        """Images in [0,1] that `graph` decodes latents to."""
+        return to_unit_range(self.manifest, image_of(graph.run(latents)))
+
+    def decoder_gate(self, candidate: Graph, reference: Graph) -> GateResult:
+        """PSNR of the candidate decoder's images against fp32's."""
+        return passed_psnr(quality.psnr(self.reference, self.decode(candidate, self.latents)))
+
+    def encoder_gate(self) -> Gate:
+        """PSNR of fp32's decoding of a candidate encoder's latents against fp32's own."""
+
+        def gate(candidate: Graph, reference: Graph) -> GateResult:
+            decoded = self.decode(self.decoder, self.encode(candidate))
+            return passed_psnr(quality.psnr(self.reference, decoded))
+
+        return gate
 
 
-def _session(path: Path, dtype: str, settings: Settings) -> GraphSession:
-    graph = load_graph(path, settings.threads, settings.ort_spinning)
-    if dtype == "float32":
-        return graph
-    return CastingSession(graph.session, graph.input_name, graph.output_names, np.float16)
+def spatial_trial(inputs: FloatArray) -> TrialRun:
+    """Seconds for one call on `inputs`, after an untimed one that compiles the shape (one
+    timed call: at about 256 pixels a call takes a good part of a second on a CPU, and a load
+    runs it for every candidate)."""
+    race = Race()
+
+    def trial(graph: Graph) -> float:
+        return race.time([lambda: graph.run(inputs)])
+
+    return trial
 
 
 CPU_PROVIDER = "CPUExecutionProvider"
@@ -44,35 +117,48 @@ CPU_PROVIDER = "CPUExecutionProvider"
 
 def batches_pay(setting: SpatialBatching, provider: str) -> bool:
     """Whether a spatial model's requests are batched (`VAE_SPATIAL_BATCHING`): `on`, `off`, or
-    `auto`, on every provider but the CPU's. On a CPU, ONNX Runtime runs these convolutional
+    `auto`, on every provider but the CPU's (ONNX Runtime's or OpenVINO's `openvino:CPU`). On a CPU, ONNX Runtime runs these convolutional
     decoders no faster per image in a batch than one by one (bench/RESULTS.md: its best batch is
     one image for TAESD and a small AutoencoderKL at 256 and 512 pixels), so a batch only makes
     its requests wait for each other; a GPU is where batches pay."""
     if setting == "auto":
-        return provider != CPU_PROVIDER
+        return provider != CPU_PROVIDER and not provider.endswith(":CPU")
     return setting == "on"
 
 
 def load_spatial_graphs(
     directory: Path, manifest: Manifest, settings: Settings
 ) -> tuple[PackedGraph, PackedGraph]:
-    """The encoder and decoder of a spatial version, warmed at the smallest size it takes."""
+    """The encoder and decoder of a spatial version, each on the engine chosen for it (the
+    decoder first), warmed at the smallest size the model takes."""
     spec = manifest.spatial
     if spec is None:
         raise ValueError(f"model {manifest.name} has no spatial latent")
+    specs, options = engine_specs(settings), engine_options(settings)
+    opens = {
+        which: Opening(directory / f"{which}.onnx", getattr(manifest.dtypes, which), options)
+        for which in ("encoder", "decoder")
+    }
+    references = {which: opening.open_reference(specs) for which, opening in opens.items()}
+    judge = None
+    if references["encoder"] is not None and references["decoder"] is not None:
+        judge = ImageJudge(manifest, references["encoder"], references["decoder"])
     channels = manifest.image.channels
-    encoder = PackedGraph(
-        _session(directory / "encoder.onnx", manifest.dtypes.encoder, settings),
-        manifest.image.shape,
-        False,
+    height, width = check_size(manifest, TRIAL_CELLS)
+    trial_image = np.zeros((1, channels, height, width), np.float32)
+    trial_latent = np.zeros((1, *spec.latent_shape(height, width)), np.float32)
+    graph, choice = pick(
+        opens["decoder"],
+        specs,
+        judge.decoder_gate if judge else no_gate,
+        spatial_trial(trial_latent),
     )
-    decoder = PackedGraph(
-        _session(directory / "decoder.onnx", manifest.dtypes.decoder, settings),
-        manifest.latent_shape,
-        False,
-    )
-    size = spec.min_size if spec.free_size else None
-    height, width = (size, size) if size else (manifest.image.height, manifest.image.width)
+    decoder = PackedGraph(graph, manifest.latent_shape, False, choice)
+    gate = judge.encoder_gate() if judge else no_gate
+    graph, choice = pick(opens["encoder"], specs, gate, spatial_trial(trial_image))
+    encoder = PackedGraph(graph, manifest.image.shape, False, choice)
+    del judge, references
+    height, width = check_size(manifest, 0)
     encoder.graph.run(np.zeros((1, channels, height, width), np.float32))
     decoder.graph.run(np.zeros((1, *spec.latent_shape(height, width)), np.float32))
     return encoder, decoder

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.arrays import CodeArray, FloatArray
-from app.runtime.sessions import GraphSession, load_graph
+from app.runtime.graph import Graph
 from app.serving.batcher import Runner
 
 Outputs = dict[str, FloatArray]
@@ -29,7 +29,7 @@ class CodePrior:
     """prior.onnx behind the runner interface: rows are code grids carried as float32 (exact
     for any codebook size the config allows) and handed to the graph as int64."""
 
-    graph: GraphSession
+    graph: Graph
 
     def run(self, packed: FloatArray) -> Outputs:
         """Logits [N,K,H,W] for code grids [N,H,W]."""
@@ -80,14 +80,17 @@ class VQParts:
 
 
 def load_vq_parts(
-    directory: Path, grid: tuple[int, int], threads: int | None, make_runner: Callable[..., Runner]
+    directory: Path,
+    grid: tuple[int, int],
+    open_graph: Callable[[Path], Graph],
+    make_runner: Callable[..., Runner],
 ) -> VQParts:
-    """Loads codebook.npy and prior.onnx from a version directory; `make_runner(prior)` puts a
-    runner in front of the prior."""
+    """Loads codebook.npy and prior.onnx (opened by `open_graph`) from a version directory;
+    `make_runner(prior)` puts a runner in front of the prior."""
     codebook = np.load(directory / CODEBOOK_FILE).astype(np.float32)
     if codebook.ndim != 2:
         raise ValueError(f"{CODEBOOK_FILE} must be [K,D], got shape {list(codebook.shape)}")
-    prior = CodePrior(load_graph(directory / PRIOR_FILE, threads))
+    prior = CodePrior(open_graph(directory / PRIOR_FILE))
     return VQParts(codebook, grid, prior, make_runner(prior))
 
 

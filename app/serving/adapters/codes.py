@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -19,6 +19,8 @@ from app.serving.adapters.gaussian import GaussianAdapter
 from app.serving.adapters.inputs import code_batch
 from app.serving.adapters.requests import EncodeCall, LatentSource, NpyArray, SampleCall
 from app.serving.adapters.results import CodeEncoding, Drawn, Encoding
+from app.serving.engine_choice import FlatGate
+from app.serving.flat_graphs import prior_graph
 from app.serving.imaging import canonical_pixels
 from app.serving.loaded import ModelParts
 from app.serving.vq import VQParts, load_vq_parts
@@ -27,6 +29,8 @@ from app.serving.vq import VQParts, load_vq_parts
 class CodeAdapter(GaussianAdapter):
     """vqvae: the flat family's reading and decoding, with codes in and out and the code prior."""
 
+    GATE: ClassVar[FlatGate] = "codes"
+
     @classmethod
     def load(cls, manifest: Manifest, directory: Path, loading: Loading) -> ModelParts:
         """The flat family's two graphs, and the codebook and the PixelCNN prior (warmed, behind
@@ -34,7 +38,10 @@ class CodeAdapter(GaussianAdapter):
         parts = super().load(manifest, directory, loading)
         settings, grid = loading.settings, (manifest.grid[0], manifest.grid[1])
         vq = load_vq_parts(
-            directory, grid, settings.threads, lambda prior: loading.runner(prior, "prior")
+            directory,
+            grid,
+            lambda path: prior_graph(path, settings),
+            lambda prior: loading.runner(prior, "prior"),
         )
         for rows in sorted({1, settings.max_batch_size}):
             vq.prior.warm(rows, grid)

@@ -5,12 +5,12 @@ model. Images are of the model's own size; raw tensors and image files are for s
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from app.arrays import FloatArray
 from app.repository.manifest import Manifest
-from app.runtime.sessions import load_graph
 from app.serving.adapters.base import Loading, ModelAdapter, require_prior
 from app.serving.adapters.errors import InvalidCodes, InvalidRequest, check_count
 from app.serving.adapters.inputs import (
@@ -39,11 +39,12 @@ from app.serving.adapters.requests import (
 )
 from app.serving.adapters.results import Decoded, Drawn, Encoding, Form, GaussianEncoding, sigma_of
 from app.serving.cache.memory import LatentCache, pixel_digest
+from app.serving.engine_choice import FlatGate
+from app.serving.flat_graphs import load_flat_graphs
 from app.serving.imaging import canonical_pixels
 from app.serving.inference import CachedMoments
 from app.serving.latents import sample_prior
 from app.serving.loaded import ModelParts
-from app.serving.packing import PackedGraph
 
 FORMATS = ("png", "array", "npy")
 
@@ -51,22 +52,16 @@ FORMATS = ("png", "array", "npy")
 class GaussianAdapter(ModelAdapter):
     """vae and cvae: encode (cached), decode, sample and interpolate over a flat latent."""
 
+    GATE: ClassVar[FlatGate] = "iwae"
+    """How a lower precision is judged against fp32 for this family (`flat_graphs`)."""
+
     @classmethod
     def load(cls, manifest: Manifest, directory: Path, loading: Loading) -> ModelParts:
-        """encoder.onnx and decoder.onnx (with a label input for a conditional model), warmed
-        at one row and at a full batch, each behind a micro-batcher."""
-        settings, conditional = loading.settings, manifest.conditional
-        threads, spinning = settings.threads, settings.ort_spinning
-        encoder = PackedGraph(
-            load_graph(directory / "encoder.onnx", threads, spinning),
-            manifest.image.shape,
-            conditional,
-        )
-        decoder = PackedGraph(
-            load_graph(directory / "decoder.onnx", threads, spinning),
-            (manifest.latent_dim + manifest.noise_dim,),
-            conditional,
-        )
+        """encoder.onnx and decoder.onnx (with a label input for a conditional model), each on
+        the engine and precision chosen for it, warmed at one row and at a full batch, each
+        behind a micro-batcher."""
+        settings = loading.settings
+        encoder, decoder = load_flat_graphs(manifest, directory, settings, cls.GATE)
         # Warm-up: the first run of a session allocates its buffers; do it before traffic does.
         for rows in sorted({1, settings.max_batch_size}):
             encoder.warm(rows)

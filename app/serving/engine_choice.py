@@ -1,0 +1,183 @@
+"""Which engine and precision run a version's graphs: the candidates the settings and the device
+allow (`app/runtime/engines.candidates`), each lower precision gated against fp32 on the
+version's own check inputs (`quality`), each timed on a representative call, the fastest that
+passes kept (`app/runtime/choice.choose`). This module says, per model family, what the gate
+and the trial are; `spatial_graphs` does the same for spatial models with these helpers.
+
+Flat models (vae, cvae, hvae): the decoder is chosen first, gated by the IWAE bound's shift
+with the fp32 encoder; then the encoder, gated by the shift of the bound it gives with the
+chosen decoder. A VQ-VAE has no bound: its decoder is gated by the PSNR of the images it decodes
+from seeded code grids, its encoder by the PSNR of fp32's decoding of the codes it picks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from app.arrays import FloatArray
+from app.config import Settings
+from app.runtime.choice import EngineChoice, Gate, GateResult, TrialRun, choose
+from app.runtime.cpu import this_cpu
+from app.runtime.cuda import cuda_available
+from app.runtime.engines import EngineOptions, EngineSpec, candidates, open_graph
+from app.runtime.graph import Graph
+from app.serving import quality
+
+FlatGate = Literal["iwae", "codes"]
+"""How a flat family's graphs are judged: the IWAE bound, or a VQ-VAE's decoded code grids."""
+Outputs = dict[str, FloatArray]
+
+
+def engine_options(settings: Settings) -> EngineOptions:
+    """How the settings open graphs: threads, spinning, OpenVINO's compiled shapes."""
+    return EngineOptions(settings.threads, settings.ort_spinning, settings.compiled_shapes)
+
+
+def engine_specs(settings: Settings) -> list[EngineSpec]:
+    """The candidates `VAE_ENGINE` and `VAE_PRECISION` allow on this machine, fp32 first."""
+    return candidates(settings.engine, settings.precision, this_cpu(), cuda_available())
+
+
+@dataclass(frozen=True)
+class CastingGraph:
+    """A graph exported in float16, behind a float32 face: float32 rows in, cast down; float32
+    outputs back, whatever engine runs it."""
+
+    inner: Graph
+    dtype: type[np.floating] = np.float16
+
+    @property
+    def input_name(self) -> str:
+        """The first input's name."""
+        return self.inner.input_name
+
+    @property
+    def input_names(self) -> list[str]:
+        """Every input's name."""
+        return self.inner.input_names
+
+    @property
+    def output_names(self) -> list[str]:
+        """Every output's name."""
+        return self.inner.output_names
+
+    @property
+    def input_width(self) -> int | None:
+        """The first input's fixed second dimension, if any."""
+        return self.inner.input_width
+
+    @property
+    def provider(self) -> str:
+        """What runs the graph."""
+        return self.inner.provider
+
+    @property
+    def device(self) -> str:
+        """cpu or cuda."""
+        return self.inner.device
+
+    @property
+    def engine(self) -> str:
+        """onnxruntime or openvino."""
+        return self.inner.engine
+
+    @property
+    def precision(self) -> str:
+        """The arithmetic the engine runs."""
+        return self.inner.precision
+
+    def run(self, inputs: FloatArray) -> Outputs:
+        """One batch in the graph's dtype; float32 out."""
+        return self.run_feeds({self.input_name: inputs})
+
+    def run_feeds(self, feeds: dict[str, np.ndarray]) -> Outputs:
+        """Every input named (float ones cast down); float32 out."""
+        cast = {
+            name: value.astype(self.dtype) if value.dtype.kind == "f" else value
+            for name, value in feeds.items()
+        }
+        outputs = self.inner.run_feeds(cast)
+        return {name: np.asarray(value, np.float32) for name, value in outputs.items()}
+
+
+@dataclass
+class Opening:
+    """Opens one graph file on any candidate spec (behind a float32 face when it was exported in
+    float16), handing back the already-open reference for the reference spec, so the graph
+    the gates compared against is not opened twice."""
+
+    path: Path
+    dtype: str
+    options: EngineOptions
+    reference_spec: EngineSpec | None = None
+    reference: Graph | None = None
+
+    def __call__(self, spec: EngineSpec) -> Graph:
+        """The graph on `spec`."""
+        if self.reference is not None and spec == self.reference_spec:
+            return self.reference
+        graph = open_graph(self.path, spec, self.options)
+        return graph if self.dtype == "float32" else CastingGraph(graph)
+
+    def open_reference(self, specs: list[EngineSpec]) -> Graph | None:
+        """Opens the first fp32 spec (the gates' reference); None when there is none to gate
+        against (one candidate, or only lower precisions: the settings' choice stands)."""
+        references = [spec for spec in specs if spec.reference]
+        if len(specs) < 2 or not references:
+            return None
+        self.reference_spec = references[0]
+        self.reference = self(self.reference_spec)
+        return self.reference
+
+
+@dataclass
+class Race:
+    """Times candidates in turn on the same steps: after one untimed call of the first step (it
+    compiles that shape, allocates buffers), the steps run once, timed; a candidate that has
+    taken longer than the best full round so far stops there: it has lost, and the rest of its
+    round (an engine compiling shape after shape) would only slow the load down."""
+
+    best: float = float("inf")
+
+    def time(self, steps: Sequence[Callable[[], object]]) -> float:
+        """Seconds for the round (a lower bound when it stopped early)."""
+        steps[0]()
+        start = time.perf_counter()
+        elapsed = 0.0
+        for step in steps:
+            step()
+            elapsed = time.perf_counter() - start
+            if elapsed > self.best:
+                return elapsed
+        self.best = elapsed
+        return elapsed
+
+
+def passed_psnr(value: float) -> GateResult:
+    """The image gate's verdict on a PSNR in dB."""
+    return GateResult(value >= quality.PSNR_DB, value, "dB", quality.PSNR_DB, "PSNR", ">=")
+
+
+def passed_shift(value: float) -> GateResult:
+    """The flat gate's verdict on the IWAE bound's shift in nats."""
+    return GateResult(
+        value <= quality.IWAE_NATS, value, "nats", quality.IWAE_NATS, "IWAE bound shift", "<="
+    )
+
+
+def no_gate(candidate: Graph, reference: Graph) -> GateResult:
+    """For a choice with nothing to gate against: never called by `choose`."""
+    raise RuntimeError("no fp32 reference to gate against")
+
+
+def pick(
+    opening: Opening, specs: list[EngineSpec], gate: Gate, trial: TrialRun
+) -> tuple[Graph, EngineChoice]:
+    """`choose` among `specs`, opening through `opening`."""
+    return choose(specs, opening, gate if opening.reference is not None else no_gate, trial)
