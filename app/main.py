@@ -148,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (inference, remote, models, datasets, jobs, oip, health, observability):
         app.include_router(module.router)
     inference.install_hot_routes(app)
+    oip.install_hot_routes(app)
     _document_raw_bodies(app)
     app.include_router(ui.router)  # GET /: the latent explorer page (app/static)
     return app

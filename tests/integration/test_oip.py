@@ -225,3 +225,29 @@ def test_malformed_bodies_are_400(http: httpx.Client, latent_dim: int) -> None:
     assert reply.status_code == 400 and "binary_data_size says 8" in reply.json()["error"]
     reply = http.post(url, content=header, headers={"Inference-Header-Content-Length": "x"})
     assert reply.status_code == 400 and "must be a number" in reply.json()["error"]
+
+
+def _sample_value(metrics: str, name: str, **labels: str) -> float:
+    """One sample of a Prometheus text exposition (0 when absent)."""
+    wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
+    for line in metrics.splitlines():
+        if line.startswith(f"{name}{{") and all(part in line for part in wanted.split(",")):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_infer_goes_through_the_batcher_limits_and_metrics(
+    client: triton.InferenceServerClient, http: httpx.Client, latent_dim: int
+) -> None:
+    route = {"route": "/v2/models/{model}/infer", "method": "POST", "status": "200"}
+    batch = {"model": "mnist", "graph": "decoder"}
+    before = http.get("/metrics").text
+    client.infer("mnist.decoder", [_z_input(_latents(latent_dim, 2), True)])
+    after = http.get("/metrics").text
+    counted = _sample_value(after, "vae_http_requests_total", **route)
+    assert counted == _sample_value(before, "vae_http_requests_total", **route) + 1
+    rows = _sample_value(after, "vae_batch_size_sum", **batch)
+    assert rows >= _sample_value(before, "vae_batch_size_sum", **batch) + 2
+    with pytest.raises(InferenceServerException) as caught:
+        client.infer("mnist.decoder", [_z_input(_latents(latent_dim, 257), True)])
+    assert caught.value.status() == "413" and "at most 256" in caught.value.message()
