@@ -130,7 +130,8 @@ def _find(cells: list[Cell], system: str, model: str, route: str, clients: int) 
 
 
 def targets(cells: list[Cell], clients: int = 64) -> list[tuple[str, bool | None, str]]:
-    """The issue's done-when checks on /decode at `clients`: (what, held, the numbers).
+    """The issues' done-when checks on /decode (and /oip against the peers) at `clients`:
+    (what, held, the numbers).
     held is None when a system it needs was not measured."""
     results: list[tuple[str, bool | None, str]] = []
     models = sorted({c.model for c in cells if c.system != RAW})
@@ -158,22 +159,35 @@ def targets(cells: list[Cell], clients: int = 64) -> list[tuple[str, bool | None
                 )
             else:
                 results.append((what, None, "not measured"))
-        peers = [
-            c
-            for c in cells
-            if c.is_peer and c.model == model and c.route == "decode" and c.clients == clients
-        ]
-        for peer in peers:
-            what = f"{model}: service ahead of {peer.system} in req/s, p99 no worse"
-            if on:
-                held = on.rps > peer.rps and on.p99_ms <= peer.p99_ms
-                detail = (
-                    f"req/s {on.rps:,.0f} vs {peer.rps:,.0f}; "
-                    f"p99 {on.p99_ms:.1f} vs {peer.p99_ms:.1f} ms"
-                )
-                results.append((what, held, detail))
-            else:
-                results.append((what, None, "service not measured"))
+        results += _ahead_of_peers(cells, model, "decode", clients)
+        results += _ahead_of_peers(cells, model, "oip", clients)
+    return results
+
+
+def _ahead_of_peers(
+    cells: list[Cell], model: str, route: str, clients: int
+) -> list[tuple[str, bool | None, str]]:
+    """Whether the service (batching on) is ahead of each peer on `route` in req/s, p99 no
+    worse (the same request on /oip: the Open Inference Protocol's /infer)."""
+    on = _find(cells, "service", model, route, clients)
+    results: list[tuple[str, bool | None, str]] = []
+    peers = [
+        c
+        for c in cells
+        if c.is_peer and c.model == model and c.route == route and c.clients == clients
+    ]
+    for peer in peers:
+        where = "" if route == "decode" else f" on /{route}"
+        what = f"{model}: service ahead of {peer.system}{where} in req/s, p99 no worse"
+        if on:
+            held = on.rps > peer.rps and on.p99_ms <= peer.p99_ms
+            detail = (
+                f"req/s {on.rps:,.0f} vs {peer.rps:,.0f}; "
+                f"p99 {on.p99_ms:.1f} vs {peer.p99_ms:.1f} ms"
+            )
+            results.append((what, held, detail))
+        else:
+            results.append((what, None, "service not measured"))
     return results
 
 

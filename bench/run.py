@@ -3,6 +3,11 @@
     .venv/bin/python -m bench.run            # every system, model, route and concurrency
     .venv/bin/python -m bench.run --quick    # 1 and 64 clients, short windows: a smoke run
 
+Routes: `decode` (each system's own decode route), `sample`, and `oip`: the Open Inference
+Protocol's /infer of a decoder (ours `/v2/models/<model>.decoder/infer`, Triton's
+`/v2/models/decoder/infer`), every system sent the very same body (one latent, binary tensors in
+and base64 PNGs out as binary, post_raw.lua).
+
 For each model it measures the raw engine (ONNX Runtime in-process, best batch size), starts every
 system, and drives each in turn with wrk (closed loop, fixed time) at each concurrency, in
 interleaved rounds; each point keeps the round that other processes on the machine disturbed least.
@@ -18,9 +23,12 @@ import json
 import signal
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -30,10 +38,20 @@ from bench.models import ROOT, BenchModel, conv_model, shipped_model
 from bench.peers.install import PeerUnavailable, ensure_peer, peer_envs
 from bench.procs import http_post_json, machine_busy_seconds, prioritize_self
 from bench.report import RAW, Cell, markdown_table, targets, targets_text, text_table
-from bench.systems import PEERS, SYSTEM_NAMES, Knobs, Service, System, Target
+from bench.systems import (
+    OIP_HEADER_LENGTH,
+    PEERS,
+    SYSTEM_NAMES,
+    Knobs,
+    Service,
+    System,
+    Target,
+    oip_images,
+)
 
 WORK = ROOT / "bench" / "work"
 RESULTS = ROOT / "bench" / "results"
+RAW_LUA = Path(__file__).with_name("post_raw.lua")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -49,7 +67,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (2)")
     parser.add_argument("--systems", default=",".join(SYSTEM_NAMES), help="comma list")
     parser.add_argument("--models", default="mnist,conv", help="comma list of mnist, conv")
-    parser.add_argument("--routes", default="decode,sample", help="comma list of decode, sample")
+    parser.add_argument(
+        "--routes", default="decode,sample,oip", help="comma list of decode, sample, oip"
+    )
     parser.add_argument("--threads", type=int, default=None, help="ORT threads (all cores)")
     parser.add_argument("--max-batch-size", type=int, default=64)
     parser.add_argument("--max-delay-ms", type=float, default=2.0)
@@ -88,12 +108,40 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def _check_answer(system: System, target: Target, model: BenchModel) -> None:
-    """One request, answered with PNGs of the model's size, before any load."""
-    status, answer = http_post_json(target.url, target.bodies[0])
+def _post_raw(target: Target) -> tuple[int, bytes, str | None]:
+    """(status, body, Inference-Header-Content-Length) of the target's binary POST."""
+    assert target.raw is not None
+    headers = {
+        "Content-Type": target.content_type,
+        **dict([target.header] if target.header else []),
+    }
+    request = urllib.request.Request(target.url, data=target.raw, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read(), response.headers.get(OIP_HEADER_LENGTH)
+    except urllib.error.HTTPError as error:
+        return error.code, error.read(), None
+
+
+def _answer_images(system: System, target: Target) -> list[str]:
+    """The base64 PNGs of one request's answer; RuntimeError unless it is a 200."""
+    if target.raw is None:
+        status, answer = http_post_json(target.url, target.bodies[0])
+        length = None
+    else:
+        status, answer, length = _post_raw(target)
     if status != 200:
         raise RuntimeError(f"{system.name} answered {status}: {answer[:300]!r}")
-    images = system.images(answer)
+    if target.raw is None:
+        return system.images(answer)
+    if length is None:
+        raise RuntimeError(f"{system.name} answered without {OIP_HEADER_LENGTH}: {answer[:300]!r}")
+    return oip_images(answer, int(length))
+
+
+def _check_answer(system: System, target: Target, model: BenchModel) -> None:
+    """One request, answered with PNGs of the model's size, before any load."""
+    images = _answer_images(system, target)
     _, height, width = model.image_shape
     with Image.open(io.BytesIO(base64.b64decode(images[0]))) as image:
         if image.format != "PNG" or image.size != (width, height):
@@ -113,11 +161,15 @@ def _measure(
 ) -> Cell:
     assert system.server is not None
     _drain(system)
+    script: dict[str, Any] = {}
+    if target.raw is not None:
+        extra = target.header or ()
+        script = {"script": RAW_LUA, "script_args": (target.content_type, *extra)}
     if args.warmup > 0:
-        run_wrk(target.url, bodies, clients, args.warmup)
+        run_wrk(target.url, bodies, clients, args.warmup, **script)
     calls0, rows0 = system.batch_counters()
     cpu0, busy0 = system.server.cpu_seconds(), machine_busy_seconds()
-    load = run_wrk(target.url, bodies, clients, args.duration)
+    load = run_wrk(target.url, bodies, clients, args.duration, **script)
     cpu1, busy1 = system.server.cpu_seconds(), machine_busy_seconds()
     calls1, rows1 = system.batch_counters()
     calls = calls1 - calls0
@@ -178,8 +230,12 @@ def _start_all(
                 if target is None:
                     continue
                 _check_answer(system, target, model)
-                name = f"bodies-{system.name}-{model.key}-{route}.txt"
-                targets[route] = (target, write_bodies(out / name, target.bodies))
+                name = f"bodies-{system.name}-{model.key}-{route}"
+                if target.raw is not None:
+                    (out / f"{name}.bin").write_bytes(target.raw)
+                    targets[route] = (target, out / f"{name}.bin")
+                else:
+                    targets[route] = (target, write_bodies(out / f"{name}.txt", target.bodies))
             live.append(_Live(system, targets))
         except Exception as error:  # one system failing must not end the run
             notes.append(f"{system.label} on {model.key}: {error}")
@@ -313,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     per_model = sum(
         points
         * (
-            len([s for s in args.systems if not s.startswith("service")]) * (r == "decode")
+            len([s for s in args.systems if not s.startswith("service")]) * (r in ("decode", "oip"))
             + len([s for s in args.systems if s.startswith("service")])
         )
         for r in args.routes
@@ -339,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         for route in args.routes:
             text.append(f"\n== {model.key} /{route}: {model.note}")
             text.append(text_table(cells, model.key, route))
-    text.append("\ntargets at 64 clients on /decode:")
+    text.append("\ntargets at 64 clients on /decode and /oip:")
     text.append(targets_text(checks))
     text.extend(f"note: {n}" for n in notes)
     text.append(f"\nwall time {elapsed / 60:.1f} min; results in {out}")
@@ -407,7 +463,7 @@ def _write(
                 markdown_table(cells, model.key, route),
                 "",
             ]
-    md += ["### Targets at 64 clients on /decode", "", "```", targets_text(checks), "```"]
+    md += ["### Targets at 64 clients on /decode and /oip", "", "```", targets_text(checks), "```"]
     md += [f"- {n}" for n in notes]
     (out / "results.md").write_text("\n".join(md) + "\n")
 

@@ -29,11 +29,60 @@ class Knobs:
 
 @dataclass(frozen=True)
 class Target:
-    """Where and what to POST for one route."""
+    """Where and what to POST for one route: JSON `bodies` (cycled), or one binary `raw` body
+    sent with `content_type` and the `header` (name, value) it needs."""
 
     url: str
     bodies: list[str]
     rows_per_request: int
+    raw: bytes | None = None
+    content_type: str = "application/json"
+    header: tuple[str, str] | None = None
+
+
+OIP_HEADER_LENGTH = "Inference-Header-Content-Length"
+
+
+def oip_target(url: str, model: BenchModel) -> Target:
+    """One latent [1,D] to a decoder over the Open Inference Protocol with the binary tensor
+    extension both ways: input `z` FP32 as binary data after the JSON header, output `images`
+    (base64 PNGs) as binary data. Every system gets this very body."""
+    z = latent_rows(model, 1)[0]
+    header = json.dumps(
+        {
+            "inputs": [
+                {"name": "z", "shape": [1, model.latent_dim], "datatype": "FP32",
+                 "parameters": {"binary_data_size": z.nbytes}}
+            ],
+            "outputs": [{"name": "images", "parameters": {"binary_data": True}}],
+        },
+        separators=(",", ":"),
+    ).encode()  # fmt: skip
+    return Target(
+        url,
+        [],
+        1,
+        raw=header + z.tobytes(),
+        content_type="application/octet-stream",
+        header=(OIP_HEADER_LENGTH, str(len(header))),
+    )
+
+
+def oip_images(answer: bytes, header_length: int) -> list[str]:
+    """The base64 PNGs of an OIP answer's binary BYTES output `images` (each element: its length,
+    4 bytes little-endian, then its bytes)."""
+    header = json.loads(answer[:header_length])
+    offset, texts = header_length, []
+    for output in header["outputs"]:
+        size = int(output["parameters"]["binary_data_size"])
+        if output["name"] == "images":
+            blob, at = answer[offset : offset + size], 0
+            while at < len(blob):
+                length = int.from_bytes(blob[at : at + 4], "little")
+                texts.append(blob[at + 4 : at + 4 + length].decode())
+                at += 4 + length
+        offset += size
+    return texts
 
 
 def latent_rows(model: BenchModel, count: int = 64, seed: int = 0) -> list[np.ndarray]:
@@ -130,6 +179,8 @@ class Service(System):
             return Target(
                 f"{base}/sample", [json.dumps({"n": self.knobs.sample_n})], self.knobs.sample_n
             )
+        if route == "oip":
+            return oip_target(f"{base}/v2/models/{model.name}.decoder/infer", model)
         return None
 
     def images(self, answer: bytes) -> list[str]:
@@ -209,6 +260,8 @@ class Triton(Peer):
         )
 
     def target(self, route: str, model: BenchModel) -> Target | None:
+        if route == "oip":
+            return oip_target(f"http://127.0.0.1:{self.port}/v2/models/decoder/infer", model)
         if route != "decode":
             return None
         bodies = [
