@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.runtime.cpu import CpuInfo
-from app.runtime.graph import Graph
+from app.runtime.graph import RELEASE_ABOVE, Graph
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,14 @@ class EngineSpec:
 class EngineOptions:
     """How graphs are opened, whatever the engine (serving builds it from its settings: the
     runtime reads no settings). `threads`: intra-op threads (all cores when None); `spinning`:
-    ONNX Runtime's idle threads busy-wait; `compiled_shapes`: the OpenVINO shape LRU's size."""
+    ONNX Runtime's idle threads busy-wait; `compiled_shapes`: the OpenVINO shape LRU's size;
+    `release_above`: a call whose largest input has more elements gives its working memory
+    back when it ends (OpenVINO; None: never)."""
 
     threads: int | None = None
     spinning: bool = True
     compiled_shapes: int = 4
+    release_above: int | None = RELEASE_ABOVE
 
 
 def _cpu_specs(engines: list[str], precision: str, cpu: CpuInfo) -> list[EngineSpec]:
@@ -117,7 +120,13 @@ def _open_onnxruntime(path: Path, spec: EngineSpec, options: EngineOptions) -> G
 def _open_openvino(path: Path, spec: EngineSpec, options: EngineOptions) -> Graph:
     from app.runtime.openvino_graph import OpenVinoGraph
 
-    return OpenVinoGraph(path, spec.precision, options.threads, options.compiled_shapes)
+    return OpenVinoGraph(
+        path,
+        spec.precision,
+        options.threads,
+        options.compiled_shapes,
+        release_above=options.release_above,
+    )
 
 
 def _open_cuda(path: Path, spec: EngineSpec, options: EngineOptions) -> Graph:

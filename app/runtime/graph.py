@@ -15,6 +15,13 @@ ENGINES = ("onnxruntime", "openvino")
 PRECISIONS = ("fp32", "bf16", "fp16")
 """The precisions `precision` names: the arithmetic the engine runs the graph's heavy ops in."""
 
+RELEASE_ABOVE = 65_536
+"""A call whose largest input has more elements than this gives its compiled shape's working
+memory back when it ends: from a latent of 4 x 128 x 128 (a 1024 px image of an 8x AutoencoderKL)
+up. OpenVINO on kl-small (bench.spatial) at bf16 holds 563 MB after a 1024 px decode, 148 MB once
+released; 1.8 GB after a 2048 px one (fp32: 3.4 GB), 150 MB released. At 512 px allocating again
+costs less than the noise of a ~0.5 s call; below, nothing comes back."""
+
 
 @runtime_checkable
 class Graph(Protocol):
@@ -25,7 +32,7 @@ class Graph(Protocol):
     - `run_feeds(feeds)`: the same with every input named (a conditional model's label `y`).
     - `input_name`, `input_names`, `output_names`: the graph's names, as the ONNX file has them.
     - `input_width`: the fixed second dimension of the first input when the graph declares one.
-    - `provider`: what runs it, e.g. `CPUExecutionProvider`, `CUDAExecutionProvider`, `openvino:CPU`.
+    - `provider`: what runs it: `CPUExecutionProvider`, `CUDAExecutionProvider`, `openvino:CPU`.
     - `device`: `cpu` or `cuda` (whether batches pay is a property of the device, not the engine).
     - `engine`: `onnxruntime` or `openvino`.
     - `precision`: `fp32`, `bf16` or `fp16`: the arithmetic actually compiled, read back from

@@ -111,3 +111,30 @@ def test_bf16_is_close_to_fp32_but_not_identical(conv: Path) -> None:
 def test_a_precision_openvino_does_not_run_is_refused(conv: Path) -> None:
     with pytest.raises(ValueError, match="fp32, bf16 or fp16"):
         OpenVinoGraph(conv, "int4")
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def test_a_large_call_gives_its_working_memory_back_and_a_small_one_keeps_it(
+    conv: Path,
+) -> None:
+    # The features alone are 8 x 1024 x 1024 float32 (32 MiB): the compiled shape holds its
+    # buffers after a call until they are released.
+    large = latents((1, 4, 1024, 1024))
+    keeping = OpenVinoGraph(conv, threads=1, release_above=None)
+    answer = keeping.run(large)["image"]
+    held = rss_mb()
+    assert keeping.release_memory() == 1
+    assert held - rss_mb() > 30
+    # Past `release_above` the call released them itself: nothing is left to release.
+    releasing = OpenVinoGraph(conv, threads=1, release_above=large.size - 1)
+    np.testing.assert_array_equal(releasing.run(large)["image"], answer)
+    left = rss_mb()
+    assert releasing.release_memory() == 1
+    assert left - rss_mb() < 5
+    # Released memory is allocated again by the next call, which answers the same.
+    np.testing.assert_array_equal(releasing.run(large)["image"], answer)
