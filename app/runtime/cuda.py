@@ -12,8 +12,10 @@ of that function ONNX Runtime ships (`onnxruntime.transformers.float16`, same ar
 float32 inputs and outputs kept so callers never see half floats. I/O binding: "I/O Binding"
 (docs/performance/tune-performance/iobinding.html) and the Python API summary: `io_binding()`,
 `bind_cpu_input`, `bind_output(name, device_type, device_id)`, `run_with_iobinding`,
-`copy_outputs_to_cpu`. Arena shrinkage is the run option `memory.enable_memory_arena_shrinkage`
-("gpu:0", "cpu:0") of onnxruntime_run_options_config_keys.h.
+`copy_outputs_to_cpu`. `onnxruntime.preload_dlls` ("Preload DLLs", the CUDA page) loads the
+CUDA and cuDNN libraries of the nvidia-* wheels before the first CUDA session. Arena shrinkage
+is the run option `memory.enable_memory_arena_shrinkage` ("gpu:0", "cpu:0") of
+onnxruntime_run_options_config_keys.h.
 
 The same code runs on a machine with no GPU with device `cpu` (the CPU provider, outputs bound
 to the CPU): that is how the tests exercise the binding and the float16 path.
@@ -75,8 +77,24 @@ def cuda_available(device_id: int = 0) -> bool:
     driver or no GPU too, then falls back to the CPU). Tried once, on a one-node graph."""
     if not cuda_in_build():
         return False
+    preload_cuda_libraries()
     probe = providers_for("cuda", CudaOptions(device_id=device_id))
     return starts_on(probe, CUDA_PROVIDER)
+
+
+@lru_cache(maxsize=1)
+def preload_cuda_libraries() -> None:
+    """Loads the CUDA and cuDNN libraries of the nvidia-* wheels `onnxruntime-gpu[cuda,cudnn]`
+    installs (the GPU image's way), which the dynamic loader does not search: without this the
+    CUDA provider fails to load and sessions fall back to the CPU. `onnxruntime.preload_dlls`
+    ("Preload DLLs" in the CUDA provider's docs, ONNX Runtime 1.21 on); a no-op before it."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    try:
+        preload()
+    except Exception as error:  # the system's own libraries may still serve
+        log.warning("onnxruntime.preload_dlls failed: %s", error)
 
 
 def starts_on(providers: list[str | tuple[str, dict[str, str]]], wanted: str) -> bool:

@@ -23,6 +23,7 @@ from app.runtime.cuda import (
     cuda_in_build,
     float16_model,
     load_bound_graph,
+    preload_cuda_libraries,
     providers_for,
     starts_on,
 )
@@ -102,6 +103,25 @@ def test_a_provider_is_found_usable_only_when_a_session_starts_on_it() -> None:
         assert not starts_on([(absent[0], {}), CPU_PROVIDER], absent[0])
     if not cuda_in_build():
         assert not cuda_available()
+
+
+def test_the_gpu_wheels_libraries_are_loaded_before_cuda_is_tried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_build_has_cuda = cuda_in_build()
+    calls: list[str] = []
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA_PROVIDER, CPU_PROVIDER])
+    monkeypatch.setattr(ort, "preload_dlls", lambda: calls.append("preload"), raising=False)
+    cuda_available.cache_clear()
+    preload_cuda_libraries.cache_clear()
+    try:
+        usable = cuda_available(0)
+    finally:
+        cuda_available.cache_clear()
+        preload_cuda_libraries.cache_clear()
+    assert calls == ["preload"]
+    if not real_build_has_cuda:  # listed, yet the session falls back to the CPU: not usable
+        assert usable is False
 
 
 def test_bf16_is_not_a_cuda_precision() -> None:
