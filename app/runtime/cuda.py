@@ -129,7 +129,10 @@ class CudaOptions:
     of many sizes pass through one session, and rounding each growth up to a power of two
     holds up to twice the memory a large decode needs. `cudnn_conv_algo_search` EXHAUSTIVE is
     ONNX Runtime's default: the fastest kernels, benchmarked once per input shape (a first
-    request at a new size pays it; HEURISTIC skips it). `gpu_mem_limit` None: no limit.
+    request at a new size pays it; HEURISTIC skips it). `cudnn_conv_use_max_workspace` on:
+    "CUDA performance" (docs/performance/tune-performance/cuda-performance.html) finds it
+    important for fp16 graphs, where it lets cuDNN pick tensor-core algorithms (at a higher
+    peak memory). `gpu_mem_limit` None: no limit.
     """
 
     device_id: int = 0
