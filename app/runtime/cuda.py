@@ -62,7 +62,8 @@ class Opening(Protocol):
 
 
 class CudaUnavailable(RuntimeError):
-    """A CUDA graph was asked of an ONNX Runtime build without the CUDA execution provider."""
+    """A CUDA graph was asked of an ONNX Runtime without the CUDA execution provider, or of a
+    machine it does not start on (no GPU, no driver, missing CUDA or cuDNN libraries)."""
 
 
 def cuda_in_build() -> bool:
