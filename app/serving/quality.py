@@ -96,7 +96,8 @@ def log_likelihood(likelihood: str, x: FloatArray, outputs: Outputs) -> Float64A
     flat_x = x.reshape(len(x), -1).astype(np.float64)
     if likelihood == "bernoulli":
         logits = outputs["logits"].reshape(len(x), -1).astype(np.float64)
-        per_pixel = -np.logaddexp(0.0, (1.0 - 2.0 * flat_x) * logits)
+        # x log sigmoid(l) + (1 - x) log(1 - sigmoid(l)): check images are grey, not binary
+        per_pixel = flat_x * logits - np.logaddexp(0.0, logits)
     else:
         mean = outputs["x_mean"].reshape(len(x), -1).astype(np.float64)
         logscale = outputs["x_logscale"].reshape(len(x), -1).astype(np.float64)

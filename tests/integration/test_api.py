@@ -199,7 +199,8 @@ def test_models_report_manifest_and_provider(client: httpx.Client) -> None:
     model = client.get("/models/mnist").json()
     current = next(v for v in model["versions"] if v["version"] == model["default_version"])
     assert current["loaded"] is True
-    assert current["provider"] in {"CPUExecutionProvider", "CUDAExecutionProvider"}
+    assert current["provider"] in {"CPUExecutionProvider", "CUDAExecutionProvider", "openvino:CPU"}
+    assert current["engine"]["decoder"]["engine"] in {"onnxruntime", "openvino"}
     manifest = current["manifest"]
     assert manifest["image"] == {"height": 28, "width": 28, "channels": 1}
     assert manifest["metrics"]["iwae_nll"] > 0 and manifest["parity"]["max_abs_err"] <= 1e-4
