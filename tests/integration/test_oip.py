@@ -14,7 +14,7 @@ import tritonclient.http as triton
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, running_service
 
 
 @pytest.fixture(scope="module")
@@ -251,3 +251,39 @@ def test_infer_goes_through_the_batcher_limits_and_metrics(
     with pytest.raises(InferenceServerException) as caught:
         client.infer("mnist.decoder", [_z_input(_latents(latent_dim, 257), True)])
     assert caught.value.status() == "413" and "at most 256" in caught.value.message()
+
+
+@pytest.fixture(scope="module")
+def spatial(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """`vae serve` over a tiny random AutoencoderTiny (TAESD's architecture), "tiny"."""
+    from app.repository.store import ModelRepository
+    from app.training.import_diffusers import import_diffusers
+    from tests.support.autoencoders import save
+
+    root = tmp_path_factory.mktemp("oip-spatial")
+    save("tiny", root / "tiny")
+    import_diffusers(ModelRepository(root / "models"), root / "tiny", "tiny")
+    env = {"VAE_MODELS_DIR": str(root / "models"), "VAE_DATA_DIR": str(root / "data"),
+           "VAE_DEFAULT_MODEL": "tiny", "VAE_THREADS": "1"}  # fmt: skip
+    with running_service(env, root) as service:
+        yield service
+
+
+def test_a_spatial_model_s_free_sides_and_arrays(spatial: ServiceProcess) -> None:
+    oip = triton.InferenceServerClient(spatial.url.removeprefix("http://"))
+    decoder = oip.get_model_metadata("tiny.decoder")
+    assert decoder["inputs"] == [{"name": "z", "datatype": "FP32", "shape": [-1, 4, -1, -1]}]
+    assert decoder["outputs"][0] == {"name": "arrays", "datatype": "FP32", "shape": [-1, 3, -1, -1]}
+    z = np.random.default_rng(2).standard_normal((1, 4, 8, 12)).astype(np.float32)
+    wanted = [triton.InferRequestedOutput("arrays", binary_data=True)]
+    arrays = oip.infer("tiny.decoder", [_z_input(z, True)], outputs=wanted).as_numpy("arrays")
+    with spatial.client() as http:
+        np.testing.assert_array_equal(arrays, _decode_npy(http, z, "tiny"))
+    assert arrays.shape == (1, 3, 16, 24)  # this tiny TAESD: 2 pixels a latent cell
+    images = triton.InferInput("arrays", list(arrays.shape), "FP32")
+    images.set_data_from_numpy(arrays)
+    encoded = oip.infer("tiny.encoder", [images])
+    names = [output["name"] for output in encoded.get_response()["outputs"]]
+    assert names == ["mu"]  # TAESD's encoder is deterministic: no sigma
+    assert encoded.as_numpy("mu").shape == (1, 4, 8, 12)
+    oip.close()
