@@ -38,6 +38,7 @@ from app.api.oip_tensors import (
     InputTensor,
     OutputTensor,
     TensorFormatError,
+    decompressed,
     encode_response,
     parse_request,
 )
@@ -281,6 +282,8 @@ def install_hot_routes(app: FastAPI) -> None:
 
 async def _infer(request: Request, state: AppState, model: str, version: str | None) -> Response:
     body = await request.body()
+    limit = state.settings.max_body_bytes
+    body = decompressed(body, request.headers.get("content-encoding"), limit)
     parsed = parse_request(body, request.headers.get(HEADER_LENGTH))
     loaded, graph = await _resolve(state, model, version)
     tensors = signature(loaded.adapter, graph)

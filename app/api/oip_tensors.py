@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import math
 import struct
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import orjson
+
+from app.serving.adapters.errors import TooLarge
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 BINARY_MEDIA_TYPE = "application/octet-stream"
@@ -250,6 +253,27 @@ def _outputs(header: dict[str, Any]) -> list[RequestedOutput] | None:
         binary = _parameters(output, f"output {output['name']!r}").get("binary_data")
         requested.append(RequestedOutput(output["name"], None if binary is None else bool(binary)))
     return requested
+
+
+def decompressed(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """A request body as sent with `Content-Encoding` gzip or deflate (tritonclient's
+    `request_compression_algorithm`), unpacked to at most `limit` bytes (TooLarge past it)."""
+    if encoding is None or encoding.strip().lower() in {"", "identity"}:
+        return body
+    windows = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+    window = windows.get(encoding.strip().lower())
+    if window is None:
+        raise TensorFormatError(f"Content-Encoding {encoding!r}: send gzip, deflate or none")
+    unpacker = zlib.decompressobj(window)
+    try:
+        data = unpacker.decompress(body, limit + 1)
+    except zlib.error as error:
+        raise TensorFormatError(f"the body is not valid {encoding}: {error}") from None
+    if len(data) > limit:
+        raise TooLarge(f"the body unpacks to more than {limit} bytes")
+    if not unpacker.eof:
+        raise TensorFormatError(f"the {encoding} body ends early")
+    return data
 
 
 def parse_request(body: bytes, header_length: str | None) -> InferRequest:

@@ -127,6 +127,17 @@ def test_json_tensors_in_and_out_give_the_same_arrays(
     np.testing.assert_allclose(result.as_numpy("arrays"), _decode_npy(http, z), atol=1e-6)
 
 
+@pytest.mark.parametrize("packing", ["gzip", "deflate"])
+def test_compressed_requests(
+    client: triton.InferenceServerClient, http: httpx.Client, latent_dim: int, packing: str
+) -> None:
+    z = _latents(latent_dim, 2, seed=4)
+    result = client.infer(
+        "mnist.decoder", [_z_input(z, True)], request_compression_algorithm=packing
+    )
+    np.testing.assert_array_equal(result.as_numpy("arrays"), _decode_npy(http, z))
+
+
 def test_version_path_and_all_outputs_by_default(
     client: triton.InferenceServerClient, latent_dim: int
 ) -> None:

@@ -3,7 +3,9 @@ read back by tritonclient's own InferResult, BYTES in the extension's binary for
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 
 import numpy as np
 import pytest
@@ -20,11 +22,13 @@ from app.api.oip_tensors import (
     OutputTensor,
     TensorFormatError,
     datatype_of,
+    decompressed,
     deserialize_bytes,
     encode_response,
     parse_request,
     serialize_bytes,
 )
+from app.serving.adapters.errors import TooLarge
 
 
 def _tritonclient_body(
@@ -169,3 +173,19 @@ def test_binary_sizes_must_add_up() -> None:
     wrong = {**tensor, "parameters": {"binary_data_size": 4}}
     with pytest.raises(TensorFormatError, match="is 8 bytes, binary_data_size says 4"):
         parse_request(*_binary_body({"inputs": [wrong]}, b"\0" * 4))
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_compressed_bodies_unpack_within_the_limit(encoding: str) -> None:
+    body = b'{"inputs": []}' * 10
+    packed = gzip.compress(body) if encoding == "gzip" else zlib.compress(body)
+    assert decompressed(packed, encoding, len(body)) == body
+    assert decompressed(body, None, 1) == body
+    with pytest.raises(TooLarge, match=f"more than {len(body) - 1} bytes"):
+        decompressed(packed, encoding, len(body) - 1)
+    with pytest.raises(TensorFormatError, match="ends early"):
+        decompressed(packed[:-6], encoding, len(body))
+    with pytest.raises(TensorFormatError, match="not valid"):
+        decompressed(b"plain text", encoding, len(body))
+    with pytest.raises(TensorFormatError, match="send gzip, deflate or none"):
+        decompressed(packed, "br", len(body))
