@@ -132,7 +132,7 @@ async def _resolve(state: AppState, model: str, version: str | None) -> tuple[Lo
     return await state.registry.resolve(name if version is None else f"{name}:{version}"), graph
 
 
-@router.get("", responses=_ERRORS)
+@router.get("")
 async def server_metadata(request: Request) -> Response:
     """Server metadata: name, version and the protocol extensions served."""
     app = request.app
