@@ -43,6 +43,9 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def _transport(models_dir: Path, **settings: Any) -> AsyncIterator[httpx.ASGITransport]:
     from app.main import create_app
 
+    # fp32: these tests hold the API's conversions to fp32's exactness; bf16 and its quality
+    # gate are test_engines_api's
+    settings = {"precision": "fp32", **settings}
     app = create_app(
         Settings(models_dir=models_dir, data_dir=models_dir.parent / "data", default_model="kl",
                  reload_interval_s=0, threads=1, **settings)
