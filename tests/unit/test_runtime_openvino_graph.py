@@ -129,12 +129,13 @@ def test_a_large_call_gives_its_working_memory_back_and_a_small_one_keeps_it(
     answer = keeping.run(large)["image"]
     held = rss_mb()
     assert keeping.release_memory() == 1
-    assert held - rss_mb() > 30
+    freed = held - rss_mb()
+    assert freed > 30
     # Past `release_above` the call released them itself: nothing is left to release.
     releasing = OpenVinoGraph(conv, threads=1, release_above=large.size - 1)
     np.testing.assert_array_equal(releasing.run(large)["image"], answer)
     left = rss_mb()
     assert releasing.release_memory() == 1
-    assert left - rss_mb() < 5
+    assert left - rss_mb() < freed / 4
     # Released memory is allocated again by the next call, which answers the same.
     np.testing.assert_array_equal(releasing.run(large)["image"], answer)
