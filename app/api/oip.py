@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.routing import iter_route_contexts
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
@@ -31,6 +32,7 @@ from app.api import health
 from app.api.deps import AppState, StateDep, get_state
 from app.api.disconnect import while_connected
 from app.api.errors import DOMAIN_ERRORS, error_responses
+from app.api.inference import HotRouteMismatch
 from app.api.oip_tensors import (
     BINARY_MEDIA_TYPE,
     HEADER_LENGTH,
@@ -273,10 +275,44 @@ async def _infer_hot(request: Request) -> Response:
     return await _answering(_infer(request, state, params["model"], params.get("version")))
 
 
+_HOT = {
+    "/v2/models/{model}/infer": infer,
+    "/v2/models/{model}/versions/{version}/infer": version_infer,
+}
+
+
+def _check_documented(app: FastAPI, path: str) -> None:
+    """HotRouteMismatch unless the documented POST `path` is answered by its handler and needs
+    nothing but the request and the path (a dependency added there would silently never run)."""
+    found = [
+        route
+        for route in iter_route_contexts(app.router.routes)
+        if hasattr(route.original_route, "dependant")
+        and route.path == path
+        and "POST" in (route.methods or set())
+    ]
+    if not found:
+        raise HotRouteMismatch(f"no documented POST {path} to serve a hot route for")
+    for route in found:
+        dependant = route.dependant
+        extra = [str(getattr(d.call, "__name__", d.call)) for d in dependant.dependencies]
+        others = [p.name for p in (*dependant.query_params, *dependant.header_params,
+                                   *dependant.cookie_params, *dependant.body_params)]  # fmt: skip
+        if route.endpoint is not _HOT[path] or extra or others:
+            raise HotRouteMismatch(
+                f"POST {path} is answered by a hot route that runs only the request and the "
+                f"path, but the documented route has endpoint "
+                f"{getattr(route.endpoint, '__name__', route.endpoint)}, dependencies "
+                f"{extra or 'none'} and parameters {others or 'none'}"
+            )
+
+
 def install_hot_routes(app: FastAPI) -> None:
     """Puts the hot POST /infer routes first (the documented ones stay for the OpenAPI
-    document). Call it once every router is included."""
-    for path in ("/v2/models/{model}/infer", "/v2/models/{model}/versions/{version}/infer"):
+    document), once the documented ones are checked to need nothing the hot ones skip
+    (HotRouteMismatch). Call it once every router is included."""
+    for path in _HOT:
+        _check_documented(app, path)
         app.router.routes.insert(0, _HotRoute(path, _infer_hot, methods=["POST"]))
 
 
