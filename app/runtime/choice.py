@@ -105,6 +105,15 @@ def _open(open_graph: Opener, spec: EngineSpec, trials: list[Trial]) -> Graph | 
         return None
 
 
+def _timed(trial: TrialRun, graph: Graph) -> float | str:
+    """The trial's seconds, or why it failed (an engine may open a graph it cannot run)."""
+    try:
+        return trial(graph)
+    except Exception as error:  # a candidate that does not run is not chosen
+        logger.warning("%s failed its trial: %s", graph.engine, error)
+        return f"failed its trial: {error}"
+
+
 def _references(
     specs: list[EngineSpec], open_graph: Opener, trial: TrialRun, trials: list[Trial]
 ) -> tuple[_Kept, _Kept]:
@@ -115,15 +124,17 @@ def _references(
         graph = _open(open_graph, spec, trials)
         if graph is None:
             continue
-        kept = _Kept(graph, spec, trial(graph))
-        trials.append(Trial(spec, kept.seconds))
+        seconds = _timed(trial, graph)
+        if isinstance(seconds, str):
+            trials.append(Trial(spec, refused=seconds))
+            continue
+        kept = _Kept(graph, spec, seconds)
+        trials.append(Trial(spec, seconds))
         reference = reference or kept
         if fastest is None or kept.seconds < fastest.seconds:
             fastest = kept
     if reference is None or fastest is None:
-        raise RuntimeError(
-            "no fp32 engine opened the graph: " + "; ".join(t.refused for t in trials)
-        )
+        raise RuntimeError("no fp32 engine ran the graph: " + "; ".join(t.refused for t in trials))
     return reference, fastest
 
 
@@ -137,7 +148,10 @@ def _challenge(
         return Trial(spec, refused=f"its quality gate failed to run: {error}")
     if not result.passed:
         return Trial(spec, gate=result, refused=result.text)
-    return Trial(spec, trial(graph), result)
+    seconds = _timed(trial, graph)
+    if isinstance(seconds, str):
+        return Trial(spec, gate=result, refused=seconds)
+    return Trial(spec, seconds, result)
 
 
 def _reason(chosen: _Kept, reference: _Kept, trials: list[Trial]) -> str:

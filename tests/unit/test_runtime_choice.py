@@ -141,9 +141,23 @@ def test_a_candidate_that_does_not_open_or_cannot_be_judged_is_refused(path: Pat
     assert choice.spec == ORT32 and "quality gate failed to run: NaN" in choice.reason
 
 
+def test_a_candidate_that_opens_but_cannot_run_is_refused(path: Path) -> None:
+    times = timings(onnxruntime_fp32=0.4, openvino_fp32=0.5, openvino_bf16=0.1)
+
+    def trial(graph: Graph) -> float:
+        if graph.engine == "openvino":
+            raise RuntimeError("cannot reshape to a static shape")
+        return times(graph)
+
+    graph, choice = choose(AUTO, Opener(path), fixed_gate(45.0), trial)
+    assert choice.spec == ORT32 and graph.engine == "onnxruntime"
+    assert "openvino fp32 refused: failed its trial: cannot reshape" in choice.reason
+    assert "openvino bf16 refused: failed its trial: cannot reshape" in choice.reason
+
+
 def test_no_fp32_engine_opening_is_an_error(path: Path) -> None:
     opener = Opener(path, refuse="onnxruntime fp32")
-    with pytest.raises(RuntimeError, match="no fp32 engine opened the graph"):
+    with pytest.raises(RuntimeError, match="no fp32 engine ran the graph"):
         choose([ORT32, OV16], opener, fixed_gate(45.0), timings(onnxruntime_fp32=1.0))
 
 
