@@ -186,7 +186,10 @@ def test_a_float16_import_passes_its_gate_and_serves_float16_graphs(
     from app.config import Settings
     from app.serving.spatial_graphs import load_spatial_graphs
 
-    settings = Settings(models_dir=repository.root, threads=1)
+    # ONNX Runtime, as `pair` runs it: the same float16 arithmetic, so the same images exactly
+    settings = Settings(
+        models_dir=repository.root, threads=1, engine="onnxruntime", precision="fp32"
+    )
     _, decoder = load_spatial_graphs(repository.version_dir("tiny16", version), manifest, settings)
     z = np.random.default_rng(0).standard_normal((2, 4, 6, 10)).astype(np.float32)
     images = decoder.run(z)["x"]  # float32 in and out, float16 inside
