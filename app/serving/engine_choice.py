@@ -12,6 +12,7 @@ from seeded code grids, its encoder by the PSNR of fp32's decoding of the codes 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -176,8 +177,34 @@ def no_gate(candidate: Graph, reference: Graph) -> GateResult:
     raise RuntimeError("no fp32 reference to gate against")
 
 
+ChoiceKey = tuple[str, tuple[EngineSpec, ...]]
+_chosen: dict[ChoiceKey, EngineChoice] = {}
+_chosen_lock = threading.Lock()
+
+
+def _key(opening: Opening, specs: list[EngineSpec]) -> ChoiceKey:
+    return str(opening.path), tuple(specs)
+
+
+def remembered(opening: Opening, specs: list[EngineSpec]) -> EngineChoice | None:
+    """The choice made for this graph file among these candidates earlier in this process (a
+    version's files never change), if any."""
+    with _chosen_lock:
+        return _chosen.get(_key(opening, specs))
+
+
 def pick(
     opening: Opening, specs: list[EngineSpec], gate: Gate, trial: TrialRun
 ) -> tuple[Graph, EngineChoice]:
-    """`choose` among `specs`, opening through `opening`."""
-    return choose(specs, opening, gate if opening.reference is not None else no_gate, trial)
+    """`choose` among `specs`, opening through `opening`; a graph chosen for before in this
+    process (a version unloaded under the memory budget, loading again) opens on its choice
+    with no gate and no trial."""
+    known = remembered(opening, specs)
+    if known is not None:
+        return opening(known.spec), known
+    graph, choice = choose(
+        specs, opening, gate if opening.reference is not None else no_gate, trial
+    )
+    with _chosen_lock:
+        _chosen[_key(opening, specs)] = choice
+    return graph, choice

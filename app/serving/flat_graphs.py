@@ -30,6 +30,7 @@ from app.serving.engine_choice import (
     passed_psnr,
     passed_shift,
     pick,
+    remembered,
 )
 from app.serving.packing import PackedGraph
 from app.serving.vq import CODEBOOK_FILE, codes_to_latents
@@ -171,7 +172,10 @@ def load_flat_graphs(
         which: Opening(directory / f"{which}.onnx", getattr(manifest.dtypes, which), options)
         for which in shapes
     }
-    references = {which: opening.open_reference(specs) for which, opening in opens.items()}
+    again = all(remembered(opening, specs) for opening in opens.values())
+    references = {
+        which: None if again else opening.open_reference(specs) for which, opening in opens.items()
+    }
     judge = None
     if references["encoder"] is not None and references["decoder"] is not None:
         packed = {

@@ -25,6 +25,7 @@ from app.serving.engine_choice import (
     no_gate,
     passed_psnr,
     pick,
+    remembered,
 )
 from app.serving.packing import PackedGraph
 from app.serving.spatial_io import to_model_range, to_unit_range
@@ -139,7 +140,10 @@ def load_spatial_graphs(
         which: Opening(directory / f"{which}.onnx", getattr(manifest.dtypes, which), options)
         for which in ("encoder", "decoder")
     }
-    references = {which: opening.open_reference(specs) for which, opening in opens.items()}
+    again = all(remembered(opening, specs) for opening in opens.values())
+    references = {
+        which: None if again else opening.open_reference(specs) for which, opening in opens.items()
+    }
     judge = None
     if references["encoder"] is not None and references["decoder"] is not None:
         judge = ImageJudge(manifest, references["encoder"], references["decoder"])

@@ -21,6 +21,7 @@ from app.serving.engine_choice import (
     passed_psnr,
     passed_shift,
     pick,
+    remembered,
 )
 
 ORT = EngineSpec("onnxruntime", "fp32")
@@ -99,3 +100,25 @@ def test_the_gates_verdicts_at_their_thresholds() -> None:
     assert passed_psnr(41.0).text == "PSNR 41 dB >= 40 against fp32"
     assert passed_shift(quality.IWAE_NATS).passed and not passed_shift(0.11).passed
     assert passed_shift(0.5).text == "IWAE bound shift 0.5 nats > 0.1 against fp32"
+
+
+def test_a_graph_chosen_for_before_opens_on_its_choice_with_no_trial(tmp_path: Path) -> None:
+    path = _doubling_graph(tmp_path / "again.onnx", TensorProto.FLOAT)
+    specs = [ORT, OPENVINO]
+    timed: list[str] = []
+
+    def trial(graph: Graph) -> float:
+        timed.append(graph.engine)
+        return {"onnxruntime": 2.0, "openvino": 1.0}[graph.engine]
+
+    first = Opening(path, "float32", EngineOptions(threads=1))
+    assert remembered(first, specs) is None
+    first.open_reference(specs)
+    graph, choice = pick(first, specs, lambda c, r: passed_psnr(0.0), trial)
+    assert timed == ["onnxruntime", "openvino"] and choice.spec == OPENVINO
+    again = Opening(path, "float32", EngineOptions(threads=1))
+    assert remembered(again, specs) is choice
+    graph, same = pick(again, specs, lambda c, r: passed_psnr(0.0), trial)
+    assert same is choice and graph.engine == "openvino" and len(timed) == 2
+    other, _ = pick(again, [ORT], lambda c, r: passed_psnr(0.0), trial)
+    assert other.engine == "onnxruntime"  # other candidates: another choice
