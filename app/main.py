@@ -144,7 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     _add_middleware(app, settings)
-    # oip before health: its /v2/models/<name>.<graph>/ready comes before health's /{name}/ready
+    # oip before health: its /v2/models/{model}/ready answers <name>.<graph>, hands others on
     for module in (inference, remote, models, datasets, jobs, oip, health, observability):
         app.include_router(module.router)
     inference.install_hot_routes(app)
