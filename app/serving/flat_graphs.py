@@ -47,9 +47,9 @@ def traffic_sizes(max_rows: int) -> list[int]:
 def flat_trial(
     row_shape: tuple[int, ...], conditional: bool, max_rows: int, classes: int
 ) -> TrialRun:
-    """Seconds for one round of traffic-sized batches through a graph of rows `row_shape`,
-    candidates racing (`Race`)."""
-    race = Race()
+    """Seconds for a round of traffic-sized batches through a graph of rows `row_shape`, the
+    best of three, candidates racing (`Race`): these graphs take milliseconds a round."""
+    race = Race(rounds=3)
 
     def trial(graph: Graph) -> float:
         shaped = PackedGraph(graph, row_shape, conditional)

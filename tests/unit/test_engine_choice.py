@@ -93,6 +93,9 @@ def test_a_race_times_a_full_round_and_stops_a_candidate_that_has_lost() -> None
     race.best = 0.0  # a candidate that finished in no time came before
     race.time(steps)
     assert ran == ["a", "a"]
+    ran.clear()
+    Race(rounds=3).time(steps)
+    assert ran == ["a", *"abc" * 3]
 
 
 def test_the_gates_verdicts_at_their_thresholds() -> None:
