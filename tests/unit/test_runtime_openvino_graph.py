@@ -139,3 +139,12 @@ def test_a_large_call_gives_its_working_memory_back_and_a_small_one_keeps_it(
     assert left - rss_mb() < freed / 4
     # Released memory is allocated again by the next call, which answers the same.
     np.testing.assert_array_equal(releasing.run(large)["image"], answer)
+
+
+def test_compiled_shapes_run_at_the_threads_and_precision_asked_unpinned(conv: Path) -> None:
+    graph = OpenVinoGraph(conv, "bf16", threads=1)
+    graph.run(latents((1, 4, 8, 8)))
+    (compiled,) = graph._compiled.values()
+    assert compiled.model.get_property("INFERENCE_NUM_THREADS") == 1
+    assert compiled.model.get_property("PERFORMANCE_HINT") == "LATENCY"
+    assert compiled.model.get_property("ENABLE_CPU_PINNING") is False
