@@ -68,7 +68,9 @@ def flat_trial(
 @dataclass
 class BoundJudge:
     """The IWAE gate of a vae, cvae or hvae: check images are the fp32 decoder's means for
-    seeded prior draws (cycling through the classes), and the bound fp32 gives them."""
+    seeded prior draws (cycling through the classes), and the bound fp32 gives them. An hvae's
+    is the top layer's bound with the lower layer at its mean (the zero noise the API decodes
+    with): not its full bound, the same measure for the candidate and fp32."""
 
     manifest: Manifest
     encoder: PackedGraph
