@@ -24,10 +24,11 @@ SIDE, LATENT = 4, 2
 
 
 def _save(path: Path, nodes: list, inputs: list, outputs: list, weights: dict) -> None:
+    shapes = {"shape": [-1, 1, SIDE, SIDE], "grid": [-1, 1, 1]}
     initializers = [
         numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in weights.items()
     ]
-    initializers.append(numpy_helper.from_array(np.array([-1, 1, SIDE, SIDE], np.int64), "shape"))
+    initializers += [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in shapes.items()]
     graph = helper.make_graph(nodes, path.stem, inputs, outputs, initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -115,3 +116,60 @@ def test_one_engine_and_precision_named_are_what_runs(tmp_path: Path) -> None:
         assert graph.choice is not None and graph.graph.engine == "onnxruntime"
         assert graph.choice.spec.precision == "fp32" and len(graph.choice.trials) == 1
         assert "the one the settings allow" in graph.choice.reason
+
+
+def flat_vqvae(directory: Path, codes: int = 8, dim: int = 3) -> Manifest:
+    """A one-cell VQ-VAE: z_e = W_e x, its nearest code by a graph ArgMin; x_mean =
+    sigmoid(W_d z + b)."""
+    rng = np.random.default_rng(2)
+    directory.mkdir()
+    codebook = rng.normal(size=(codes, dim)).astype(np.float32)
+    np.save(directory / "codebook.npy", codebook)
+    pixels = SIDE * SIDE
+    _save(
+        directory / "encoder.onnx",
+        [
+            helper.make_node("Flatten", ["x"], ["flat"]),
+            helper.make_node("MatMul", ["flat", "w"], ["z_e"]),
+            helper.make_node("MatMul", ["z_e", "book_t"], ["dots"]),
+            helper.make_node("Mul", ["dots", "minus2"], ["cross"]),
+            helper.make_node("Add", ["cross", "norms"], ["distance"]),
+            helper.make_node("ArgMin", ["distance"], ["nearest"], axis=1, keepdims=0),
+            helper.make_node("Reshape", ["nearest", "grid"], ["codes"]),
+        ],
+        [_tensor("x", 1, SIDE, SIDE)],
+        [_tensor("z_e", dim), helper.make_tensor_value_info("codes", TensorProto.INT64, ["N", 1, 1])],
+        {"w": rng.normal(0, 0.5, (pixels, dim)), "book_t": codebook.T, "minus2": [-2.0],
+         "norms": (codebook**2).sum(axis=1)},
+    )  # fmt: skip
+    _save(
+        directory / "decoder.onnx",
+        [
+            helper.make_node("MatMul", ["z", "w"], ["h"]),
+            helper.make_node("Add", ["h", "b"], ["pre"]),
+            helper.make_node("Sigmoid", ["pre"], ["flat"]),
+            helper.make_node("Reshape", ["flat", "shape"], ["x_mean"]),
+        ],
+        [_tensor("z", dim)],
+        [_tensor("x_mean", 1, SIDE, SIDE)],
+        {"w": rng.normal(0, 1.0, (dim, pixels)), "b": rng.normal(0, 0.5, pixels)},
+    )  # fmt: skip
+    return Manifest(
+        name=directory.name, version=1, kind="vqvae", latent_dim=dim, likelihood="bernoulli",
+        grid=[1, 1], codebook_size=codes, embedding_dim=dim,
+        image=ImageSpec(height=SIDE, width=SIDE, channels=1), created_at="2026-12-06T00:00:00Z",
+    )  # fmt: skip
+
+
+@needs_bf16
+def test_a_vqvae_is_judged_by_the_images_of_its_codes(tmp_path: Path) -> None:
+    directory = tmp_path / "vq"
+    manifest = flat_vqvae(directory)
+    encoder, decoder = load_flat_graphs(manifest, directory, _settings(tmp_path), "codes")
+    for graph in (encoder, decoder):
+        assert graph.choice is not None
+        (trial,) = [t for t in graph.choice.trials if t.spec.precision == "bf16"]
+        assert trial.gate is not None and (trial.gate.measure, trial.gate.unit) == ("PSNR", "dB")
+        assert trial.gate.passed and trial.gate.value >= 40
+    codes = np.rint(encoder.run(np.zeros((2, 1, SIDE, SIDE), np.float32))["codes"])
+    assert codes.shape == (2, 1, 1) and codes.min() >= 0 and codes.max() < 8
