@@ -148,3 +148,45 @@ def test_compiled_shapes_run_at_the_threads_and_precision_asked_unpinned(conv: P
     assert compiled.model.get_property("INFERENCE_NUM_THREADS") == 1
     assert compiled.model.get_property("PERFORMANCE_HINT") == "LATENCY"
     assert compiled.model.get_property("ENABLE_CPU_PINNING") is False
+
+
+@pytest.fixture(scope="module")
+def kl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight AutoencoderKL (GroupNorm, mid-block attention) exported as ONNX."""
+    from app.training.import_diffusers import export_autoencoder
+    from tests.support.autoencoders import build
+
+    directory = tmp_path_factory.mktemp("kl")
+    export_autoencoder(build("kl"), "AutoencoderKL", directory, trace_size=32)
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("graph", "shapes"),
+    [
+        ("decoder", [(1, 4, 16, 16), (2, 4, 8, 12)]),
+        ("encoder", [(1, 3, 32, 32), (1, 3, 16, 48)]),
+    ],
+)
+def test_a_diffusers_autoencoder_runs_on_openvino_as_on_onnxruntime_at_any_shape(
+    kl: Path, graph: str, shapes: list[tuple[int, ...]]
+) -> None:
+    path = kl / f"{graph}.onnx"
+    ours, theirs = OpenVinoGraph(path, threads=1), load_graph(path, 1)
+    assert ours.output_names == theirs.output_names
+    for seed, shape in enumerate(shapes):
+        inputs = latents(shape, seed)
+        got, want = ours.run(inputs), theirs.run(inputs)
+        for name in want:
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-3, atol=1e-4)
+    assert ours.compiles == len(shapes)
+
+
+@native_bf16
+def test_a_diffusers_decoder_in_bf16_stays_above_40_db(kl: Path) -> None:
+    path = kl / "decoder.onnx"
+    inputs = latents((1, 4, 16, 16))
+    got = np.clip(OpenVinoGraph(path, "bf16", threads=1).run(inputs)["x"], -1, 1)
+    want = np.clip(load_graph(path, 1).run(inputs)["x"], -1, 1)
+    psnr = 10 * np.log10(4.0 / np.mean((got - want) ** 2))
+    assert 40 <= psnr < 100, psnr  # close, and not fp32 in disguise
