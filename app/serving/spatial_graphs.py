@@ -131,7 +131,7 @@ def load_spatial_graphs(
     directory: Path, manifest: Manifest, settings: Settings
 ) -> tuple[PackedGraph, PackedGraph]:
     """The encoder and decoder of a spatial version, each on the engine chosen for it (the
-    decoder first), warmed at the smallest size the model takes."""
+    decoder first), an ONNX Runtime graph warmed at the smallest size the model takes."""
     spec = manifest.spatial
     if spec is None:
         raise ValueError(f"model {manifest.name} has no spatial latent")
@@ -163,8 +163,12 @@ def load_spatial_graphs(
     encoder = PackedGraph(graph, manifest.image.shape, False, choice)
     del judge, references
     height, width = check_size(manifest, 0)
-    encoder.graph.run(np.zeros((1, channels, height, width), np.float32))
-    decoder.graph.run(np.zeros((1, *spec.latent_shape(height, width)), np.float32))
+    # OpenVINO compiles each input shape: a warm-up at the smallest size would only take one of
+    # its few compiled shapes from the sizes traffic brings.
+    if encoder.graph.engine != "openvino":
+        encoder.graph.run(np.zeros((1, channels, height, width), np.float32))
+    if decoder.graph.engine != "openvino":
+        decoder.graph.run(np.zeros((1, *spec.latent_shape(height, width)), np.float32))
     return encoder, decoder
 
 
