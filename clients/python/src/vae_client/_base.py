@@ -109,14 +109,19 @@ class ClientBase(Generic[HttpT, TransportT]):
     encode = _operation(Protocol.encode)
     decode = _operation(Protocol.decode)
     interpolate = _operation(Protocol.interpolate)
+    encode_images = _operation(Protocol.encode_images)
+    decode_images = _operation(Protocol.decode_images)
 
     # -- models --------------------------------------------------------------------------------
 
     models = _operation(Protocol.models)
     model = _operation(Protocol.model)
+    set_default = _operation(Protocol.set_default)
+    delete_version = _operation(Protocol.delete_version)
 
     # -- datasets (admin) ----------------------------------------------------------------------
 
+    datasets = _operation(Protocol.datasets)
     upload_dataset = _operation(Protocol.upload_dataset)
     dataset = _operation(Protocol.dataset)
     delete_dataset = _operation(Protocol.delete_dataset)

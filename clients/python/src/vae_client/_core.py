@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import io
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -235,14 +235,7 @@ class Protocol:
                 body["seed"] = seed
             call = Call("POST", "/encode", json=_with_model(body, model, label))
             data = yield from self.json(call)
-            latents = data["latents"]
-            return Encoded(
-                mu=np.asarray([entry["mu"] for entry in latents], dtype=np.float32),
-                sigma=np.asarray([entry["sigma"] for entry in latents], dtype=np.float32),
-                z=np.asarray([entry["z"] for entry in latents], dtype=np.float32),
-                model=str(data["model"]),
-                version=int(data["version"]),
-            )
+            return _encoded(data)
         call = Call(
             "POST",
             "/encode",
@@ -263,20 +256,59 @@ class Protocol:
         """Latent vectors [N, D] (or one [D]) -> images float32 [N, C, H, W], as .npy both
         ways. A VQ-VAE also takes integer code grids [N, h, w], a spatial model latent grids
         [N, C, h, w]; a conditional model the class to draw, `label`."""
-        array = np.asarray(latents)
-        if array.ndim == 1:
-            array = array[None]
-        if array.dtype.kind == "f":
-            array = array.astype(np.float32, copy=False)
         call = Call(
             "POST",
             "/decode",
             params={**_query(model, label), "format": "npy"},
             headers={"Content-Type": NPY, "Accept": NPY},
-            content=to_npy(array),
+            content=to_npy(_latents(latents)),
         )
         response = yield from self.send(call)
         return from_npy(response.content).astype(np.float32, copy=False)
+
+    def decode_images(
+        self,
+        latents: np.ndarray,
+        *,
+        format: str = "png",
+        model: str | None = None,
+        label: int | None = None,
+    ) -> Operation[list[bytes]]:
+        """Latents -> the image files themselves, one per row of `latents`: `format` is `png`,
+        or `jpeg` for a spatial model (whose latent grids [N, C, h, w] give images of their own
+        size). The latents go as .npy, as `decode` sends them."""
+        call = Call(
+            "POST",
+            "/decode",
+            params={**_query(model, label), "format": format},
+            headers={"Content-Type": NPY, "Accept": "application/json"},
+            content=to_npy(_latents(latents)),
+        )
+        data = yield from self.json(call)
+        return [base64.b64decode(image) for image in data["images"]]
+
+    def encode_images(
+        self,
+        files: Sequence[bytes],
+        *,
+        model: str | None = None,
+        samples: int = 0,
+        seed: int | None = None,
+        label: int | None = None,
+    ) -> Operation[Encoded]:
+        """Posteriors of image files (the bytes of PNGs or JPEGs, all of one size; a spatial
+        model takes any size it allows), sent as base64 JSON. `mu` [N, D] (a spatial model's
+        [N, C, h, w]); `sigma` where the model gives one; `z` [N, samples, D] when `samples`
+        draws are asked for (`seed` makes them reproducible)."""
+        body: dict[str, Any] = {
+            "images": [base64.b64encode(file).decode("ascii") for file in files]
+        }
+        if samples:
+            body["samples"] = samples
+        if seed is not None:
+            body["seed"] = seed
+        data = yield from self.json(Call("POST", "/encode", json=_with_model(body, model, label)))
+        return _encoded(data)
 
     def interpolate(
         self,
@@ -320,7 +352,29 @@ class Protocol:
         data = yield from self.json(Call("GET", f"/models/{_segment(name)}"))
         return dict(data)
 
+    def set_default(self, name: str, version: int) -> Operation[dict[str, Any]]:
+        """Makes `version` the one that answers for model `name` (admin). The server loads it
+        first: a version that cannot load is refused (409) and the default stays. Returns the
+        model as `model` describes it."""
+        path = f"/models/{_segment(name)}/default"
+        call = Call("POST", path, headers=self._admin, json={"version": version})
+        data = yield from self.json(call)
+        return dict(data)
+
+    def delete_version(self, name: str, version: int) -> Operation[None]:
+        """Deletes a version of model `name` (admin). The default version cannot go while others
+        exist (409: `set_default` another one first); the last one takes the model with it."""
+        # only a 429 (the rate limiter, before the route) is retried: after a 503 the version
+        # may be gone already, and the retry would say 404
+        path = f"/models/{_segment(name)}/versions/{version}"
+        yield from self.send(Call("DELETE", path, headers=self._admin, retry_on=frozenset({429})))
+
     # -- datasets (admin) ------------------------------------------------------------------
+
+    def datasets(self) -> Operation[list[dict[str, Any]]]:
+        """Every stored dataset's manifest (name, format, count, shape, labels, sha256, ...)."""
+        data = yield from self.json(Call("GET", "/datasets"))
+        return [dict(manifest) for manifest in data["datasets"]]
 
     def upload_dataset(
         self,
@@ -445,6 +499,38 @@ class Protocol:
             if left <= 0:
                 raise WaitTimeout(job, timeout, f"succeeded, but version {version} is not served")
             yield Sleep(min(interval, left))
+
+
+def _latents(latents: np.ndarray) -> np.ndarray:
+    """Latents as `/decode` takes them: a batch (one vector [D] becomes [1, D]), floats as
+    float32 (a VQ-VAE's integer code grids stay integers)."""
+    array = np.asarray(latents)
+    if array.ndim == 1:
+        array = array[None]
+    if array.dtype.kind == "f":
+        array = array.astype(np.float32, copy=False)
+    return array
+
+
+def _encoded(data: dict[str, Any]) -> Encoded:
+    """An `Encoded` from `/encode`'s JSON answer; `sigma` and `z` None where the model gives none
+    (a VQ-VAE's `mu` is its z_e)."""
+    entries = data["latents"]
+
+    def stacked(key: str) -> FloatArray | None:
+        values = [entry.get(key) for entry in entries]
+        if not values or any(value is None for value in values):
+            return None
+        return np.asarray(values, dtype=np.float32)
+
+    mu = stacked("mu")
+    return Encoded(
+        mu=mu if mu is not None else np.asarray([e.get("z_e") for e in entries], np.float32),
+        sigma=stacked("sigma"),
+        z=stacked("z"),
+        model=str(data["model"]),
+        version=int(data["version"]),
+    )
 
 
 def _segment(value: str) -> str:
