@@ -76,7 +76,7 @@ async def _decode(model: str, request: Request, body: bytes, state: AppState) ->
         shift_factor=shift,
     )
     decoded = await loaded.adapter.decode(call)
-    headers = version_headers(loaded)
+    headers = version_headers(loaded, decoded.tiled)
     output_type = query.get("output_type", "pil")
     if output_type == "pil" and request.headers.get("accept", "").startswith("image/"):
         return await asyncio.to_thread(_image_file, request, decoded.images, headers)
@@ -121,5 +121,7 @@ async def _encode(model: str, request: Request, body: bytes, state: AppState) ->
     if scaling is not None:
         latents = latents * np.float32(scaling)
     return raw_response(
-        latents, "float32" if dtype == "uint8" else dtype, headers=version_headers(loaded)
+        latents,
+        "float32" if dtype == "uint8" else dtype,
+        headers=version_headers(loaded, encoding.tiling),
     )

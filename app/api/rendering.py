@@ -28,6 +28,7 @@ from app.serving.tensors import to_bytes
 INLINE_VALUES = 1 << 16
 
 _T = TypeVar("_T")
+TILING_HEADER = "X-VAE-Tiling"
 
 
 def small(images: FloatArray) -> bool:
@@ -42,9 +43,13 @@ async def off_loop_when_large(images: FloatArray, render: Callable[[], _T]) -> _
     return await asyncio.to_thread(render)
 
 
-def version_headers(model: LoadedModel) -> dict[str, str]:
-    """The headers naming the model and version that answered a binary response."""
-    return {"X-Model": model.name, "X-Model-Version": str(model.version)}
+def version_headers(model: LoadedModel, tiling: str | None = None) -> dict[str, str]:
+    """The headers naming the model and version that answered a binary response, and how the
+    request was tiled (X-VAE-Tiling) when it was."""
+    headers = {"X-Model": model.name, "X-Model-Version": str(model.version)}
+    if tiling is not None:
+        headers[TILING_HEADER] = tiling
+    return headers
 
 
 def raw_response(array: np.ndarray, dtype: str, headers: dict[str, str]) -> Response:
@@ -69,21 +74,24 @@ def images_body(images: FloatArray, fmt: str) -> dict[str, Any]:
 
 def encoding_response(request: Request, model: LoadedModel, encoding: Encoding) -> Response:
     """An encoding as .npy, raw bytes (the query's `dtype`) or JSON, as the adapter decided."""
+    headers = version_headers(model, encoding.tiling)
     if encoding.form == "npy":
-        return npy_response(encoding.tensor(), version_headers(model))
+        return npy_response(encoding.tensor(), headers)
     if encoding.form == "raw":
         dtype = request.query_params.get("dtype", "float32")
-        return raw_response(encoding.tensor(), dtype, version_headers(model))
+        return raw_response(encoding.tensor(), dtype, headers)
+    tiling = {} if encoding.tiling is None else {TILING_HEADER: encoding.tiling}
     return json_response(
         {"model": model.name, "version": model.version, **encoding.fields(),
-         "latents": encoding.entries()}
+         "latents": encoding.entries()},
+        headers=tiling or None,
     )  # fmt: skip
 
 
 def decoded_response(model: LoadedModel, decoded: Decoded) -> Response:
     """Decoded images in the format the adapter settled on (render large ones off the event
     loop: see `small`)."""
-    images, fmt, headers = decoded.images, decoded.format, version_headers(model)
+    images, fmt, headers = decoded.images, decoded.format, version_headers(model, decoded.tiled)
     if fmt == "npy":
         return npy_response(images, headers)
     if fmt == "raw":

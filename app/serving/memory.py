@@ -4,8 +4,10 @@ for it is tiled or refused before it runs, not after the machine swaps."""
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from app.config import Settings
 from app.repository.manifest import Manifest
@@ -46,7 +48,7 @@ def version_bytes(directory: Path) -> int:
     return sum(path.stat().st_size for path in directory.glob("*.onnx")) * 2
 
 
-def _config(manifest: Manifest) -> dict[str, object]:
+def _config(manifest: Manifest) -> dict[str, Any]:
     config = manifest.source.get("config")
     return config if isinstance(config, dict) else {}
 
@@ -57,22 +59,83 @@ def has_global_attention(manifest: Manifest) -> bool:
     return manifest.source.get("class") == "AutoencoderKL"
 
 
+def _channels(config: dict[str, Any], key: str, index: int) -> int:
+    channels = config.get(key)
+    if isinstance(channels, list) and channels:
+        return int(channels[index])
+    return 64
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What a model's graphs hold at their peak, per image: `attention_copies` float32 score
+    matrices of tokens x tokens for a mid-block attention over the latent grid (0 without one),
+    and `bytes_per_pixel` of activations at full resolution (convolution buffers included)."""
+
+    attention_copies: int
+    bytes_per_pixel: int
+    downscale: int
+
+    def graph_bytes(self, count: int, height: int, width: int) -> int:
+        """The peak of one engine call on `count` images height x width (pixels)."""
+        tokens = (height // self.downscale) * (width // self.downscale)
+        attention = self.attention_copies * tokens * tokens * 4
+        return count * (attention + self.bytes_per_pixel * height * width)
+
+
+def footprint(manifest: Manifest) -> Footprint:
+    """The model's peak per image, calibrated by VmHWM deltas of ONNX Runtime fp32 decodes and
+    encodes without its memory arena (bench/RESULTS.md): an AutoencoderKL's attention holds 2.0 to
+    2.1 score matrices at once (scores and softmax), its full-resolution convolutions up to 80
+    bytes a pixel per channel of its first block (96 taken); TAESD's 12 (16 taken)."""
+    config, downscale = _config(manifest), 8
+    if manifest.spatial is not None:
+        downscale = manifest.spatial.downscale
+    if manifest.source.get("class") == "AutoencoderTiny":
+        width = _channels(config, "decoder_block_out_channels", -1)
+        return Footprint(0, 16 * width, downscale)
+    first = _channels(config, "block_out_channels", 0)
+    attention = 2 if config.get("mid_block_add_attention", True) else 0
+    return Footprint(attention, 96 * first, downscale)
+
+
+# The request's own arrays beside the engine's: the output in float32, its copy in [0,1], the
+# uint8 or PNG rendering (measured: 30-40 bytes a pixel of an RGB image).
+IO_BYTES_PER_PIXEL = 48
+
+
+def io_bytes(count: int, height: int, width: int) -> int:
+    """What a request's inputs, outputs and their renderings hold, for `count` images."""
+    return count * IO_BYTES_PER_PIXEL * height * width
+
+
 def decode_peak_bytes(manifest: Manifest, count: int, height: int, width: int) -> int:
     """The estimated peak memory of decoding `count` images height x width in one piece."""
-    config = _config(manifest)
-    channels = config.get("block_out_channels") or [64]
-    first = int(channels[0]) if isinstance(channels, list) and channels else 64
-    activations = 6 * first * height * width * 4
-    attention = 0
-    if has_global_attention(manifest) and manifest.spatial is not None:
-        tokens = (height // manifest.spatial.downscale) * (width // manifest.spatial.downscale)
-        attention = 2 * tokens * tokens * 4
-    return count * (activations + attention)
+    engine = footprint(manifest).graph_bytes(count, height, width)
+    return engine + io_bytes(count, height, width)
 
 
 def encode_peak_bytes(manifest: Manifest, count: int, height: int, width: int) -> int:
     """The estimated peak memory of encoding `count` images height x width in one piece."""
     return decode_peak_bytes(manifest, count, height, width)
+
+
+def release_memory() -> None:
+    """Gives the C heap's free pages back to the system (glibc's malloc_trim): ONNX Runtime
+    without its arena frees a large request's buffers, but glibc keeps them mapped otherwise."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # pragma: no cover - not glibc
+        return None
+    return libc if hasattr(libc, "malloc_trim") else None
+
+
+_LIBC = _libc()
 
 
 @dataclass

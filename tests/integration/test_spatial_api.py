@@ -247,76 +247,95 @@ def _smooth_latent(height: int, width: int) -> np.ndarray:
     )
 
 
-async def test_a_tiled_decode_four_tiles_wide_matches_the_untiled_one_without_seams(
+def _unit(images: np.ndarray) -> np.ndarray:
+    return np.clip((images + 1) / 2, 0, 1)
+
+
+def _diffusers_kl(tiled: bool) -> Any:
+    from tests.support.autoencoders import build
+
+    model = build("kl")  # the same seed and config the imported "kl" was saved from
+    if tiled:
+        model.enable_tiling()
+    return model
+
+
+async def test_an_autoencoder_kl_is_tiled_only_past_the_budget_and_then_as_diffusers_tiles(
     models_dir: Path,
 ) -> None:
-    """What the tolerance stands on: TAESD's decoder has no normalization and no attention, so a
-    tile decoded alone is exact except near its cut edges, where zero padding replaces the
-    neighbouring latents; that error is measured here (`alone`, tens of 8-bit levels for random
-    weights). The blend's job is to hide it: each tile's weight falls linearly to zero toward its
-    cut edge, so the tiled decode must bring it under 2.5% of the range at worst and 0.1 level
-    on average (measured 3.3 and 0.05 with an overlap of half a tile). A seam would be a jump between two columns (or rows)
-    that the untiled image does not have: none may exceed 1% of the range. (An AutoencoderKL's
-    GroupNorm and attention see the whole tile, so its tiles differ more, as diffusers says of
-    its own tiled decode: tiling is for images past memory.)"""
-    z = _smooth_latent(48, 128)  # a 96 x 256 image: 4 tiles of 64 px wide, 2 rows of them
-    decoded = {}
-    alone = 0.0
-    async for client in _client(models_dir, tile_size=0):
-        decoded[0] = await _decode_npy(client, z) * 255
-        for top in range(0, 48, 16):  # tiles of 32 latent cells, starts 16 apart (overlap 0.5)
-            for left in range(0, 128, 16):
-                tile = await _decode_npy(client, z[:, :, top : top + 32, left : left + 32]) * 255
-                truth = decoded[0][:, :, 2 * top : 2 * top + 64, 2 * left : 2 * left + 64]
-                alone = max(alone, float(np.abs(tile - truth).max()))
-    async for client in _client(models_dir, tile_size=64, tile_overlap=0.5):
-        decoded[64] = await _decode_npy(client, z) * 255
-    untiled, tiled = decoded[0], decoded[64]
-    assert tiled.shape == untiled.shape == (1, 3, 96, 256)
-    error = np.abs(tiled - untiled)
-    assert error.max() <= min(0.025 * 255, alone / 4) and error.mean() <= 0.1
-    for axis in (2, 3):
-        jumps = {
-            k: np.abs(np.diff(v, axis=axis)).max(axis=tuple({0, 1, 2, 3} - {axis}))
-            for k, v in decoded.items()
-        }
-        assert (jumps[64] - jumps[0]).max() <= 0.01 * 255
+    """A 128 x 128 decode of the tiny AutoencoderKL (4096 tokens: two 64 MiB score matrices) runs
+    in one piece on the defaults and equals diffusers' untiled decode, no X-VAE-Tiling header; under
+    a 64 MB budget it is tiled exactly as diffusers' `enable_tiling()` tiles it (32-pixel tiles
+    from the config's sample_size, overlap 0.25), and the header says so, on /decode, /encode and
+    the remote routes alike."""
+    import torch
+
+    z = _smooth_latent(64, 64)
+    unit = _images(1, 128, 128, seed=5)
+    image = unit * 2 - 1  # the model's range
+    with torch.no_grad():
+        whole = _diffusers_kl(False).decode(torch.from_numpy(z)).sample.numpy()
+        tiled_model = _diffusers_kl(True)
+        tiles = tiled_model.decode(torch.from_numpy(z)).sample.numpy()
+        mean = tiled_model.encode(torch.from_numpy(image)).latent_dist.mean.numpy()
+    assert np.abs(tiles - whole).max() > 0.01  # the tiles do change the result
+    async for client in _client(models_dir):
+        answer = await _raw_decode(client, z, format="npy")
+        assert answer.status_code == 200 and "x-vae-tiling" not in answer.headers
+        untiled = np.load(io.BytesIO(answer.content))
+        assert np.abs(untiled - _unit(whole)).max() < 1e-4
+    async for client in _client(models_dir, memory_budget_mb=64):
+        answer = await _raw_decode(client, z, format="npy")
+        assert answer.headers["x-vae-tiling"] == "diffusers tiles 32 px, overlap 0.25"
+        assert np.abs(np.load(io.BytesIO(answer.content)) - _unit(tiles)).max() < 1e-4
+        query = {"shape": "1,4,64,64", "dtype": "float32", "output_type": "pt"}
+        remote = await client.post("/remote/kl/decode", content=z.tobytes(), params=query)
+        assert remote.headers["x-vae-tiling"] == "diffusers tiles 32 px, overlap 0.25"
+        raw = np.frombuffer(remote.content, np.float32).reshape(1, 3, 128, 128)
+        assert np.abs(raw - tiles).max() < 1e-4
+        encoded = await client.post(
+            "/encode?model=kl",
+            content=_npy(unit),
+            headers={"content-type": "application/x-npy", **NPY},
+        )
+        assert encoded.headers["x-vae-tiling"] == "diffusers tiles 32 px, overlap 0.25"
+        assert np.abs(np.load(io.BytesIO(encoded.content)) - mean).max() < 1e-4
+        query = {"shape": "1,3,128,128", "dtype": "float32"}
+        remote = await client.post("/remote/kl/encode", content=image.tobytes(), params=query)
+        assert remote.headers["x-vae-tiling"] == "diffusers tiles 32 px, overlap 0.25"
+        latents = np.frombuffer(remote.content, np.float32).reshape(mean.shape)
+        assert np.abs(latents - mean).max() < 1e-4
 
 
-async def test_a_tiled_encode_four_tiles_wide_matches_the_untiled_one(models_dir: Path) -> None:
-    """The encoder's side of tiling, judged as the decoder's: a tile encoded alone differs from
-    the untiled latents only near its cut edges (`alone`: zero padding stands in for the
-    neighbouring pixels); blending the overlap must bring the tiled latents well under that: an
-    eighth of it at worst and a hundredth of the latents' spread on average (measured with an
-    overlap of half a tile: alone 0.91 of the latents' standard deviation, tiled 0.051 at worst
-    and 0.0026 on average). And no seam: no jump between neighbouring latent columns (or rows)
-    beyond what the untiled latents have, past a tenth of their spread."""
-    image = _images(1, 96, 256, seed=3)  # 4 tiles of 64 px wide, 2 rows of them
-    encoded = {}
-    alone = 0.0
-    async for client in _client(models_dir, tile_size=0):
-        encoded[0] = await _encode_npy(client, image)
-        for top in range(0, 64, 32):  # tiles of 64 px, starts 32 apart (overlap 0.5)
-            for left in range(0, 224, 32):
-                tile = await _encode_npy(client, image[:, :, top : top + 64, left : left + 64])
-                truth = encoded[0][:, :, top // 2 : top // 2 + 32, left // 2 : left // 2 + 32]
-                alone = max(alone, float(np.abs(tile - truth).max()))
-    async for client in _client(models_dir, tile_size=64, tile_overlap=0.5):
-        encoded[64] = await _encode_npy(client, image)
-    untiled, tiled = encoded[0], encoded[64]
-    assert tiled.shape == untiled.shape == (1, 4, 48, 128)
-    spread = float(untiled.std())
-    error = np.abs(tiled - untiled)
-    print(f"\nTILED ENCODE alone {alone / spread:.3f} max {error.max() / spread:.3f} "
-          f"mean {error.mean() / spread:.4f} (of the latents' std)")  # fmt: skip
-    assert alone > 0  # the cut edges do change what a tile alone encodes
-    assert error.max() <= alone / 8 and error.mean() <= 0.01 * spread
-    for axis in (2, 3):
-        jumps = {
-            k: np.abs(np.diff(v, axis=axis)).max(axis=tuple({0, 1, 2, 3} - {axis}))
-            for k, v in encoded.items()
-        }
-        assert (jumps[64] - jumps[0]).max() <= 0.1 * spread
+async def test_a_request_that_fits_even_tiled_nowhere_is_413_with_the_largest_size(
+    models_dir: Path,
+) -> None:
+    z = _smooth_latent(64, 64)
+    async for client in _client(models_dir, memory_budget_mb=64, tiling="never"):
+        answer = await _raw_decode(client, z, format="npy")
+        assert answer.status_code == 413, answer.text
+        message = answer.text
+        side = int(str(message).split("largest that fits is ")[1].split("x")[0])
+        assert 0 < side < 128 and "VAE_MEMORY_BUDGET_MB" in str(message)
+        fits = await _raw_decode(client, z[:, :, : side // 2, : side // 2], format="npy")
+        assert fits.status_code == 200, fits.text
+
+
+async def test_a_tiny_autoencoder_tiled_always_gives_its_untiled_result(
+    models_dir: Path,
+) -> None:
+    """TAESD-style tiles carry a halo as wide as the decoder's (or encoder's) receptive field
+    and are cropped to their cores: with VAE_TILING=always and 32-pixel tiles, the images and
+    latents equal the untiled ones (float rounding aside), and the header says which tiles."""
+    z = _smooth_latent(48, 128)  # a 96 x 256 image
+    image = _images(1, 96, 256, seed=3)
+    async for client in _client(models_dir):
+        untiled, latents = await _decode_npy(client, z), await _encode_npy(client, image)
+    async for client in _client(models_dir, tiling="always", tile_size=32):
+        answer = await _raw_decode(client, z, model="tiny", format="npy")
+        assert answer.headers["x-vae-tiling"].startswith("exact tiles 32 px, halo ")
+        assert np.abs(np.load(io.BytesIO(answer.content)) - untiled).max() < 1e-4
+        assert np.abs(await _encode_npy(client, image) - latents).max() < 1e-4
 
 
 async def _encode_npy(client: httpx.AsyncClient, images: np.ndarray) -> np.ndarray:

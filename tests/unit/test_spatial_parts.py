@@ -1,5 +1,5 @@
 """The parts spatial serving is made of: raw tensors on the wire (dtypes, shapes, Flux packing),
-tiles blended as diffusers blends them, batches of one shape capped by pixels, and when to batch."""
+batches of one shape capped by pixels, and when to batch (tiles: test_tiling.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 from app.serving.batcher import BatcherLabels, MicroBatcher, Outputs
 from app.serving.spatial_graphs import batch_rows_by_pixels, batches_pay
 from app.serving.tensors import TensorError, from_bytes, parse_shape, to_bytes, unpack_latents
-from app.serving.tiling import decode_plan, encode_plan, run_tiled
 
 torch = pytest.importorskip("torch")
 
@@ -49,56 +48,6 @@ def test_packed_latents_unpack_as_the_flux_pipeline_packs_them() -> None:
     assert np.array_equal(unpack_latents(packed.numpy(), 96, 160, 8), z.numpy())
     with pytest.raises(TensorError, match="do not fit"):
         unpack_latents(packed.numpy(), 96, 200, 8)
-
-
-def _diffusers_tiled(
-    z: np.ndarray, run: object, tile: int, overlap: float, scale: int
-) -> np.ndarray:
-    """AutoencoderKL.tiled_decode's loop, with its own blend_v and blend_h, around `run`."""
-    from diffusers import AutoencoderKL
-
-    stride, blend = int(tile * (1 - overlap)), int(tile * scale * overlap)
-    limit = tile * scale - blend
-    t = torch.from_numpy(z)
-    rows = [[torch.from_numpy(run(t[:, :, i : i + tile, j : j + tile].numpy()))  # type: ignore[operator]
-             for j in range(0, t.shape[3], stride)] for i in range(0, t.shape[2], stride)]  # fmt: skip
-    out = []
-    for i, row in enumerate(rows):
-        kept = []
-        for j, piece in enumerate(row):
-            if i > 0:
-                piece = AutoencoderKL.blend_v(None, rows[i - 1][j], piece, blend)  # type: ignore[arg-type]
-            if j > 0:
-                piece = AutoencoderKL.blend_h(None, row[j - 1], piece, blend)  # type: ignore[arg-type]
-            kept.append(piece[:, :, :limit, :limit])
-        out.append(torch.cat(kept, dim=3))
-    return torch.cat(out, dim=2).numpy()
-
-
-def test_tiles_are_cut_and_blended_as_diffusers_tiled_decode_does() -> None:
-    rng = np.random.default_rng(0)
-    z = rng.standard_normal((2, 3, 37, 53)).astype(np.float32)
-    weights = rng.standard_normal((3, 3)).astype(np.float32)
-
-    def decoder(x: np.ndarray) -> np.ndarray:  # position-dependent, so tiles differ from the whole
-        mixed = np.einsum("oc,nchw->nohw", weights, x) + np.linspace(
-            0, 1, x.shape[3], dtype=np.float32
-        )
-        return mixed.repeat(4, axis=2).repeat(4, axis=3)
-
-    async def run(rows: np.ndarray) -> np.ndarray:
-        return decoder(rows)
-
-    plan = decode_plan(64, 0.25, 4)
-    ours = asyncio.run(run_tiled(z, plan, run, 4))
-    assert ours.shape == (2, 3, 148, 212)
-    assert np.allclose(ours, _diffusers_tiled(z, decoder, 16, 0.25, 4), atol=1e-5)
-
-
-def test_an_encoder_plan_keeps_tile_starts_on_the_latent_grid() -> None:
-    plan = encode_plan(100, 0.25, 8)
-    assert plan.tile % 8 == 0 and plan.stride % 8 == 0
-    assert plan.limit * 8 == plan.stride
 
 
 def test_a_batch_of_one_shape_is_capped_by_pixels_as_well_as_rows() -> None:

@@ -39,6 +39,11 @@ class Encoding:
         """The JSON answer's fields about the whole batch (none by default)."""
         return {}
 
+    @property
+    def tiling(self) -> str | None:
+        """How the inputs were tiled (the X-VAE-Tiling header), None when they were not."""
+        return None
+
 
 @dataclass(frozen=True)
 class GaussianEncoding(Encoding):
@@ -123,6 +128,12 @@ class GridEncoding(Encoding):
     cached: list[bool]
     scaling_factor: float
     shift_factor: float
+    tiled: str | None = None
+
+    @property
+    def tiling(self) -> str | None:
+        """How the images were tiled to encode them (diffusers' tiles, or exact halo tiles)."""
+        return self.tiled
 
     def tensor(self) -> np.ndarray:
         """The latent means [N,C,h,w]."""
@@ -148,13 +159,15 @@ class GridEncoding(Encoding):
 @dataclass(frozen=True, slots=True)
 class Decoded:
     """Images [N,C,H,W] in [0,1], finite, in the `format` to give them in; `file` when the client
-    takes an image file back (png or jpeg) rather than JSON; and the decoder's `output` in the
-    model's own value range (the images themselves for a model whose range is [0,1])."""
+    takes an image file back (png or jpeg) rather than JSON; the decoder's `output` in the
+    model's own value range (the images themselves for a model whose range is [0,1]); and how the
+    latents were tiled (`tiled`: the X-VAE-Tiling header), None when they were not."""
 
     images: FloatArray
     format: str
     file: bool = False
     output: FloatArray | None = None
+    tiled: str | None = None
 
     @property
     def raw_output(self) -> FloatArray:

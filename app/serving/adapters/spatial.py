@@ -30,11 +30,13 @@ from app.serving.adapters.spatial_sizes import (
     check_images,
     check_latent_shape,
     check_request_pixels,
+    plan_run,
     spatial_spec,
 )
 from app.serving.cache.memory import LatentCache, pixel_digest
 from app.serving.imaging import ImageError, decode_base64
 from app.serving.loaded import ModelParts
+from app.serving.memory import release_memory
 from app.serving.spatial_graphs import batch_rows_by_pixels, batches_pay, load_spatial_graphs
 from app.serving.spatial_io import (
     as_unit_images,
@@ -44,7 +46,7 @@ from app.serving.spatial_io import (
     to_unit_range,
 )
 from app.serving.tensors import TensorError, unpack_latents
-from app.serving.tiling import decode_plan, encode_plan, run_tiled
+from app.serving.tiling import RunPlan, run_plan
 
 FORMATS = ("png", "jpeg", "raw", "array", "npy")
 ENCODER_OUTPUTS = ("mu", "logvar")
@@ -102,13 +104,16 @@ class SpatialAdapter(ModelAdapter):
             )
         x = await self._model_images(call.images)
         check_count(len(x), self.settings.max_items, "image")
-        mean, logvar, cached = await self._encode(x, self.service.deadline())
+        check_images(self.manifest, x.shape, self.settings)
+        plan = plan_run(self.manifest, self.settings, x.shape, encode=True)
+        deadline = self.service.deadline(int(np.prod(x.shape)) // x.shape[1])
+        mean, logvar, cached = await self._encode(x, deadline, plan)
         accepts = call.accepts
         form: Form = "npy" if accepts.npy else "raw" if accepts.raw else "json"
         sigma = None if logvar is None else sigma_of(logvar)
         manifest = self.manifest
         return GridEncoding(
-            form, mean, sigma, cached, manifest.scaling_factor, manifest.shift_factor
+            form, mean, sigma, cached, manifest.scaling_factor, manifest.shift_factor, plan.note
         )
 
     async def _model_images(self, source: calls.ImageSource) -> FloatArray:
@@ -151,17 +156,19 @@ class SpatialAdapter(ModelAdapter):
         return same_size(decoded)
 
     async def _encode(
-        self, x: FloatArray, deadline: float
+        self, x: FloatArray, deadline: float, plan: RunPlan | None = None
     ) -> tuple[FloatArray, FloatArray | None, list[bool]]:
         """Latent means and log-variances (None for a deterministic encoder such as TAESD's)
-        of images x in the model's range: the cache first (keyed by the pixels and the size)."""
+        of images x in the model's range: the cache first (keyed by the pixels and the size),
+        then the encoder as `plan` says (worked out here when not given)."""
         check_images(self.manifest, x.shape, self.settings)
+        chosen = plan or plan_run(self.manifest, self.settings, x.shape, encode=True)
         shape = self.spec.latent_shape(x.shape[2], x.shape[3])
         digests = await asyncio.to_thread(lambda: [pixel_digest(image) for image in x])
         keys = [LatentCache.key(self.manifest, "s" + digest) for digest in digests]
 
         async def compute(rows: list[int]) -> tuple[FloatArray, FloatArray]:
-            moments = await self._encode_rows(x[rows], deadline)
+            moments = await self._encode_rows(x[rows], deadline, chosen)
             half = moments.shape[1] // 2 if moments.shape[1] == 2 * shape[0] else None
             mean = moments[:, :half] if half else moments
             logvar = moments[:, half:] if half else np.zeros_like(mean)
@@ -172,19 +179,19 @@ class SpatialAdapter(ModelAdapter):
         logvar = found.logvar.reshape(len(x), *shape) if has_logvar else None
         return found.mean.reshape(len(x), *shape), logvar, found.cached
 
-    async def _encode_rows(self, x: FloatArray, deadline: float) -> FloatArray:
-        """The encoder's outputs as one array [N, C or 2C, h, w] (mean, then log-variance)."""
+    async def _encode_rows(self, x: FloatArray, deadline: float, plan: RunPlan) -> FloatArray:
+        """The encoder's outputs as one array [N, C or 2C, h, w] (mean, then log-variance), in
+        one piece or tiles as `plan` says."""
 
         async def run(rows: FloatArray) -> FloatArray:
             out = await self.model.encode_runner.submit(np.ascontiguousarray(rows), deadline)
             parts = [out[name] for name in ENCODER_OUTPUTS if name in out]
             return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
-        spec, settings = self.spec, self.settings
-        plan = encode_plan(settings.tile_size, settings.tile_overlap, spec.downscale)
-        if settings.tile_size > 0 and spec.free_size and plan.needs_tiles(*x.shape[2:]):
-            return await run_tiled(x, plan, run, 1 / spec.downscale)
-        return await run(x)
+        try:
+            return await run_plan(x, plan, run, deadline)
+        finally:
+            await _released(plan)
 
     # ---- decode ------------------------------------------------------------------------------
     async def decode(self, call: calls.DecodeCall) -> Decoded:
@@ -193,13 +200,19 @@ class SpatialAdapter(ModelAdapter):
         z = self._latents(call)
         check_count(len(z), self.settings.max_items, "latent")
         z = _unscaled(z, call.scaling_factor, call.shift_factor)
-        deadline = self.service.deadline()
         if not np.isfinite(z).all():
             raise InvalidLatent("latents must not contain NaN or infinity")
-        output = check_finite_output(await self._decode(z, deadline))
+        check_latent_shape(self.manifest, z.shape, self.settings)
+        plan = plan_run(self.manifest, self.settings, z.shape, encode=False)
+        deadline = self.service.deadline(self._pixels(z))
+        output = check_finite_output(await self._decode(z, deadline, plan))
         fmt = _format(call)
         file = fmt in {"png", "jpeg"} and call.accepts.image(fmt)
-        return Decoded(to_unit_range(self.manifest, output), fmt, file, output)
+        return Decoded(to_unit_range(self.manifest, output), fmt, file, output, plan.note)
+
+    def _pixels(self, z: FloatArray) -> int:
+        """The image pixels latents [N,C,h,w] decode to."""
+        return len(z) * z.shape[2] * z.shape[3] * self.spec.downscale**2
 
     def _latents(self, call: calls.DecodeCall) -> FloatArray:
         source = call.latents
@@ -226,20 +239,23 @@ class SpatialAdapter(ModelAdapter):
             return z[None]
         return z
 
-    async def _decode(self, z: FloatArray, deadline: float) -> FloatArray:
-        """Images [N,C,H,W] in the model's range for latents z [N,C,h,w], tiled past a tile."""
-        spec, settings = self.spec, self.settings
-        check_latent_shape(self.manifest, z.shape, settings)
+    async def _decode(
+        self, z: FloatArray, deadline: float, plan: RunPlan | None = None
+    ) -> FloatArray:
+        """Images [N,C,H,W] in the model's range for latents z [N,C,h,w], in one piece or tiles
+        as `plan` says (worked out here when not given)."""
+        check_latent_shape(self.manifest, z.shape, self.settings)
+        chosen = plan or plan_run(self.manifest, self.settings, z.shape, encode=False)
 
         async def run(rows: FloatArray) -> FloatArray:
             packed = np.ascontiguousarray(rows, np.float32)
             out = await self.model.decode_runner.submit(packed, deadline)
             return next(iter(out.values()))
 
-        plan = decode_plan(settings.tile_size, settings.tile_overlap, spec.downscale)
-        if settings.tile_size > 0 and spec.free_size and plan.needs_tiles(*z.shape[2:]):
-            return await run_tiled(z, plan, run, spec.downscale)
-        return await run(z)
+        try:
+            return await run_plan(z, chosen, run, deadline)
+        finally:
+            await _released(chosen)
 
     async def images_of(
         self, z: FloatArray, label: int | None, deadline: float, noise: FloatArray | None = None
@@ -277,6 +293,16 @@ class SpatialAdapter(ModelAdapter):
         x = to_model_range(self.manifest, images)
         mean, _, _ = await self._encode(x, deadline)
         return mean[0]
+
+
+# A request whose estimated peak passes this gives the freed pages back to the system after it.
+RELEASE_PAST_BYTES = 64 * 1024 * 1024
+
+
+async def _released(plan: RunPlan) -> None:
+    """Returns a large request's freed memory to the system (off the event loop)."""
+    if plan.peak > RELEASE_PAST_BYTES:
+        await asyncio.to_thread(release_memory)
 
 
 def _unscaled(z: FloatArray, scaling: float | None, shift: float | None) -> FloatArray:

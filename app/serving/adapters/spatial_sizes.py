@@ -1,12 +1,22 @@
 """The sizes a spatial model (kind `autoencoder`) takes: image sides (fixed, or free in multiples
-of its downscale factor from a minimum), latent grids [C,h,w], and the pixels one image and one
-request may carry (VAE_MAX_PIXELS, VAE_MAX_REQUEST_PIXELS)."""
+of its downscale factor from a minimum), latent grids [C,h,w], the pixels one image and one
+request may carry (VAE_MAX_PIXELS, VAE_MAX_REQUEST_PIXELS), and how a request runs within the
+memory budget (VAE_MEMORY_BUDGET_MB): in one piece, in tiles, or refused with the largest size
+that fits (`plan_run`)."""
 
 from __future__ import annotations
+
+import math
 
 from app.config import Settings
 from app.repository.manifest import Manifest, SpatialSpec
 from app.serving.adapters.errors import ImageSizeError, TooManyPixels
+from app.serving.memory import MIB, budget_bytes, footprint, io_bytes
+from app.serving.tiling import RunPlan, tile_plan
+
+
+class OverMemoryBudget(TooManyPixels):
+    """A request whose estimated peak does not fit the memory budget, even tiled (413)."""
 
 
 def spatial_spec(manifest: Manifest) -> SpatialSpec:
@@ -76,3 +86,87 @@ def check_latent_shape(manifest: Manifest, shape: tuple[int, ...], settings: Set
     height, width = shape[2] * spec.downscale, shape[3] * spec.downscale
     check_image_size(manifest, height, width, settings.max_pixels)
     check_request_pixels(shape[0] * height * width, settings.max_request_pixels)
+
+
+def _choose(
+    manifest: Manifest, settings: Settings, shape: tuple[int, ...], encode: bool
+) -> RunPlan | None:
+    """The plan for inputs [N,C,H,W] (latents when decoding), None when nothing fits."""
+    count, height, width = shape[0], shape[2], shape[3]
+    scale = 1 if encode else manifest.spatial.downscale if manifest.spatial else 1
+    pixels_h, pixels_w = height * scale, width * scale
+    budget, model = budget_bytes(settings), footprint(manifest)
+    room = budget - io_bytes(count, pixels_h, pixels_w)
+    one = model.graph_bytes(1, pixels_h, pixels_w)
+    plan = tile_plan(manifest, settings, encode)
+    larger = plan is not None and plan.needs_tiles(height, width)
+    if one <= room and not (larger and settings.tiling == "always"):
+        return RunPlan(None, min(count, room // one), budget - room + one * min(count, room // one))
+    if plan is None or not larger:
+        return None
+    tile = model.graph_bytes(1, plan.pixels, plan.pixels)
+    room -= 2 * io_bytes(1, plan.pixels, pixels_w)  # two rows of tiles kept to blend
+    if tile > room:
+        return None
+    per_call = int(min(room // tile, math.ceil(pixels_w / plan.pixels) + 1))
+    return RunPlan(plan, per_call, budget - room + tile * per_call)
+
+
+def largest_side(manifest: Manifest, settings: Settings, count: int, encode: bool) -> int | None:
+    """The largest square image side (pixels) whose request of `count` images fits the budget."""
+    spec = manifest.spatial
+    if spec is None:
+        return None
+    step, channels = spec.downscale, spec.latent_channels
+    unit = 1 if encode else step
+    low, high = spec.min_size // step, math.isqrt(settings.max_pixels) // step
+    if (
+        _choose(
+            manifest, settings, (count, channels, low * step // unit, low * step // unit), encode
+        )
+        is None
+    ):
+        return None
+    while low < high:  # the largest multiple of `step` that fits
+        middle = (low + high + 1) // 2
+        side = middle * step // unit
+        if _choose(manifest, settings, (count, channels, side, side), encode) is None:
+            high = middle - 1
+        else:
+            low = middle
+    return low * step
+
+
+def plan_run(
+    manifest: Manifest, settings: Settings, shape: tuple[int, ...], encode: bool
+) -> RunPlan:
+    """How a request of inputs [N,C,H,W] runs within the memory budget; OverMemoryBudget (413,
+    with the largest square size that fits) when it cannot, even tiled."""
+    chosen = _choose(manifest, settings, shape, encode)
+    if chosen is not None:
+        return chosen
+    raise OverMemoryBudget(_over_budget(manifest, settings, shape, encode))
+
+
+def _over_budget(
+    manifest: Manifest, settings: Settings, shape: tuple[int, ...], encode: bool
+) -> str:
+    count = shape[0]
+    scale = 1 if encode or manifest.spatial is None else manifest.spatial.downscale
+    height, width = shape[2] * scale, shape[3] * scale
+    need = footprint(manifest).graph_bytes(count, height, width) + io_bytes(count, height, width)
+    what = "encoding" if encode else "decoding"
+    plural = "s" if count > 1 else ""
+    budget = budget_bytes(settings) // MIB
+    text = (
+        f"{what} {count} image{plural} of {width}x{height} needs about {need // MIB} MB in one "
+        f"piece, more than the memory budget of {budget} MB (VAE_MEMORY_BUDGET_MB)"
+    )
+    if tile_plan(manifest, settings, encode) is None:
+        text += ", and tiling is off (VAE_TILING=never or VAE_TILE_SIZE=0)"
+    else:
+        text += ", even in tiles"
+    side = largest_side(manifest, settings, count, encode)
+    if side is None:
+        return text + ": raise VAE_MEMORY_BUDGET_MB"
+    return text + f": the largest that fits is {side}x{side} ({count} at a time)"
