@@ -125,6 +125,7 @@ class OpenVinoGraph:
         self._input_types = {
             port.get_any_name(): port.get_element_type().to_dtype() for port in self.model.inputs
         }
+        self._output_names = [port.get_any_name() for port in self.model.outputs]
         self.compiles = 0
         """How many times a shape was compiled (a shape evicted and seen again counts twice)."""
 
@@ -136,12 +137,12 @@ class OpenVinoGraph:
     @property
     def input_names(self) -> list[str]:
         """Every input's name, in the graph's order."""
-        return [port.get_any_name() for port in self.model.inputs]
+        return list(self._input_types)
 
     @property
     def output_names(self) -> list[str]:
         """Every output's name, in the graph's order."""
-        return [port.get_any_name() for port in self.model.outputs]
+        return list(self._output_names)
 
     @property
     def input_width(self) -> int | None:
@@ -201,9 +202,11 @@ class OpenVinoGraph:
         request = compiled.take_request()
         try:
             request.infer(cast)
+            # By position: a compiled model's outputs are the model's, in order, but the
+            # plugin's transformations may give a port more names than the ONNX file did.
             return {
-                port.get_any_name(): np.array(request.get_tensor(port).data, dtype=np.float32)
-                for port in compiled.model.outputs
+                name: np.array(request.get_output_tensor(index).data, dtype=np.float32)
+                for index, name in enumerate(self._output_names)
             }
         finally:
             compiled.give_back(request, release)
@@ -223,6 +226,9 @@ class OpenVinoGraph:
                 return compiled
             # Compiling under the lock: a second caller of the same new shape waits for this
             # compile rather than compiling it again.
+            # A clone shares the read model's constants, and the compiled model shares them
+            # too where it needs no other layout: an SD-size decoder (188 MB) costs 112 MB a
+            # shape at bf16, 200 at fp32; compiled from a fresh read of the file, 300-390.
             model = self.model.clone()
             model.reshape({name: ov.PartialShape(list(shape)) for name, shape in key})
             compiled = _Compiled(core().compile_model(model, "CPU", self.config))
