@@ -151,3 +151,22 @@ async def test_a_spatial_model_decodes_latent_grids_to_files_of_their_size(
     first = np.asarray(Image.open(io.BytesIO(pngs[0])).convert("RGB"), np.float32) / 255
     np.testing.assert_allclose(first.transpose(2, 0, 1), arrays[0], atol=1 / 255 + 1e-6)
     assert encoded.mu.shape == (1, 4, 6, 10) and encoded.model == "tiny"
+
+
+@pytest.mark.anyio
+async def test_latents_travel_as_raw_16_bit_floats_when_asked(spatial: AsyncClient) -> None:
+    images = np.random.default_rng(1).random((2, 3, 12, 16), dtype=np.float32)
+    exact = (await spatial.encode(images, model="tiny")).mu
+    half = (await spatial.encode(images, model="tiny", dtype="float16")).mu
+    brain = (await spatial.encode(images, model="tiny", dtype="bfloat16")).mu
+    assert exact.shape == half.shape == brain.shape == (2, 4, 6, 8)
+    assert half.dtype == brain.dtype == np.float32
+    scale = float(np.abs(exact).max())
+    np.testing.assert_allclose(half, exact, atol=scale * 2**-10)
+    np.testing.assert_allclose(brain, exact, atol=scale * 2**-7)
+    assert not np.array_equal(brain, exact)  # it did travel in 16 bits
+    decoded = await spatial.decode(exact, model="tiny")
+    for dtype in ("float32", "float16", "bfloat16"):
+        again = await spatial.decode(exact, model="tiny", dtype=dtype)
+        assert again.shape == (2, 3, 12, 16)
+        np.testing.assert_allclose(again, decoded, atol=0.05 if dtype != "float32" else 1e-6)

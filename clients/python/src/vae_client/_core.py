@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import time
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from vae_client.retry import RetryPolicy
 from vae_client.types import Encoded, FloatArray, Interpolation, Job, Latent
 
 NPY = "application/x-npy"
+RAW = "application/octet-stream"
+RAW_DTYPES = ("float32", "float16", "bfloat16")
 UPLOAD_CHUNK = 1 << 20
 
 T = TypeVar("T")
@@ -97,6 +100,28 @@ def to_npy(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
     return buffer.getvalue()
+
+
+def to_raw(array: np.ndarray, dtype: str) -> bytes:
+    """An array as raw bytes of `dtype` (float32, float16, or bfloat16: the top half of a
+    float32's bits, rounded to nearest even), in this machine's byte order, as the service
+    reads them."""
+    if dtype == "bfloat16":
+        bits = np.ascontiguousarray(array, np.float32).view(np.uint32).astype(np.uint64)
+        rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+        return rounded.astype(np.uint16).tobytes()
+    if dtype not in RAW_DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(RAW_DTYPES)}, got {dtype!r}")
+    return np.ascontiguousarray(array, dtype).tobytes()
+
+
+def from_raw(body: bytes, shape: list[int], dtype: str) -> FloatArray:
+    """Raw bytes of `dtype` with `shape` (the service's `shape` and `dtype` headers) as a
+    float32 array."""
+    if dtype == "bfloat16":
+        bits = np.frombuffer(body, np.uint16).astype(np.uint32) << 16
+        return bits.view(np.float32).reshape(shape)
+    return np.frombuffer(body, dtype).astype(np.float32).reshape(shape)
 
 
 def file_chunks(path: Path) -> Iterator[bytes]:
@@ -220,14 +245,30 @@ class Protocol:
         samples: int = 0,
         seed: int | None = None,
         label: int | None = None,
+        dtype: str | None = None,
     ) -> Operation[Encoded]:
         """Posteriors of a batch of images [N, C, H, W] ([N, H, W] for one channel; floats in
         [0, 1] or uint8). Sent as .npy; with `samples` > 0 also that many draws z ~ q(z|x) per
         image (`seed` makes them reproducible), sent as JSON. A spatial model (an imported
         Stable Diffusion autoencoder) gives its latent means [N, C, h, w] as `mu`, unscaled
-        (times the manifest's `scaling_factor` for a diffusion pipeline), and no `sigma`.
-        `label` is the images' class, for a conditional model."""
+        (times the manifest's `scaling_factor` for a diffusion pipeline), and no `sigma`; with
+        `dtype` (`float32`, `float16` or `bfloat16`) they come as raw bytes of that type (half
+        the bytes in 16 bits), returned as float32. `label` is the images' class, for a
+        conditional model."""
         batch = _float_images(images)
+        if dtype is not None and not samples:
+            raw = Call(
+                "POST",
+                "/encode",
+                params={**_query(model, label), "dtype": dtype},
+                headers={"Content-Type": NPY, "Accept": RAW},
+                content=to_npy(batch),
+            )
+            answer = yield from self.send(raw)
+            shape = json.loads(answer.headers.get("shape", "[]"))
+            means = from_raw(answer.content, shape, answer.headers.get("dtype", dtype))
+            name, version = _model_headers(answer)
+            return Encoded(mu=means, sigma=None, z=None, model=name, version=version)
         if samples:  # draws come only in the JSON answer
             body: dict[str, Any] = {"arrays": [_json_image(image) for image in batch]}
             body["samples"] = samples
@@ -251,18 +292,25 @@ class Protocol:
         return Encoded(mu=array[:, 0], sigma=array[:, 1], z=None, model=name, version=version)
 
     def decode(
-        self, latents: np.ndarray, *, model: str | None = None, label: int | None = None
+        self,
+        latents: np.ndarray,
+        *,
+        model: str | None = None,
+        label: int | None = None,
+        dtype: str | None = None,
     ) -> Operation[FloatArray]:
         """Latent vectors [N, D] (or one [D]) -> images float32 [N, C, H, W], as .npy both
         ways. A VQ-VAE also takes integer code grids [N, h, w], a spatial model latent grids
-        [N, C, h, w]; a conditional model the class to draw, `label`."""
-        call = Call(
-            "POST",
-            "/decode",
-            params={**_query(model, label), "format": "npy"},
-            headers={"Content-Type": NPY, "Accept": NPY},
-            content=to_npy(_latents(latents)),
-        )
+        [N, C, h, w] (sent as raw bytes of `dtype`, `float32`, `float16` or `bfloat16`, when
+        given); a conditional model the class to draw, `label`."""
+        array = _latents(latents)
+        params = {**_query(model, label), "format": "npy"}
+        headers = {"Content-Type": NPY, "Accept": NPY}
+        if dtype is not None:
+            params |= {"shape": ",".join(map(str, array.shape)), "dtype": dtype}
+            headers["Content-Type"] = RAW
+        body = to_npy(array) if dtype is None else to_raw(array, dtype)
+        call = Call("POST", "/decode", params=params, headers=headers, content=body)
         response = yield from self.send(call)
         return from_npy(response.content).astype(np.float32, copy=False)
 
