@@ -6,7 +6,7 @@ requests are batched, and the batcher's cap on rows by image pixels."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +135,8 @@ def load_spatial_graphs(
     spec = manifest.spatial
     if spec is None:
         raise ValueError(f"model {manifest.name} has no spatial latent")
-    specs, options = engine_specs(settings), engine_options(settings)
+    # Without ONNX Runtime's arena a large request's memory comes back (app/serving/memory.py).
+    specs, options = engine_specs(settings), replace(engine_options(settings), arena=False)
     opens = {
         which: Opening(directory / f"{which}.onnx", getattr(manifest.dtypes, which), options)
         for which in ("encoder", "decoder")

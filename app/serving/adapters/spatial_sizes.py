@@ -108,7 +108,9 @@ def _choose(
     room -= 2 * io_bytes(1, plan.pixels, pixels_w)  # two rows of tiles kept to blend
     if tile > room:
         return None
-    per_call = int(min(room // tile, math.ceil(pixels_w / plan.pixels) + 1))
+    # As many tiles a call as fit, up to a row of them and VAE_MAX_BATCH_PIXELS.
+    most = min(math.ceil(pixels_w / plan.pixels) + 1, settings.max_batch_pixels // plan.pixels**2)
+    per_call = int(max(1, min(room // tile, most)))
     return RunPlan(plan, per_call, budget - room + tile * per_call)
 
 
