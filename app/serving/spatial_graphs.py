@@ -1,7 +1,7 @@
 """Loading a spatial version's graphs: each on the engine and precision chosen for it (float16
 graphs behind a float32 face), gated by PSNR against fp32 on the version's own check images and
-timed on one image of 32 latent cells a side (256 pixels at 8x), warmed at the smallest size the model takes; whether its
-requests are batched, and the batcher's cap on rows by image pixels."""
+timed on one image of 16 latent cells a side (128 pixels at 8x); whether its requests are
+batched, and the batcher's cap on rows by image pixels."""
 
 from __future__ import annotations
 
@@ -32,10 +32,11 @@ from app.serving.spatial_io import to_model_range, to_unit_range
 
 CHECK_IMAGES = 2
 # Sizes in latent cells a side: what a model computes on (its attention grows with their
-# square), whatever its downscale. An SD-style decoder (8x) checks at 128 and is timed at 256
-# pixels.
+# square), whatever its downscale. An SD-style model (8x) is checked and timed at 128 pixels:
+# one size, so OpenVINO compiles one shape a candidate for both; 256 chose the same engines for
+# kl-small, kl-sd and TAESD (bf16 4-10x ONNX Runtime either way) at 2.5x the load time.
 CHECK_CELLS = 16
-TRIAL_CELLS = 32
+TRIAL_CELLS = 16
 
 
 def check_size(manifest: Manifest, cells: int) -> tuple[int, int]:
@@ -103,8 +104,8 @@ class ImageJudge:
 
 def spatial_trial(inputs: FloatArray) -> TrialRun:
     """Seconds for one call on `inputs`, after an untimed one that compiles the shape (one
-    timed call: at about 256 pixels a call takes a good part of a second on a CPU, and a load
-    runs it for every candidate)."""
+    timed call: an SD-size decoder's call takes a second on a CPU, and a load runs it for
+    every candidate)."""
     race = Race()
 
     def trial(graph: Graph) -> float:
