@@ -92,15 +92,20 @@ class _Compiled:
 class OpenVinoGraph:
     """One ONNX graph on OpenVINO's CPU plugin, a `Graph` (app/runtime/graph.py).
 
-    Each distinct set of input shapes is compiled once, static (OpenVINO runs static shapes
-    faster than dynamic ones), and kept in an LRU of `compiled_shapes` entries: the least recently
-    used compiled model is dropped, and its memory with it. A lock guards the LRU (the batcher
-    calls graphs from worker threads); inference itself runs outside it, on a fresh infer
-    request a call, so calls on the same graph run at once. Inputs are cast to the graph's own
-    input type (a float16 graph takes float32 rows); outputs come back as float32 copies.
-    A call whose largest input has more than `release_above` elements (None: never) hands its
-    compiled shape's working memory back when it ends; a compiled shape evicted from the LRU
-    frees its memory whole.
+    Each distinct set of input shapes is compiled once, static, and kept in an LRU of
+    `compiled_shapes` entries: the least recently used compiled model is dropped, and its
+    memory with it. Static shapes run 2-10% faster than one dynamic compile (CPU time of one
+    image, bf16: kl-small 512 px 369 vs 405 ms, SD-size 256 px 720 vs 801, TAESD 512 px 139 vs
+    142) and compile in ~0.2 s CPU at any size, but each holds its own packed weights (an
+    SD-size decoder of 188 MB: 112 MB a shape at bf16, 200 at fp32, beside the 203 MB model
+    read once). A lock guards the LRU (the batcher calls graphs from worker threads);
+    inference runs outside it, on an infer request of its own, so calls run at once. Inputs are
+    cast to the graph's input type (a float16 graph takes float32 rows); outputs come back as
+    float32 copies. A call whose largest input has more than `release_above` elements (None:
+    never) hands its compiled shape's working memory back when it ends.
+
+    The CPU plugin fuses attention: a 2048 px decode of kl-small peaks at 1.8 GB in bf16 (3.4
+    GB fp32) where ONNX Runtime's score matrix alone is 16 GiB.
     """
 
     def __init__(
