@@ -93,6 +93,8 @@ export type DatasetBody = Blob | ArrayBuffer | Uint8Array;
 type Answer<D> = { data?: D; error?: unknown; response: Response };
 type Attempt<D> = (signal: AbortSignal) => Promise<Answer<D>>;
 
+const FINAL = new Set(["succeeded", "failed", "cancelled"]);
+
 /** Error codes (Node's) of a connection that could not be made: the request was never sent. */
 const NOT_CONNECTED = new Set([
   "ECONNREFUSED",
@@ -312,6 +314,27 @@ export class VaeClient {
         this.raw.POST("/jobs/{job_id}/cancel", { params: { path }, headers: this.admin, signal }),
       options,
     ) as Promise<Job>;
+  }
+
+  /** The job's snapshots as they change, polled every `interval` seconds (default 0.5), until
+   * it ends (the last one yielded is final). */
+  async *follow(
+    id: string,
+    settings: { interval?: number } & CallOptions = {},
+  ): AsyncGenerator<Job, void, undefined> {
+    let last: string | undefined;
+    for (;;) {
+      const job = await this.job(id, callOptions(settings));
+      const seen = JSON.stringify(job);
+      if (seen !== last) {
+        yield job;
+        last = seen;
+      }
+      if (FINAL.has(job.status)) {
+        return;
+      }
+      await sleep(settings.interval ?? 0.5, settings.signal);
+    }
   }
 
   /**

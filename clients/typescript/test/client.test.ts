@@ -173,6 +173,12 @@ describe("the client against vae serve", () => {
     const started = await admin.startJob({ dataset: "tiny", name: "tiny", config: TINY_JOB });
     assert.ok(["queued", "running"].includes(started.status));
     assert.ok((await vae.jobs()).some((job) => job.id === started.id));
+    const seen: Job[] = [];
+    for await (const snapshot of vae.follow(started.id, { interval: 0.2 })) {
+      seen.push(snapshot);
+    }
+    assert.equal(seen.at(-1)?.status, "succeeded");
+    assert.ok(seen.slice(0, -1).every((job) => ["queued", "running"].includes(job.status)));
     const done = await admin.wait(started.id, { timeout: 240, interval: 0.2 });
     assert.equal(done.status, "succeeded", done.error ?? "");
     assert.equal(done.result?.["model"], "tiny");
