@@ -32,6 +32,11 @@ class CpuInfo:
         """Whether bfloat16 runs natively: a bf16 flag, and OpenVINO's plugin offering BF16."""
         return bool(self.bf16_units()) and "BF16" in self.capabilities
 
+    def native_fp16(self) -> bool:
+        """Whether float16 matrix arithmetic is native: AMX-FP16 (AVX-512 FP16 alone runs the
+        convolutions slower than fp32 in OpenVINO), and OpenVINO's plugin offering FP16."""
+        return "amx_fp16" in self.flags and "FP16" in self.capabilities
+
     def as_json(self) -> dict[str, object]:
         """The CPU for a results file or `GET /models/{name}`: model, cores, the flags that
         matter to the engines, OpenVINO's capabilities, whether bf16 is native."""
@@ -42,6 +47,7 @@ class CpuInfo:
             "flags": sorted(self.flags & wanted),
             "openvino_capabilities": sorted(self.capabilities),
             "native_bf16": self.native_bf16(),
+            "native_fp16": self.native_fp16(),
         }
 
 

@@ -41,6 +41,20 @@ def test_bf16_is_not_native_without_the_flags_or_without_openvinos_word() -> Non
     assert arm.model == "unknown" and "bf16" in arm.flags and not arm.native_bf16()
 
 
+GRANITE_RAPIDS = (
+    "model name\t: Intel(R) Xeon(R) 6980P\n"
+    "flags\t\t: avx512f avx512_bf16 avx512_fp16 amx_bf16 amx_fp16 amx_tile\n"
+)
+
+
+def test_fp16_is_native_only_with_amx_fp16_and_openvinos_word() -> None:
+    capabilities = frozenset({"FP32", "BF16", "FP16"})
+    assert read_cpu(GRANITE_RAPIDS, capabilities).native_fp16()
+    assert not read_cpu(GRANITE_RAPIDS, WITH_BF16).native_fp16()
+    # AVX-512 FP16 without AMX-FP16 (Sapphire Rapids): OpenVINO runs fp16 slower than fp32.
+    assert not read_cpu(SAPPHIRE_RAPIDS, capabilities).native_fp16()
+
+
 def test_an_empty_cpuinfo_is_an_unknown_cpu_without_bf16() -> None:
     cpu = read_cpu("", frozenset())
     assert cpu.model == "unknown" and not cpu.flags and not cpu.native_bf16() and cpu.cores >= 1

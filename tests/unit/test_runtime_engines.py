@@ -44,6 +44,19 @@ def test_auto_without_native_bf16_stays_at_fp32() -> None:
     assert candidates("openvino", "auto", PLAIN, False) == [OV32]
 
 
+def test_auto_on_a_cpu_with_amx_fp16_tries_fp16_after_bf16() -> None:
+    flags = AMX.flags | {"amx_fp16"}
+    granite = CpuInfo("Xeon with AMX-FP16", flags, 2, frozenset({"FP32", "BF16", "FP16"}))
+    specs = candidates("auto", "auto", granite, False)
+    assert labels(specs) == ["onnxruntime fp32", "openvino fp32", "openvino bf16", "openvino fp16"]
+    assert specs[-1].note == "the CPU has AMX-FP16"
+
+
+def test_fp16_asked_for_on_a_cpu_without_amx_fp16_is_said_to_be_slow() -> None:
+    (spec,) = candidates("auto", "fp16", AMX, False)
+    assert spec == EngineSpec("openvino", "fp16") and "no AMX-FP16" in spec.note
+
+
 def test_named_engines_and_precisions_narrow_the_list() -> None:
     assert candidates("onnxruntime", "auto", AMX, False) == [ORT32]
     assert candidates("openvino", "auto", AMX, False) == [OV32, OV16]

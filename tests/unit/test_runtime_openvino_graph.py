@@ -108,6 +108,15 @@ def test_bf16_is_close_to_fp32_but_not_identical(conv: Path) -> None:
     assert 0 < difference.max() < 0.1 and difference.mean() < 0.01
 
 
+@pytest.mark.skipif("FP16" not in this_cpu().capabilities, reason="OpenVINO has no fp16 here")
+def test_fp16_runs_on_openvino_close_to_fp32(conv: Path) -> None:
+    graph, reference = OpenVinoGraph(conv, "fp16"), load_graph(conv, 1)
+    inputs = latents((1, 4, 32, 32))
+    got, want = graph.run(inputs)["image"], reference.run(inputs)["image"]
+    assert graph.precision == "fp16" and got.dtype == np.float32
+    assert 0 < np.abs(got - want).max() < 0.02
+
+
 def test_a_precision_openvino_does_not_run_is_refused(conv: Path) -> None:
     with pytest.raises(ValueError, match="fp32, bf16 or fp16"):
         OpenVinoGraph(conv, "int4")
