@@ -5,6 +5,7 @@ batched, and the batcher's cap on rows by image pixels."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -61,6 +62,21 @@ def image_of(outputs: dict[str, FloatArray]) -> FloatArray:
     return next(iter(outputs.values()))
 
 
+class Warmed:
+    """Graphs that ran already, by identity, held weakly (a candidate that lost is freed)."""
+
+    def __init__(self) -> None:
+        self._refs: list[weakref.ref[Graph]] = []
+
+    def add(self, graph: Graph) -> None:
+        """Notes `graph` as warmed."""
+        if graph not in self:
+            self._refs.append(weakref.ref(graph))
+
+    def __contains__(self, graph: object) -> bool:
+        return any(ref() is graph for ref in self._refs)
+
+
 @dataclass
 class ImageJudge:
     """The PSNR gates of a spatial version on its check images (seeded gradients and edges, 16
@@ -73,6 +89,7 @@ class ImageJudge:
     decoder: Graph
 
     def __post_init__(self) -> None:
+        self.warmed = Warmed()
         height, width = check_size(self.manifest, CHECK_CELLS)
         channels = self.manifest.image.channels
         images = quality.check_images(CHECK_IMAGES, channels, height, width)
@@ -82,11 +99,18 @@ class ImageJudge:
 
     def encode(self, graph: Graph) -> FloatArray:
         """The latent means `graph` gives the check images."""
-        return latent_mean(graph.run(self.images), self.manifest.latent_dim)
+        return latent_mean(self.run(graph, self.images), self.manifest.latent_dim)
 
     def decode(self, graph: Graph, latents: FloatArray) -> FloatArray:
         """Images in [0,1] that `graph` decodes latents to."""
-        return to_unit_range(self.manifest, image_of(graph.run(latents)))
+        return to_unit_range(self.manifest, image_of(self.run(graph, latents)))
+
+    def run(self, graph: Graph, rows: FloatArray) -> dict[str, FloatArray]:
+        """The graph's outputs for rows run one at a time, as serving runs them (and the trial:
+        one shape for an engine to compile); the graph is noted as warmed."""
+        self.warmed.add(graph)
+        outputs = [graph.run(rows[i : i + 1]) for i in range(len(rows))]
+        return {name: np.concatenate([out[name] for out in outputs]) for name in outputs[0]}
 
     def decoder_gate(self, candidate: Graph, reference: Graph) -> GateResult:
         """PSNR of the candidate decoder's images against fp32's."""
@@ -102,14 +126,14 @@ class ImageJudge:
         return gate
 
 
-def spatial_trial(inputs: FloatArray) -> TrialRun:
-    """Seconds for one call on `inputs`, after an untimed one that compiles the shape (one
-    timed call: an SD-size decoder's call takes a second on a CPU, and a load runs it for
-    every candidate)."""
+def spatial_trial(inputs: FloatArray, warmed: Warmed | None = None) -> TrialRun:
+    """Seconds for one call on `inputs`, after an untimed one that compiles the shape unless
+    the graph is among those `warmed` (the gate ran it at this shape already). One timed call: an SD-size
+    decoder's call takes a second on a CPU, and a load runs it for every candidate."""
     race = Race()
 
     def trial(graph: Graph) -> float:
-        return race.time([lambda: graph.run(inputs)])
+        return race.time([lambda: graph.run(inputs)], warm_up=warmed is None or graph not in warmed)
 
     return trial
 
@@ -157,11 +181,12 @@ def load_spatial_graphs(
         opens["decoder"],
         specs,
         judge.decoder_gate if judge else no_gate,
-        spatial_trial(trial_latent),
+        spatial_trial(trial_latent, judge.warmed if judge else None),
     )
     decoder = PackedGraph(graph, manifest.latent_shape, False, choice)
     gate = judge.encoder_gate() if judge else no_gate
-    graph, choice = pick(opens["encoder"], specs, gate, spatial_trial(trial_image))
+    trial = spatial_trial(trial_image, judge.warmed if judge else None)
+    graph, choice = pick(opens["encoder"], specs, gate, trial)
     encoder = PackedGraph(graph, manifest.image.shape, False, choice)
     del judge, references
     height, width = check_size(manifest, 0)
