@@ -64,7 +64,7 @@ describe("the client against vae serve", () => {
   let admin: VaeClient;
 
   before(async () => {
-    service = await startService();
+    service = await startService({ VAE_RELOAD_INTERVAL_S: "8" });
     vae = new VaeClient(service.url);
     admin = new VaeClient({ baseUrl: service.url, token: service.token });
   });
@@ -184,6 +184,16 @@ describe("the client against vae serve", () => {
     assert.equal(done.result?.["model"], "tiny");
     const drawn = await vae.sample({ n: 1, model: "tiny", format: "array" });
     assert.deepEqual([drawn.version, (drawn.arrays as number[][][][])[0]?.[0]?.length], [1, 8]);
+
+    // the server looks at the repository every 8 s: wait returns once it answers with v2
+    const second = await admin.startJob({ dataset: "tiny", name: "tiny", config: TINY_JOB });
+    const moved = await admin.wait(second.id, { timeout: 240, interval: 0.2 });
+    assert.equal(moved.result?.["version"], 2);
+    const answered: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      answered.push((await vae.sample({ n: 1, model: "tiny" })).version);
+    }
+    assert.deepEqual(answered, new Array<number>(20).fill(2));
   });
 
   test("jobs: a cancelled job makes wait reject with JobFailed", async () => {
