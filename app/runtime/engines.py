@@ -3,7 +3,6 @@ of them (`open_graph`). `choice.choose` picks among the candidates by quality ga
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,10 +143,9 @@ def _open_openvino(path: Path, spec: EngineSpec, options: EngineOptions) -> Grap
 
 
 def _open_cuda(path: Path, spec: EngineSpec, options: EngineOptions) -> Graph:
-    # Imported by name: app/runtime/cuda.py (its own helper's) may not exist yet.
-    module = importlib.import_module("app.runtime.cuda")
-    opener: Opener = module.open_cuda_graph
-    return opener(path, spec, options)
+    from app.runtime.cuda import open_cuda_graph
+
+    return open_cuda_graph(path, spec, options)
 
 
 OPENERS: dict[tuple[str, str], Opener] = {
