@@ -63,7 +63,7 @@ class Timeout:
     def explained(self) -> str:
         """'12.1 s: VAE_REQUEST_TIMEOUT_S=10 + VAE_TIMEOUT_PER_MEGAPIXEL_S=30 x 0.07
         megapixels' (and the cap when it applied)."""
-        text = f"{self.seconds:.1f} s: VAE_REQUEST_TIMEOUT_S={self.base:g}"
+        text = f"{seconds(self.seconds)}: VAE_REQUEST_TIMEOUT_S={self.base:g}"
         if self.megapixels > 0:
             text += (
                 f" + VAE_TIMEOUT_PER_MEGAPIXEL_S={self.per_megapixel:g} x "
@@ -107,16 +107,21 @@ class Deadline(float):
         timeout = self.timeout
         if self.computing_since is None:
             return DeadlineExceeded(
-                f"the request was still queued {now - self.started:.1f} s after it came in, and "
+                f"the request was still queued {seconds(now - self.started)} after it came in, and "
                 f"its deadline ({timeout.explained()}) passed before any of it was computed: "
                 "the server is busier than that allows. Retry later, or raise "
                 f"{timeout.setting_to_raise(computing=False)}"
             )
         return DeadlineExceeded(
-            f"the request had been computing for {now - self.computing_since:.1f} s when its "
+            f"the request had been computing for {seconds(now - self.computing_since)} when its "
             f"deadline ({timeout.explained()}) passed; it was stopped before its next part (a "
             f"tile, or a batch of its rows). Raise {timeout.setting_to_raise(computing=True)}"
         )
+
+
+def seconds(value: float) -> str:
+    """'12.3 s', or '0.005 s' below a second."""
+    return f"{value:.1f} s" if value >= 1 else f"{value:.2g} s"
 
 
 def mark_computing(deadline: float | None, now: float) -> None:
