@@ -63,9 +63,6 @@ def test_every_request_is_served_under_a_cap_of_two_loaded_versions(
         "VAE_MODELS_DIR": str(repo),
         "VAE_DATA_DIR": str(tmp_path / "data"),
         "VAE_MAX_LOADED_VERSIONS": str(CAP),
-        # one engine, no choice at each load: versions load again and again here
-        "VAE_ENGINE": "onnxruntime",
-        "VAE_PRECISION": "fp32",
     }
     with running_service(env, tmp_path) as service:
         answers, seen = asyncio.run(mixed_requests(service.url))
