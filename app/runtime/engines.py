@@ -43,9 +43,10 @@ class EngineOptions:
     """How graphs are opened, whatever the engine (serving builds it from its settings: the
     runtime reads no settings). `threads`: intra-op threads (all cores when None); `spinning`:
     ONNX Runtime's idle threads busy-wait; `compiled_shapes`: the OpenVINO shape LRU's size;
-    `release_above`: a call whose largest input has more elements gives its working memory
-    back when it ends (OpenVINO; None: never); `arena`: ONNX Runtime's CPU memory arena (off for
-    graphs whose calls vary widely in size, so that a large one's memory comes back)."""
+    `release_above`: a call whose largest input or output has this many elements or more gives
+    its working memory back when it ends (OpenVINO; None: never); `arena`: ONNX Runtime's CPU
+    memory arena (off for graphs whose calls vary widely in size, so that a large one's memory
+    comes back)."""
 
     threads: int | None = None
     spinning: bool = True
