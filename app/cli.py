@@ -23,6 +23,18 @@ app = typer.Typer(
 )
 
 
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, and the service's own INFO lines (a version loaded, unloaded, a job
+    settled) on the same handler: uvicorn configures its own loggers only."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["app"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1)")] = None,
@@ -54,6 +66,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level="info",
+        log_config=_log_config(),
         access_log=settings.access_log,
         # Who the client is behind a proxy is VAE_RATE_LIMIT_TRUSTED_PROXIES' call alone, not
         # uvicorn's (which trusts X-Forwarded-For from 127.0.0.1 by default).
