@@ -207,5 +207,4 @@ def choose(
             best = _Kept(graph, spec, result.seconds)
         del graph
     choice = EngineChoice(best.spec, _reason(best, reference, trials), tuple(trials))
-    logger.info("engine: %s", choice.reason)
     return best.graph, choice

@@ -12,6 +12,7 @@ from seeded code grids, its encoder by the PSNR of fp32's decoding of the codes 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +30,8 @@ from app.runtime.cuda import cuda_available
 from app.runtime.engines import EngineOptions, EngineSpec, candidates, open_graph
 from app.runtime.graph import Graph
 from app.serving import quality
+
+logger = logging.getLogger(__name__)
 
 FlatGate = Literal["iwae", "codes"]
 """How a flat family's graphs are judged: the IWAE bound, or a VQ-VAE's decoded code grids."""
@@ -214,4 +217,6 @@ def pick(
     )
     with _chosen_lock:
         _chosen[_key(opening, specs)] = choice
+    path = opening.path
+    logger.info("%s:%s %s: %s", path.parent.parent.name, path.parent.name, path.stem, choice.reason)
     return graph, choice
