@@ -44,15 +44,15 @@ class EngineOptions:
     runtime reads no settings). `threads`: intra-op threads (all cores when None); `spinning`:
     ONNX Runtime's idle threads busy-wait; `compiled_shapes`: the OpenVINO shape LRU's size;
     `release_above`: a call whose largest input or output has this many elements or more gives
-    its working memory back when it ends (OpenVINO; None: never); `arena`: ONNX Runtime's CPU
-    memory arena (off for graphs whose calls vary widely in size, so that a large one's memory
-    comes back)."""
+    its working memory back when it ends (OpenVINO; None: never); `shrink_arena`: ONNX Runtime's
+    CPU arena gives its free regions back after every run (for graphs whose calls vary widely
+    in size, so that a large one's memory comes back)."""
 
     threads: int | None = None
     spinning: bool = True
     compiled_shapes: int = 4
     release_above: int | None = RELEASE_ABOVE
-    arena: bool = True
+    shrink_arena: bool = False
 
 
 def _bf16_note(cpu: CpuInfo) -> str:
@@ -128,7 +128,7 @@ Opener = Callable[[Path, EngineSpec, EngineOptions], Graph]
 def _open_onnxruntime(path: Path, spec: EngineSpec, options: EngineOptions) -> Graph:
     from app.runtime.sessions import load_graph
 
-    return load_graph(path, options.threads, options.spinning, options.arena)
+    return load_graph(path, options.threads, options.spinning, options.shrink_arena)
 
 
 def _open_openvino(path: Path, spec: EngineSpec, options: EngineOptions) -> Graph:

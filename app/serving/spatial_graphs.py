@@ -160,8 +160,8 @@ def load_spatial_graphs(
     spec = manifest.spatial
     if spec is None:
         raise ValueError(f"model {manifest.name} has no spatial latent")
-    # Without ONNX Runtime's arena a large request's memory comes back (app/serving/memory.py).
-    specs, options = engine_specs(settings), replace(engine_options(settings), arena=False)
+    # ONNX Runtime's arena shrinks after each run: a large request's memory comes back.
+    specs, options = engine_specs(settings), replace(engine_options(settings), shrink_arena=True)
     opens = {
         which: Opening(directory / f"{which}.onnx", getattr(manifest.dtypes, which), options)
         for which in ("encoder", "decoder")
