@@ -84,10 +84,11 @@ class Footprint:
 
 
 def footprint(manifest: Manifest) -> Footprint:
-    """The model's peak per image, calibrated by VmHWM deltas of ONNX Runtime fp32 decodes and
-    encodes without its memory arena (bench/RESULTS.md): an AutoencoderKL's attention holds 2.0 to
-    2.1 score matrices at once (scores and softmax), its full-resolution convolutions up to 80
-    bytes a pixel per channel of its first block (96 taken); TAESD's 12 (16 taken)."""
+    """The model's peak per image, calibrated by VmHWM deltas of ONNX Runtime fp32 decodes (its
+    arena shrunk after each run, as spatial graphs run): an AutoencoderKL's attention holds 2.0 to
+    2.1 score matrices at once (scores and softmax: 2178 MB over idle for kl-small at 1024 px),
+    its convolutions 13-23 bytes a pixel per channel of its first block (32 taken); TAESD's 12
+    (16 taken). OpenVINO in bf16 takes less (kl-small at 1024 px: 441 MB)."""
     config, downscale = _config(manifest), 8
     if manifest.spatial is not None:
         downscale = manifest.spatial.downscale
@@ -96,7 +97,7 @@ def footprint(manifest: Manifest) -> Footprint:
         return Footprint(0, 16 * width, downscale)
     first = _channels(config, "block_out_channels", 0)
     attention = 2 if config.get("mid_block_add_attention", True) else 0
-    return Footprint(attention, 96 * first, downscale)
+    return Footprint(attention, 32 * first, downscale)
 
 
 # The request's own arrays beside the engine's: the output in float32, its copy in [0,1], the
