@@ -130,9 +130,17 @@ def tiny_halo_cells(config: dict[str, Any], encode: bool) -> int:
 
 
 def tile_plan(manifest: Manifest, settings: Settings, encode: bool) -> Plan | None:
-    """How this model is tiled (None: never, VAE_TILING=never or VAE_TILE_SIZE=0, or a model of
-    one size): diffusers' tiles for an AutoencoderKL, exact halo tiles for an AutoencoderTiny,
-    diffusers' scheme at VAE_TILE_SIZE for anything else."""
+    """How this model is tiled (None: never, VAE_TILING=never or VAE_TILE_SIZE=0, a model of one
+    size, or tiles too small to step through an image): diffusers' tiles for an AutoencoderKL,
+    exact halo tiles for an AutoencoderTiny, diffusers' scheme at VAE_TILE_SIZE for anything
+    else."""
+    plan = _tile_plan(manifest, settings, encode)
+    if isinstance(plan, TilePlan) and (plan.stride < 1 or plan.limit < 1):
+        return None
+    return plan
+
+
+def _tile_plan(manifest: Manifest, settings: Settings, encode: bool) -> Plan | None:
     spec = manifest.spatial
     if settings.tiling == "never" or settings.tile_size == 0 or spec is None:
         return None

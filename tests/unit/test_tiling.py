@@ -162,3 +162,12 @@ def test_a_tiled_run_stops_at_its_next_tile_once_its_deadline_passed() -> None:
     assert calls == []
     assert asyncio.run(run_plan(z, plan, run, time.monotonic() + 60)).shape == (1, 4, 80, 80)
     assert calls == [1] * 16
+
+
+def test_tiles_too_small_to_step_through_an_image_are_no_tiles() -> None:
+    """A config whose sample_size makes one-cell latent tiles (stride 0) is not tiled: a request
+    that needs tiles is then refused by the budget rather than looping."""
+    tiny_tiles = manifest("AutoencoderKL", {**KL, "sample_size": 2}, 2)
+    assert tile_plan(tiny_tiles, settings(), encode=False) is None
+    with pytest.raises(OverMemoryBudget, match="tiling is off"):
+        plan_run(tiny_tiles, settings(memory_budget_mb=64), (1, 4, 64, 64), encode=False)

@@ -165,7 +165,7 @@ def _over_budget(
         f"piece, more than the memory budget of {budget} MB (VAE_MEMORY_BUDGET_MB)"
     )
     if tile_plan(manifest, settings, encode) is None:
-        text += ", and tiling is off (VAE_TILING=never or VAE_TILE_SIZE=0)"
+        text += ", and tiling is off for it (VAE_TILING=never, VAE_TILE_SIZE=0, or tiles too small)"
     else:
         text += ", even in tiles"
     side = largest_side(manifest, settings, count, encode)
