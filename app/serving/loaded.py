@@ -1,24 +1,80 @@
 """What one loaded model version is made of: its manifest, its graphs and the runners in front of
-them (the registry's `LoadedModel` adds the adapter of its kind family)."""
+them (the registry's `LoadedModel` adds the adapter of its kind family), and the fp32 ("exact")
+graphs opened on demand where a graph's chosen precision is lower."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from app import metrics
 from app.repository.manifest import Manifest
 from app.runtime.choice import EngineChoice
+from app.runtime.engines import EngineSpec
 from app.serving.batcher import Runner
 from app.serving.packing import PackedGraph
 from app.serving.vq import VQParts
 
 
+class VersionClosed(RuntimeError):
+    """The version was closed (unloaded) before its exact graph opened."""
+
+
+class ExactRunner:
+    """The fp32 graph of one of a version's graphs whose chosen precision is lower, and the
+    runner in front of it, opened by the first request that asks for exact results (diffusers'
+    remote VAE protocol promises what the local fp32 model computes): only those who use it pay
+    its memory. A lock makes two first requests open it once; the version's close stops it, and
+    one that finishes opening after the close is not started."""
+
+    def __init__(self, spec: EngineSpec, open_runner: Callable[[], Runner]) -> None:
+        self.spec = spec
+        self._open = open_runner
+        self._runner: Runner | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    @property
+    def opened(self) -> Runner | None:
+        """The runner, once opened (None before)."""
+        return self._runner
+
+    @property
+    def busy(self) -> bool:
+        """Whether a request is opening the graph, or queued or computing on its runner."""
+        return self._lock.locked() or (self._runner is not None and self._runner.busy)
+
+    async def runner(self) -> Runner:
+        """The started runner, opened (off the event loop) on the first call."""
+        if self._runner is not None:
+            return self._runner
+        async with self._lock:
+            if self._runner is None:
+                if self._closed:
+                    raise VersionClosed("the model was unloaded")
+                runner = await asyncio.to_thread(self._open)
+                if self._closed:
+                    await runner.stop()
+                    raise VersionClosed("the model was unloaded")
+                runner.start()
+                self._runner = runner
+            return self._runner
+
+    async def stop(self) -> None:
+        """Stops the runner, if opened; it opens no more."""
+        self._closed = True
+        if self._runner is not None:
+            await self._runner.stop()
+
+
 @dataclass
 class ModelParts:
     """One version in memory: its manifest, its two graphs and the runners in front of them
-    (and a VQ-VAE's codebook and prior)."""
+    (and a VQ-VAE's codebook and prior); `exact`: the fp32 graphs, opened on demand, of the
+    graphs (encoder, decoder) chosen at a lower precision."""
 
     manifest: Manifest
     directory: Path
@@ -27,6 +83,7 @@ class ModelParts:
     encode_runner: Runner
     decode_runner: Runner
     vq: VQParts | None = None
+    exact: dict[str, ExactRunner] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -48,6 +105,22 @@ class ModelParts:
         """The engine, precision and device chosen for each graph (encoder, decoder), and why."""
         graphs = {"encoder": self.encoder, "decoder": self.decoder}
         return {which: g.choice for which, g in graphs.items() if g.choice is not None}
+
+    async def exact_runner(self, which: str) -> Runner:
+        """The runner of graph `which` (encoder, decoder) in fp32: its exact graph (opened on the
+        first call), or the chosen one where that is fp32 already."""
+        lazy = self.exact.get(which)
+        if lazy is not None:
+            return await lazy.runner()
+        return self.encode_runner if which == "encoder" else self.decode_runner
+
+    @property
+    def busy(self) -> bool:
+        """Whether a request is queued or computing on any of the version's runners."""
+        runners = [self.encode_runner, self.decode_runner]
+        if self.vq is not None:
+            runners.append(self.vq.runner)
+        return any(r.busy for r in runners) or any(lazy.busy for lazy in self.exact.values())
 
     def _engine_labels(self) -> list[tuple[str, str, str, str, str]]:
         return [
@@ -71,5 +144,7 @@ class ModelParts:
                 metrics.MODEL_ENGINE.remove(*labels)
         await self.encode_runner.stop()
         await self.decode_runner.stop()
+        for lazy in self.exact.values():
+            await lazy.stop()
         if self.vq is not None:
             await self.vq.runner.stop()

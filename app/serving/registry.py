@@ -560,12 +560,9 @@ class ModelRegistry:
     async def _close_when_quiet(model: LoadedModel) -> None:
         """Stops an unloaded version's runners once nothing was queued or computing on them
         for QUIET_BEFORE_CLOSE_S."""
-        runners = [model.encode_runner, model.decode_runner]
-        if model.vq is not None:
-            runners.append(model.vq.runner)
         quiet_since = time.monotonic()
         while time.monotonic() - quiet_since < QUIET_BEFORE_CLOSE_S:
             await asyncio.sleep(QUIET_POLL_S)
-            if any(runner.busy for runner in runners):
+            if model.busy:  # its exact graphs' runners too, and one being opened
                 quiet_since = time.monotonic()
         await model.close()

@@ -1,13 +1,15 @@
 """Loading a spatial version's graphs: each on the engine and precision chosen for it (float16
 graphs behind a float32 face), gated by PSNR against fp32 on the version's own check images and
 timed on one image of 16 latent cells a side (128 pixels at 8x); whether its requests are
-batched, and the batcher's cap on rows by image pixels."""
+batched, and the batcher's cap on rows by image pixels; the fp32 ("exact") graph, opened on
+demand, of each graph chosen at a lower precision."""
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +17,11 @@ import numpy as np
 from app.arrays import FloatArray
 from app.config import Settings, SpatialBatching
 from app.repository.manifest import Manifest
-from app.runtime.choice import Gate, GateResult, TrialRun
+from app.runtime.choice import EngineChoice, Gate, GateResult, TrialRun
+from app.runtime.engines import EngineSpec
 from app.runtime.graph import Graph
 from app.serving import quality
+from app.serving.batcher import Runner
 from app.serving.engine_choice import (
     Opening,
     Race,
@@ -28,6 +32,7 @@ from app.serving.engine_choice import (
     pick,
     remembered,
 )
+from app.serving.loaded import ExactRunner
 from app.serving.packing import PackedGraph
 from app.serving.spatial_io import to_model_range, to_unit_range
 
@@ -208,3 +213,53 @@ def batch_rows_by_pixels(max_pixels: int, pixels_per_cell: int) -> Callable[[tup
         return max(1, max_pixels // max(1, cells * pixels_per_cell))
 
     return rows
+
+
+def exact_spec(choice: EngineChoice | None, settings: Settings) -> EngineSpec | None:
+    """The fp32 spec a graph chosen as `choice` runs on where exact results are asked for: None
+    when the choice is fp32 already (or none was made); else the fastest fp32 candidate of its
+    load trial, or, where the settings allowed no fp32 candidate (`VAE_PRECISION=bf16`), the
+    first fp32 one the engine setting allows."""
+    if choice is None or choice.spec.reference:
+        return None
+    timed = [trial for trial in choice.trials if trial.spec.reference and trial.seconds]
+    if timed:
+        return min(timed, key=lambda trial: trial.seconds or 0.0).spec
+    return engine_specs(settings.model_copy(update={"precision": "fp32"}))[0]
+
+
+MakeExactRunner = Callable[[PackedGraph, str], Runner]
+"""Puts a runner in front of an exact graph, given the graph and which it is (encoder, decoder)."""
+
+
+def _open_exact(
+    opening: Opening, spec: EngineSpec, chosen: PackedGraph, which: str, make: MakeExactRunner
+) -> Runner:
+    reason = (
+        f"{spec.label}: exact results (the /remote routes) for the {chosen.graph.precision} graph"
+    )
+    graph = PackedGraph(
+        opening(spec), chosen.row_shape, chosen.conditional, EngineChoice(spec, reason)
+    )
+    return make(graph, which)
+
+
+def exact_runners(
+    directory: Path,
+    manifest: Manifest,
+    settings: Settings,
+    chosen: dict[str, PackedGraph],
+    make: MakeExactRunner,
+) -> dict[str, ExactRunner]:
+    """For each of the `chosen` graphs (by name: encoder, decoder) whose precision is not fp32,
+    its fp32 graph opened as `load_spatial_graphs` opens graphs (the arena shrinking after each
+    run), with `make`'s runner in front, on the first request that asks for exact results."""
+    options = replace(engine_options(settings), shrink_arena=True)
+    runners = {}
+    for which, graph in chosen.items():
+        spec = exact_spec(graph.choice, settings)
+        if spec is None:
+            continue
+        opening = Opening(directory / f"{which}.onnx", getattr(manifest.dtypes, which), options)
+        runners[which] = ExactRunner(spec, partial(_open_exact, opening, spec, graph, which, make))
+    return runners

@@ -114,7 +114,9 @@ Endpoint = LatentPoint | CodesPoint | Base64Images | ListImages
 
 @dataclass(frozen=True, slots=True)
 class EncodeCall:
-    """Images to encode; `samples` draws of z per image and `layers` "all" where they apply."""
+    """Images to encode; `samples` draws of z per image and `layers` "all" where they apply;
+    `exact`: on the fp32 encoder whatever precision was chosen for it (where a model has one
+    at a lower precision: diffusers' remote VAE protocol promises the local model's results)."""
 
     images: ImageSource
     label: int | None = None
@@ -122,13 +124,15 @@ class EncodeCall:
     seed: int | None = None
     layers: Layers = "top"
     accepts: Accepts = NO_PREFERENCE
+    exact: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class DecodeCall:
     """Latents to decode, in the `format` asked for (None: the adapter picks by what the client
     accepts); `height` and `width` in pixels for packed latents; latents scaled for a diffusion
-    model are decoded as z / scaling_factor + shift_factor."""
+    model are decoded as z / scaling_factor + shift_factor; `exact`: on the fp32 decoder
+    whatever precision was chosen for it (as for `EncodeCall`)."""
 
     latents: LatentSource
     label: int | None = None
@@ -138,6 +142,7 @@ class DecodeCall:
     accepts: Accepts = NO_PREFERENCE
     scaling_factor: float | None = None
     shift_factor: float | None = None
+    exact: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ or npy, one image as a file when the client accepts one. Its prior gives no imag
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,18 @@ from app.serving.adapters.spatial_sizes import (
     plan_run,
     spatial_spec,
 )
+from app.serving.batcher import Runner
 from app.serving.cache.memory import LatentCache, pixel_digest
 from app.serving.imaging import ImageError, decode_base64
 from app.serving.loaded import ModelParts
 from app.serving.memory import release_memory, return_large_frees
-from app.serving.spatial_graphs import batch_rows_by_pixels, batches_pay, load_spatial_graphs
+from app.serving.packing import PackedGraph
+from app.serving.spatial_graphs import (
+    batch_rows_by_pixels,
+    batches_pay,
+    exact_runners,
+    load_spatial_graphs,
+)
 from app.serving.spatial_io import (
     as_unit_images,
     decode_any_size,
@@ -67,21 +75,30 @@ class SpatialAdapter(ModelAdapter):
     def load(cls, manifest: Manifest, directory: Path, loading: Loading) -> ModelParts:
         """Size-free graphs (float16 ones behind a float32 face), warmed at the smallest size,
         their runners capped by image pixels as well as rows (and unbatched where batching
-        does not pay: on a CPU, by default); large frees go back to the system at once."""
+        does not pay: on a CPU, by default); large frees go back to the system at once. A graph
+        chosen at a lower precision gets its fp32 graph too, opened by the first call that asks
+        for exact results (`exact`), behind a runner of its own."""
         settings, scale = loading.settings, spatial_spec(manifest).downscale
         return_large_frees()
         encoder, decoder = load_spatial_graphs(directory, manifest, settings)
         pixels = settings.max_batch_pixels
         batching = batches_pay(settings.spatial_batching, decoder.graph.provider)
+        caps = {"encoder": batch_rows_by_pixels(pixels, 1)}
+        caps["decoder"] = batch_rows_by_pixels(pixels, scale * scale)
+
+        def runner(graph: PackedGraph, which: str, label: str = "") -> Runner:
+            return loading.runner(graph, which + label, caps[which], batching)
+
+        chosen = {"encoder": encoder, "decoder": decoder}
+        exact = exact_runners(directory, manifest, settings, chosen, partial(runner, label="-fp32"))
         return ModelParts(
             manifest,
             directory,
             encoder,
             decoder,
-            loading.runner(encoder, "encoder", batch_rows_by_pixels(pixels, 1), batching),
-            loading.runner(
-                decoder, "decoder", batch_rows_by_pixels(pixels, scale * scale), batching
-            ),
+            runner(encoder, "encoder"),
+            runner(decoder, "decoder"),
+            exact=exact,
         )
 
     @property
@@ -108,7 +125,7 @@ class SpatialAdapter(ModelAdapter):
         check_images(self.manifest, x.shape, self.settings)
         plan = plan_run(self.manifest, self.settings, x.shape, encode=True)
         deadline = self.service.deadline(int(np.prod(x.shape)) // x.shape[1])
-        mean, logvar, cached = await self._encode(x, deadline, plan)
+        mean, logvar, cached = await self._encode(x, deadline, plan, call.exact)
         accepts = call.accepts
         form: Form = "npy" if accepts.npy else "raw" if accepts.raw else "json"
         sigma = None if logvar is None else sigma_of(logvar)
@@ -157,19 +174,21 @@ class SpatialAdapter(ModelAdapter):
         return same_size(decoded)
 
     async def _encode(
-        self, x: FloatArray, deadline: float, plan: RunPlan | None = None
+        self, x: FloatArray, deadline: float, plan: RunPlan | None = None, exact: bool = False
     ) -> tuple[FloatArray, FloatArray | None, list[bool]]:
         """Latent means and log-variances (None for a deterministic encoder such as TAESD's)
-        of images x in the model's range: the cache first (keyed by the pixels and the size),
-        then the encoder as `plan` says (worked out here when not given)."""
+        of images x in the model's range: the cache first (keyed by the pixels and the size,
+        and apart for an exact graph's), then the encoder (its fp32 graph when `exact`) as
+        `plan` says (worked out here when not given)."""
         check_images(self.manifest, x.shape, self.settings)
         chosen = plan or plan_run(self.manifest, self.settings, x.shape, encode=True)
         shape = self.spec.latent_shape(x.shape[2], x.shape[3])
         digests = await asyncio.to_thread(lambda: [pixel_digest(image) for image in x])
-        keys = [LatentCache.key(self.manifest, "s" + digest) for digest in digests]
+        prefix = "x" if exact and "encoder" in self.model.exact else "s"
+        keys = [LatentCache.key(self.manifest, prefix + digest) for digest in digests]
 
         async def compute(rows: list[int]) -> tuple[FloatArray, FloatArray]:
-            moments = await self._encode_rows(x[rows], deadline, chosen)
+            moments = await self._encode_rows(x[rows], deadline, chosen, exact)
             half = moments.shape[1] // 2 if moments.shape[1] == 2 * shape[0] else None
             mean = moments[:, :half] if half else moments
             logvar = moments[:, half:] if half else np.zeros_like(mean)
@@ -180,12 +199,16 @@ class SpatialAdapter(ModelAdapter):
         logvar = found.logvar.reshape(len(x), *shape) if has_logvar else None
         return found.mean.reshape(len(x), *shape), logvar, found.cached
 
-    async def _encode_rows(self, x: FloatArray, deadline: float, plan: RunPlan) -> FloatArray:
+    async def _encode_rows(
+        self, x: FloatArray, deadline: float, plan: RunPlan, exact: bool = False
+    ) -> FloatArray:
         """The encoder's outputs as one array [N, C or 2C, h, w] (mean, then log-variance), in
-        one piece or tiles as `plan` says."""
+        one piece or tiles as `plan` says, from its fp32 graph when `exact`."""
+        model = self.model
+        runner = await model.exact_runner("encoder") if exact else model.encode_runner
 
         async def run(rows: FloatArray) -> FloatArray:
-            out = await self.model.encode_runner.submit(np.ascontiguousarray(rows), deadline)
+            out = await runner.submit(np.ascontiguousarray(rows), deadline)
             parts = [out[name] for name in ENCODER_OUTPUTS if name in out]
             return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
@@ -206,7 +229,7 @@ class SpatialAdapter(ModelAdapter):
         check_latent_shape(self.manifest, z.shape, self.settings)
         plan = plan_run(self.manifest, self.settings, z.shape, encode=False)
         deadline = self.service.deadline(self._pixels(z))
-        output = check_finite_output(await self._decode(z, deadline, plan))
+        output = check_finite_output(await self._decode(z, deadline, plan, call.exact))
         fmt = _format(call)
         file = fmt in {"png", "jpeg"} and call.accepts.image(fmt)
         return Decoded(to_unit_range(self.manifest, output), fmt, file, output, plan.note)
@@ -241,16 +264,18 @@ class SpatialAdapter(ModelAdapter):
         return z
 
     async def _decode(
-        self, z: FloatArray, deadline: float, plan: RunPlan | None = None
+        self, z: FloatArray, deadline: float, plan: RunPlan | None = None, exact: bool = False
     ) -> FloatArray:
         """Images [N,C,H,W] in the model's range for latents z [N,C,h,w], in one piece or tiles
-        as `plan` says (worked out here when not given)."""
+        as `plan` says (worked out here when not given), from the fp32 decoder when `exact`."""
         check_latent_shape(self.manifest, z.shape, self.settings)
         chosen = plan or plan_run(self.manifest, self.settings, z.shape, encode=False)
+        model = self.model
+        runner = await model.exact_runner("decoder") if exact else model.decode_runner
 
         async def run(rows: FloatArray) -> FloatArray:
             packed = np.ascontiguousarray(rows, np.float32)
-            out = await self.model.decode_runner.submit(packed, deadline)
+            out = await runner.submit(packed, deadline)
             return next(iter(out.values()))
 
         try:
