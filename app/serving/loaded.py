@@ -48,13 +48,14 @@ class ExactRunner:
         return self._lock.locked() or (self._runner is not None and self._runner.busy)
 
     async def runner(self) -> Runner:
-        """The started runner, opened (off the event loop) on the first call."""
-        if self._runner is not None:
+        """The started runner, opened (off the event loop) on the first call; VersionClosed
+        once the version is closed."""
+        if self._runner is not None and not self._closed:
             return self._runner
         async with self._lock:
+            if self._closed:
+                raise VersionClosed("the model was unloaded")
             if self._runner is None:
-                if self._closed:
-                    raise VersionClosed("the model was unloaded")
                 runner = await asyncio.to_thread(self._open)
                 if self._closed:
                     await runner.stop()

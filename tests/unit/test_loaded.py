@@ -1,8 +1,11 @@
 """A loaded version's parts: the engine chosen for each graph, and `vae_model_engine_info`, set
-while the version runs and gone once it is closed (an unloaded version leaves no series)."""
+while the version runs and gone once it is closed (an unloaded version leaves no series); the
+fp32 graph of one chosen lower, opened once by its first calls and closed with the version."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +17,8 @@ from prometheus_client import REGISTRY
 from app.repository.manifest import ImageSpec, Manifest
 from app.runtime.choice import EngineChoice
 from app.runtime.engines import EngineSpec, open_graph
-from app.serving.batcher import BatcherLabels, DirectRunner
-from app.serving.loaded import ModelParts
+from app.serving.batcher import BatcherLabels, DirectRunner, Runner
+from app.serving.loaded import ExactRunner, ModelParts, VersionClosed
 from app.serving.packing import PackedGraph
 
 pytestmark = pytest.mark.anyio
@@ -51,7 +54,8 @@ def _parts(tmp_path: Path) -> ModelParts:
         choice = EngineChoice(spec, f"{spec.label}: because")
         graphs[which] = PackedGraph(graph, (2,), False, choice)
     runners = [DirectRunner(graphs[which].run, BatcherLabels("engines", which)) for which in graphs]
-    return ModelParts(manifest, tmp_path, graphs["encoder"], graphs["decoder"], *runners)
+    encoder, decoder = runners
+    return ModelParts(manifest, tmp_path, graphs["encoder"], graphs["decoder"], encoder, decoder)
 
 
 def _series(graph: str, engine: str, precision: str) -> float | None:
@@ -76,3 +80,62 @@ async def test_the_engine_metric_lives_as_long_as_the_version(tmp_path: Path) ->
     assert _series("encoder", "onnxruntime", "fp32") is None
     assert _series("decoder", "openvino", "bf16") is None
     await parts.close()  # closing twice is harmless
+
+
+# ---- exact (fp32) graphs opened on demand ------------------------------------------------------
+def _exact(tmp_path: Path, opened: list[DirectRunner]) -> ExactRunner:
+    """An exact runner over an identity graph in ONNX Runtime fp32, noting each one it opens."""
+    spec = EngineSpec("onnxruntime", "fp32")
+    path = _identity(tmp_path / "exact.onnx")
+
+    def open_runner() -> DirectRunner:
+        runner = DirectRunner(open_graph(path, spec).run, BatcherLabels("engines", "decoder-fp32"))
+        opened.append(runner)
+        return runner
+
+    return ExactRunner(spec, open_runner)
+
+
+async def test_an_exact_graph_opens_once_on_its_first_calls_and_closes_with_the_version(
+    tmp_path: Path,
+) -> None:
+    parts, opened = _parts(tmp_path), list[DirectRunner]()
+    parts.exact = {"decoder": _exact(tmp_path, opened)}
+    parts.start()
+    assert not opened and not parts.busy  # nothing opened at load
+    first, second = await asyncio.gather(
+        parts.exact_runner("decoder"), parts.exact_runner("decoder")
+    )
+    assert first is second is opened[0] and len(opened) == 1
+    assert first is not parts.decode_runner
+    out = await first.submit(np.full((1, 2), 3.0, np.float32), None)
+    assert np.array_equal(out["y"], np.full((1, 2), 3.0))
+    # the encoder was chosen in fp32: its exact runner is the chosen one
+    assert await parts.exact_runner("encoder") is parts.encode_runner
+    await parts.close()
+    with pytest.raises(VersionClosed):
+        await parts.exact.pop("decoder").runner()
+
+
+async def test_a_version_is_busy_while_its_exact_graph_opens_and_one_closed_meanwhile_never_serves(
+    tmp_path: Path,
+) -> None:
+    gate, opened = threading.Event(), list[DirectRunner]()
+    exact = _exact(tmp_path, opened)
+    slow_open = exact._open
+
+    def held_open() -> Runner:
+        gate.wait(10)
+        return slow_open()
+
+    exact._open = held_open
+    parts = _parts(tmp_path)
+    parts.exact = {"decoder": exact}
+    opening = asyncio.ensure_future(parts.exact_runner("decoder"))
+    while not parts.busy:  # the request took the lock and waits for the graph
+        await asyncio.sleep(0.01)
+    await parts.close()
+    gate.set()
+    with pytest.raises(VersionClosed):
+        await opening
+    assert len(opened) == 1 and exact.opened is None and not parts.busy
