@@ -6,13 +6,15 @@ SD's layout at 8-16 channels, sample_size 512, its mid-block attention intact):
   diffusers' tiles, and X-VAE-Tiling says so; afterwards the server's RSS comes back within 1.5x
   of its level before (no engine arena keeps the peak);
 - a 384 x 640 `diffusers.utils.remote_decode` against /remote is not tiled (it fits the budget;
-  tiles would change it): in fp32 it equals the local diffusers model (at most 2 levels of 255);
-  on the defaults of an AMX CPU the decoder runs OpenVINO bf16, held to its quality gate (PSNR
-  >= 40 dB against fp32) rather than to 2 levels (measured: 15 levels at worst).
+  tiles would change it) and equals the local diffusers model (at most 2 levels of 255) on the
+  defaults: /remote runs the decoder in fp32 (its fp32 twin where a lower precision was chosen),
+  while /decode runs the one chosen (on an AMX CPU OpenVINO bf16, held to its quality gate: PSNR
+  >= 40 dB against fp32 rather than 2 levels).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ torch = pytest.importorskip("torch")
 remote_utils = pytest.importorskip("diffusers.utils.remote_utils")
 image_processor = pytest.importorskip("diffusers.image_processor")
 
+RAW = {"content-type": "application/octet-stream"}
 TINY_SD: dict[str, Any] = {
     "down_block_types": ["DownEncoderBlock2D"] * 4,
     "up_block_types": ["UpDecoderBlock2D"] * 4,
@@ -119,21 +122,44 @@ def _remote_384_x_640(vae: Any, url: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(image, np.float32), expected
 
 
+def _calls(client: httpx.Client) -> dict[str, float]:
+    """Calls of each of sd's runners so far, by graph (decoder; decoder-fp32, the exact twin)."""
+    pattern = r'^vae_inference_duration_seconds_count{graph="([^"]+)",model="sd"} (\S+)$'
+    found = re.findall(pattern, client.get("/metrics").text, re.MULTILINE)
+    return {graph: float(calls) for graph, calls in found}
+
+
+def _ran(before: dict[str, float], after: dict[str, float]) -> set[str]:
+    return {graph for graph, calls in after.items() if calls > before.get(graph, 0.0)}
+
+
 def test_remote_decode_at_384_x_640_is_untiled_and_equals_the_local_model(
-    model: tuple[Path, Any], service: ServiceProcess, tmp_path: Path
+    model: tuple[Path, Any], service: ServiceProcess
 ) -> None:
-    with service.client() as client:
-        latents = np.zeros((1, 4, 48, 80), np.float32)
-        query = {"shape": "1,4,48,80", "dtype": "float32", "output_type": "pt"}
-        answer = client.post("/remote/sd/decode", content=latents.tobytes(), params=query)
-        assert answer.status_code == 200 and "x-vae-tiling" not in answer.headers
-        precision = client.get("/models/sd").json()["versions"][0]
     served, expected = _remote_384_x_640(model[1], service.url)
-    error = served - expected
+    assert np.abs(served - expected).max() <= 2  # on the defaults, whatever decoder was chosen
+    with service.client() as client:
+        chosen = client.get("/models/sd").json()["versions"][0]["engine"]["decoder"]
+        twin = chosen["precision"] != "fp32"
+        z = np.random.default_rng(5).standard_normal((1, 4, 48, 80), np.float32)
+        query = {"shape": "1,4,48,80", "dtype": "float32", "output_type": "pt",
+                 "partial_postprocess": "true"}  # fmt: skip
+        before = _calls(client)
+        remote = client.post("/remote/sd/decode", content=z.tobytes(), params=query)
+        after_remote = _calls(client)
+        query = {"model": "sd", "shape": "1,4,48,80", "format": "raw"}
+        local = client.post("/decode", content=z.tobytes(), params=query, headers=RAW)
+        assert remote.status_code == 200 and "x-vae-tiling" not in remote.headers
+        assert local.status_code == 200 and "x-vae-tiling" not in local.headers
+        assert _ran(before, after_remote) == {"decoder-fp32" if twin else "decoder"}, chosen
+        assert _ran(after_remote, _calls(client)) == {"decoder"}, chosen
+    fp32, served = (np.frombuffer(r.content, np.uint8).astype(np.float32) for r in (remote, local))
+    error = served - fp32
+    if not twin:  # /decode ran the same fp32 graph
+        assert not error.any()
+        return
+    # /decode keeps the faster decoder chosen (OpenVINO bf16 on an AMX CPU), within its gate
     psnr = 10 * np.log10(255**2 / max(float((error**2).mean()), 1e-12))
-    assert psnr >= 40, precision
-    env = {"VAE_MODELS_DIR": str(model[0]), "VAE_DATA_DIR": str(tmp_path / "data"),
-           "VAE_DEFAULT_MODEL": "sd", "VAE_PRECISION": "fp32"}  # fmt: skip
-    with running_service(env, tmp_path, ready_timeout=180) as fp32:
-        served, expected = _remote_384_x_640(model[1], fp32.url)
-    assert np.abs(served - expected).max() <= 2
+    assert error.any() and psnr >= 40, chosen["reason"]
+    print(f"\n/decode on {chosen['engine']} {chosen['precision']}: {psnr:.1f} dB, "
+          f"{np.abs(error).max():.0f} levels at most from /remote's fp32")  # fmt: skip
