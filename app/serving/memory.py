@@ -11,6 +11,7 @@ from typing import Any
 
 from app.config import Settings
 from app.repository.manifest import Manifest
+from app.runtime.graph import Graph
 
 MIB = 1024 * 1024
 BUDGET_SHARE = 0.75  # of the container's limit (or the machine's memory) when none is set
@@ -67,28 +68,65 @@ def _channels(config: dict[str, Any], key: str, index: int) -> int:
 
 
 @dataclass(frozen=True)
+class Engine:
+    """What runs a graph and at which arithmetic (a `Graph`'s `engine` and `precision`): a
+    peak depends on it. The default, ONNX Runtime fp32, is the costlier."""
+
+    name: str = "onnxruntime"
+    precision: str = "fp32"
+
+    @classmethod
+    def of(cls, graph: Graph) -> Engine:
+        """The engine and precision running `graph`."""
+        return cls(graph.engine, graph.precision)
+
+
+ONNX_RUNTIME = Engine()
+
+
+@dataclass(frozen=True)
 class Footprint:
     """What a model's graphs hold at their peak, per image: `attention_copies` float32 score
-    matrices of tokens x tokens for a mid-block attention over the latent grid (0 without one),
-    and `bytes_per_pixel` of activations at full resolution (convolution buffers included)."""
+    matrices of tokens x tokens for a mid-block attention over the latent grid (0 without one,
+    or when the engine fuses it), `bytes_per_pixel` of activations at full resolution
+    (convolution buffers and a fused attention included) and `call_bytes` an engine call holds
+    whatever its size (OpenVINO: a compiled shape's packed weights and buffers)."""
 
     attention_copies: int
     bytes_per_pixel: int
     downscale: int
+    call_bytes: int = 0
 
     def graph_bytes(self, count: int, height: int, width: int) -> int:
-        """The peak of one engine call on `count` images height x width (pixels)."""
+        """The peak of one engine call on `count` images height x width (pixels), counting
+        `call_bytes` once an image (more than it is for a batch: on the safe side)."""
         tokens = (height // self.downscale) * (width // self.downscale)
         attention = self.attention_copies * tokens * tokens * 4
-        return count * (attention + self.bytes_per_pixel * height * width)
+        return count * (self.call_bytes + attention + self.bytes_per_pixel * height * width)
 
 
-def footprint(manifest: Manifest) -> Footprint:
-    """The model's peak per image, calibrated by VmHWM deltas of ONNX Runtime fp32 decodes (its
-    arena shrunk after each run, as spatial graphs run): an AutoencoderKL's attention holds 2.0 to
-    2.1 score matrices at once (scores and softmax: 2178 MB over idle for kl-small at 1024 px),
-    its convolutions 13-23 bytes a pixel per channel of its first block (32 taken); TAESD's 12
-    (16 taken). OpenVINO in bf16 takes less (kl-small at 1024 px: 441 MB)."""
+# OpenVINO's CPU plugin fuses an AutoencoderKL's attention (no score matrix in memory): its peak
+# grows with pixels only. Measured: VmHWM over VmRSS of a fresh process around its first call at
+# a size (its compile included) on bench.spatial's models, first block 32 channels (kl-small) and
+# 128 (kl-sd), fitted as bytes a pixel per first-block channel plus a constant a call:
+#   decoder bf16: kl-small 512 px +164 MiB, 1024 px +479, 2048 px +1743; kl-sd +551, +1749:
+#     13.1 and 12.5 B a pixel a channel, 59 and 152 MiB a call;
+#   decoder fp32: kl-small +266, +875; kl-sd +1032, +3406: 25.4 and 24.7 B, 63 and 241 MiB;
+#   encoder (kl-small, 512 and 1024 px): bf16 +112, +284; fp32 +164, +485: 7.2 and 13.4 B a
+#     pixel a channel, half the decoder's (kl-sd 512 px bf16: +322), which is taken for both.
+# A call at a size compiled before holds its working memory alone (kl-small decoder bf16: 384 MiB
+# at 1024 px, 1584 at 2048; fp32: 768 at 1024). After a call past RELEASE_ABOVE elements the
+# compiled shape keeps ~120-210 MiB (weights, allocator). fp16 (no measurement: AMX-FP16 CPUs only) is taken as bf16.
+OPENVINO_BYTES_PER_PIXEL_CHANNEL = {"fp32": 26, "bf16": 14, "fp16": 14}
+OPENVINO_CALL_BYTES = 256 * MIB
+
+
+def footprint(manifest: Manifest, engine: Engine = ONNX_RUNTIME) -> Footprint:
+    """The model's peak per image on `engine`. ONNX Runtime fp32 (calibrated by VmHWM deltas,
+    its arena shrunk after each run, as spatial graphs run): an AutoencoderKL's attention holds
+    2.0 to 2.1 score matrices at once (scores and softmax: 2178 MB over idle for kl-small at
+    1024 px), its convolutions 13-23 bytes a pixel per channel of its first block (32 taken);
+    TAESD's 12 (16 taken). OpenVINO: see OPENVINO_BYTES_PER_PIXEL_CHANNEL."""
     config, downscale = _config(manifest), 8
     if manifest.spatial is not None:
         downscale = manifest.spatial.downscale
@@ -96,6 +134,9 @@ def footprint(manifest: Manifest) -> Footprint:
         width = _channels(config, "decoder_block_out_channels", -1)
         return Footprint(0, 16 * width, downscale)
     first = _channels(config, "block_out_channels", 0)
+    if engine.name == "openvino":
+        per_channel = OPENVINO_BYTES_PER_PIXEL_CHANNEL.get(engine.precision, 26)
+        return Footprint(0, per_channel * first, downscale, OPENVINO_CALL_BYTES)
     attention = 2 if config.get("mid_block_add_attention", True) else 0
     return Footprint(attention, 32 * first, downscale)
 
@@ -110,15 +151,19 @@ def io_bytes(count: int, height: int, width: int) -> int:
     return count * IO_BYTES_PER_PIXEL * height * width
 
 
-def decode_peak_bytes(manifest: Manifest, count: int, height: int, width: int) -> int:
+def decode_peak_bytes(
+    manifest: Manifest, count: int, height: int, width: int, engine: Engine = ONNX_RUNTIME
+) -> int:
     """The estimated peak memory of decoding `count` images height x width in one piece."""
-    engine = footprint(manifest).graph_bytes(count, height, width)
-    return engine + io_bytes(count, height, width)
+    graph = footprint(manifest, engine).graph_bytes(count, height, width)
+    return graph + io_bytes(count, height, width)
 
 
-def encode_peak_bytes(manifest: Manifest, count: int, height: int, width: int) -> int:
+def encode_peak_bytes(
+    manifest: Manifest, count: int, height: int, width: int, engine: Engine = ONNX_RUNTIME
+) -> int:
     """The estimated peak memory of encoding `count` images height x width in one piece."""
-    return decode_peak_bytes(manifest, count, height, width)
+    return decode_peak_bytes(manifest, count, height, width, engine)
 
 
 def release_memory() -> None:

@@ -31,6 +31,7 @@ from app.serving.adapters.spatial_sizes import (
     check_images,
     check_latent_shape,
     check_request_pixels,
+    engine_of,
     plan_run,
     spatial_spec,
 )
@@ -123,7 +124,8 @@ class SpatialAdapter(ModelAdapter):
         x = await self._model_images(call.images)
         check_count(len(x), self.settings.max_items, "image")
         check_images(self.manifest, x.shape, self.settings)
-        plan = plan_run(self.manifest, self.settings, x.shape, encode=True)
+        runs = engine_of(self.model, "encoder", call.exact)
+        plan = plan_run(self.manifest, self.settings, x.shape, encode=True, engine=runs)
         deadline = self.service.deadline(int(np.prod(x.shape)) // x.shape[1])
         mean, logvar, cached = await self._encode(x, deadline, plan, call.exact)
         accepts = call.accepts
@@ -181,7 +183,8 @@ class SpatialAdapter(ModelAdapter):
         and apart for an exact graph's), then the encoder (its fp32 graph when `exact`) as
         `plan` says (worked out here when not given)."""
         check_images(self.manifest, x.shape, self.settings)
-        chosen = plan or plan_run(self.manifest, self.settings, x.shape, encode=True)
+        runs = engine_of(self.model, "encoder", exact)
+        chosen = plan or plan_run(self.manifest, self.settings, x.shape, True, runs)
         shape = self.spec.latent_shape(x.shape[2], x.shape[3])
         digests = await asyncio.to_thread(lambda: [pixel_digest(image) for image in x])
         prefix = "x" if exact and "encoder" in self.model.exact else "s"
@@ -227,7 +230,8 @@ class SpatialAdapter(ModelAdapter):
         if not np.isfinite(z).all():
             raise InvalidLatent("latents must not contain NaN or infinity")
         check_latent_shape(self.manifest, z.shape, self.settings)
-        plan = plan_run(self.manifest, self.settings, z.shape, encode=False)
+        runs = engine_of(self.model, "decoder", call.exact)
+        plan = plan_run(self.manifest, self.settings, z.shape, encode=False, engine=runs)
         deadline = self.service.deadline(self._pixels(z))
         output = check_finite_output(await self._decode(z, deadline, plan, call.exact))
         fmt = _format(call)
@@ -269,7 +273,8 @@ class SpatialAdapter(ModelAdapter):
         """Images [N,C,H,W] in the model's range for latents z [N,C,h,w], in one piece or tiles
         as `plan` says (worked out here when not given), from the fp32 decoder when `exact`."""
         check_latent_shape(self.manifest, z.shape, self.settings)
-        chosen = plan or plan_run(self.manifest, self.settings, z.shape, encode=False)
+        runs = engine_of(self.model, "decoder", exact)
+        chosen = plan or plan_run(self.manifest, self.settings, z.shape, False, runs)
         model = self.model
         runner = await model.exact_runner("decoder") if exact else model.decode_runner
 

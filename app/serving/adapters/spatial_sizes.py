@@ -11,7 +11,8 @@ import math
 from app.config import Settings
 from app.repository.manifest import Manifest, SpatialSpec
 from app.serving.adapters.errors import ImageSizeError, TooManyPixels
-from app.serving.memory import MIB, budget_bytes, footprint, io_bytes
+from app.serving.loaded import ModelParts
+from app.serving.memory import MIB, ONNX_RUNTIME, Engine, budget_bytes, footprint, io_bytes
 from app.serving.tiling import RunPlan, tile_plan
 
 
@@ -89,13 +90,18 @@ def check_latent_shape(manifest: Manifest, shape: tuple[int, ...], settings: Set
 
 
 def _choose(
-    manifest: Manifest, settings: Settings, shape: tuple[int, ...], encode: bool
+    manifest: Manifest,
+    settings: Settings,
+    shape: tuple[int, ...],
+    encode: bool,
+    engine: Engine = ONNX_RUNTIME,
 ) -> RunPlan | None:
-    """The plan for inputs [N,C,H,W] (latents when decoding), None when nothing fits."""
+    """The plan for inputs [N,C,H,W] (latents when decoding) on `engine`, None when nothing
+    fits."""
     count, height, width = shape[0], shape[2], shape[3]
     scale = 1 if encode else manifest.spatial.downscale if manifest.spatial else 1
     pixels_h, pixels_w = height * scale, width * scale
-    budget, model = budget_bytes(settings), footprint(manifest)
+    budget, model = budget_bytes(settings), footprint(manifest, engine)
     room = budget - io_bytes(count, pixels_h, pixels_w)
     one = model.graph_bytes(1, pixels_h, pixels_w)
     plan = tile_plan(manifest, settings, encode)
@@ -114,25 +120,28 @@ def _choose(
     return RunPlan(plan, per_call, budget - room + tile * per_call)
 
 
-def largest_side(manifest: Manifest, settings: Settings, count: int, encode: bool) -> int | None:
-    """The largest square image side (pixels) whose request of `count` images fits the budget."""
+def largest_side(
+    manifest: Manifest,
+    settings: Settings,
+    count: int,
+    encode: bool,
+    engine: Engine = ONNX_RUNTIME,
+) -> int | None:
+    """The largest square image side (pixels) whose request of `count` images fits the budget
+    on `engine`."""
     spec = manifest.spatial
     if spec is None:
         return None
     step, channels = spec.downscale, spec.latent_channels
     unit = 1 if encode else step
     low, high = spec.min_size // step, math.isqrt(settings.max_pixels) // step
-    if (
-        _choose(
-            manifest, settings, (count, channels, low * step // unit, low * step // unit), encode
-        )
-        is None
-    ):
+    smallest = (count, channels, low * step // unit, low * step // unit)
+    if _choose(manifest, settings, smallest, encode, engine) is None:
         return None
     while low < high:  # the largest multiple of `step` that fits
         middle = (low + high + 1) // 2
         side = middle * step // unit
-        if _choose(manifest, settings, (count, channels, side, side), encode) is None:
+        if _choose(manifest, settings, (count, channels, side, side), encode, engine) is None:
             high = middle - 1
         else:
             low = middle
@@ -140,23 +149,29 @@ def largest_side(manifest: Manifest, settings: Settings, count: int, encode: boo
 
 
 def plan_run(
-    manifest: Manifest, settings: Settings, shape: tuple[int, ...], encode: bool
+    manifest: Manifest,
+    settings: Settings,
+    shape: tuple[int, ...],
+    encode: bool,
+    engine: Engine = ONNX_RUNTIME,
 ) -> RunPlan:
-    """How a request of inputs [N,C,H,W] runs within the memory budget; OverMemoryBudget (413,
-    with the largest square size that fits) when it cannot, even tiled."""
-    chosen = _choose(manifest, settings, shape, encode)
+    """How a request of inputs [N,C,H,W] runs within the memory budget on `engine` (see
+    `engine_of`; the default, ONNX Runtime fp32, is the costlier); OverMemoryBudget (413, with
+    the largest square size that fits) when it cannot, even tiled."""
+    chosen = _choose(manifest, settings, shape, encode, engine)
     if chosen is not None:
         return chosen
-    raise OverMemoryBudget(_over_budget(manifest, settings, shape, encode))
+    raise OverMemoryBudget(_over_budget(manifest, settings, shape, encode, engine))
 
 
 def _over_budget(
-    manifest: Manifest, settings: Settings, shape: tuple[int, ...], encode: bool
+    manifest: Manifest, settings: Settings, shape: tuple[int, ...], encode: bool, engine: Engine
 ) -> str:
     count = shape[0]
     scale = 1 if encode or manifest.spatial is None else manifest.spatial.downscale
     height, width = shape[2] * scale, shape[3] * scale
-    need = footprint(manifest).graph_bytes(count, height, width) + io_bytes(count, height, width)
+    need = footprint(manifest, engine).graph_bytes(count, height, width)
+    need += io_bytes(count, height, width)
     what = "encoding" if encode else "decoding"
     plural = "s" if count > 1 else ""
     budget = budget_bytes(settings) // MIB
@@ -168,7 +183,17 @@ def _over_budget(
         text += ", and tiling is off for it (VAE_TILING=never, VAE_TILE_SIZE=0, or tiles too small)"
     else:
         text += ", even in tiles"
-    side = largest_side(manifest, settings, count, encode)
+    side = largest_side(manifest, settings, count, encode, engine)
     if side is None:
         return text + ": raise VAE_MEMORY_BUDGET_MB"
     return text + f": the largest that fits is {side}x{side} ({count} at a time)"
+
+
+def engine_of(model: ModelParts, which: str, exact: bool = False) -> Engine:
+    """The engine and precision that run graph `which` (encoder, decoder) of `model`: its fp32
+    graph's when `exact` and the chosen one is of a lower precision, else the chosen graph's."""
+    lazy = model.exact.get(which) if exact else None
+    if lazy is not None:
+        return Engine(lazy.spec.engine, lazy.spec.precision)
+    graph = model.encoder.graph if which == "encoder" else model.decoder.graph
+    return Engine.of(graph)
