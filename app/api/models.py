@@ -29,12 +29,18 @@ _ADMIN = (400, 401, 403, 404, 409, 413, 422, 503)
 
 def _engines(model: LoadedModel) -> dict[str, Any]:
     """Per graph: the engine, precision and device chosen, why, the chosen one's quality gate
-    (None for fp32, the reference) and every candidate's trial."""
+    (None for fp32, the reference) and every candidate's trial; `exact`, for a graph chosen
+    below fp32, the fp32 twin the /remote routes run (None otherwise)."""
     described = {}
+    exact = model.exact_engines
     for which, choice in model.engines.items():
         chosen = next((trial for trial in choice.trials if trial.spec == choice.spec), None)
         gate = chosen.gate if chosen is not None else None
-        described[which] = {**choice.as_json(), "gate": gate.as_json() if gate else None}
+        described[which] = {
+            **choice.as_json(),
+            "gate": gate.as_json() if gate else None,
+            "exact": exact.get(which),
+        }
     return described
 
 

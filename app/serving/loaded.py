@@ -107,6 +107,15 @@ class ModelParts:
         graphs = {"encoder": self.encoder, "decoder": self.decoder}
         return {which: g.choice for which, g in graphs.items() if g.choice is not None}
 
+    @property
+    def exact_engines(self) -> dict[str, dict[str, object]]:
+        """For `GET /models/{name}`, per graph chosen below fp32: the fp32 spec its exact twin
+        runs on (for the /remote routes), and whether a request has opened it yet."""
+        return {
+            which: {**lazy.spec.as_json(), "routes": "/remote", "opened": lazy.opened is not None}
+            for which, lazy in self.exact.items()
+        }
+
     async def exact_runner(self, which: str) -> Runner:
         """The runner of graph `which` (encoder, decoder) in fp32: its exact graph (opened on the
         first call), or the chosen one where that is fp32 already."""

@@ -246,6 +246,11 @@ def _remote_runs_fp32_and_the_other_routes_the_chosen_graphs(
         assert decoded.status_code == 200 and encoded.status_code == 200
         assert _ran(before, after_remote) == exact, chosen
         assert _ran(after_remote, _calls(client)) == {"encoder", "decoder"}, chosen
+        described = client.get("/models/kl").json()["versions"][0]["engine"]
+        for which, precision in chosen.items():
+            twin = described[which]["exact"]  # what /remote runs, shown once opened
+            assert twin is None if precision == "fp32" else twin["precision"] == "fp32", twin
+            assert twin is None or twin["opened"] is True
     served = tensor[0].numpy().astype(np.float32)
     assert np.abs(served - _local_uint8(vae, scaled)).max() <= tolerance
     assert np.abs(latents.numpy() - _local_latents(vae, x)).max() <= LATENT_TOLERANCE
