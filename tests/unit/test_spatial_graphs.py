@@ -1,6 +1,6 @@
-"""A spatial version's exact graphs: which fp32 spec a graph chosen below fp32 gets (the fastest
-fp32 of its load trial, else the first fp32 one the engine setting allows), and that one is
-opened, on the first call only, as the graph the chosen one stands for."""
+"""A spatial version's exact graphs: which fp32 spec a graph chosen below fp32 gets (the first
+fp32 one the engine setting allows, the gates' reference), and that one is opened, on the first
+call only, as the graph the chosen one stands for."""
 
 from __future__ import annotations
 
@@ -40,18 +40,12 @@ def test_a_graph_chosen_in_fp32_needs_no_exact_twin() -> None:
     assert exact_spec(None, settings()) is None
 
 
-def test_the_exact_twin_is_the_fastest_fp32_of_the_load_trial() -> None:
+def test_the_exact_twin_is_the_gates_reference_the_engine_setting_allows() -> None:
     trials = (Trial(ORT, 0.7), Trial(OV, 0.5), Trial(BF16, 0.2))
-    assert exact_spec(EngineChoice(BF16, "bf16", trials), settings()) == OV
-    trials = (Trial(ORT, 0.4), Trial(OV, refused="did not open"), Trial(BF16, 0.2))
     assert exact_spec(EngineChoice(BF16, "bf16", trials), settings()) == ORT
-
-
-def test_without_an_fp32_trial_the_engine_setting_names_the_twin() -> None:
     only_bf16 = EngineChoice(BF16, "the one the settings allow", (Trial(BF16),))
+    assert exact_spec(only_bf16, settings(precision="bf16")) == ORT
     assert exact_spec(only_bf16, settings(precision="bf16", engine="openvino")) == OV
-    twin = exact_spec(only_bf16, settings(precision="bf16"))
-    assert twin is not None and twin.reference
 
 
 def _doubling(path: Path) -> Path:
