@@ -116,7 +116,9 @@ class Footprint:
 #     pixel a channel, half the decoder's (kl-sd 512 px bf16: +322), which is taken for both.
 # A call at a size compiled before holds its working memory alone (kl-small decoder bf16: 384 MiB
 # at 1024 px, 1584 at 2048; fp32: 768 at 1024). After a call past RELEASE_ABOVE elements the
-# compiled shape keeps ~120-210 MiB (weights, allocator). fp16 (no measurement: AMX-FP16 CPUs only) is taken as bf16.
+# compiled shape keeps ~120-210 MiB (weights, allocator), once a shape. fp16 (not measured: AMX-FP16
+# CPUs only) is taken as bf16. In `vae serve` on its defaults (kl-small's decoder on OpenVINO
+# bf16) a 2048 px decode peaked 1701 MiB over the RSS before it, estimated 2240 with its arrays.
 OPENVINO_BYTES_PER_PIXEL_CHANNEL = {"fp32": 26, "bf16": 14, "fp16": 14}
 OPENVINO_CALL_BYTES = 256 * MIB
 
