@@ -108,7 +108,8 @@ class Footprint:
 # OpenVINO's CPU plugin fuses an AutoencoderKL's attention (no score matrix in memory): its peak
 # grows with pixels only. Measured: VmHWM over VmRSS of a fresh process around its first call at
 # a size (its compile included) on bench.spatial's models, first block 32 channels (kl-small) and
-# 128 (kl-sd), fitted as bytes a pixel per first-block channel plus a constant a call:
+# 128 (kl-sd), fitted as bytes a pixel per first-block channel plus a constant a call that grows
+# with the weights a compiled shape packs (as the first block's channels squared):
 #   decoder bf16: kl-small 512 px +164 MiB, 1024 px +479, 2048 px +1743; kl-sd +551, +1749:
 #     13.1 and 12.5 B a pixel a channel, 59 and 152 MiB a call;
 #   decoder fp32: kl-small +266, +875; kl-sd +1032, +3406: 25.4 and 24.7 B, 63 and 241 MiB;
@@ -120,7 +121,16 @@ class Footprint:
 # CPUs only) is taken as bf16. In `vae serve` on its defaults (kl-small's decoder on OpenVINO
 # bf16) a 2048 px decode peaked 1701 MiB over the RSS before it, estimated 2240 with its arrays.
 OPENVINO_BYTES_PER_PIXEL_CHANNEL = {"fp32": 26, "bf16": 14, "fp16": 14}
-OPENVINO_CALL_BYTES = 256 * MIB
+OPENVINO_CALL_BYTES = 64 * MIB
+OPENVINO_CALL_BYTES_PER_CHANNEL_SQUARED = {"fp32": 12 * 1024, "bf16": 6 * 1024, "fp16": 6 * 1024}
+
+
+def openvino_footprint(first: int, precision: str, downscale: int) -> Footprint:
+    """An AutoencoderKL's peak on OpenVINO at `precision`, its first block `first` channels
+    wide (an unknown precision is taken as fp32)."""
+    known = precision if precision in OPENVINO_BYTES_PER_PIXEL_CHANNEL else "fp32"
+    call = OPENVINO_CALL_BYTES + OPENVINO_CALL_BYTES_PER_CHANNEL_SQUARED[known] * first * first
+    return Footprint(0, OPENVINO_BYTES_PER_PIXEL_CHANNEL[known] * first, downscale, call)
 
 
 def footprint(manifest: Manifest, engine: Engine = ONNX_RUNTIME) -> Footprint:
@@ -128,7 +138,7 @@ def footprint(manifest: Manifest, engine: Engine = ONNX_RUNTIME) -> Footprint:
     its arena shrunk after each run, as spatial graphs run): an AutoencoderKL's attention holds
     2.0 to 2.1 score matrices at once (scores and softmax: 2178 MB over idle for kl-small at
     1024 px), its convolutions 13-23 bytes a pixel per channel of its first block (32 taken);
-    TAESD's 12 (16 taken). OpenVINO: see OPENVINO_BYTES_PER_PIXEL_CHANNEL."""
+    TAESD's 12 (16 taken). OpenVINO: see `openvino_footprint`."""
     config, downscale = _config(manifest), 8
     if manifest.spatial is not None:
         downscale = manifest.spatial.downscale
@@ -137,8 +147,7 @@ def footprint(manifest: Manifest, engine: Engine = ONNX_RUNTIME) -> Footprint:
         return Footprint(0, 16 * width, downscale)
     first = _channels(config, "block_out_channels", 0)
     if engine.name == "openvino":
-        per_channel = OPENVINO_BYTES_PER_PIXEL_CHANNEL.get(engine.precision, 26)
-        return Footprint(0, per_channel * first, downscale, OPENVINO_CALL_BYTES)
+        return openvino_footprint(first, engine.precision, downscale)
     attention = 2 if config.get("mid_block_add_attention", True) else 0
     return Footprint(attention, 32 * first, downscale)
 
