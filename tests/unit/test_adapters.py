@@ -67,9 +67,11 @@ class RecordingRunner:
 
 @dataclass
 class FakeGraph:
-    """The graph's output names (a deterministic encoder: no logvar)."""
+    """The graph's output names (a deterministic encoder: no logvar), engine and precision."""
 
     output_names: tuple[str, ...] = ("mu",)
+    engine: str = "onnxruntime"
+    precision: str = "fp32"
 
 
 @dataclass
