@@ -15,7 +15,7 @@ when it runs here, each driven by wrk posting raw float32 latents and reading ra
 window lasts long enough for each client to finish three images. The service's image is compared
 with ONNX Runtime fp32's (PSNR), and its images/s at 8 clients with each raw engine's (ratios).
 Memory: the peak (VmHWM) and settled (VmRSS 5 s after) RSS of a fresh `vae serve` after one
-decode at 512, 1024 and 2048 pixels square, on the defaults and with tiling off. Results:
+decode at 512, 1024 and 2048 pixels square, on the defaults and on ONNX Runtime alone. Results:
 bench/results/spatial-<time>.json and the terminal. The CPU's model and flags are recorded.
 """
 
@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             points += triton_points(key, models_dir, sizes, clients, seconds, threads, rates)
     rss: list[dict[str, Any]] = []
     if "rss" not in skip:
-        envs = {"defaults": {}, "VAE_TILE_SIZE=0": {"VAE_TILE_SIZE": "0"}}
+        envs = {"defaults": {}, "VAE_ENGINE=onnxruntime": {"VAE_ENGINE": "onnxruntime"}}
         sizes_rss = [int(s) for s in args.rss_sizes.split(",")]
         rss = peak_rss(args.rss_model, prepare(args.rss_model), sizes_rss, threads, envs)
     compared = ratios(points, 8)
