@@ -244,6 +244,12 @@ def window(seconds: float, rate: float | None, clients: int) -> float:
     return max(seconds, 3.0 * clients / rate)
 
 
+def _slowest(*rates: float | None) -> float | None:
+    """The lowest of the rates known (None when none is)."""
+    known = [rate for rate in rates if rate]
+    return min(known) if known else None
+
+
 def service_points(
     key: str,
     models_dir: Path,
@@ -270,11 +276,13 @@ def service_points(
                 quality[f"{key} {size}px {name}"] = round(psnr_db(got, reference), 2)
                 print(f"  {name} {key} {size}px PSNR vs onnxruntime fp32: "
                       f"{quality[f'{key} {size}px {name}']} dB", flush=True)  # fmt: skip
+                own: float | None = None  # the first (fewest clients) window's rate
                 for count in clients:
-                    span = window(seconds, rates.get(size), count)
+                    span = window(seconds, _slowest(own, rates.get(size)), count)
                     load = _load(target, body, count, span, "application/octet-stream")
                     points.append(_point(key, size, name, count, load))
                     print(_line(points[-1]), flush=True)
+                    own = own or load.rps
         finally:
             server.stop()
     return points
@@ -325,8 +333,11 @@ def triton_points(
             target = f"http://127.0.0.1:{port}/v2/models/decoder/infer"
             args = ("application/octet-stream", "Inference-Header-Content-Length", str(len(header)))
             _post(target, body.read_bytes(), {"Inference-Header-Content-Length": str(len(header))})
+            own: float | None = None  # the first (fewest clients) window's rate
             for count in clients:
-                load = _load(target, body, count, window(seconds, rates.get(size), count), *args)
+                span = window(seconds, _slowest(own, rates.get(size)), count)
+                load = _load(target, body, count, span, *args)
+                own = own or load.rps
                 points.append(_point(key, size, "Triton (PyTriton)", count, load))
                 print(_line(points[-1]), flush=True)
     except Exception as error:  # noted, the rest goes on
@@ -445,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="taesd,kl-small,kl-sd")
     parser.add_argument("--sizes", default="256,512")
     parser.add_argument("--clients", default=None, help="comma list (1,8,16)")
+    parser.add_argument("--triton-clients", default=None, help="Triton's comma list (--clients')")
     parser.add_argument("--duration", type=float, default=None, help="seconds a window (5)")
     parser.add_argument("--batches", default="1,2,4", help="raw engines' batch sizes")
     parser.add_argument("--rss-sizes", default="512,1024,2048")
@@ -476,19 +488,25 @@ def main(argv: list[str] | None = None) -> int:
     for key in args.models.split(","):
         models_dir = prepare(key)
         print(f"model {key}: {MODELS[key][2]}", flush=True)
-        rates: dict[int, float] = {}
+        rates: dict[int, float] = {}  # the fastest raw engine's images/s a size
+        fp32: dict[int, float] = {}  # ONNX Runtime fp32's, the engine Triton runs
         if "engine" not in skip:
             best, tried = _engines(key, models_dir, sizes, seconds, threads, batches)
             points += best
             sweep += tried
             for point in best:
                 rates[point.size] = max(rates.get(point.size, 0.0), point.images_per_s)
+                if point.system == "raw onnxruntime fp32":
+                    fp32[point.size] = point.images_per_s
         if "service" not in skip:
             points += service_points(
                 key, models_dir, sizes, clients, seconds, services, rates, quality
             )
         if "triton" not in skip:
-            points += triton_points(key, models_dir, sizes, clients, seconds, threads, rates)
+            at = (
+                [int(c) for c in args.triton_clients.split(",")] if args.triton_clients else clients
+            )
+            points += triton_points(key, models_dir, sizes, at, seconds, threads, fp32)
     rss: list[dict[str, Any]] = []
     if "rss" not in skip:
         envs = {"defaults": {}, "VAE_ENGINE=onnxruntime": {"VAE_ENGINE": "onnxruntime"}}
