@@ -184,20 +184,6 @@ def release_memory() -> None:
         _LIBC.malloc_trim(0)
 
 
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-MMAP_THRESHOLD = 1024 * 1024
-
-
-def return_large_frees() -> None:
-    """Makes glibc map every allocation of 1 MiB or more on its own, so that freeing it gives it
-    back to the system at once. By default glibc raises that threshold (up to 32 MiB) as large
-    blocks are freed, and a large request's tiles and arrays then stay in its heap: a 2048 px
-    kl-small decode on ONNX Runtime settled 180 MB above its level before, none with this, and
-    its peak fell from 1.6 to 1.2 GB. Called when a spatial version loads; idempotent."""
-    if _LIBC is not None:
-        _LIBC.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-
-
 def _libc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL("libc.so.6")

@@ -39,7 +39,7 @@ from app.serving.batcher import Runner
 from app.serving.cache.memory import LatentCache, pixel_digest
 from app.serving.imaging import ImageError, decode_base64
 from app.serving.loaded import ModelParts
-from app.serving.memory import release_memory, return_large_frees
+from app.serving.memory import release_memory
 from app.serving.packing import PackedGraph
 from app.serving.spatial_graphs import (
     batch_rows_by_pixels,
@@ -76,11 +76,10 @@ class SpatialAdapter(ModelAdapter):
     def load(cls, manifest: Manifest, directory: Path, loading: Loading) -> ModelParts:
         """Size-free graphs (float16 ones behind a float32 face), warmed at the smallest size,
         their runners capped by image pixels as well as rows (and unbatched where batching
-        does not pay: on a CPU, by default); large frees go back to the system at once. A graph
+        does not pay: on a CPU, by default). A graph
         chosen at a lower precision gets its fp32 graph too, opened by the first call that asks
         for exact results (`exact`), behind a runner of its own."""
         settings, scale = loading.settings, spatial_spec(manifest).downscale
-        return_large_frees()
         encoder, decoder = load_spatial_graphs(directory, manifest, settings)
         pixels = settings.max_batch_pixels
         batching = batches_pay(settings.spatial_batching, decoder.graph.provider)
