@@ -16,7 +16,7 @@ from app.serving.registry import parse_ref
 
 router = APIRouter(prefix="/v2", tags=["health"])
 
-_NOT_READY: dict[int | str, dict[str, Any]] = {
+NOT_READY: dict[int | str, dict[str, Any]] = {
     503: {
         "description": "not ready yet",
         "content": {
@@ -35,7 +35,7 @@ async def live() -> Response:
     return json_response({"live": True})
 
 
-@router.get("/health/ready", responses=_NOT_READY)
+@router.get("/health/ready", responses=NOT_READY)
 async def ready(state: StateDep) -> Response:
     """Ready once the default model is loaded and warmed up; the latent cache and the model
     repository may be degraded (an unreachable object store: serving what the replica cached)."""
@@ -53,7 +53,7 @@ async def ready(state: StateDep) -> Response:
     return json_response(body, 200 if is_ready else 503)
 
 
-@router.get("/models/{name}/ready", responses={**_NOT_READY, **error_responses(404, 422)})
+@router.get("/models/{name}/ready", responses={**NOT_READY, **error_responses(404, 422)})
 async def model_ready(name: str, state: StateDep) -> Response:
     """Whether `name` (or `name:version`) is loaded and answering."""
     model_name, version = parse_ref(name)

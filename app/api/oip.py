@@ -81,19 +81,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-_NOT_READY: dict[int | str, dict[str, Any]] = {
-    503: {
-        "description": "not ready yet",
-        "content": {
-            "application/json": {
-                "schema": {"type": "object", "properties": {"ready": {"const": False}},
-                           "required": ["ready"]}
-            }
-        },
-    }
-}  # fmt: skip
-
-
 def oip_error(exc: Exception) -> Response | None:
     """The protocol's error answer for a request error (None for anything else: a fault)."""
     if isinstance(exc, TensorFormatError):
@@ -205,7 +192,7 @@ async def model_ready(model: str, request: Request) -> Response:
 
 @router.get(
     "/models/{model}/versions/{version}/ready",
-    responses={**_NOT_READY, **error_responses(404)},
+    responses={**health.NOT_READY, **error_responses(404)},
 )
 async def version_ready(model: str, version: str, state: StateDep) -> Response:
     """Whether this version of the graph (`<name>.encoder` or `<name>.decoder`) is loaded and
