@@ -77,11 +77,49 @@ function renderMetrics(manifest, kind) {
   }
 }
 
+/** When and on what images the figures were drawn: trained versions on held-out images,
+ * imported ones (manifest.source.format, no training block) on synthetic probe images. */
+function figuresHint(manifest) {
+  const drawn = "Drawn from the published ONNX graphs";
+  if (manifest.training) return `${drawn} on held-out images when this version was trained.`;
+  const format = manifest.source?.format;
+  if (format) return `${drawn} on synthetic probe images when this version was imported (from ${format}).`;
+  return `${drawn} when this version was published.`;
+}
+
+// The palette of app/evaluation/report.py's latent map, for its figures drawn before it had a legend.
+const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+
+/** A legend of the label colours, shown under a latent map that has none of its own. */
+function mapLegend(manifest, image) {
+  const legend = document.createElement("p");
+  legend.className = "legend map-legend";
+  legend.hidden = true;
+  const classes = manifest.classes ?? [];
+  const names = classes.length ? classes : [...PALETTE.keys()].map(String);
+  legend.append("colour = label:");
+  names.forEach((name, i) => {
+    const key = document.createElement("span");
+    key.className = "key";
+    key.style.background = PALETTE[i % PALETTE.length];
+    legend.append(" ", key, ` ${name}`);
+  });
+  legend.append(" · axes: the first two principal components of the latent means");
+  // Maps drawn with a legend are wider than tall (a legend column); older ones are square.
+  const decide = () => { legend.hidden = image.naturalWidth > image.naturalHeight; };
+  image.addEventListener("load", decide);
+  return legend;
+}
+
 function renderFigures(entry) {
   const figures = $("figures");
   figures.replaceChildren();
+  const training = Boolean(entry.manifest.training);
+  $("figures-hint").textContent = figuresHint(entry.manifest);
   const files = entry.manifest.files ?? {};
-  for (const [name, caption] of FIGURES) {
+  for (const [name, trainedCaption] of FIGURES) {
+    const caption = name === "reconstructions" && !training
+      ? "Synthetic probe images (top) and their reconstructions" : trainedCaption;
     // only figures the version has (its manifest lists them as report/<name>.png): no 404s
     if (!(`report/${name}.png` in files)) continue;
     const figure = document.createElement("figure");
@@ -94,6 +132,7 @@ function renderFigures(entry) {
     const text = document.createElement("figcaption");
     text.textContent = caption;
     figure.append(image, text);
+    if (name === "latent_map") figure.append(mapLegend(entry.manifest, image));
     figures.append(figure);
   }
   $("figures-empty").hidden = figures.children.length > 0;

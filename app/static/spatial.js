@@ -161,6 +161,9 @@ export function showSpatial(entry) {
     $(id).hidden = spatial;
   }
   $("spatial-card").hidden = !spatial;
+  $("intro-flat").hidden = spatial;
+  $("intro-spatial").hidden = !spatial;
+  numberSteps();
   view.generation += 1;
   if (!spatial) return;
   view.ref = `${entry.name}:${entry.version}`;
@@ -169,8 +172,29 @@ export function showSpatial(entry) {
   for (const id of ["sp-channels", "sp-strip-lerp", "sp-strip-slerp"]) $(id).replaceChildren();
   for (const id of ["sp-a", "sp-b", "sp-recon"]) $(id).removeAttribute("src");
   const { spatial: grid, scaling_factor: scaling, shift_factor: shift } = entry.manifest;
+  const factors = shift ? `scaling factor ${scaling}, shift factor ${shift}` : `scaling factor ${scaling}, no shift`;
+  $("intro-grid").textContent =
+    ` with C = ${grid.latent_channels} channels, h and w 1/${grid.downscale} of the image's height and width`;
+  $("intro-factors").textContent = `, here ${factors}`;
   $("sp-about").textContent =
     `${entry.manifest.source?.class ?? "autoencoder"}: ${grid.latent_channels} latent channels at ` +
     `1/${grid.downscale} of the image, any size that is a multiple of ${grid.downscale}; ` +
-    `scaling factor ${scaling}, shift ${shift}. ${entry.manifest.prior_note ?? ""}`;
+    `${factors}.` + sentence(entry.manifest.prior_note);
+}
+
+/** " Note." from a manifest's lower-case clause (its prior note), or "" for none. */
+function sentence(note) {
+  const text = (note ?? "").trim();
+  if (!text) return "";
+  const capital = text[0].toUpperCase() + text.slice(1);
+  return ` ${capital}${/[.!?]$/.test(capital) ? "" : "."}`;
+}
+
+/** Numbers the visible sections' steps 1, 2, 3… (the flat and the spatial cards differ). */
+function numberSteps() {
+  let step = 0;
+  for (const card of document.querySelectorAll("main > section")) {
+    const number = card.querySelector("h2 .step");
+    if (number && !card.hidden) number.textContent = String(++step);
+  }
 }

@@ -423,6 +423,13 @@ def test_label_picker_for_a_conditional_model(
         arg=first,
         timeout=WAIT_MS,
     )
+    # a version trained now draws its map with its own legend: the page adds none
+    image = page.locator(".fig-latent_map img")
+    image.scroll_into_view_if_needed()
+    expect(image).to_have_js_property("complete", True)
+    width, height = image.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    assert width > height
+    expect(page.locator(".fig-latent_map .map-legend")).to_be_hidden()
     page.evaluate("window.scrollTo(0, 0)")  # the sticky header at the top
     page.screenshot(path=tmp_path / "conditional.png", full_page=True)
     page.close()
@@ -697,3 +704,81 @@ def test_no_redoc_page(explorer: ServiceProcess) -> None:
     """ReDoc is not served: its bundle loads its logo from a CDN (/docs is the one docs page)."""
     with explorer.client() as http:
         assert http.get("/redoc").status_code == 404
+
+
+def visible_steps(page: Any) -> list[str]:
+    """The step numbers of the page's visible sections, top to bottom."""
+    return [
+        number.inner_text().strip()
+        for number in page.locator("main > section:visible h2 .step").all()
+    ]
+
+
+def test_a_spatial_model_gets_its_own_intro_numbering_and_wording(
+    spatial_model: ServiceProcess, browser: Any
+) -> None:
+    """An imported autoencoder is introduced as one (latent grid, downscale, its factors, no
+    meaningful prior), not as a VAE; its visible sections are numbered 1, 2; its factors read as
+    sentences; its figures say they were drawn when it was imported."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    page, problems = watched_page(browser)
+    page.goto(spatial_model.url + "/")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(page.locator("#status")).to_contain_text("tiny:1")
+    expect(page.locator("#intro-flat")).to_be_hidden()
+    intro = page.locator("#intro-spatial")
+    expect(intro).to_be_visible()
+    for words in ("autoencoder", "[C, h, w]", "C = 4 channels", "1/2 of the image", "no shift",
+                  "no meaningful prior"):  # fmt: skip
+        expect(intro).to_contain_text(words)
+    assert "q(z|x)" not in intro.inner_text()
+    assert visible_steps(page) == ["1", "2"]
+    about = page.locator("#sp-about").inner_text()
+    assert "scaling factor 1.0, no shift." in about or "scaling factor 1, no shift." in about
+    assert "shift 0" not in about
+    assert re.search(r"\. Its latents are what a diffusion model denoises[^.]*\.$", about), about
+    hint = page.locator("#figures-hint")
+    expect(hint).to_contain_text("when this version was imported (from diffusers)")
+    expect(hint).not_to_contain_text("trained")
+    expect(page.locator(".fig-reconstructions figcaption")).to_contain_text("probe images")
+
+    page.select_option("#model", "kl:1")  # a shift: both factors, as one sentence
+    expect(page.locator("#status")).to_contain_text("kl:1")
+    expect(intro).to_contain_text("scaling factor 0.3611, shift factor 0.1159")
+    expect(page.locator("#sp-about")).to_contain_text(
+        "scaling factor 0.3611, shift factor 0.1159. Its"
+    )
+    assert visible_steps(page) == ["1", "2"]
+    page.close()
+    assert problems == [], "\n".join(problems)
+
+
+def test_a_flat_model_keeps_its_vae_intro_and_numbers_its_sections_in_order(
+    explorer: ServiceProcess, browser: Any
+) -> None:
+    """The shipped VAE: the q(z|x) intro, sections 1..6, figures drawn when it was trained, and
+    a legend of the label colours under its latent map (drawn before the map had its own)."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    page, problems = watched_page(browser)
+    page.goto(explorer.url + "/")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(page.locator("#intro-flat")).to_be_visible()
+    expect(page.locator("#intro-flat")).to_contain_text("q(z|x)")
+    expect(page.locator("#intro-spatial")).to_be_hidden()
+    assert visible_steps(page) == [str(n) for n in range(1, 7)]
+    expect(page.locator("#figures-hint")).to_contain_text("when this version was trained")
+    image = page.locator(".fig-latent_map img")
+    image.scroll_into_view_if_needed()
+    expect(image).to_have_js_property("complete", True)
+    width, height = image.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    assert width == height  # the shipped map was drawn square, without a legend column
+    legend = page.locator(".fig-latent_map .map-legend")
+    expect(legend).to_be_visible()
+    expect(legend.locator(".key")).to_have_count(10)
+    expect(legend).to_contain_text("colour = label: 0 1 2")
+    page.close()
+    assert problems == [], "\n".join(problems)
