@@ -71,7 +71,7 @@ def latent_map(
 ) -> Image.Image:
     """Scatter of the two leading principal components of the latent means, coloured by label:
     axes with ticks in the components' units, and a legend of the labels (`class_names` names
-    them; else their numbers)."""
+    them; else their numbers), or "no labels" where the legend would be."""
     centred = mu - mu.mean(axis=0)
     if centred.shape[1] > 2:
         _, _, components = np.linalg.svd(centred, full_matrices=False)
@@ -96,6 +96,8 @@ def latent_map(
     draw.text((left, 8), "latent means: first two principal components", fill="black", font=font)
     if labels is not None:
         _legend(draw, layout, np.unique(labels), class_names or {}, font)
+    else:  # say why every point has one colour, where the legend would be
+        draw.text((layout.legend[0], layout.legend[1] - 8), "no labels", fill="black", font=font)
     return canvas
 
 

@@ -39,8 +39,15 @@ def test_the_map_has_axes_with_ticks_and_names() -> None:
     assert image[top:bottom, : left - 4].min() < 100  # tick values, "PC 2"
 
 
-def test_an_unlabelled_map_has_no_legend() -> None:
+def test_an_unlabelled_map_says_so_instead_of_a_legend() -> None:
     mu = clustered_means(np.zeros(60, dtype=np.int64))
     image = np.asarray(latent_map(mu, None, size=256))
-    left, top, right, bottom = MapLayout.for_size(256).swatch_box(0)
-    assert (image[top : bottom + 1, left : right + 1] == 255).all()
+    layout = MapLayout.for_size(256)
+    left, top, right, bottom = layout.swatch_box(0)
+    assert (image[top : bottom + 1, left : right + 1] == 255).all()  # no colour swatch
+    legend_left, legend_top = layout.legend[:2]
+    note = image[legend_top - 8 : legend_top + 8, legend_left : legend_left + 60]
+    assert note.min() < 100  # "no labels" is written there
+    labelled = np.asarray(latent_map(mu, np.zeros(60, dtype=np.int64), size=256))
+    heading = labelled[legend_top - 8 : legend_top + 8, legend_left : legend_left + 60]
+    assert not np.array_equal(note, heading)  # not the labelled map's "label" heading
