@@ -32,6 +32,8 @@ def requirements(pyproject: Path, extras: list[str], accelerator: str) -> list[s
     """The dependencies plus the extras' ones, torch left out, onnxruntime swapped on CUDA."""
     project = tomllib.loads(pyproject.read_text())["project"]
     wanted = list(project["dependencies"])
+    if accelerator == "cuda":  # the CUDA provider's fp16 graphs (app/runtime/cuda.py)
+        extras = ["gpu", *[extra for extra in extras if extra != "gpu"]]
     for extra in extras:
         wanted += project["optional-dependencies"][extra]
     found: list[str] = []

@@ -168,7 +168,7 @@ def providers_for(device: Device, options: CudaOptions) -> list[str | tuple[str,
 def float16_model(path: Path) -> bytes:
     """The graph at `path` with its weights and arithmetic in float16, its inputs and outputs
     still float32 (Cast nodes at the edges), serialized for `InferenceSession`."""
-    import onnx  # only a float16 load needs it (a pinned dependency of the API side)
+    import onnx  # only a float16 load needs it: the `gpu` extra, in the GPU image
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = convert_float_to_float16(onnx.load(str(path)), keep_io_types=True)

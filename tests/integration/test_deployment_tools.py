@@ -65,6 +65,7 @@ def test_the_image_requirements_come_from_pyproject() -> None:
     gpu = requirements("--accelerator", "cuda")
     assert not [r for r in gpu if r.startswith("onnxruntime>")]
     assert any(r.startswith("onnxruntime-gpu") for r in gpu)
+    assert any(r.startswith("onnx>") for r in gpu), "the CUDA provider's fp16 graphs need onnx"
     worker = requirements("--extra", "train")
     assert {"safetensors", "onnx"} <= {re.split(r"[<>=\[]", r)[0] for r in worker}
     assert not [r for r in worker if r.startswith("torch")], "torch comes from PyTorch's index"
