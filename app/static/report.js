@@ -99,12 +99,14 @@ function mapLegend(manifest, image) {
   const names = classes.length ? classes : [...PALETTE.keys()].map(String);
   legend.append("colour = label:");
   names.forEach((name, i) => {
+    const entry = document.createElement("span");
+    entry.className = "entry";
     const key = document.createElement("span");
     key.className = "key";
     key.style.background = PALETTE[i % PALETTE.length];
-    legend.append(" ", key, ` ${name}`);
+    entry.append(key, ` ${name}`);
+    legend.append(" ", entry);
   });
-  legend.append(" · axes: the first two principal components of the latent means");
   // Maps drawn with a legend are wider than tall (a legend column); older ones are square.
   const decide = () => { legend.hidden = image.naturalWidth > image.naturalHeight; };
   image.addEventListener("load", decide);

@@ -163,6 +163,7 @@ export function showSpatial(entry) {
   $("spatial-card").hidden = !spatial;
   $("intro-flat").hidden = spatial;
   $("intro-spatial").hidden = !spatial;
+  $("tagline").textContent = spatial ? "what an autoencoder learned" : "what a variational autoencoder learned";
   numberSteps();
   view.generation += 1;
   if (!spatial) return;

@@ -728,6 +728,7 @@ def test_a_spatial_model_gets_its_own_intro_numbering_and_wording(
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
     expect(page.locator("#status")).to_contain_text("tiny:1")
     expect(page.locator("#intro-flat")).to_be_hidden()
+    expect(page.locator("#tagline")).to_have_text("what an autoencoder learned")
     intro = page.locator("#intro-spatial")
     expect(intro).to_be_visible()
     for words in ("autoencoder", "[C, h, w]", "C = 4 channels", "1/2 of the image", "no shift",
@@ -769,6 +770,7 @@ def test_a_flat_model_keeps_its_vae_intro_and_numbers_its_sections_in_order(
     expect(page.locator("#intro-flat")).to_be_visible()
     expect(page.locator("#intro-flat")).to_contain_text("q(z|x)")
     expect(page.locator("#intro-spatial")).to_be_hidden()
+    expect(page.locator("#tagline")).to_have_text("what a variational autoencoder learned")
     assert visible_steps(page) == [str(n) for n in range(1, 7)]
     expect(page.locator("#figures-hint")).to_contain_text("when this version was trained")
     image = page.locator(".fig-latent_map img")
