@@ -9,14 +9,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.routing import RouteContext, iter_route_contexts
 from starlette.responses import Response
-from starlette.routing import Match, Route
-from starlette.types import Scope
 
 from app.api.deps import AppState, StateDep, get_state, parse_body
 from app.api.disconnect import while_connected
 from app.api.errors import error_responses
+from app.api.hot_routes import install_hot_route
 from app.api.negotiation import (
     BodyForm,
     accepts,
@@ -159,70 +157,10 @@ async def _decode_hot(request: Request) -> Response:
     return await decode(request, await get_state(request))
 
 
-class _HotRoute(Route):
-    """A Starlette route that names itself in the scope as FastAPI's do (the metrics label
-    requests by `scope["route"].path`; FastAPI's router leaves that to the route)."""
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child_scope = super().matches(scope)
-        if match is not Match.NONE:
-            child_scope["route"] = self
-        return match, child_scope
-
-
-class HotRouteMismatch(RuntimeError):
-    """The documented route would do work that its hot route skips (raised by create_app)."""
-
-
-def _name_of(call: object) -> str:
-    return str(getattr(call, "__name__", repr(call)))
-
-
-def _check_hot_route_does_the_same(route: RouteContext) -> None:
-    """The hot route calls `decode(request, get_state(request))` and nothing else: the documented
-    route must need exactly that, or the hot route would silently skip what it adds."""
-    dependant = route.dependant
-    extra = [
-        _name_of(dependency.call)
-        for dependency in dependant.dependencies
-        if dependency.call is not get_state or dependency.dependencies
-    ]
-    parameters = [
-        param.name
-        for param in (
-            *dependant.path_params,
-            *dependant.query_params,
-            *dependant.header_params,
-            *dependant.cookie_params,
-            *dependant.body_params,
-        )
-    ]
-    if route.endpoint is not decode or extra or parameters or dependant.request_param_name is None:
-        raise HotRouteMismatch(
-            f"POST {route.path} is answered by a hot route that runs only "
-            f"decode(request, get_state(request)), but the documented route has "
-            f"endpoint {_name_of(route.endpoint)}, dependencies {extra or 'none'} and parameters "
-            f"{parameters or 'none'}: resolve them in _decode_hot too, or drop the hot route"
-        )
-
-
 def install_hot_routes(app: FastAPI) -> None:
-    """Puts the hot POST /decode ahead of FastAPI's documented one (which stays for the OpenAPI
-    document), after checking that the documented route depends on nothing the hot one skips
-    (HotRouteMismatch otherwise: a Depends added to /decode must fail loudly, not silently never
-    run). Call it once every router is included."""
-    documented = [
-        route  # the route as included, with the app's and routers' dependencies added
-        for route in iter_route_contexts(app.router.routes)
-        if hasattr(route.original_route, "dependant")  # FastAPI's, not a plain Starlette route
-        and route.path == "/decode"
-        and "POST" in (route.methods or set())
-    ]
-    if not documented:
-        raise HotRouteMismatch("no documented POST /decode route to serve a hot route for")
-    for route in documented:
-        _check_hot_route_does_the_same(route)
-    app.router.routes.insert(0, _HotRoute("/decode", _decode_hot, methods=["POST"]))
+    """Puts the hot POST /decode ahead of FastAPI's documented one (app/api/hot_routes.py).
+    Call it once every router is included."""
+    install_hot_route(app, "/decode", _decode_hot, decode)
 
 
 @router.post("/sample", response_model=ImagesResponse, responses=_ERRORS)

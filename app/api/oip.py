@@ -23,16 +23,13 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.routing import iter_route_contexts
 from starlette.responses import Response
-from starlette.routing import Match, Route
-from starlette.types import Scope
 
 from app.api import health
 from app.api.deps import AppState, StateDep, get_state
 from app.api.disconnect import while_connected
 from app.api.errors import DOMAIN_ERRORS, error_responses
-from app.api.inference import HotRouteMismatch
+from app.api.hot_routes import install_hot_route
 from app.api.oip_tensors import (
     BINARY_MEDIA_TYPE,
     HEADER_LENGTH,
@@ -242,17 +239,6 @@ async def version_infer(model: str, version: str, request: Request) -> Response:
     return await _answering(_infer(request, await get_state(request), model, version))
 
 
-class _HotRoute(Route):
-    """A Starlette route that names itself in the scope as FastAPI's do (the metrics label
-    requests by `scope["route"].path`)."""
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child_scope = super().matches(scope)
-        if match is not Match.NONE:
-            child_scope["route"] = self
-        return match, child_scope
-
-
 async def _infer_hot(request: Request) -> Response:
     """/infer as a plain Starlette endpoint: what `infer` and `version_infer` do, without
     FastAPI's route matching past every other route and its per-request wrapping (about a fifth
@@ -268,39 +254,12 @@ _HOT = {
 }
 
 
-def _check_documented(app: FastAPI, path: str) -> None:
-    """HotRouteMismatch unless the documented POST `path` is answered by its handler and needs
-    nothing but the request and the path (a dependency added there would silently never run)."""
-    found = [
-        route
-        for route in iter_route_contexts(app.router.routes)
-        if hasattr(route.original_route, "dependant")
-        and route.path == path
-        and "POST" in (route.methods or set())
-    ]
-    if not found:
-        raise HotRouteMismatch(f"no documented POST {path} to serve a hot route for")
-    for route in found:
-        dependant = route.dependant
-        extra = [str(getattr(d.call, "__name__", d.call)) for d in dependant.dependencies]
-        others = [p.name for p in (*dependant.query_params, *dependant.header_params,
-                                   *dependant.cookie_params, *dependant.body_params)]  # fmt: skip
-        if route.endpoint is not _HOT[path] or extra or others:
-            raise HotRouteMismatch(
-                f"POST {path} is answered by a hot route that runs only the request and the "
-                f"path, but the documented route has endpoint "
-                f"{getattr(route.endpoint, '__name__', route.endpoint)}, dependencies "
-                f"{extra or 'none'} and parameters {others or 'none'}"
-            )
-
-
 def install_hot_routes(app: FastAPI) -> None:
     """Puts the hot POST /infer routes first (the documented ones stay for the OpenAPI
     document), once the documented ones are checked to need nothing the hot ones skip
     (HotRouteMismatch). Call it once every router is included."""
-    for path in _HOT:
-        _check_documented(app, path)
-        app.router.routes.insert(0, _HotRoute(path, _infer_hot, methods=["POST"]))
+    for path, endpoint in _HOT.items():
+        install_hot_route(app, path, _infer_hot, endpoint)
 
 
 async def _infer(request: Request, state: AppState, model: str, version: str | None) -> Response:

@@ -19,7 +19,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api import inference
-from app.api.inference import HotRouteMismatch, install_hot_routes
+from app.api.hot_routes import HotRouteMismatch
+from app.api.inference import install_hot_routes
 from app.api.responses import NPY_MEDIA_TYPE, npy_bytes
 from app.main import create_app
 from tests.support.in_process import serving, settings_for

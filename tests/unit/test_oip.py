@@ -8,7 +8,7 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI
 
 from app.api import oip
-from app.api.inference import HotRouteMismatch
+from app.api.hot_routes import HotRouteMismatch
 from app.api.oip_tensors import TensorFormatError
 from app.repository.store import ModelNotFound
 from app.serving.adapters.errors import InvalidLatent, TooLarge
