@@ -54,12 +54,6 @@ def _config(manifest: Manifest) -> dict[str, Any]:
     return config if isinstance(config, dict) else {}
 
 
-def has_global_attention(manifest: Manifest) -> bool:
-    """Whether the decoder's receptive field is the whole image (AutoencoderKL: a mid-block
-    attention and GroupNorm), so that tiling changes its result."""
-    return manifest.source.get("class") == "AutoencoderKL"
-
-
 def _channels(config: dict[str, Any], key: str, index: int) -> int:
     channels = config.get(key)
     if isinstance(channels, list) and channels:
@@ -170,13 +164,6 @@ def decode_peak_bytes(
     return graph + io_bytes(count, height, width)
 
 
-def encode_peak_bytes(
-    manifest: Manifest, count: int, height: int, width: int, engine: Engine = ONNX_RUNTIME
-) -> int:
-    """The estimated peak memory of encoding `count` images height x width in one piece."""
-    return decode_peak_bytes(manifest, count, height, width, engine)
-
-
 def release_memory() -> None:
     """Gives the C heap's free pages back to the system (glibc's malloc_trim): ONNX Runtime
     without its arena frees a large request's buffers, but glibc keeps them mapped otherwise."""
@@ -193,15 +180,3 @@ def _libc() -> ctypes.CDLL | None:
 
 
 _LIBC = _libc()
-
-
-@dataclass
-class MemoryBudget:
-    """The budget and what the loaded versions hold of it."""
-
-    total: int
-    held: int = 0
-
-    def request_fits(self, peak: int) -> bool:
-        """Whether one request of estimated `peak` bytes fits beside the loaded versions."""
-        return self.held + peak <= self.total
