@@ -1,4 +1,4 @@
-"""The model kinds (vae, cvae, hvae, vqvae; autoencoder, imported) in one table: what a version of each kind holds and
+"""The model kinds (vae, cvae, hvae, vqvae; autoencoder and video_autoencoder, imported) in one table: what a version of each kind holds and
 how every part of the service treats it.
 
 This half is torch-free, so serving, the API and the CLI read it; the torch half (model class,
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-KindName = Literal["vae", "cvae", "hvae", "vqvae", "autoencoder"]
+KindName = Literal["vae", "cvae", "hvae", "vqvae", "autoencoder", "video_autoencoder"]
 Evaluator = Literal["onnx", "torch", "vq", "none"]
 Encoding = Literal["posterior", "codes", "spatial"]
 Sampler = Literal["prior", "ancestral", "code_prior", "none"]
@@ -48,6 +48,8 @@ class ModelKind:
     """Made by `vae train` (a recipe in app/training/kinds); else only imported."""
     spatial: bool = False
     """The latent is a grid [C,h,w] and the image size may be free (manifest `spatial`)."""
+    video: bool = False
+    """The latent is a clip [C,T,h,w] and the model gives videos (manifest `video`)."""
 
     @property
     def has_code_prior(self) -> bool:
@@ -122,6 +124,20 @@ KINDS: dict[str, ModelKind] = {
             encoding="spatial",
             trainable=False,
             spatial=True,
+        ),
+        ModelKind(
+            name="video_autoencoder",
+            summary="a video autoencoder imported from diffusers (Wan, HunyuanVideo, LTX-Video, "
+            "Qwen-Image): latents [C,T,h,w] with a causal first frame, clips decoded in time "
+            "chunks",
+            graphs=_GAUSSIAN_GRAPHS,
+            parity="graphs",
+            evaluator="none",
+            sampler="none",
+            encoding="spatial",
+            trainable=False,
+            spatial=True,
+            video=True,
         ),
     )
 }

@@ -37,6 +37,52 @@ class SpatialSpec(BaseModel):
         return self.latent_channels, height // self.downscale, width // self.downscale
 
 
+class TimeChunks(BaseModel):
+    """How a video graph walks a clip's time axis, so that a clip's memory does not grow with its
+    frames. Counts are the graph's *input* frames (latent frames for a decoder, video frames for
+    an encoder) unless they say output.
+
+    - `causal_cache` (Wan, Qwen-Image): the first call runs `<graph>_first.onnx` on
+      `first_frames` input frames; every later call runs `<graph>.onnx` on the next `chunk_frames`
+      with the `caches` tensors the previous call gave (`cache_out_<i>` fed back as
+      `cache_in_<i>`): exactly what diffusers' own loop computes with its feature cache.
+    - `temporal_tiles` (HunyuanVideo, LTX-Video): diffusers' framewise tiles. A clip of at most
+      `chunk_frames - 1` input frames is one call of `<graph>.onnx`; a longer one is cut in tiles
+      of `chunk_frames` input frames starting every `stride_frames`; every tile after the first
+      drops its `drop` output frame, blends its first `blend_frames` output frames with the tail
+      of the tile before (linearly, as diffusers' `blend_t`) and keeps `out_stride` output frames
+      (the first tile `out_stride + 1`)."""
+
+    scheme: Literal["causal_cache", "temporal_tiles"]
+    chunk_frames: int = Field(ge=1)
+    first_frames: int = Field(1, ge=1)
+    caches: int = Field(0, ge=0)
+    stride_frames: int = Field(0, ge=0)
+    blend_frames: int = Field(0, ge=0)
+    out_stride: int = Field(0, ge=0)
+    drop: Literal["first", "last"] = "first"
+
+
+class VideoSpec(BaseModel):
+    """A video autoencoder's time axis: a clip of F frames has T = (F - 1) / temporal_downscale + 1
+    latent frames (the first frame is encoded alone, causally), and how its graphs walk time."""
+
+    temporal_downscale: int = Field(ge=1)
+    fps: float = Field(16.0, gt=0, description="frames per second of the model's clips")
+    decode: TimeChunks
+    encode: TimeChunks | None = None
+
+    def frames(self, latent_frames: int) -> int:
+        """The video frames of `latent_frames` latent frames."""
+        return (latent_frames - 1) * self.temporal_downscale + 1
+
+    def latent_frames(self, frames: int) -> int | None:
+        """The latent frames of a clip of `frames` frames; None when no latent clip gives it."""
+        if frames < 1 or (frames - 1) % self.temporal_downscale:
+            return None
+        return (frames - 1) // self.temporal_downscale + 1
+
+
 class GraphDtypes(BaseModel):
     """The float type each graph was exported in (its inputs and outputs)."""
 
@@ -106,7 +152,7 @@ class Manifest(BaseModel):
 
     name: str
     version: int
-    kind: Literal["vae", "cvae", "hvae", "vqvae", "autoencoder"] = "vae"
+    kind: Literal["vae", "cvae", "hvae", "vqvae", "autoencoder", "video_autoencoder"] = "vae"
     latent_dim: int = Field(description="D of a flat latent; a spatial model's latent channels")
     image: ImageSpec
     likelihood: Literal["bernoulli", "gaussian"]
@@ -132,6 +178,15 @@ class Manifest(BaseModel):
         1.0, description="a diffusion model's latent = (mean - shift_factor) * scaling_factor"
     )
     shift_factor: float = 0.0
+    latents_mean: list[float] = Field(
+        default_factory=list,
+        description="per latent channel (Wan, LTX-Video): a pipeline holds a latent mean mu as "
+        "((mu - latents_mean) / latents_std - shift_factor) * scaling_factor; empty: 0 and 1",
+    )
+    latents_std: list[float] = Field(default_factory=list)
+    video: VideoSpec | None = Field(
+        None, description="a video autoencoder's time axis (None: an image model)"
+    )
     dtypes: GraphDtypes = Field(default_factory=GraphDtypes)
     prior_meaningful: bool = Field(
         True, description="whether decoding draws from N(0, I) gives images (/sample)"

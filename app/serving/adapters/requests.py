@@ -68,6 +68,13 @@ class ImageFile:
 
 
 @dataclass(frozen=True, slots=True)
+class VideoFile:
+    """One video file (mp4, or anything FFmpeg reads) as the whole body."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class RawTensor:
     """Raw tensor bytes with the `shape` and `dtype` the client gave. Images are in [0,1] (uint8:
     0..255), or in the model's own value range with `model_range` (diffusers' remote encode)."""
@@ -107,7 +114,7 @@ class CodesPoint:
     value: Any
 
 
-ImageSource = Base64Images | ListImages | NpyArray | ImageFile | RawTensor
+ImageSource = Base64Images | ListImages | NpyArray | ImageFile | RawTensor | VideoFile
 LatentSource = NestedLatents | NpyArray | RawTensor | ImageFile
 Endpoint = LatentPoint | CodesPoint | Base64Images | ListImages
 
@@ -131,8 +138,10 @@ class EncodeCall:
 class DecodeCall:
     """Latents to decode, in the `format` asked for (None: the adapter picks by what the client
     accepts); `height` and `width` in pixels for packed latents; latents scaled for a diffusion
-    model are decoded as z / scaling_factor + shift_factor; `exact`: on the fp32 decoder
-    whatever precision was chosen for it (as for `EncodeCall`)."""
+    model are decoded as z / scaling_factor + shift_factor, and with `normalized` the model's own
+    normalisation is undone (its scaling and shift, and a video model's per-channel
+    latents_mean and latents_std); `exact`: on the fp32 decoder whatever precision was chosen
+    for it (as for `EncodeCall`); `fps`: a video model's frames per second (None: the model's)."""
 
     latents: LatentSource
     label: int | None = None
@@ -143,6 +152,8 @@ class DecodeCall:
     scaling_factor: float | None = None
     shift_factor: float | None = None
     exact: bool = False
+    normalized: bool = False
+    fps: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ client gets (`form`)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -173,6 +174,37 @@ class Decoded:
     def raw_output(self) -> FloatArray:
         """The decoder's output in the model's own value range."""
         return self.images if self.output is None else self.output
+
+
+@dataclass(frozen=True)
+class DecodedVideo:
+    """Clips decoded chunk by chunk in time: `pieces` yields the decoder's output
+    [N, C, t, H, W] in the model's `value_range` (finite), in order, each piece final when
+    yielded, `frames` frames a clip in all; to be given as `format` (mp4, npy, raw, png) at `fps`.
+    `batched`: the latents came with a batch axis ([N,C,T,h,w]), so the answer keeps one
+    (npy [N,F,C,H,W] float32 in [0,1], raw uint8 [N,F,H,W,C]); else one clip's [F,C,H,W] and
+    [F,H,W,C]. The pieces are computed as they are read: a renderer that streams them sends the
+    first frames before the last are decoded."""
+
+    pieces: AsyncIterator[FloatArray]
+    clips: int
+    frames: int
+    height: int
+    width: int
+    channels: int
+    fps: float
+    format: str
+    value_range: tuple[float, float]
+    batched: bool = False
+    tiled: str | None = None
+
+    def unit_frames(self, piece: FloatArray) -> FloatArray:
+        """A piece [N, C, t, H, W] as frames [N, t, C, H, W] in [0,1] (float32)."""
+        low, high = self.value_range
+        frames = np.moveaxis(piece, 2, 1).astype(np.float32, copy=False)
+        if (low, high) != (0.0, 1.0):
+            frames = (frames - np.float32(low)) / np.float32(high - low)
+        return np.clip(frames, 0.0, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
