@@ -45,7 +45,8 @@ def steps_of(chunks: TimeChunks, input_frames: int) -> int:
 def largest_call_frames(chunks: TimeChunks, input_frames: int) -> int:
     """The most input frames one call of the walk takes (what a call's memory grows with)."""
     if chunks.scheme == "causal_cache":
-        return min(input_frames, max(chunks.first_frames, chunks.chunk_frames))
+        rest = min(chunks.chunk_frames, max(0, input_frames - chunks.first_frames))
+        return max(min(input_frames, chunks.first_frames), rest)
     return input_frames if input_frames <= chunks.chunk_frames - 1 else chunks.chunk_frames
 
 
