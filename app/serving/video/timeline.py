@@ -55,10 +55,8 @@ async def walk(
 ) -> AsyncIterator[np.ndarray]:
     """The output of input clip `x` [N, C, T, H, W] along time, piece by piece (each final when
     yielded; concatenated on axis 2 they are the first `total_out` output frames)."""
-    if chunks.scheme == "causal_cache":
-        pieces = _causal(x, chunks, run)
-    else:
-        pieces = _tiles(x, chunks, run)
+    causal = chunks.scheme == "causal_cache"
+    pieces = _causal(x, chunks, run) if causal else _tiles(x, chunks, run)
     emitted = 0
     async for piece in pieces:
         piece = piece[:, :, : total_out - emitted]
