@@ -13,7 +13,17 @@ import inspect
 import types
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    Literal,
+    ParamSpec,
+    Self,
+    TypeVar,
+    overload,
+)
 
 import httpx
 
@@ -35,15 +45,19 @@ TransportT = TypeVar("TransportT", bound=httpx.BaseTransport | httpx.AsyncBaseTr
 DEFAULT_RETRY = RetryPolicy()
 
 
+Driver = Literal["run", "jobs", "bytes"]
+
+
 class _Method(Generic[P, Blocking, Awaited]):
     """A `Protocol` operation as a method of both clients: called on a `Client` it gives
-    `Blocking`, on an `AsyncClient` `Awaited`."""
+    `Blocking`, on an `AsyncClient` `Awaited`. `driver` says what drives the operation: `run`
+    to its result, `jobs` through the jobs it yields, `bytes` to a streamed answer's chunks."""
 
     def __init__(
-        self, operation: Callable[Concatenate[Protocol, P], Any], *, stream: bool = False
+        self, operation: Callable[Concatenate[Protocol, P], Any], *, driver: Driver = "run"
     ) -> None:
         self._operation = operation
-        self._stream = stream
+        self._driver = driver
         self.__doc__ = operation.__doc__
 
     @overload
@@ -58,7 +72,7 @@ class _Method(Generic[P, Blocking, Awaited]):
     def __get__(self, client: ClientBase[Any, Any] | None, owner: type[Any]) -> Any:
         if client is None:
             return self
-        return client._bind(types.MethodType(self._operation, client._protocol), self._stream)
+        return client._bind(types.MethodType(self._operation, client._protocol), self._driver)
 
 
 def _operation(
@@ -70,7 +84,13 @@ def _operation(
 def _stream(
     operation: Callable[Concatenate[Protocol, P], Stream],
 ) -> _Method[P, Iterator[Job], AsyncIterator[Job]]:
-    return _Method(operation, stream=True)
+    return _Method(operation, driver="jobs")
+
+
+def _byte_stream(
+    operation: Callable[Concatenate[Protocol, P], Operation[httpx.Response]],
+) -> _Method[P, Iterator[bytes], AsyncIterator[bytes]]:
+    return _Method(operation, driver="bytes")
 
 
 class ClientBase(Generic[HttpT, TransportT]):
@@ -111,6 +131,9 @@ class ClientBase(Generic[HttpT, TransportT]):
     interpolate = _operation(Protocol.interpolate)
     encode_images = _operation(Protocol.encode_images)
     decode_images = _operation(Protocol.decode_images)
+    decode_video = _operation(Protocol.decode_video)
+    stream_video = _byte_stream(Protocol.stream_video)
+    encode_video = _operation(Protocol.encode_video)
 
     # -- models --------------------------------------------------------------------------------
 
@@ -150,9 +173,19 @@ class ClientBase(Generic[HttpT, TransportT]):
         """The jobs of `stream`, as an iterator (on an AsyncClient: an async one)."""
         raise NotImplementedError
 
-    def _bind(self, operation: Callable[..., Any], stream: bool) -> Callable[..., Any]:
+    def _chunks(self, operation: Operation[httpx.Response]) -> Any:
+        """The body of the streamed answer `operation` gives, chunk by chunk, as an iterator (on
+        an AsyncClient: an async one); the answer is closed when the iteration ends."""
+        raise NotImplementedError
+
+    def _bind(self, operation: Callable[..., Any], driver: Driver) -> Callable[..., Any]:
         """The method that drives what `operation` returns (bound to the protocol)."""
-        drive = self._iterate if stream else self._run
+        drives: dict[Driver, Callable[[Any], Any]] = {
+            "run": self._run,
+            "jobs": self._iterate,
+            "bytes": self._chunks,
+        }
+        drive = drives[driver]
 
         @functools.wraps(operation)
         def method(*args: Any, **kwargs: Any) -> Any:

@@ -23,6 +23,17 @@ from urllib.parse import quote
 import httpx
 import numpy as np
 
+from vae_client._video import (
+    MP4,
+    VideoLike,
+    clip_means,
+    decode_params,
+    is_batch,
+    raw_frames,
+    video_file_type,
+    video_frames,
+    video_latents,
+)
 from vae_client.errors import JobFailed, WaitTimeout, error_for
 from vae_client.retry import RetryPolicy
 from vae_client.types import Encoded, FloatArray, Interpolation, Job, Latent
@@ -49,6 +60,9 @@ class Call:
     # the statuses this call may be sent again after (None: the retry policy's); a call whose
     # side effect may have happened before a 503 narrows them to what comes before the handler
     retry_on: frozenset[int] | None = None
+    # a successful answer comes back unread, for the caller to read as it streams in (an error
+    # is read whole before it is handed back, as every other answer is)
+    stream: bool = False
 
 
 @dataclass(frozen=True)
@@ -357,6 +371,98 @@ class Protocol:
             body["seed"] = seed
         data = yield from self.json(Call("POST", "/encode", json=_with_model(body, model, label)))
         return _encoded(data)
+
+    def decode_video(
+        self,
+        latents: np.ndarray,
+        *,
+        model: str | None = None,
+        fps: float | None = None,
+        normalized: bool = False,
+        format: str = "mp4",
+    ) -> Operation[bytes | np.ndarray]:
+        """A video model's latents -> its clip. `latents` are one clip's [C, T, h, w] (a batch:
+        [N, C, T, h, w]), sent as .npy; a clip has (T - 1) * temporal_downscale + 1 frames
+        (the manifest's `video`). `normalized`: the latents are a diffusion pipeline's
+        (normalised and scaled), and the service undoes that first. `format`:
+
+        - `mp4`: the bytes of an H.264 mp4 at `fps` frames a second (the model's when None);
+          one clip only.
+        - `npy`: float32 frames in [0, 1], [F, C, H, W] (a batch: [N, F, C, H, W]).
+        - `raw`: uint8 frames [F, H, W, C] (a batch: [N, F, H, W, C]).
+
+        A long clip's mp4 is better read with `stream_video`, as it is decoded."""
+        params = decode_params(model, format, fps, normalized)
+        accept = {"mp4": MP4, "npy": NPY, "raw": RAW}[format]
+        call = Call(
+            "POST",
+            "/decode",
+            params=params,
+            headers={"Content-Type": NPY, "Accept": accept},
+            content=to_npy(video_latents(latents)),
+        )
+        response = yield from self.send(call)
+        if format == "mp4":
+            return response.content
+        if format == "raw":
+            return raw_frames(response.content, response.headers)
+        return from_npy(response.content).astype(np.float32, copy=False)
+
+    def stream_video(
+        self,
+        latents: np.ndarray,
+        *,
+        model: str | None = None,
+        fps: float | None = None,
+        normalized: bool = False,
+    ) -> Operation[httpx.Response]:
+        """One clip's latents [C, T, h, w] -> its mp4 (fragmented H.264), as an iterator of
+        byte chunks that come as the service decodes the clip's time chunks: the first bytes
+        arrive long before the last frame is decoded, and a long clip is never held whole.
+        The request is sent at the first iteration (its errors raise there); write the chunks
+        to a file in order and it plays. Arguments as `decode_video`'s."""
+        call = Call(
+            "POST",
+            "/decode",
+            params=decode_params(model, "mp4", fps, normalized),
+            headers={"Content-Type": NPY, "Accept": MP4},
+            content=to_npy(video_latents(latents)),
+            stream=True,
+        )
+        response = yield from self.send(call)
+        return response
+
+    def encode_video(
+        self,
+        video: VideoLike,
+        *,
+        model: str | None = None,
+        normalized: bool = False,
+    ) -> Operation[np.ndarray]:
+        """A clip -> a video model's latent means, float32 [C, T, h, w] ([N, C, T, h, w] for
+        a batch of clips). `video` is the bytes of a video file (an mp4), the path of one
+        (streamed from disk), or frames: uint8 [F, H, W, C], or floats in [0, 1] [F, C, H, W]
+        or a batch [N, F, C, H, W] (sent as .npy). A clip has F = (T - 1) *
+        temporal_downscale + 1 frames (the manifest's `video`). `normalized`: the latents come
+        as a diffusion pipeline takes them (normalised and scaled)."""
+        params = {**_model_params(model), **({"normalized": "true"} if normalized else {})}
+        headers = {"Accept": NPY}
+        if isinstance(video, str | Path):
+            path = Path(video)
+            headers |= {
+                "Content-Type": video_file_type(path),
+                "Content-Length": str(path.stat().st_size),
+            }
+            call = Call("POST", "/encode", params=params, headers=headers, upload=path)
+        elif isinstance(video, bytes | bytearray):
+            headers["Content-Type"] = MP4
+            call = Call("POST", "/encode", params=params, headers=headers, content=bytes(video))
+        else:
+            headers["Content-Type"] = NPY
+            body = to_npy(video_frames(video))
+            call = Call("POST", "/encode", params=params, headers=headers, content=body)
+        response = yield from self.send(call)
+        return clip_means(from_npy(response.content), is_batch(video))
 
     def interpolate(
         self,

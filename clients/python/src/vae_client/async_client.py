@@ -10,7 +10,7 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
-from vae_client._base import ClientBase, _named
+from vae_client._base import ClientBase, Driver, _named
 from vae_client._core import UPLOAD_CHUNK, Exchange, Operation, Sleep, Step, Stream
 from vae_client.errors import transport_error
 from vae_client.types import Job
@@ -52,9 +52,23 @@ class AsyncClient(ClientBase[httpx.AsyncClient, httpx.AsyncBaseTransport]):
             await asyncio.sleep(step.seconds)
             return None
         try:
-            return await self._http.send(self._request(step, _file_chunks))
+            response = await self._http.send(self._request(step, _file_chunks), stream=step.stream)
+            if step.stream and not response.is_success:
+                await response.aread()  # an error is read whole, for its message
+                await response.aclose()
+            return response
         except httpx.TransportError as error:
             raise transport_error(error) from error
+
+    async def _chunks(self, operation: Operation[httpx.Response]) -> AsyncIterator[bytes]:
+        response = await self._run(operation)
+        try:
+            async for chunk in response.aiter_bytes():
+                yield chunk
+        except httpx.TransportError as error:
+            raise transport_error(error) from error
+        finally:
+            await response.aclose()
 
     async def _iterate(self, stream: Stream) -> AsyncIterator[Job]:
         exchange = Exchange(stream)
@@ -64,10 +78,10 @@ class AsyncClient(ClientBase[httpx.AsyncClient, httpx.AsyncBaseTransport]):
             else:
                 exchange.reply = await self._do(step)
 
-    def _bind(self, operation: Callable[..., Any], stream: bool) -> Callable[..., Any]:
+    def _bind(self, operation: Callable[..., Any], driver: Driver) -> Callable[..., Any]:
         """As the base's, but an operation's method is a coroutine function."""
-        if stream:
-            return super()._bind(operation, stream)
+        if driver != "run":
+            return super()._bind(operation, driver)
 
         @functools.wraps(operation)
         async def method(*args: Any, **kwargs: Any) -> Any:

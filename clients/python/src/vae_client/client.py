@@ -49,9 +49,22 @@ class Client(ClientBase[httpx.Client, httpx.BaseTransport]):
             time.sleep(step.seconds)
             return None
         try:
-            return self._http.send(self._request(step, file_chunks))
+            response = self._http.send(self._request(step, file_chunks), stream=step.stream)
+            if step.stream and not response.is_success:
+                response.read()  # an error is read whole, for its message
+                response.close()
+            return response
         except httpx.TransportError as error:
             raise transport_error(error) from error
+
+    def _chunks(self, operation: Operation[httpx.Response]) -> Iterator[bytes]:
+        response = self._run(operation)
+        try:
+            yield from response.iter_bytes()
+        except httpx.TransportError as error:
+            raise transport_error(error) from error
+        finally:
+            response.close()
 
     def _iterate(self, stream: Stream) -> Iterator[Job]:
         exchange = Exchange(stream)
