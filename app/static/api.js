@@ -39,6 +39,31 @@ export async function api(path, body) {
 }
 
 /**
+ * POSTs `body` (bytes: a .npy array, a video file) as `contentType` to `path` with `query`,
+ * asking for `accept`; resolves to the 2xx Response, for its bytes and headers.
+ */
+export async function apiBytes(path, query, body, contentType, accept) {
+  const url = `${path}?${new URLSearchParams(query)}`;
+  let reply;
+  try {
+    reply = await fetch(url, { method: "POST", headers: { "content-type": contentType, accept }, body });
+  } catch (error) {
+    throw new ApiError(0, `the service did not answer ${path}: ${error.message}`);
+  }
+  if (!reply.ok) {
+    let message = `${path} answered ${reply.status}`;
+    try {
+      const data = await reply.json();
+      if (data && data.message) message = data.message;
+    } catch {
+      // not JSON: the status says it
+    }
+    throw new ApiError(reply.status, message);
+  }
+  return reply;
+}
+
+/**
  * Runs `task(value)` for the latest value only, for live controls such as sliders.
  *
  * `request(value)` waits `delayMs` after the last call (debounce), but no more than `maxWaitMs`

@@ -3,8 +3,10 @@
 import { api, latestOnly } from "./api.js";
 import { normChart, posteriorChart } from "./charts.js";
 import { DrawingPad, paintInput, toNested } from "./draw.js";
+import { arrangePage } from "./layout.js";
 import { renderReport } from "./report.js";
 import { showSpatial, wireSpatial } from "./spatial.js";
+import { showVideo, videoStatus, wireVideo } from "./video.js";
 import {
   $, renderCodeGrid, renderSamples, renderStrip, renderTraversal, showPng as showPngIn, sliderRow, syncSliders,
 } from "./views.js";
@@ -150,7 +152,14 @@ async function selectModel(entry) {
   state.ref = `${entry.name}:${entry.version}`;
   state.manifest = manifest;
   state.kind = entry.kind;
+  arrangePage(entry);
   showSpatial(entry);
+  showVideo(entry);
+  if (state.kind.video) {
+    renderReport(entry);
+    setStatus(videoStatus(state.ref, manifest), "ok");
+    return;
+  }
   if (state.kind.spatial) {
     renderReport(entry);
     const grid = manifest.spatial;
@@ -414,6 +423,7 @@ function showSamples(reply) {
 
 function wire() {
   wireSpatial(showError);
+  wireVideo(showError);
   pad = new DrawingPad($("pad"), drawingChanged);
   $("clear").addEventListener("click", () => {
     pad.clear();

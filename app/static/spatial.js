@@ -3,6 +3,7 @@
 // reconstruction and every latent channel, interpolate between two images. Same public API.
 
 import { api } from "./api.js";
+import { pageOf } from "./layout.js";
 import { $ } from "./views.js";
 
 const MAX_SIDE = 256; // images are scaled down to at most this many pixels a side (a fast page)
@@ -153,20 +154,11 @@ export function wireSpatial(onError) {
   dropZone("b", onError);
 }
 
-/** Shows the spatial card for a model (and hides the flat-latent cards), or hides it. */
+/** Sets up the spatial card for a model (an image autoencoder's), or forgets the last one. The
+ * page's layout (which cards show) is layout.js's. */
 export function showSpatial(entry) {
-  const spatial = Boolean(entry?.kind?.spatial);
-  document.body.dataset.spatial = String(spatial);
-  for (const id of ["encode-card", "sliders-card", "interp-card", "samples-card", "report-card"]) {
-    $(id).hidden = spatial;
-  }
-  $("spatial-card").hidden = !spatial;
-  $("intro-flat").hidden = spatial;
-  $("intro-spatial").hidden = !spatial;
-  $("tagline").textContent = spatial ? "what an autoencoder learned" : "what a variational autoencoder learned";
-  numberSteps();
   view.generation += 1;
-  if (!spatial) return;
+  if (pageOf(entry?.kind) !== "spatial") return;
   view.ref = `${entry.name}:${entry.version}`;
   view.manifest = entry.manifest;
   view.images = { a: null, b: null };
@@ -184,18 +176,9 @@ export function showSpatial(entry) {
 }
 
 /** " Note." from a manifest's lower-case clause (its prior note), or "" for none. */
-function sentence(note) {
+export function sentence(note) {
   const text = (note ?? "").trim();
   if (!text) return "";
   const capital = text[0].toUpperCase() + text.slice(1);
   return ` ${capital}${/[.!?]$/.test(capital) ? "" : "."}`;
-}
-
-/** Numbers the visible sections' steps 1, 2, 3… (the flat and the spatial cards differ). */
-function numberSteps() {
-  let step = 0;
-  for (const card of document.querySelectorAll("main > section")) {
-    const number = card.querySelector("h2 .step");
-    if (number && !card.hidden) number.textContent = String(++step);
-  }
 }
