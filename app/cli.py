@@ -343,16 +343,37 @@ app.add_typer(importer, name="import")
 
 @importer.command("diffusers")
 def import_diffusers_command(
-    directory: Annotated[Path, typer.Argument(help="a local diffusers AutoencoderKL/Tiny folder")],
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            help="a local diffusers folder: AutoencoderKL, AutoencoderTiny, or a video "
+            "autoencoder (AutoencoderKLWan, AutoencoderKLHunyuanVideo, AutoencoderKLLTXVideo, "
+            "AutoencoderKLQwenImage)"
+        ),
+    ],
     name: Annotated[str, typer.Option(help="the model name to publish under")],
     fp16: Annotated[bool, typer.Option("--fp16", help="export the graphs in float16")] = False,
     models_dir: Annotated[Path | None, typer.Option()] = None,
 ) -> None:
     """Export a diffusers autoencoder to ONNX (dynamic batch, height and width), check it
-    against diffusers at two sizes not traced, and publish it with a reconstructions report."""
+    against diffusers at two sizes not traced, and publish it with a reconstructions report.
+    A video autoencoder's graphs walk time in chunks; they are checked against diffusers at two
+    frame counts (float32 only)."""
     from app.training.import_diffusers import import_diffusers
+    from app.training.import_video import (
+        VIDEO_CLASSES,
+        diffusers_class_name,
+        import_video_autoencoder,
+    )
 
     repository = _local_repository(models_dir)
+    class_name = diffusers_class_name(directory)
+    if class_name in VIDEO_CLASSES:
+        if fp16:
+            raise ValueError(f"{class_name} is exported in float32 only: drop --fp16")
+        version, manifest = import_video_autoencoder(repository, directory, name)
+        typer.echo(_imported_video(version, manifest))
+        return
     version, manifest = import_diffusers(repository, directory, name, fp16)
     typer.echo(_imported(version, manifest))
 
@@ -395,6 +416,16 @@ def _imported(version: int, manifest: Any) -> str:
         f"latent {manifest.spatial.latent_channels} channels at 1/{manifest.spatial.downscale}, "
         f"{manifest.dtypes.decoder}); parity {manifest.parity or 'n/a'}; "
         f"reconstruction MAE {report.get('reconstruction_mae', float('nan')):.4f}"
+    )
+
+
+def _imported_video(version: int, manifest: Any) -> str:
+    video = manifest.video
+    return (
+        f"published {manifest.name}:{version} ({manifest.source.get('class')}, latent "
+        f"{manifest.spatial.latent_channels} channels at 1/{manifest.spatial.downscale} in space "
+        f"and 1/{video.temporal_downscale} in time, {video.decode.scheme}, "
+        f"{manifest.dtypes.decoder}); parity max_rel_err {manifest.parity['max_rel_err']:.2e}"
     )
 
 
