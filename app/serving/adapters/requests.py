@@ -123,7 +123,8 @@ Endpoint = LatentPoint | CodesPoint | Base64Images | ListImages
 class EncodeCall:
     """Images to encode; `samples` draws of z per image and `layers` "all" where they apply;
     `exact`: on the fp32 encoder whatever precision was chosen for it (where a model has one
-    at a lower precision: diffusers' remote VAE protocol promises the local model's results)."""
+    at a lower precision: diffusers' remote VAE protocol promises the local model's results);
+    `normalized`: a video model's latents as a pipeline holds them (its normalisation applied)."""
 
     images: ImageSource
     label: int | None = None
@@ -132,6 +133,7 @@ class EncodeCall:
     layers: Layers = "top"
     accepts: Accepts = NO_PREFERENCE
     exact: bool = False
+    normalized: bool = False
 
 
 @dataclass(frozen=True, slots=True)
