@@ -84,13 +84,36 @@ def save(class_name: str, directory: Path, seed: int = 0, **overrides: Any) -> A
     return model
 
 
+SMALL_FRAME_TILES: dict[str, tuple[int, int]] = {
+    "AutoencoderKLHunyuanVideo": (8, 4),
+    "AutoencoderKLLTXVideo": (16, 8),
+}
+"""diffusers' framewise tiling (tile_sample_min_num_frames, tile_sample_stride_num_frames) the
+helper imports with: Hunyuan's shrunk from 16/12, so that a clip of 4+ latent frames spans
+several tiles; LTX-Video's own."""
+
+
 def import_video(models_dir: Path, work: Path, class_name: str, name: str) -> Any:
     """Imports a tiny model of `class_name` into `models_dir` as the next version of `name`
-    (through the video importer, parity checked); returns the diffusers model."""
+    (through the video importer, parity checked; a small example frame size in the manifest,
+    4 x 6 latent cells) and returns the diffusers model, its framewise tiling set as the
+    version's (`decode(z).sample` is then what the version serves)."""
     from app.repository.store import ModelRepository
-    from app.training.import_video import import_video_autoencoder
+    from app.training.import_video import (
+        FrameTiles,
+        compression,
+        import_video_autoencoder,
+        use_frame_tiles,
+    )
 
     directory = work / f"{name}-{class_name}"
     model = save(class_name, directory)
-    import_video_autoencoder(ModelRepository(models_dir), directory, name)
+    spatial = compression(model, class_name)[0]
+    tiles = None
+    if class_name in SMALL_FRAME_TILES:
+        tiles = FrameTiles(*SMALL_FRAME_TILES[class_name])
+        use_frame_tiles(model, tiles)
+    import_video_autoencoder(
+        ModelRepository(models_dir), directory, name, tiles, image=(4 * spatial, 6 * spatial)
+    )
     return model
