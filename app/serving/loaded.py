@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app import metrics
 from app.repository.manifest import Manifest
@@ -17,6 +18,9 @@ from app.runtime.engines import EngineSpec
 from app.serving.batcher import Runner
 from app.serving.packing import PackedGraph
 from app.serving.vq import VQParts
+
+if TYPE_CHECKING:
+    from app.serving.video.graphs import VideoGraphs
 
 
 class VersionClosed(RuntimeError):
@@ -75,7 +79,9 @@ class ExactRunner:
 class ModelParts:
     """One version in memory: its manifest, its two graphs and the runners in front of them
     (and a VQ-VAE's codebook and prior); `exact`: the fp32 graphs, opened on demand, of the
-    graphs (encoder, decoder) chosen at a lower precision."""
+    graphs (encoder, decoder) chosen at a lower precision; `video`: a video model's graphs as
+    its time walks run them (its `encoder` and `decoder` are then the chunk graphs, and their
+    runners unused)."""
 
     manifest: Manifest
     directory: Path
@@ -85,6 +91,7 @@ class ModelParts:
     decode_runner: Runner
     vq: VQParts | None = None
     exact: dict[str, ExactRunner] = field(default_factory=dict)
+    video: VideoGraphs | None = None
 
     @property
     def name(self) -> str:
@@ -130,6 +137,8 @@ class ModelParts:
         runners = [self.encode_runner, self.decode_runner]
         if self.vq is not None:
             runners.append(self.vq.runner)
+        if self.video is not None and self.video.busy:
+            return True
         return any(r.busy for r in runners) or any(lazy.busy for lazy in self.exact.values())
 
     def _engine_labels(self) -> list[tuple[str, str, str, str, str]]:
@@ -158,3 +167,5 @@ class ModelParts:
             await lazy.stop()
         if self.vq is not None:
             await self.vq.runner.stop()
+        if self.video is not None:
+            self.video.stop()

@@ -180,3 +180,73 @@ def _libc() -> ctypes.CDLL | None:
 
 
 _LIBC = _libc()
+
+
+# ---- video autoencoders -------------------------------------------------------------------------
+# A video graph's call holds activations for every output frame of the call (time is walked in
+# chunks, so a clip's frames never add up): bytes a pixel of an output frame per channel of the
+# graph's widest full-resolution block (its first; at 1/patch_size resolution for a patchified
+# model, so that many fewer a pixel), and an attention's score matrices where the class has one
+# (HunyuanVideo: one over all the latent cells of a call, causal in time; Wan and Qwen-Image: one
+# per latent frame over its cells; LTX-Video: none). Taken as an image decoder's (32 bytes a
+# pixel a channel on ONNX Runtime fp32) until measured otherwise; see the calibration below.
+VIDEO_BYTES_PER_PIXEL_CHANNEL = {"fp32": 32, "bf16": 16, "fp16": 16}
+VIDEO_ATTENTION_COPIES = 2
+_VIDEO_FIRST_CHANNELS = {
+    "AutoencoderKLHunyuanVideo": ("block_out_channels", 128),
+    "AutoencoderKLLTXVideo": ("decoder_block_out_channels", 128),
+}
+
+
+@dataclass(frozen=True)
+class VideoFootprint:
+    """What one engine call of a video graph holds at its peak: `bytes_per_pixel` of each
+    output (decoder) or input (encoder) frame's pixels, and `attention` "clip" (one score
+    matrix over all a call's latent cells), "frame" (one per latent frame) or "" (none)."""
+
+    bytes_per_pixel: int
+    attention: str
+    downscale: int
+
+    def call_bytes(
+        self, clips: int, latent_frames: int, frames: int, height: int, width: int
+    ) -> int:
+        """The peak of one call on `clips` clips of `latent_frames` latent frames and `frames`
+        frames of height x width pixels (either side of the graph)."""
+        cells = (height // self.downscale) * (width // self.downscale)
+        if self.attention == "clip":
+            scores = (latent_frames * cells) ** 2
+        elif self.attention == "frame":
+            scores = latent_frames * cells * cells
+        else:
+            scores = 0
+        attention = VIDEO_ATTENTION_COPIES * 4 * scores
+        return clips * (attention + self.bytes_per_pixel * frames * height * width)
+
+
+def video_first_channels(manifest: Manifest) -> int:
+    """The channels of a video model's full-resolution block, per output pixel (a patchified
+    model's divided by its patch's pixels)."""
+    config, kind = _config(manifest), str(manifest.source.get("class", ""))
+    if kind in _VIDEO_FIRST_CHANNELS:
+        key, default = _VIDEO_FIRST_CHANNELS[kind]
+        channels = _channels(config, key, 0) if key in config else default
+    else:  # Wan, Qwen-Image: base_dim x dim_mult[0]
+        base = int(config.get("base_dim", 96))
+        mult = config.get("dim_mult") or [1]
+        channels = base * int(mult[0])
+    patch = config.get("patch_size") or 1
+    return max(1, channels // (int(patch) ** 2))
+
+
+def video_footprint(manifest: Manifest, engine: Engine = ONNX_RUNTIME) -> VideoFootprint:
+    """A video model's peak per call on `engine` (an unknown precision taken as fp32)."""
+    kind = str(manifest.source.get("class", ""))
+    attention = "clip" if kind == "AutoencoderKLHunyuanVideo" else "frame"
+    if kind == "AutoencoderKLLTXVideo":
+        attention = ""
+    per_channel = VIDEO_BYTES_PER_PIXEL_CHANNEL.get(
+        engine.precision, VIDEO_BYTES_PER_PIXEL_CHANNEL["fp32"]
+    )
+    downscale = manifest.spatial.downscale if manifest.spatial is not None else 8
+    return VideoFootprint(per_channel * video_first_channels(manifest), attention, downscale)

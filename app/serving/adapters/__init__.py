@@ -8,6 +8,7 @@ adapter loads its kind's graphs (`load`, called by the registry) and answers for
 | ladder | hvae | `ladder` |
 | VQ | vqvae | `codes` |
 | spatial autoencoder | autoencoder | `spatial` |
+| video autoencoder | video_autoencoder | `video` |
 
 The routes call `model.adapter.encode / decode / sample / interpolate` with the typed calls of
 `requests` and render the typed results of `results`; what a family refuses is one of `errors`.
@@ -20,6 +21,7 @@ from app.serving.adapters.codes import CodeAdapter
 from app.serving.adapters.gaussian import GaussianAdapter
 from app.serving.adapters.ladder import LadderAdapter
 from app.serving.adapters.spatial import SpatialAdapter
+from app.serving.adapters.video import VideoAdapter
 
 ADAPTERS: dict[str, type[ModelAdapter]] = {
     "vae": GaussianAdapter,
@@ -27,6 +29,7 @@ ADAPTERS: dict[str, type[ModelAdapter]] = {
     "hvae": LadderAdapter,
     "vqvae": CodeAdapter,
     "autoencoder": SpatialAdapter,
+    "video_autoencoder": VideoAdapter,
 }
 
 
