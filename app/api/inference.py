@@ -20,6 +20,9 @@ from app.api.negotiation import (
     accepts,
     binary_body,
     body_form,
+    latent_body,
+    query_flag,
+    query_fps,
     query_label,
     query_size,
 )
@@ -34,27 +37,36 @@ from app.api.schemas import (
     InterpolateRequest,
     SampleRequest,
 )
+from app.api.video_rendering import MP4_MEDIA_TYPE, video_response
 from app.serving.adapters import requests as calls
 from app.serving.adapters.errors import TooLarge, check_count
+from app.serving.adapters.results import DecodedVideo
 
 router = APIRouter(tags=["inference"])
 
 _ERRORS = error_responses(400, 404, 413, 415, 422, 429, 503, 504, _404="unknown model")
 
 
-def _body_spec(model: type[Any], npy_text: str) -> dict[str, Any]:
-    """The JSON or .npy request body, and the .npy answer beside the JSON one."""
+def _binary(description: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "format": "binary"}
+    return {"schema": schema if description is None else {**schema, "description": description}}
+
+
+def _body_spec(
+    model: type[Any], npy_text: str, takes: dict[str, str], gives: tuple[str, ...]
+) -> dict[str, Any]:
+    """The JSON or .npy request body (or the binary media types in `takes`, with what each
+    holds), and the .npy answer (and the binary ones in `gives`) beside the JSON one."""
+    answers = {media: _binary() for media in (NPY_MEDIA_TYPE, *gives)}
+    bodies = {media: _binary(text) for media, text in takes.items()}
     return {
-        "responses": {
-            "200": {"content": {NPY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}
-        },
+        "responses": {"200": {"content": answers}},
         "requestBody": {
             "required": True,
             "content": {
                 "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}},
-                NPY_MEDIA_TYPE: {
-                    "schema": {"type": "string", "format": "binary", "description": npy_text}
-                },
+                NPY_MEDIA_TYPE: _binary(npy_text),
+                **bodies,
             },
         },
     }
@@ -64,12 +76,20 @@ _Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
 
 def _body_route(
-    path: str, answer: type[Any], schema: type[Any], npy_text: str
+    path: str,
+    answer: type[Any],
+    schema: type[Any],
+    npy_text: str,
+    takes: dict[str, str] | None = None,
+    gives: tuple[str, ...] = (),
 ) -> Callable[[_Handler], _Handler]:
-    """POST `path` documented with a JSON (`schema`) or .npy body and a JSON (`answer`) or .npy
-    response."""
+    """POST `path` documented with a JSON (`schema`) or .npy body (or `takes`) and a JSON
+    (`answer`) or .npy response (or `gives`)."""
     return router.post(
-        path, response_model=answer, responses=_ERRORS, openapi_extra=_body_spec(schema, npy_text)
+        path,
+        response_model=answer,
+        responses=_ERRORS,
+        openapi_extra=_body_spec(schema, npy_text, takes or {}, gives),
     )
 
 
@@ -85,8 +105,12 @@ async def _answer(request: Request, state: AppState, handler: _BodyHandler) -> R
 
 
 @_body_route(
-    "/encode", EncodeResponse, EncodeRequest, "images [N,C,H,W] in [0,1] (or uint8); query: model"
-)
+    "/encode", EncodeResponse, EncodeRequest,
+    "images [N,C,H,W] in [0,1] (or uint8); a video model's frames [F,H,W,C] uint8, or "
+    "[F,C,H,W] / [N,F,C,H,W] in [0,1]; query: model",
+    takes={MP4_MEDIA_TYPE: "a video model's clip: an mp4, or any video/* FFmpeg reads; "
+           "query: model, normalized"},
+)  # fmt: skip
 async def encode(request: Request, state: StateDep) -> Response:
     """Images -> per image the posterior mean `mu` and standard deviation `sigma`.
 
@@ -113,19 +137,29 @@ async def _encode(request: Request, state: AppState, body: bytes, form: BodyForm
         model = await state.registry.resolve(request.query_params.get("model"))
         label = query_label(request)
         source = binary_body(request, body, form)
-        call = calls.EncodeCall(source, label, accepts=accepts(request))
+        normalized = query_flag(request, "normalized")
+        call = calls.EncodeCall(source, label, accepts=accepts(request), normalized=normalized)
     return encoding_response(request, model, await model.adapter.encode(call))
 
 
 @_body_route(
-    "/decode", ImagesResponse, DecodeRequest, "latents [N,D] float32; query: model, format"
-)
+    "/decode", ImagesResponse, DecodeRequest,
+    "latents [N,D] float32 (a video model's [C,T,h,w] or [N,C,T,h,w]); query: model, format "
+    "(a video model's also fps, normalized)",
+    gives=(MP4_MEDIA_TYPE,),
+)  # fmt: skip
 async def decode(request: Request, state: StateDep) -> Response:
     """Latent vectors -> images (`format`: png, array or npy).
 
     A spatial model (kind autoencoder) takes latents [N,C,h,w] as nested lists, .npy or raw
     bytes (`Content-Type: application/octet-stream`, query `shape`, `dtype`; `height`, `width`
-    for packed latents) and gives png, jpeg, raw (uint8 [N,H,W,C]), array or npy."""
+    for packed latents) and gives png, jpeg, raw (uint8 [N,H,W,C]), array or npy.
+
+    A video model (kind video_autoencoder) takes one clip's latents [C,T,h,w] or clips
+    [N,C,T,h,w] the same ways (query or JSON `fps`, `normalized` for a pipeline's latents) and
+    gives mp4 (`video/mp4`, H.264, streamed as the clip is decoded; one clip), npy (float32
+    frames in [0,1], [F,C,H,W] or [N,F,C,H,W]), raw (uint8 [F,H,W,C] or [N,F,H,W,C]) or png
+    (JSON `frames`, or `clips`), with headers X-VAE-Frames and X-VAE-FPS."""
     return await _answer(request, state, _decode)
 
 
@@ -135,15 +169,21 @@ async def _decode(request: Request, state: AppState, body: bytes, form: BodyForm
         check_count(len(payload.latents or payload.codes or []), state.settings.max_items, "latent")
         model = await state.registry.resolve(payload.model)
         latents = calls.NestedLatents(payload.latents, payload.codes)
-        call = calls.DecodeCall(latents, payload.label, payload.format, accepts=accepts(request))
+        call = calls.DecodeCall(
+            latents, payload.label, payload.format, accepts=accepts(request),
+            normalized=payload.normalized, fps=payload.fps,
+        )  # fmt: skip
     else:
         model = await state.registry.resolve(request.query_params.get("model"))
         query = request.query_params
         call = calls.DecodeCall(
-            binary_body(request, body, form), query_label(request), query.get("format"),
+            latent_body(request, body, form), query_label(request), query.get("format"),
             query_size(request, "height"), query_size(request, "width"), accepts(request),
+            normalized=query_flag(request, "normalized"), fps=query_fps(request),
         )  # fmt: skip
     decoded = await model.adapter.decode(call)
+    if isinstance(decoded, DecodedVideo):
+        return await video_response(model, decoded)
     if small(decoded.images):
         return decoded_response(model, decoded)
     return await asyncio.to_thread(decoded_response, model, decoded)

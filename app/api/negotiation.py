@@ -1,6 +1,7 @@
-"""Content negotiation, once a request: what the body is (JSON, a .npy, raw tensor bytes or an
-image file) and what the client accepts back; and the query parameters that go with a body that
-is not JSON (`model`, `label`, `format`, `shape`, `dtype`, `height`, `width`)."""
+"""Content negotiation, once a request: what the body is (JSON, a .npy, raw tensor bytes, an
+image file or a video file) and what the client accepts back; and the query parameters that go
+with a body that is not JSON (`model`, `label`, `format`, `shape`, `dtype`, `height`, `width`,
+a video model's `fps` and `normalized`)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,17 @@ import numpy as np
 from starlette.requests import Request
 
 from app.api.responses import NPY_MEDIA_TYPE
-from app.serving.adapters.errors import InvalidLabel, InvalidRequest
-from app.serving.adapters.requests import Accepts, ImageFile, NpyArray, RawTensor
+from app.serving.adapters.errors import InvalidLabel, InvalidRequest, LatentsExpected
+from app.serving.adapters.requests import Accepts, ImageFile, NpyArray, RawTensor, VideoFile
 
 JSON_MEDIA_TYPE = "application/json"
 RAW_MEDIA_TYPE = "application/octet-stream"
 RAW_TYPES = frozenset({RAW_MEDIA_TYPE, "tensor/binary"})
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg"})
+VIDEO_PREFIX = "video/"
 NPY_MAGIC = b"\x93NUMPY"
 
-BodyForm = Literal["json", "npy", "raw", "image"]
+BodyForm = Literal["json", "npy", "raw", "image", "video"]
 
 
 class UnsupportedMediaType(ValueError):
@@ -51,9 +53,11 @@ def body_form(request: Request) -> BodyForm:
         return "raw"
     if sent in IMAGE_TYPES:
         return "image"
+    if sent.startswith(VIDEO_PREFIX):
+        return "video"
     raise UnsupportedMediaType(
         f"send application/json or {NPY_MEDIA_TYPE} (a spatial model also takes "
-        f"{RAW_MEDIA_TYPE} and images), not {sent}"
+        f"{RAW_MEDIA_TYPE} and images, a video model video/mp4 or any video/*), not {sent}"
     )
 
 
@@ -68,15 +72,28 @@ def accepts(request: Request) -> Accepts:
     )
 
 
-def binary_body(request: Request, body: bytes, form: BodyForm) -> NpyArray | RawTensor | ImageFile:
+def binary_body(
+    request: Request, body: bytes, form: BodyForm
+) -> NpyArray | RawTensor | ImageFile | VideoFile:
     """A body that is not JSON as what the model's adapter reads: a .npy's array, raw tensor
-    bytes with the query's `shape` and `dtype`, or an image file."""
+    bytes with the query's `shape` and `dtype`, an image file or a video file."""
     if form == "npy":
         return NpyArray(load_npy(body))
     if form == "raw":
         query = request.query_params
         return RawTensor(body, query.getlist("shape"), query.get("dtype", "float32"))
+    if form == "video":
+        return VideoFile(body)
     return ImageFile(body)
+
+
+def latent_body(request: Request, body: bytes, form: BodyForm) -> NpyArray | RawTensor | ImageFile:
+    """A /decode body that is not JSON: latents as a .npy or raw bytes (an image file is the
+    adapter's to refuse, as it names what the model takes); LatentsExpected for a video file."""
+    source = binary_body(request, body, form)
+    if isinstance(source, VideoFile):
+        raise LatentsExpected("/decode takes latents, not a video: send it to /encode")
+    return source
 
 
 def _npy_problem(error: Exception) -> str:
@@ -142,6 +159,15 @@ def query_float(request: Request, name: str) -> float | None:
     if not np.isfinite(value):
         raise InvalidRequest(f"{name} must be a finite number, got {text!r}")
     return value
+
+
+def query_fps(request: Request) -> float | None:
+    """A video's frames per second from the query (None: the model's); InvalidRequest unless a
+    positive number."""
+    fps = query_float(request, "fps")
+    if fps is not None and fps <= 0:
+        raise InvalidRequest(f"fps must be a positive number, got {fps:g}")
+    return fps
 
 
 def query_flag(request: Request, name: str) -> bool:

@@ -1,6 +1,7 @@
 """Hugging Face's remote-VAE protocol, self-hosted: `POST /remote/{model}/decode` and
 `POST /remote/{model}/encode` take what `diffusers.utils.remote_decode` and `remote_encode` send
-and answer what they read, so a diffusers user changes only the endpoint URL.
+and answer what they read, so a diffusers user changes only the endpoint URL. A video model's
+decode (latents [N,C,T,h,w]) answers as `remote_video.py` says.
 
 Decode: the body is the latents' raw bytes; query `shape` (repeated), `dtype` (float32, float16,
 bfloat16), `scaling_factor`, `shift_factor` (the server computes latents / scaling_factor +
@@ -28,11 +29,13 @@ from app.api.deps import AppState, StateDep
 from app.api.disconnect import while_connected
 from app.api.errors import error_responses
 from app.api.negotiation import query_flag, query_float, query_size
+from app.api.remote_video import remote_video_response
 from app.api.rendering import raw_response, version_headers
 from app.api.tokens import check_bearer
 from app.arrays import FloatArray
 from app.serving.adapters.errors import InvalidRequest
 from app.serving.adapters.requests import DecodeCall, EncodeCall, ImageFile, RawTensor
+from app.serving.adapters.results import DecodedVideo
 from app.serving.spatial_io import encode_image, raw_uint8
 
 router = APIRouter(prefix="/remote", tags=["remote VAE (diffusers)"])
@@ -67,7 +70,10 @@ async def _decode(model: str, request: Request, body: bytes, state: AppState) ->
     query = request.query_params
     dtype = query.get("dtype", "float32")
     scaling, shift = query_float(request, "scaling_factor"), query_float(request, "shift_factor")
-    if scaling is None and query_flag(request, "do_scaling"):  # the model's own, where not given
+    # do_scaling without a scaling_factor: the model's own normalisation (its scaling and shift;
+    # a video model's per-channel mean and std too, which `normalized` asks for)
+    normalized = scaling is None and query_flag(request, "do_scaling")
+    if normalized:
         scaling = loaded.manifest.scaling_factor
         shift = loaded.manifest.shift_factor if shift is None else shift
     call = DecodeCall(
@@ -77,10 +83,14 @@ async def _decode(model: str, request: Request, body: bytes, state: AppState) ->
         scaling_factor=scaling,
         shift_factor=shift,
         exact=True,
+        normalized=normalized,
+        format="npy",
     )
     decoded = await loaded.adapter.decode(call)
-    headers = version_headers(loaded, decoded.tiled)
     output_type = query.get("output_type", "pil")
+    if isinstance(decoded, DecodedVideo):
+        return await remote_video_response(loaded, decoded, output_type, dtype, request)
+    headers = version_headers(loaded, decoded.tiled)
     if output_type == "pil" and request.headers.get("accept", "").startswith("image/"):
         return await asyncio.to_thread(_image_file, request, decoded.images, headers)
     if output_type == "pil":  # a processor was passed: [N,C,H,W] in [0,1]

@@ -9,8 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 ImageFormat = Literal["png", "array", "npy", "jpeg", "raw"]
-FlatOrGrid = list[list[float]] | list[list[list[float]]] | list[list[list[list[float]]]]
-"""Latent vectors [N][D], or a spatial model's latents [C][h][w] or [N][C][h][w]."""
+DecodeFormat = Literal["png", "array", "npy", "jpeg", "raw", "mp4"]
+FlatOrGrid = (
+    list[list[float]]
+    | list[list[list[float]]]
+    | list[list[list[list[float]]]]
+    | list[list[list[list[list[float]]]]]
+)
+"""Latent vectors [N][D], a spatial model's latents [C][h][w] or [N][C][h][w], or a video
+model's [C][T][h][w] or [N][C][T][h][w]."""
 
 
 def _is_number(value: Any) -> bool:
@@ -50,16 +57,32 @@ class EncodeRequest(_Request):
 
 
 class DecodeRequest(_Request):
-    """Latent vectors (or, for a vqvae, grids of code indices) to turn into images."""
+    """Latent vectors (or, for a vqvae, grids of code indices) to turn into images; a video
+    model's latent clips to turn into clips."""
 
     latents: FlatOrGrid | None = Field(
-        None, min_length=1, description="[N][D] vectors; a spatial model's [N][C][h][w] grids"
+        None,
+        min_length=1,
+        description="[N][D] vectors; a spatial model's [N][C][h][w] grids; a video model's one "
+        "clip [C][T][h][w] or clips [N][C][T][h][w]",
     )
     codes: list[list[list[int]]] | None = Field(
         None, min_length=1, description="a vqvae's code grids, N x h x w indices into the codebook"
     )
-    format: ImageFormat = "png"
+    format: DecodeFormat | None = Field(
+        None,
+        description="png, array, npy, jpeg or raw for images (default png, or what Accept asks "
+        "for); mp4, npy, raw or png for a video model (default mp4)",
+    )
     label: int | None = None
+    fps: float | None = Field(
+        None, gt=0, description="a video model's frames per second (default: the model's)"
+    )
+    normalized: bool = Field(
+        False,
+        description="a video model's latents as a diffusion pipeline holds them (normalised and "
+        "scaled): the model's normalisation is undone before decoding",
+    )
 
     @field_validator("latents", mode="before")
     @classmethod

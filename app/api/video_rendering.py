@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -123,26 +124,53 @@ async def video_response(model: LoadedModel, video: DecodedVideo) -> Response:
     answer starts (so early failures are ordinary error responses)."""
     if video.format not in FORMATS:
         raise InvalidRequest(f"format must be one of {', '.join(FORMATS)} for a video model")
-    if video.format == "mp4" and video.clips != 1:
-        raise InvalidRequest(
-            f"an mp4 holds one clip; {video.clips} were sent: send them one by one, or ask for "
-            "format npy, raw or png"
-        )
-    feed = PieceFeed(video.pieces)
+    if video.format == "mp4":
+        check_one_clip(video, "format npy, raw or png")
+    feed, first = await started(video)
     try:
-        first = await feed.next()
-        if first is None:
-            raise InvalidRequest("the latents decode to no frames")
         headers = video_headers(model, video)
         if video.format == "mp4":
-            stream = _streamed(model, video, feed, first, _Mp4Pieces(video))
-            return ClipResponse(stream, feed, MP4_MEDIA_TYPE, headers)
+            return mp4_response(model, video, feed, first, headers)
         if video.format in {"npy", "raw"} and not video.batched:
             return _frames_stream(model, video, feed, first, headers)
         return await _collected(model, video, feed, first, headers)
     except BaseException:
         await feed.close()
         raise
+
+
+def check_one_clip(video: DecodedVideo, instead: str) -> None:
+    """InvalidRequest for an mp4 of more than one clip, naming what to ask for `instead`."""
+    if video.clips != 1:
+        raise InvalidRequest(
+            f"an mp4 holds one clip; {video.clips} were sent: send them one by one, or ask for "
+            f"{instead}"
+        )
+
+
+async def started(video: DecodedVideo) -> tuple[PieceFeed, FloatArray]:
+    """The video's pieces as a feed, and its first piece (decoded now: a failure raises here)."""
+    feed = PieceFeed(video.pieces)
+    try:
+        first = await feed.next()
+        if first is None:
+            raise InvalidRequest("the latents decode to no frames")
+    except BaseException:
+        await feed.close()
+        raise
+    return feed, first
+
+
+def mp4_response(
+    model: LoadedModel,
+    video: DecodedVideo,
+    feed: PieceFeed,
+    first: FloatArray,
+    headers: dict[str, str],
+) -> ClipResponse:
+    """One clip as a fragmented MP4, streamed as its pieces are decoded."""
+    stream = _streamed(model, video, feed, first, _Mp4Pieces(video))
+    return ClipResponse(stream, feed, MP4_MEDIA_TYPE, headers)
 
 
 def unit_clip_frames(video: DecodedVideo, piece: FloatArray) -> FloatArray:
@@ -264,17 +292,9 @@ def _npy_header(shape: tuple[int, ...]) -> bytes:
     """The header of a float32 .npy of `shape` (what numpy.save writes before the data)."""
     header = {"descr": npy_format.dtype_to_descr(np.dtype(np.float32)),
               "fortran_order": False, "shape": shape}  # fmt: skip
-    buffer = _Buffer()
+    buffer = io.BytesIO()
     npy_format.write_array_header_1_0(buffer, header)
-    return bytes(buffer.data)
-
-
-class _Buffer:
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    def write(self, data: bytes) -> None:
-        self.data += data
+    return buffer.getvalue()
 
 
 def _frames_stream(
@@ -305,11 +325,14 @@ def _frames_stream(
     return ClipResponse(stream, feed, media_type, headers)
 
 
-async def _all_pieces(feed: PieceFeed, first: FloatArray) -> FloatArray:
-    """Every piece, concatenated on time: [N, C, F, H, W]."""
+async def whole_output(feed: PieceFeed, first: FloatArray) -> FloatArray:
+    """Every piece, concatenated on time: the decoder's output [N, C, F, H, W]."""
     pieces = [first]
-    while (piece := await feed.next()) is not None:
-        pieces.append(piece)
+    try:
+        while (piece := await feed.next()) is not None:
+            pieces.append(piece)
+    finally:
+        await feed.close()
     return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=2)
 
 
@@ -322,8 +345,7 @@ async def _collected(
 ) -> Response:
     """A batch as .npy [N, F, C, H, W] or raw [N, F, H, W, C], or PNG frames as JSON, once every
     piece is decoded."""
-    output = await _all_pieces(feed, first)
-    await feed.close()
+    output = await whole_output(feed, first)
     if video.format == "npy":
         return await asyncio.to_thread(_npy, video, output, headers)
     if video.format == "raw":

@@ -1,7 +1,7 @@
 /**
  * Generated from the repository's openapi.json by `npm run generate` (openapi-typescript):
  * do not edit. A test fails when openapi.json changes and this file is not regenerated.
- * openapi.json sha256: 0f33e8e02fcea42c6181a419f4be88bd81e9281d482485f41da4ea9ec3f2d7ea
+ * openapi.json sha256: edb9feccbd026d3e0c702bbca83dd7341ac877badef69efa45cb33b01a2dd836
  */
 export interface paths {
     "/encode": {
@@ -43,6 +43,12 @@ export interface paths {
          *     A spatial model (kind autoencoder) takes latents [N,C,h,w] as nested lists, .npy or raw
          *     bytes (`Content-Type: application/octet-stream`, query `shape`, `dtype`; `height`, `width`
          *     for packed latents) and gives png, jpeg, raw (uint8 [N,H,W,C]), array or npy.
+         *
+         *     A video model (kind video_autoencoder) takes one clip's latents [C,T,h,w] or clips
+         *     [N,C,T,h,w] the same ways (query or JSON `fps`, `normalized` for a pipeline's latents) and
+         *     gives mp4 (`video/mp4`, H.264, streamed as the clip is decoded; one clip), npy (float32
+         *     frames in [0,1], [F,C,H,W] or [N,F,C,H,W]), raw (uint8 [F,H,W,C] or [N,F,H,W,C]) or png
+         *     (JSON `frames`, or `clips`), with headers X-VAE-Frames and X-VAE-FPS.
          */
         post: operations["decode_decode_post"];
         delete?: never;
@@ -958,7 +964,8 @@ export interface components {
         };
         /**
          * DecodeRequest
-         * @description Latent vectors (or, for a vqvae, grids of code indices) to turn into images.
+         * @description Latent vectors (or, for a vqvae, grids of code indices) to turn into images; a video
+         *     model's latent clips to turn into clips.
          */
         DecodeRequest: {
             /**
@@ -969,10 +976,10 @@ export interface components {
             model?: string | null;
             /**
              * Latents
-             * @description [N][D] vectors; a spatial model's [N][C][h][w] grids
+             * @description [N][D] vectors; a spatial model's [N][C][h][w] grids; a video model's one clip [C][T][h][w] or clips [N][C][T][h][w]
              * @default null
              */
-            latents?: (number[][] | number[][][] | number[][][][]) | null;
+            latents?: (number[][] | number[][][] | number[][][][] | number[][][][][]) | null;
             /**
              * Codes
              * @description a vqvae's code grids, N x h x w indices into the codebook
@@ -981,15 +988,27 @@ export interface components {
             codes?: number[][][] | null;
             /**
              * Format
-             * @default png
-             * @enum {string}
+             * @description png, array, npy, jpeg or raw for images (default png, or what Accept asks for); mp4, npy, raw or png for a video model (default mp4)
+             * @default null
              */
-            format?: "png" | "array" | "npy" | "jpeg" | "raw";
+            format?: ("png" | "array" | "npy" | "jpeg" | "raw" | "mp4") | null;
             /**
              * Label
              * @default null
              */
             label?: number | null;
+            /**
+             * Fps
+             * @description a video model's frames per second (default: the model's)
+             * @default null
+             */
+            fps?: number | null;
+            /**
+             * Normalized
+             * @description a video model's latents as a diffusion pipeline holds them (normalised and scaled): the model's normalisation is undone before decoding
+             * @default false
+             */
+            normalized?: boolean;
         };
         /**
          * EncodeRequest
@@ -1075,6 +1094,7 @@ export interface operations {
             content: {
                 "application/json": components["schemas"]["EncodeRequest"];
                 "application/x-npy": string;
+                "video/mp4": string;
             };
         };
         responses: {
@@ -1184,6 +1204,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ImagesResponse"];
                     "application/x-npy": string;
+                    "video/mp4": string;
                 };
             };
             /** @description malformed body */
