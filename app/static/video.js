@@ -27,6 +27,7 @@ const view = {
   loops: { a: null, b: null }, // the source clips playing on their canvases
   seed: 0,
   url: null, // the object URL the player plays
+  running: 0, // requests in flight (the card looks busy while any runs)
 };
 
 let reportError = () => {};
@@ -124,13 +125,16 @@ const decoder = latestOnly(
   (error) => reportError(error),
 );
 
+/** Marks the card busy while `promise` (or another one) runs. */
 async function busy(promise) {
   const card = $("video-card");
+  view.running += 1;
   card.classList.add("busy");
   try {
     return await promise;
   } finally {
-    card.classList.remove("busy");
+    view.running -= 1;
+    if (view.running === 0) card.classList.remove("busy");
   }
 }
 
