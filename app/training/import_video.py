@@ -66,7 +66,9 @@ FPS = {
     "AutoencoderKLQwenImage": 16.0,
 }
 """Frames per second of each family's clips (LTX-Video's pipelines take 24 or 25: 24, as its
-examples write their mp4s; Qwen-Image is an image model, clips of one frame)."""
+examples write their mp4s; Qwen-Image is an image model, clips of one frame). Wan 2.2's
+patchified VAE (TI2V-5B) makes 24 fps clips: WAN_2_2_FPS."""
+WAN_2_2_FPS = 24.0
 IMAGE = {
     "AutoencoderKLHunyuanVideo": (720, 1280),
     "AutoencoderKLLTXVideo": (512, 704),
@@ -393,6 +395,14 @@ def check_video_parity(
     return {"max_rel_err": worst, **errors}
 
 
+def fps_of(vae: nn.Module, class_name: str) -> float:
+    """The frames per second of the family's clips."""
+    config: Any = getattr(vae, "config", {})
+    if class_name == "AutoencoderKLWan" and config.get("patch_size"):
+        return WAN_2_2_FPS
+    return FPS[class_name]
+
+
 def manifest_for_video(
     vae: nn.Module,
     class_name: str,
@@ -424,7 +434,7 @@ def manifest_for_video(
         spatial=SpatialSpec(latent_channels=channels, downscale=spatial, min_size=spatial),
         video=VideoSpec(
             temporal_downscale=temporal,
-            fps=FPS[class_name],
+            fps=fps_of(vae, class_name),
             decode=chunks[0],
             encode=chunks[1],
         ),

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from app.cli import app
 from app.repository.manifest import TimeChunks
 from app.repository.store import ModelRepository
-from tests.support.video_models import VIDEO_CLASSES, import_video, save
+from tests.support.video_models import VIDEO_CLASSES, WAN_2_2_OVERRIDES, import_video, save
 
 onnx = pytest.importorskip("onnx")
 numpy_helper = pytest.importorskip("onnx.numpy_helper")
@@ -189,3 +189,17 @@ def test_a_timestep_conditioned_ltx_decoder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="timestep-conditioned"):
         import_video_autoencoder(repository, tmp_path / "ltx", "ltx")
     assert repository.versions("ltx") == []
+
+
+def test_wan_2_2_patchified_vae_is_imported_with_its_patches_inside_the_graphs(
+    tmp_path: Path,
+) -> None:
+    from app.training.import_video import import_video_autoencoder
+
+    save("AutoencoderKLWan", tmp_path / "wan22", **WAN_2_2_OVERRIDES)
+    repository = ModelRepository(tmp_path / "models")
+    _, manifest = import_video_autoencoder(repository, tmp_path / "wan22", "wan22")
+    assert manifest.spatial is not None and manifest.video is not None
+    assert (manifest.spatial.latent_channels, manifest.spatial.downscale) == (48, 16)
+    assert manifest.video.fps == 24.0 and len(manifest.latents_mean) == 48
+    assert manifest.parity["max_rel_err"] <= 1e-3

@@ -35,6 +35,18 @@ WAN_CONFIG: dict[str, Any] = {
     "num_res_blocks": 1,
     "temperal_downsample": [False, True, True],
 }
+WAN_2_2_OVERRIDES: dict[str, Any] = {
+    # Wan 2.2's TI2V-5B VAE: residual blocks, 2x2 patches, 48 latent channels, 16x in space
+    "z_dim": 48,
+    "is_residual": True,
+    "patch_size": 2,
+    "in_channels": 12,
+    "out_channels": 12,
+    "scale_factor_spatial": 16,
+    "latents_mean": [round(0.01 * i - 0.24, 3) for i in range(48)],
+    "latents_std": [round(0.5 + 0.02 * i, 3) for i in range(48)],
+}
+"""`build("AutoencoderKLWan", **WAN_2_2_OVERRIDES)`: a tiny Wan 2.2 VAE."""
 QWEN_CONFIG: dict[str, Any] = dict(WAN_CONFIG)
 LTX_CONFIG: dict[str, Any] = {
     "latent_channels": 8,
