@@ -8,7 +8,9 @@ no model name, so no OIP name is ambiguous); `/versions/<v>` picks a version, el
 answers. They answer through the model's adapter, as /encode and /decode do: the same
 micro-batcher, latent cache, limits, deadlines and metrics. Their tensors (decoder: `z` in,
 `arrays` and base64 PNG `images` out; encoder: `arrays` or `images` in, `mu`, `sigma`... out) are
-`app/serving/adapters/signatures.py`'s.
+`app/serving/adapters/signatures.py`'s. A video model's graphs are not served (404 naming the
+routes that serve its clips): its tensors are clips walked in time chunks and streamed, which the
+protocol's one-shot tensors do not fit.
 
 Errors are the protocol's: `{"error": "<message>"}`, with the status /encode and /decode give
 (400 for a request that is not the protocol's).

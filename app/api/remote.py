@@ -68,7 +68,7 @@ async def remote_decode(model: str, request: Request, state: StateDep) -> Respon
 async def _decode(model: str, request: Request, body: bytes, state: AppState) -> Response:
     loaded = await state.registry.resolve(model)
     query = request.query_params
-    dtype = query.get("dtype", "float32")
+    dtype, output_type = query.get("dtype", "float32"), query.get("output_type", "pil")
     scaling, shift = query_float(request, "scaling_factor"), query_float(request, "shift_factor")
     # do_scaling without a scaling_factor: the model's own normalisation (its scaling and shift;
     # a video model's per-channel mean and std too, which `normalized` asks for)
@@ -84,10 +84,9 @@ async def _decode(model: str, request: Request, body: bytes, state: AppState) ->
         shift_factor=shift,
         exact=True,
         normalized=normalized,
-        format="npy",
+        format="npy",  # frames whatever output_type says: every kind gives npy
     )
     decoded = await loaded.adapter.decode(call)
-    output_type = query.get("output_type", "pil")
     if isinstance(decoded, DecodedVideo):
         return await remote_video_response(loaded, decoded, output_type, dtype, request)
     headers = version_headers(loaded, decoded.tiled)

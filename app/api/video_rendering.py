@@ -66,48 +66,36 @@ class ClipResponse(StreamingResponse):
         except StreamBroken:
             return
         finally:
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
             await self.feed.close()
 
 
-_END = object()
-
-
 class PieceFeed:
-    """A decoded video's pieces, pulled in one task of its own one piece ahead of the reader, so
-    that the next piece decodes while this one is encoded and sent (and the adapter's generator
-    always runs in the same task)."""
+    """A decoded video's pieces, read one at a time and closed once, however the answer ends (a
+    closed feed stops the decoding behind it). The adapter computes each piece ahead of its
+    reader, so the next one decodes while this one is encoded and sent."""
 
     def __init__(self, pieces: AsyncIterator[FloatArray]) -> None:
         self._pieces = pieces
-        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=1)
-        self._task = asyncio.get_running_loop().create_task(self._pull())
-
-    async def _pull(self) -> None:
-        try:
-            async for piece in self._pieces:
-                await self._queue.put(piece)
-            await self._queue.put(_END)
-        except Exception as error:  # handed to the reader, who raises it
-            await self._queue.put(error)
-        finally:
-            aclose = getattr(self._pieces, "aclose", None)
-            if aclose is not None:
-                await aclose()
+        self._closed = False
 
     async def next(self) -> FloatArray | None:
         """The next piece [N, C, t, H, W]; None after the last; the decoder's error if it failed."""
-        item = await self._queue.get()
-        if item is _END:
+        try:
+            return await anext(self._pieces)
+        except StopAsyncIteration:
             return None
-        if isinstance(item, Exception):
-            raise item
-        piece: FloatArray = item
-        return piece
 
     async def close(self) -> None:
         """Stops decoding (the rest is not wanted, or all of it was read)."""
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        if self._closed:
+            return
+        self._closed = True
+        aclose = getattr(self._pieces, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def video_headers(model: LoadedModel, video: DecodedVideo) -> dict[str, str]:
@@ -169,7 +157,7 @@ def mp4_response(
     headers: dict[str, str],
 ) -> ClipResponse:
     """One clip as a fragmented MP4, streamed as its pieces are decoded."""
-    stream = _streamed(model, video, feed, first, _Mp4Pieces(video))
+    stream = _streamed(model, video, feed, first, lambda: _Mp4Pieces(video))
     return ClipResponse(stream, feed, MP4_MEDIA_TYPE, headers)
 
 
@@ -242,11 +230,13 @@ async def _streamed(
     video: DecodedVideo,
     feed: PieceFeed,
     first: FloatArray,
-    writer: _PieceWriter,
+    make_writer: Callable[[], _PieceWriter],
     lead: bytes = b"",
 ) -> AsyncIterator[bytes]:
     """The body: `lead`, then each piece written (in a worker thread) as it is decoded, then
-    the writer's end. A failure is logged and breaks the stream (StreamBroken)."""
+    the writer's end. A failure is logged and breaks the stream (StreamBroken). The writer is
+    made when the body starts, so an answer never sent holds no encoder."""
+    writer = make_writer()
     sent, work = 0, _WriterThread(writer)
     try:
         if lead:
@@ -307,16 +297,16 @@ def _frames_stream(
     """One clip's frames streamed: .npy float32 [F, C, H, W] or raw uint8 [F, H, W, C] (with
     `shape` and `dtype` headers); the length is known up front."""
     frames, channels, height, width = video.frames, video.channels, video.height, video.width
-    writer: _PieceWriter
+    writer: Callable[[], _PieceWriter]
     if video.format == "npy":
         lead, writer, media_type = (
             _npy_header((frames, channels, height, width)),
-            _NpyPieces(video),
+            lambda: _NpyPieces(video),
             NPY_MEDIA_TYPE,
         )
         length = len(lead) + frames * channels * height * width * 4  # float32
     else:
-        lead, writer, media_type = b"", _RawPieces(video), RAW_MEDIA_TYPE
+        lead, writer, media_type = b"", lambda: _RawPieces(video), RAW_MEDIA_TYPE
         length = frames * height * width * channels  # uint8
         headers = {**headers, "shape": json.dumps([frames, height, width, channels]),
                    "dtype": "uint8"}  # fmt: skip

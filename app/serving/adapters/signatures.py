@@ -16,10 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from app.repository.store import ModelNotFound
 from app.serving.adapters.base import ModelAdapter
 from app.serving.adapters.codes import CodeAdapter
 from app.serving.adapters.ladder import LadderAdapter
 from app.serving.adapters.spatial import SpatialAdapter
+from app.serving.adapters.video import VideoAdapter
 
 Graph = Literal["encoder", "decoder"]
 GRAPHS: tuple[Graph, ...] = ("encoder", "decoder")
@@ -86,7 +88,15 @@ def _encoder_outputs(adapter: ModelAdapter) -> list[TensorSpec]:
 
 
 def signature(adapter: ModelAdapter, graph: Graph) -> Signature:
-    """The inputs and outputs of the model's encoder or decoder as its adapter serves them."""
+    """The inputs and outputs of the model's encoder or decoder as its adapter serves them;
+    ModelNotFound for a video model, whose clips the protocol's routes do not serve."""
+    if isinstance(adapter, VideoAdapter):
+        name = adapter.manifest.name
+        raise ModelNotFound(
+            f"model {name} is a video model: the Open Inference Protocol routes serve image "
+            f"models' graphs only; decode and encode its clips with POST /decode and /encode "
+            f"(or /remote/{name}/decode)"
+        )
     label = [TensorSpec("label", "INT64", [-1], ("INT32",))] if adapter.manifest.conditional else []
     image = _image_shape(adapter)
     if graph == "decoder":
