@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from app.importers.publish import PRIOR_NOTE
+from app.importers.report import probe_images
 from app.repository.manifest import (
     GraphDtypes,
     ImageSpec,
@@ -44,6 +45,7 @@ from app.repository.manifest import (
 )
 from app.repository.store import ModelRepository
 from app.runtime.sessions import cpu_session
+from app.serving.imaging import encode_png, tile
 from app.serving.video.timeline import Caches, Step, walk
 from app.storage.files import check_name
 from app.training.export import export_onnx
@@ -151,9 +153,9 @@ def compression(vae: nn.Module, class_name: str) -> tuple[int, int, int]:
             int(model.temporal_compression_ratio),
             int(config.latent_channels),
         )
+    # Wan's config says its spatial ratio (with Wan 2.2's patches); Qwen-Image's is its
+    # downsampling stages'
     spatial = int(config.get("scale_factor_spatial") or 2 ** len(config.temperal_downsample))
-    if class_name == "AutoencoderKLQwenImage":
-        spatial = 2 ** len(config.temperal_downsample)
     return spatial, 2 ** sum(bool(d) for d in config.temperal_downsample), int(config.z_dim)
 
 
@@ -223,11 +225,14 @@ def _export_causal(
     first: nn.Module,
     chunk: nn.Module,
     series: tuple[torch.Tensor, torch.Tensor],
-    names: Any,
+    names: tuple[str, list[str]],
     directory: Path,
     stem: str,
 ) -> int:
-    """Writes `<stem>_first.onnx` and `<stem>.onnx`; returns the number of caches."""
+    """Writes `<stem>_first.onnx` (traced on the first of `series`) and `<stem>.onnx` (on the
+    second, with the caches the first gives); `names` are the series input's and outputs'.
+    Returns the number of caches. The time axis is fixed (a chunk's frames): diffusers' cache
+    code branches on it."""
     in_name, out_names = names
     first_x, chunk_x = series
     with torch.no_grad():
@@ -341,6 +346,33 @@ def _collect(pieces: Any) -> np.ndarray:
         return [piece async for piece in pieces]
 
     return np.concatenate(asyncio.run(gather()), axis=2)
+
+
+def reconstructions(graphs: VideoGraphs, directory: Path, shown: int = 4) -> dict[str, float]:
+    """Writes `report/reconstructions.png` (`shown` frames of a synthetic panning clip of three
+    latent frames above their reconstructions through the graphs' walk) and returns the clip's
+    mean and max absolute pixel error in [0,1] units."""
+    scale = graphs.spatial_downscale
+    height = scale * -(-64 // scale)
+    width = scale * -(-96 // scale)
+    frames = graphs.video.frames(3)
+    scene = probe_images(1, 3, height, width + 2 * frames)[0]
+    clip = np.stack([scene[:, :, 2 * k : 2 * k + width] for k in range(frames)], axis=1)[None]
+    mu, _ = graphs.encode(clip * 2 - 1)
+    decoded = np.clip((graphs.decode(mu) + 1) / 2, 0.0, 1.0)
+    picked = np.linspace(0, frames - 1, shown).round().astype(int)
+    originals = clip[0].transpose(1, 0, 2, 3)[picked]
+    rebuilt = decoded[0].transpose(1, 0, 2, 3)[picked]
+    report = directory / "report"
+    report.mkdir(exist_ok=True)
+    grid = tile(np.concatenate([originals, rebuilt]), columns=shown)
+    (report / "reconstructions.png").write_bytes(encode_png(grid))
+    error = np.abs(decoded - clip)
+    return {
+        "reconstruction_mae": float(error.mean()),
+        "reconstruction_max": float(error.max()),
+        "frames": frames,
+    }
 
 
 def parity_clips(class_name: str, chunks: TimeChunks) -> list[Clip]:
@@ -492,6 +524,7 @@ def import_video_autoencoder(
                 "tile_sample_min_num_frames": tiles.min_frames,
                 "tile_sample_stride_num_frames": tiles.stride_frames,
             }
+        source["reconstructions"] = reconstructions(graphs, staging)
         manifest = manifest.model_copy(update={"parity": parity, "source": source})
         version = repository.publish(name, staging, manifest)
     except BaseException:

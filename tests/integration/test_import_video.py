@@ -76,6 +76,8 @@ def test_each_class_is_published_as_a_video_autoencoder_that_matches_diffusers(
     assert len(onnx_files) == graphs
     assert manifest.source["format"] == "diffusers" and manifest.source["class"] == class_name
     assert manifest.dtypes.decoder == "float32" and not manifest.prior_meaningful
+    assert any(f.endswith("reconstructions.png") for f in manifest.files)
+    assert manifest.source["reconstructions"]["reconstruction_mae"] >= 0
     # two frame counts (one call, several chunks), each encoder and decoder, all under the gate
     assert len([k for k in manifest.parity if k.startswith("decoder_T")]) == 2
     assert 0 <= manifest.parity["max_rel_err"] <= 1e-3
