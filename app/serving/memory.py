@@ -183,14 +183,27 @@ _LIBC = _libc()
 
 
 # ---- video autoencoders -------------------------------------------------------------------------
-# A video graph's call holds activations for every output frame of the call (time is walked in
-# chunks, so a clip's frames never add up): bytes a pixel of an output frame per channel of the
-# graph's widest full-resolution block (its first; at 1/patch_size resolution for a patchified
-# model, so that many fewer a pixel), and an attention's score matrices where the class has one
-# (HunyuanVideo: one over all the latent cells of a call, causal in time; Wan and Qwen-Image: one
-# per latent frame over its cells; LTX-Video: none). Taken as an image decoder's (32 bytes a
-# pixel a channel on ONNX Runtime fp32) until measured otherwise; see the calibration below.
-VIDEO_BYTES_PER_PIXEL_CHANNEL = {"fp32": 32, "bf16": 16, "fp16": 16}
+# A video graph's call holds activations for every frame of the call (time is walked in chunks,
+# so a clip's frames never add up): bytes a pixel of a frame of the call (output frames for a
+# decoder, input frames for an encoder) per channel of the graph's full-resolution block (its
+# first; at 1/patch_size resolution for a patchified model, so that many fewer a pixel), and an
+# attention's score matrices where the class has one (HunyuanVideo: one over all the latent cells
+# of a call, causal in time; Wan and Qwen-Image: one per latent frame over its cells; LTX-Video:
+# none). Measured (VmHWM over VmRSS around one call in a fresh process, 32-channel first blocks,
+# 128-512 px, its compile included for OpenVINO):
+#   HunyuanVideo (temporal tiles) decoder, ONNX Runtime fp32: 16.0, 17.4, 19.0 B a pixel-frame a
+#     channel at 128, 256, 384 px (scores included); encoder 16.5; OpenVINO bf16 decoder 13.0.
+#   Wan (causal cache) decoder chunk call (1 latent -> 4 frames, 24 caches), ONNX Runtime fp32:
+#     49.2 and 50.5 at 256 and 512 px (its first call, one frame: 80, as much in all as a chunk's
+#     40%); encoder chunk (4 frames) 31.5; OpenVINO decoder 86 (bf16) and 94 (fp32) at 512 px.
+# A causal graph holds more: its convolutions pad time with the cached frames, and the caches
+# come in and go out. Taken with some room: the schemes' largest measured, rounded up.
+VIDEO_BYTES_PER_PIXEL_CHANNEL = {
+    ("causal_cache", "onnxruntime"): 56,
+    ("causal_cache", "openvino"): 100,
+    ("temporal_tiles", "onnxruntime"): 24,
+    ("temporal_tiles", "openvino"): 24,
+}
 VIDEO_ATTENTION_COPIES = 2
 _VIDEO_FIRST_CHANNELS = {
     "AutoencoderKLHunyuanVideo": ("block_out_channels", 128),
@@ -240,13 +253,13 @@ def video_first_channels(manifest: Manifest) -> int:
 
 
 def video_footprint(manifest: Manifest, engine: Engine = ONNX_RUNTIME) -> VideoFootprint:
-    """A video model's peak per call on `engine` (an unknown precision taken as fp32)."""
+    """A video model's peak per call on `engine` (ONNX Runtime or OpenVINO, either precision)."""
     kind = str(manifest.source.get("class", ""))
     attention = "clip" if kind == "AutoencoderKLHunyuanVideo" else "frame"
     if kind == "AutoencoderKLLTXVideo":
         attention = ""
-    per_channel = VIDEO_BYTES_PER_PIXEL_CHANNEL.get(
-        engine.precision, VIDEO_BYTES_PER_PIXEL_CHANNEL["fp32"]
-    )
+    scheme = manifest.video.decode.scheme if manifest.video is not None else "causal_cache"
+    engine_name = engine.name if engine.name == "openvino" else "onnxruntime"
+    per_channel = VIDEO_BYTES_PER_PIXEL_CHANNEL[(scheme, engine_name)]
     downscale = manifest.spatial.downscale if manifest.spatial is not None else 8
     return VideoFootprint(per_channel * video_first_channels(manifest), attention, downscale)
