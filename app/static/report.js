@@ -78,12 +78,14 @@ function renderMetrics(manifest, kind) {
 }
 
 /** When and on what images the figures were drawn: trained versions on held-out images,
- * imported ones (manifest.source.format, no training block) on synthetic probe images. */
+ * imported ones (manifest.source.format, no training block) on synthetic probe images, or a
+ * synthetic clip for a video model. */
 function figuresHint(manifest) {
   const drawn = "Drawn from the published ONNX graphs";
   if (manifest.training) return `${drawn} on held-out images when this version was trained.`;
   const format = manifest.source?.format;
-  if (format) return `${drawn} on synthetic probe images when this version was imported (from ${format}).`;
+  const probes = manifest.video ? "a synthetic clip" : "synthetic probe images";
+  if (format) return `${drawn} on ${probes} when this version was imported (from ${format}).`;
   return `${drawn} when this version was published.`;
 }
 
@@ -120,8 +122,9 @@ function renderFigures(entry) {
   $("figures-hint").textContent = figuresHint(entry.manifest);
   const files = entry.manifest.files ?? {};
   for (const [name, trainedCaption] of FIGURES) {
+    const probes = entry.manifest.video ? "Frames of a synthetic panning clip" : "Synthetic probe images";
     const caption = name === "reconstructions" && !training
-      ? "Synthetic probe images (top) and their reconstructions" : trainedCaption;
+      ? `${probes} (top) and their reconstructions` : trainedCaption;
     // only figures the version has (its manifest lists them as report/<name>.png): no 404s
     if (!(`report/${name}.png` in files)) continue;
     const figure = document.createElement("figure");

@@ -127,7 +127,11 @@ def test_a_video_model_plays_a_decoded_clip_and_interpolates_between_two(
     for words in ("video autoencoder", "[C, T, h, w]", "C = 16 channels", "1/8 of the frames",
                   "next 4 frames", "no meaningful prior"):  # fmt: skip
         expect(intro).to_contain_text(words)
-    assert visible_steps(page)[0] == "1"
+    assert visible_steps(page) == ["1", "2"]  # the clips, the report figures
+    expect(page.locator("#figures-hint")).to_contain_text("a synthetic clip when this version")
+    expect(page.locator(".fig-reconstructions figcaption")).to_contain_text(
+        "synthetic panning clip"
+    )
 
     first = wait_for_clip(page, "0")  # A's reconstruction: 9 frames of 64x64 at the model's fps
     assert first["src"].startswith("blob:") and first["error"] is None
