@@ -10,9 +10,10 @@ Schemes (see app/training/video_graphs):
   tile_sample_min_num_frames / tile_sample_stride_num_frames. diffusers' LTX-Video decodes
   whole clips unless `use_framewise_decoding` is on; served clips are always tiled (memory flat
   in frames), so a clip past one tile agrees with diffusers' framewise tiling, and a clip within
-  one tile with its whole-clip decode (the same single call). LTX-Video 0.9.1's timestep-
-  conditioned decoder and noise-injecting decoders are refused: their output depends on a
-  decode timestep and random noise that the API does not take.
+  one tile with its whole-clip decode (the same single call). A timestep-conditioned decoder
+  (LTX-Video 0.9.5 on) is exported at a fixed decode timestep, DECODE_TIMESTEP (0.0,
+  LTXPipeline's default; the manifest's source says it); a decoder that injects random noise
+  (LTX-Video 0.9.1's `decoder_inject_noise`) is refused: its decode is not deterministic.
 - Wan and Qwen-Image: `causal_cache`, diffusers' own chunk loop (latent frames one at a time;
   video frames the first, then 4 at a time) with the feature cache as fixed-size tensors.
 """
@@ -52,11 +53,13 @@ from app.training.export import export_onnx
 from app.training.import_diffusers import TOLERANCE, ParityError
 from app.training.video_graphs import (
     CAUSAL_CLASSES,
+    DECODE_TIMESTEP,
     TILED_CLASSES,
     CausalDecoder,
     CausalEncoder,
     ClipDecoder,
     ClipEncoder,
+    decode_timestep,
     traceable,
 )
 
@@ -129,17 +132,10 @@ def load_video_autoencoder(directory: Path) -> tuple[nn.Module, str]:
 def refuse_unsupported(vae: nn.Module, class_name: str) -> None:
     """ValueError for a configuration whose decode the API cannot reproduce."""
     config: Any = getattr(vae, "config", {})
-    if class_name != "AutoencoderKLLTXVideo":
-        return
-    if config.get("timestep_conditioning"):
+    if class_name == "AutoencoderKLLTXVideo" and any(config.get("decoder_inject_noise") or ()):
         raise ValueError(
-            "this LTX-Video VAE's decoder is timestep-conditioned (LTX-Video 0.9.1): its frames "
-            "depend on a decode timestep and noise the API does not take; not imported"
-        )
-    if any(config.get("decoder_inject_noise") or ()):
-        raise ValueError(
-            "this LTX-Video VAE's decoder injects random noise (decoder_inject_noise): its "
-            "decode is not deterministic; not imported"
+            "this LTX-Video VAE's decoder injects random noise (decoder_inject_noise, as "
+            "LTX-Video 0.9.1's): its decode is not deterministic; not imported"
         )
 
 
@@ -383,6 +379,11 @@ def parity_clips(class_name: str, chunks: TimeChunks) -> list[Clip]:
     return [Clip(2, 2, 3, 5), Clip(1, chunks.chunk_frames + chunks.stride_frames, 5, 2)]
 
 
+def _decode_arguments(vae: Any, batch: int) -> dict[str, torch.Tensor]:
+    temb = decode_timestep(vae, batch)
+    return {} if temb is None else {"temb": temb}
+
+
 def _relative_error(got: np.ndarray, want: np.ndarray, what: str) -> float:
     if got.shape != want.shape:
         raise ParityError(
@@ -409,7 +410,7 @@ def check_video_parity(
         with torch.no_grad():
             dist = model.encode(x).latent_dist
             mean, logvar = dist.mean, dist.logvar
-            decoded = model.decode(mean).sample
+            decoded = model.decode(mean, **_decode_arguments(model, clip.batch)).sample
         mu, our_logvar = graphs.encode(x.numpy())
         ours = graphs.decode(mean.numpy())
         tag = f"T{clip.latent_frames}_{size[0]}x{size[1]}"
@@ -519,6 +520,8 @@ def import_video_autoencoder(
             **manifest.source,
             "parity_clips": [[c.batch, c.latent_frames, c.height, c.width] for c in clips],
         }
+        if decode_timestep(vae, 1) is not None:
+            source["decode_timestep"] = DECODE_TIMESTEP
         if tiles is not None:
             source["frame_tiles"] = {
                 "tile_sample_min_num_frames": tiles.min_frames,

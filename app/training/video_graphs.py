@@ -46,13 +46,29 @@ class _Wrapped(nn.Module):
         self.class_name = class_name
 
 
+DECODE_TIMESTEP = 0.0
+"""The decode timestep a timestep-conditioned LTX-Video decoder (0.9.1 on) is exported with:
+LTXPipeline's default `decode_timestep`, at which the pipeline mixes no noise into the latents."""
+
+
+def decode_timestep(vae: Any, batch: int) -> torch.Tensor | None:
+    """The `temb` diffusers' LTX-Video decode takes for a batch (None: not conditioned)."""
+    if not getattr(vae.config, "timestep_conditioning", False):
+        return None
+    return torch.full((batch,), DECODE_TIMESTEP)
+
+
 class ClipDecoder(_Wrapped):
     """Latents [N,C,t,h,w] -> frames [N,3,f,H,W] in [-1,1]: one whole clip (a temporal tile),
-    what diffusers' `decode` computes without its tiling."""
+    what diffusers' `decode` computes without its tiling (a timestep-conditioned LTX-Video
+    decoder at DECODE_TIMESTEP)."""
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if self.class_name == "AutoencoderKLLTXVideo":
-            return self.vae.decoder(z, None)  # type: ignore[no-any-return]
+            temb = None
+            if getattr(self.vae.config, "timestep_conditioning", False):
+                temb = z.new_zeros(z.shape[0]) + DECODE_TIMESTEP
+            return self.vae.decoder(z, temb)  # type: ignore[no-any-return]
         return self.vae.decoder(self.vae.post_quant_conv(z))  # type: ignore[no-any-return]
 
 

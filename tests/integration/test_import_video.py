@@ -16,7 +16,13 @@ from typer.testing import CliRunner
 from app.cli import app
 from app.repository.manifest import TimeChunks
 from app.repository.store import ModelRepository
-from tests.support.video_models import VIDEO_CLASSES, WAN_2_2_OVERRIDES, import_video, save
+from tests.support.video_models import (
+    LTX_TIMESTEP_OVERRIDES,
+    VIDEO_CLASSES,
+    WAN_2_2_OVERRIDES,
+    import_video,
+    save,
+)
 
 onnx = pytest.importorskip("onnx")
 numpy_helper = pytest.importorskip("onnx.numpy_helper")
@@ -183,14 +189,27 @@ def test_vae_import_diffusers_takes_a_video_folder(tmp_path: Path) -> None:
     assert refused.exit_code != 0 and "float32 only" in str(refused.exception)
 
 
-def test_a_timestep_conditioned_ltx_decoder_is_refused(tmp_path: Path) -> None:
+def test_a_noise_injecting_ltx_decoder_is_refused(tmp_path: Path) -> None:
     from app.training.import_video import import_video_autoencoder
 
-    save("AutoencoderKLLTXVideo", tmp_path / "ltx", timestep_conditioning=True)
+    noisy = [True, False, False, False, False]
+    save("AutoencoderKLLTXVideo", tmp_path / "ltx", decoder_inject_noise=noisy)
     repository = ModelRepository(tmp_path / "models")
-    with pytest.raises(ValueError, match="timestep-conditioned"):
+    with pytest.raises(ValueError, match="injects random noise"):
         import_video_autoencoder(repository, tmp_path / "ltx", "ltx")
-    assert repository.versions("ltx") == []
+    assert repository.versions("ltx") == [] and _no_staging(repository, "ltx")
+
+
+def test_a_timestep_conditioned_ltx_decoder_is_served_at_a_fixed_decode_timestep(
+    tmp_path: Path,
+) -> None:
+    from app.training.import_video import import_video_autoencoder
+
+    save("AutoencoderKLLTXVideo", tmp_path / "ltx", **LTX_TIMESTEP_OVERRIDES)
+    repository = ModelRepository(tmp_path / "models")
+    _, manifest = import_video_autoencoder(repository, tmp_path / "ltx", "ltx")
+    assert manifest.source["decode_timestep"] == 0.0
+    assert manifest.parity["max_rel_err"] <= 1e-3
 
 
 def test_wan_2_2_patchified_vae_is_imported_with_its_patches_inside_the_graphs(

@@ -64,6 +64,17 @@ LTX_CONFIG: dict[str, Any] = {
     "patch_size_t": 1,
     "scaling_factor": 1.0,
 }
+LTX_TIMESTEP_OVERRIDES: dict[str, Any] = {
+    # LTX-Video 0.9.1's decoder layout (three residual up blocks, timestep-conditioned) without
+    # its noise injection: `build("AutoencoderKLLTXVideo", **LTX_TIMESTEP_OVERRIDES)`
+    "decoder_block_out_channels": [8, 16, 32],
+    "decoder_layers_per_block": [1, 1, 1, 1],
+    "decoder_spatio_temporal_scaling": [True, True, True],
+    "decoder_inject_noise": [False, False, False, False],
+    "upsample_residual": [True, True, True],
+    "upsample_factor": [2, 2, 2],
+    "timestep_conditioning": True,
+}
 CONFIGS: dict[str, dict[str, Any]] = {
     "AutoencoderKLHunyuanVideo": HUNYUAN_CONFIG,
     "AutoencoderKLWan": WAN_CONFIG,
