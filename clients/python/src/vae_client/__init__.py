@@ -7,6 +7,10 @@
         latents = vae.encode(images).mu       # float32 [4, 32]
         again = vae.decode(latents)           # float32 [4, 1, 28, 28]
 
+A video model's clips: `encode_video` (an mp4, its path, or frames) gives latent means
+[C, T, h, w]; `decode_video` gives an mp4's bytes or frames; `stream_video` the mp4 in chunks as
+it is decoded.
+
 `AsyncClient` has the same methods, awaited.
 """
 
