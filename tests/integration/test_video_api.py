@@ -284,3 +284,30 @@ def test_a_long_clip_streams_before_its_last_frame_is_decoded(http: httpx.Client
     assert calls_at_first_frame < calls  # the server had not decoded the whole clip
     assert received.count(b"moof") == frames == (latent_frames - 1) * TEMPORAL + 1
     assert mp4_frames(received)[0].shape == (frames, HEIGHT, WIDTH, 3)
+
+
+def test_raw_float16_latents(http: httpx.Client, imported: tuple[Path, Any]) -> None:
+    z = latents(8).astype(np.float16)
+    answer = http.post(
+        "/decode",
+        content=z.tobytes(),
+        params={"shape": list(z.shape), "dtype": "float16", "format": "npy"},
+        headers={"content-type": RAW},
+    )
+    assert answer.status_code == 200, answer.text
+    frames = np.load(io.BytesIO(answer.content))
+    expected = local_frames(imported[1], z[None].astype(np.float32))[0]
+    np.testing.assert_allclose(frames, expected, atol=TOLERANCE)
+
+
+@pytest.mark.parametrize("graph", ["decoder", "encoder"])
+def test_the_open_inference_protocol_refuses_a_video_models_graphs(
+    http: httpx.Client, graph: str
+) -> None:
+    metadata = http.get(f"/v2/models/{MODEL}.{graph}")
+    assert metadata.status_code == 404
+    assert "is a video model" in metadata.json()["error"]
+    body = {"inputs": [{"name": "z", "datatype": "FP32", "shape": [1], "data": [0.0]}]}
+    infer = http.post(f"/v2/models/{MODEL}.{graph}/infer", json=body)
+    assert infer.status_code == 404
+    assert "POST /decode and /encode" in infer.json()["error"]
