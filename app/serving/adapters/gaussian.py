@@ -36,6 +36,7 @@ from app.serving.adapters.requests import (
     NpyArray,
     RawTensor,
     SampleCall,
+    VideoFile,
 )
 from app.serving.adapters.results import Decoded, Drawn, Encoding, Form, GaussianEncoding, sigma_of
 from app.serving.cache.memory import LatentCache, pixel_digest
@@ -81,6 +82,11 @@ class GaussianAdapter(ModelAdapter):
 
     def _flat_images(self, source: ImageSource) -> None:
         """Images as this family takes them (JSON or a .npy), or what to send instead."""
+        if isinstance(source, VideoFile):
+            raise InvalidRequest(
+                f"model {self.manifest.name} takes images, not a video: a video file is for "
+                "video models (GET /models lists each model's kind)"
+            )
         if isinstance(source, ImageFile):
             raise InvalidRequest(
                 f"model {self.manifest.name} has a flat latent and takes images as JSON "

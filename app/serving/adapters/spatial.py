@@ -157,6 +157,11 @@ class SpatialAdapter(ModelAdapter):
             return as_unit_images(source.array)
         if isinstance(source, calls.Base64Images):
             return await asyncio.to_thread(self._decode_files, source.texts)
+        if isinstance(source, calls.VideoFile):
+            raise InvalidRequest(
+                f"model {self.manifest.name} takes images, not a video: a video file is for "
+                "video models (GET /models lists each model's kind)"
+            )
         try:
             stacked = np.asarray(source.values, dtype=np.float32)
         except (ValueError, TypeError):
