@@ -233,6 +233,18 @@ export function wireVideo(onError) {
       if (file) openClip(which, file);
       event.target.value = "";
     });
+    const zone = $(`vid-drop-${which}`);
+    zone.addEventListener("dragover", (event) => {
+      event.preventDefault();
+      zone.classList.add("dragging");
+    });
+    zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+    zone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      zone.classList.remove("dragging");
+      const [file] = event.dataTransfer.files;
+      if (file) openClip(which, file);
+    });
   }
 }
 
