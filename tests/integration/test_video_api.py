@@ -54,8 +54,16 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
 
 
 @pytest.fixture(scope="module")
+def wan(imported: tuple[Path, Any]) -> Any:
+    """The tiny Wan autoencoder (causal time chunks, per-channel latent statistics) imported as
+    `wan` into the same repository."""
+    models = imported[0]
+    return video_models.import_video(models, models.parent, "AutoencoderKLWan", "wan")
+
+
+@pytest.fixture(scope="module")
 def service(
-    imported: tuple[Path, Any], tmp_path_factory: pytest.TempPathFactory
+    imported: tuple[Path, Any], wan: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcess]:
     root = tmp_path_factory.mktemp("video-api-serve")
     # fp32: the answers are held to diffusers' within 1e-3 (auto may pick bf16 on an AMX CPU)
@@ -284,6 +292,29 @@ def test_a_long_clip_streams_before_its_last_frame_is_decoded(http: httpx.Client
     assert calls_at_first_frame < calls  # the server had not decoded the whole clip
     assert received.count(b"moof") == frames == (latent_frames - 1) * TEMPORAL + 1
     assert mp4_frames(received)[0].shape == (frames, HEIGHT, WIDTH, 3)
+
+
+def test_a_causal_models_normalised_latents_as_mp4_and_npy(
+    http: httpx.Client, imported: tuple[Path, Any], wan: Any
+) -> None:
+    manifest = ModelRepository(imported[0]).manifest("wan", 1)
+    assert manifest.video is not None and manifest.video.decode.scheme == "causal_cache"
+    assert manifest.latents_mean and manifest.latents_std
+    z = latents(9)
+    mean = np.asarray(manifest.latents_mean, np.float32).reshape(-1, 1, 1, 1)
+    std = np.asarray(manifest.latents_std, np.float32).reshape(-1, 1, 1, 1)
+    scaled = ((z - mean) / std - manifest.shift_factor) * manifest.scaling_factor
+    expected = local_frames(wan, z[None])[0]
+    answer = decode(http, scaled, accept=NPY, model="wan", normalized="true")
+    assert answer.status_code == 200, answer.text
+    np.testing.assert_allclose(np.load(io.BytesIO(answer.content)), expected, atol=TOLERANCE)
+    clip = decode(http, scaled, model="wan", normalized="true")
+    assert clip.headers["x-model"] == "wan"
+    frames, rate = mp4_frames(clip.content)
+    assert frames.shape == (FRAMES, HEIGHT, WIDTH, 3)
+    assert rate == manifest.video.fps
+    unit = expected.transpose(0, 2, 3, 1)
+    assert psnr(luma(frames / 255.0), luma(unit)) >= 30.0
 
 
 def test_raw_float16_latents(http: httpx.Client, imported: tuple[Path, Any]) -> None:
