@@ -363,3 +363,24 @@ def test_interpolation_gives_the_latent_path_and_decodes_nothing(
         assert drawn.images.size == 0
 
     serve(models, tmp_path, scenario)
+
+
+def test_exact_calls_run_on_fp32_where_a_lower_precision_was_chosen(
+    imported: Imported, tmp_path: Path
+) -> None:
+    models, vae = imported("AutoencoderKLWan")
+
+    async def scenario(model: LoadedModel) -> None:
+        adapter = adapter_of(model)
+        assert model.video is not None
+        z = latents(model, 3)
+        _, exact = await decoded(adapter, DecodeCall(NpyArray(z), format="npy", exact=True))
+        lazy = model.video.exact.get("decoder")
+        if model.video.decoder_choice.spec.reference:
+            assert lazy is None  # fp32 chosen: exact calls run on it
+        else:
+            assert lazy is not None and lazy.opened is not None
+            assert lazy.opened.chunk.precision == "fp32"
+        assert np.abs(unit(exact) - unit(diffusers_decode(vae, z))).max() < TOLERANCE
+
+    serve(models, tmp_path, scenario, engine="auto", precision="auto")

@@ -118,6 +118,15 @@ class VideoAdapter(ModelAdapter):
             raise RuntimeError(f"model {self.manifest.name} was loaded without its video graphs")
         return graphs
 
+    async def _direction(self, which: str, exact: bool) -> TimeGraph:
+        """The direction (decoder, encoder) a call runs on: its fp32 twin when `exact` and the
+        chosen one runs at a lower precision (opened by the first such call)."""
+        graphs = self.graphs
+        lazy = graphs.exact.get(which) if exact else None
+        if lazy is not None:
+            return await lazy.direction()
+        return graphs.decoder if which == "decoder" else graphs.encoder
+
     def label_index(self, label: int | None) -> int | None:
         """None: a video model takes no label."""
         if label is not None:
@@ -147,7 +156,7 @@ class VideoAdapter(ModelAdapter):
         whole = batched or fmt == "png"  # rendered whole: every frame held at once
         if whole:
             check_request_pixels(clips * frames * height * width, self.settings.max_request_pixels)
-        decoder = self.graphs.decoder
+        decoder = await self._direction("decoder", call.exact)
         chunks = decoder.chunks_for(latent_frames)
         request = VideoRequest(clips, latent_frames, frames, height, width, whole=whole)
         check_budget(self.manifest, self.settings, chunks, request, _engine(decoder))
@@ -204,7 +213,7 @@ class VideoAdapter(ModelAdapter):
                 "'layers' do not apply"
             )
         x = await self._model_clips(call.images)
-        mean, sigma, tiled = await self._encode(x)
+        mean, sigma, tiled = await self._encode(x, call.exact)
         if call.normalized:
             mean, sigma = normalize(self.manifest, mean, sigma)
         accepts = call.accepts
@@ -216,15 +225,17 @@ class VideoAdapter(ModelAdapter):
             list(manifest.latents_std), call.normalized,
         )  # fmt: skip
 
-    async def _encode(self, x: FloatArray) -> tuple[FloatArray, FloatArray | None, str | None]:
+    async def _encode(
+        self, x: FloatArray, exact: bool = False
+    ) -> tuple[FloatArray, FloatArray | None, str | None]:
         """Clips [N,F,3,H,W] in the model's range -> latent means, sigmas (None for an encoder
-        without a log-variance) and the tiling note."""
+        without a log-variance) and the tiling note; on the fp32 encoder when `exact`."""
         spec, _ = video_spec(self.manifest)
         check_count(len(x), self.settings.max_items, "clip")
         clips, frames, _, height, width = x.shape
         latent_frames = check_frames(self.manifest, x, self.settings.max_pixels)
         check_request_pixels(clips * frames * height * width, self.settings.max_request_pixels)
-        encoder = self.graphs.encoder
+        encoder = await self._direction("encoder", exact)
         chunks = encoder.chunks_for(frames)
         request = VideoRequest(clips, latent_frames, frames, height, width, encode=True)
         check_budget(self.manifest, self.settings, chunks, request, _engine(encoder))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -72,24 +72,56 @@ class TimeGraph:
         return run
 
 
+class ExactDirection:
+    """A direction's fp32 graphs where the chosen ones run at a lower precision, opened (off the
+    event loop) by the first request that asks for exact results (diffusers' remote VAE
+    protocol promises the local fp32 model's), with a lane of their own."""
+
+    def __init__(self, spec: EngineSpec, open_direction: Callable[[], TimeGraph]) -> None:
+        self.spec = spec
+        self._open = open_direction
+        self._opened: TimeGraph | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def opened(self) -> TimeGraph | None:
+        """The direction, once opened."""
+        return self._opened
+
+    async def direction(self) -> TimeGraph:
+        """The fp32 direction, opened on the first call."""
+        if self._opened is None:
+            async with self._lock:
+                if self._opened is None:
+                    self._opened = await asyncio.to_thread(self._open)
+        return self._opened
+
+
 @dataclass
 class VideoGraphs:
-    """A video version's two directions, and the engine chosen for each (and why)."""
+    """A video version's two directions, the engine chosen for each (and why), and the fp32
+    twins, opened on demand, of those chosen at a lower precision (`exact`, by direction)."""
 
     decoder: TimeGraph
     encoder: TimeGraph
     decoder_choice: EngineChoice
     encoder_choice: EngineChoice
+    exact: dict[str, ExactDirection] = field(default_factory=dict)
+
+    def lanes(self) -> list[Lane]:
+        """Every lane: both directions', and the exact twins' opened so far."""
+        twins = [lazy.opened.lane for lazy in self.exact.values() if lazy.opened is not None]
+        return [self.decoder.lane, self.encoder.lane, *twins]
 
     @property
     def busy(self) -> bool:
-        """Whether a call is waiting or computing in either direction."""
-        return self.decoder.lane.busy or self.encoder.lane.busy
+        """Whether a call is waiting or computing in any lane."""
+        return any(lane.busy for lane in self.lanes())
 
     def stop(self) -> None:
-        """Stops both lanes (calls running finish in their threads)."""
-        self.decoder.lane.stop()
-        self.encoder.lane.stop()
+        """Stops every lane (calls running finish in their threads)."""
+        for lane in self.lanes():
+            lane.stop()
 
 
 def graph_files(manifest: Manifest, which: str) -> tuple[str, str | None]:
@@ -111,10 +143,13 @@ def _chunks(manifest: Manifest, which: str) -> TimeChunks | None:
 def open_direction(
     directory: Path, manifest: Manifest, which: str, spec: EngineSpec, settings: Settings
 ) -> TimeGraph:
-    """A direction's graphs opened on `spec` (float16 exports behind a float32 face; ONNX
-    Runtime's arena giving a call's memory back after it), and its lane."""
-    # The arena shrinks after each run: a loaded version holds its weights, not its last peak.
-    options = replace(engine_options(settings), shrink_arena=True)
+    """A direction's graphs opened on `spec` (float16 exports behind a float32 face), and its
+    lane."""
+    # ONNX Runtime's arena is kept between runs (not shrunk as a spatial model's is): a walk
+    # calls the same shapes chunk after chunk, and shrinking after each call made a 256 px
+    # HunyuanVideo-style clip 10-20% slower. A version holds its largest call's working memory
+    # after it, which the budget allowed for.
+    options = engine_options(settings)
     dtype = getattr(manifest.dtypes, which)
     chunk_file, first_file = graph_files(manifest, which)
     chunk = Opening(directory / chunk_file, dtype, options)(spec)

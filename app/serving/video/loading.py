@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from app.arrays import FloatArray
@@ -22,7 +23,13 @@ from app.runtime.engines import EngineSpec
 from app.serving import quality
 from app.serving.engine_choice import engine_specs, passed_psnr
 from app.serving.spatial_io import to_model_range, to_unit_range
-from app.serving.video.graphs import TimeGraph, VideoGraphs, open_direction, walk_now
+from app.serving.video.graphs import (
+    ExactDirection,
+    TimeGraph,
+    VideoGraphs,
+    open_direction,
+    walk_now,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -171,9 +178,19 @@ def load_video_graphs(directory: Path, manifest: Manifest, settings: Settings) -
     encoder, encoder_choice = choose_direction(
         "encoder", specs, open_known, judge_encoder, encode_trial
     )
+    exact = {}
     for which, choice in (("decoder", decoder_choice), ("encoder", encoder_choice)):
         logger.info("%s:%d %s: %s", manifest.name, manifest.version, which, choice.reason)
-    return VideoGraphs(decoder, encoder, decoder_choice, encoder_choice)
+        spec = None if choice.spec.reference else fp32_spec(settings)
+        if spec is not None:
+            exact[which] = ExactDirection(spec, partial(open_on, which, spec))
+    return VideoGraphs(decoder, encoder, decoder_choice, encoder_choice, exact)
+
+
+def fp32_spec(settings: Settings) -> EngineSpec:
+    """Where exact results run for a direction chosen below fp32: the first fp32 candidate the
+    engine setting allows (as spatial_graphs' `exact_spec`: ONNX Runtime under `auto`)."""
+    return engine_specs(settings.model_copy(update={"precision": "fp32"}))[0]
 
 
 def _untimed(graph: TimeGraph) -> float:
