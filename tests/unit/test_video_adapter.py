@@ -346,3 +346,44 @@ def test_encode_refuses_what_does_not_apply_to_a_video_model() -> None:
             await adapter.encode(EncodeCall(NpyArray(frames), samples=2))
 
     asyncio.run(scenario())
+
+
+# ---- the engine choice --------------------------------------------------------------------------
+
+
+def choose(
+    psnr: dict[str, float], seconds: dict[str, float], broken: str = ""
+) -> tuple[str, EngineChoice]:
+    from app.serving.video.loading import choose_direction
+
+    specs = [
+        EngineSpec("onnxruntime", "fp32"),
+        EngineSpec("openvino", "fp32"),
+        EngineSpec("openvino", "bf16"),
+    ]
+
+    def open_on(which: str, spec: EngineSpec) -> Any:
+        if spec.label == broken:
+            raise RuntimeError("cannot compile")
+        return spec.label
+
+    graph, choice = choose_direction(
+        "decoder", specs, open_on, lambda g: psnr[g], lambda g: seconds[g]
+    )
+    return graph, choice
+
+
+def test_the_fastest_candidate_that_passes_its_gate_serves() -> None:
+    seconds = {"onnxruntime fp32": 3.0, "openvino fp32": 2.0, "openvino bf16": 1.0}
+    graph, choice = choose({"openvino bf16": 45.0}, seconds)
+    assert graph == "openvino bf16"
+    assert "PSNR 45 dB >= 40" in choice.reason
+    assert [t.seconds for t in choice.trials] == [3.0, 2.0, 1.0]
+
+
+def test_a_candidate_below_the_gate_or_that_fails_does_not_serve() -> None:
+    seconds = {"onnxruntime fp32": 3.0, "openvino fp32": 2.0, "openvino bf16": 1.0}
+    graph, choice = choose({"openvino bf16": 31.0}, seconds, broken="openvino fp32")
+    assert graph == "onnxruntime fp32"
+    assert "openvino bf16 refused: PSNR 31 dB < 40" in choice.reason
+    assert "openvino fp32 refused: did not run: cannot compile" in choice.reason
