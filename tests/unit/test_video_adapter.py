@@ -387,3 +387,17 @@ def test_a_candidate_below_the_gate_or_that_fails_does_not_serve() -> None:
     assert graph == "onnxruntime fp32"
     assert "openvino bf16 refused: PSNR 31 dB < 40" in choice.reason
     assert "openvino fp32 refused: did not run: cannot compile" in choice.reason
+
+
+def test_a_stopped_lane_refuses_further_calls() -> None:
+    from app.serving.video.lanes import LaneClosed
+
+    graph, lane = SlowGraph(), Lane("m", "decoder")
+    lane.stop()
+
+    async def scenario() -> None:
+        with pytest.raises(LaneClosed, match="unloaded"):
+            await lane.run(graph, {"z": np.zeros(1, np.float32)})  # type: ignore[arg-type]
+
+    asyncio.run(scenario())
+    assert not lane.busy

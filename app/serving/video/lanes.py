@@ -22,6 +22,11 @@ from app.serving.deadlines import exceeded, mark_computing
 Outputs = dict[str, FloatArray]
 
 
+class LaneClosed(RuntimeError):
+    """The version was unloaded while a clip was still being walked (a reader that paused past
+    the registry's quiet time): the rest of the clip is not computed."""
+
+
 class Lane:
     """The engine calls of one graph (or of a video model's pair of graphs: the first chunk's
     and the later chunks'), at most `slots` at a time, in arrival order."""
@@ -55,7 +60,10 @@ class Lane:
                     metrics.REJECTIONS.labels(self.model, self.which, "deadline").inc()
                     raise exceeded(deadline, now)
                 mark_computing(deadline, now)
-                call = self._executor.submit(self._timed, graph, feeds)
+                try:
+                    call = self._executor.submit(self._timed, graph, feeds)
+                except RuntimeError:  # shut down
+                    raise LaneClosed(f"model {self.model} was unloaded during the clip") from None
             except BaseException:
                 self._slots.release()
                 raise
