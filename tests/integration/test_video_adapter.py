@@ -231,26 +231,31 @@ def test_concurrent_clips_take_turns_chunk_by_chunk(imported: Imported, tmp_path
     serve(models, tmp_path, scenario)
 
 
-def test_encode_gives_diffusers_latent_mean(imported: Imported, tmp_path: Path) -> None:
-    for class_name in ("AutoencoderKLHunyuanVideo", "AutoencoderKLWan"):
-        models, vae = imported(class_name)
+@pytest.mark.parametrize("class_name", CLASSES)
+def test_encode_gives_diffusers_latent_mean(
+    class_name: str, imported: Imported, tmp_path: Path
+) -> None:
+    models, vae = imported(class_name)
 
-        async def scenario(model: LoadedModel, vae: Any = vae) -> None:
-            adapter = adapter_of(model)
-            rng = np.random.default_rng(3)
-            frames = rng.integers(0, 256, (17, 32, 48, 3), dtype=np.uint8)  # [F, H, W, C]
-            encoding = await adapter.encode(EncodeCall(NpyArray(frames)))
-            assert isinstance(encoding, VideoEncoding)
-            x = torch.from_numpy(frames.astype(np.float32) / 255 * 2 - 1).permute(3, 0, 1, 2)[None]
-            with torch.no_grad():
-                want = vae.encode(x).latent_dist
-            assert encoding.mean.shape == tuple(want.mean.shape) == (1, 16, 5, 4, 6)
-            np.testing.assert_allclose(encoding.mean, want.mean.numpy(), rtol=0, atol=1e-3)
-            assert encoding.sigma is not None
-            np.testing.assert_allclose(encoding.sigma, want.std.numpy(), rtol=1e-3, atol=1e-3)
-            assert encoding.fields()["latent_shape"] == [16, 5, 4, 6]
+    async def scenario(model: LoadedModel) -> None:
+        adapter, manifest = adapter_of(model), model.manifest
+        assert manifest.video is not None and manifest.spatial is not None
+        step, channels = manifest.spatial.downscale, manifest.spatial.latent_channels
+        count = manifest.video.frames(3)
+        rng = np.random.default_rng(3)
+        frames = rng.integers(0, 256, (count, 4 * step, 6 * step, 3), dtype=np.uint8)
+        encoding = await adapter.encode(EncodeCall(NpyArray(frames)))  # [F, H, W, C]
+        assert isinstance(encoding, VideoEncoding)
+        x = torch.from_numpy(frames.astype(np.float32) / 255 * 2 - 1).permute(3, 0, 1, 2)[None]
+        with torch.no_grad():
+            want = vae.encode(x).latent_dist
+        assert encoding.mean.shape == tuple(want.mean.shape) == (1, channels, 3, 4, 6)
+        np.testing.assert_allclose(encoding.mean, want.mean.numpy(), rtol=0, atol=1e-3)
+        assert encoding.sigma is not None
+        np.testing.assert_allclose(encoding.sigma, want.std.numpy(), rtol=1e-3, atol=1e-3)
+        assert encoding.fields()["latent_shape"] == [channels, 3, 4, 6]
 
-        serve(models, tmp_path, scenario)
+    serve(models, tmp_path, scenario)
 
 
 def test_normalised_encode_is_what_normalised_decode_undoes(
