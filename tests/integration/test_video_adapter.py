@@ -335,7 +335,7 @@ def test_what_the_adapter_refuses(imported: Imported, tmp_path: Path) -> None:
 def test_past_the_memory_budget_a_clip_is_refused_naming_a_size_that_fits(
     imported: Imported, tmp_path: Path
 ) -> None:
-    models, _ = imported("AutoencoderKLHunyuanVideo")
+    models, _ = imported("AutoencoderKLWan")  # no frame tiles: refused, not tiled
 
     async def scenario(model: LoadedModel) -> None:
         adapter = adapter_of(model)
@@ -346,7 +346,7 @@ def test_past_the_memory_budget_a_clip_is_refused_naming_a_size_that_fits(
             await adapter.decode(DecodeCall(NpyArray(large[0]), format="npy"))
         side = int(str(refused.value).rsplit(" ", 1)[-1].split("x")[0])
         assert 8 <= side < 512
-        fits = latents(model, 5, side // 8, side // 8)
+        fits = latents(model, 5, side // 8, side // 8)  # 17 frames
         _, got = await decoded(adapter, DecodeCall(NpyArray(fits[0]), format="npy"))
         assert got.shape[-1] == side
 
@@ -389,3 +389,44 @@ def test_exact_calls_run_on_fp32_where_a_lower_precision_was_chosen(
         assert np.abs(unit(exact) - unit(diffusers_decode(vae, z))).max() < TOLERANCE
 
     serve(models, tmp_path, scenario, engine="auto", precision="auto")
+
+
+@pytest.mark.parametrize("class_name", ["AutoencoderKLHunyuanVideo", "AutoencoderKLLTXVideo"])
+def test_frames_past_a_tile_decode_as_diffusers_tiled_decode(
+    class_name: str, imported: Imported, tmp_path: Path
+) -> None:
+    models, vae = imported(class_name)
+
+    async def scenario(model: LoadedModel) -> None:
+        adapter, spec = adapter_of(model), model.manifest.spatial
+        assert spec is not None
+        tile_cells = vae.tile_sample_min_height // spec.downscale
+        cells = tile_cells + tile_cells // 2  # two tiles a side, blended
+        z = latents(model, 5, cells, cells + 2)
+        video, got = await decoded(adapter, DecodeCall(NpyArray(z), format="npy"))
+        assert video.tiled is not None and "frame tiles" in video.tiled
+        vae.enable_tiling()
+        try:
+            want = diffusers_decode(vae, z)
+        finally:
+            vae.disable_tiling()
+        assert got.shape == want.shape
+        assert np.abs(unit(got) - unit(want)).max() < TOLERANCE
+
+    serve(models, tmp_path, scenario, tiling="always")
+
+
+def test_frames_too_large_for_the_budget_in_one_call_are_tiled_where_the_model_tiles(
+    imported: Imported, tmp_path: Path
+) -> None:
+    models, _ = imported("AutoencoderKLHunyuanVideo")
+
+    async def scenario(model: LoadedModel) -> None:
+        adapter = adapter_of(model)
+        small, _ = await decoded(adapter, DecodeCall(NpyArray(latents(model, 5, 8, 8))))
+        assert small.tiled is not None and "frame tiles" not in small.tiled  # time tiles only
+        video, got = await decoded(adapter, DecodeCall(NpyArray(latents(model, 5, 40, 40))))
+        assert video.tiled is not None and "frame tiles 256 px" in video.tiled
+        assert got.shape == (1, 3, 17, 320, 320)
+
+    serve(models, tmp_path, scenario, memory_budget_mb=400)

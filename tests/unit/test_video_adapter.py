@@ -401,3 +401,40 @@ def test_a_stopped_lane_refuses_further_calls() -> None:
 
     asyncio.run(scenario())
     assert not lane.busy
+
+
+# ---- frame tiles --------------------------------------------------------------------------------
+
+
+def test_only_temporal_tile_models_of_diffusers_tile_their_frames() -> None:
+    from app.serving.video.frame_tiles import frame_tiles_for
+
+    tiles = TimeChunks(scheme="temporal_tiles", chunk_frames=5, stride_frames=3)
+    video = VideoSpec(temporal_downscale=4, decode=tiles, encode=None)
+    hunyuan = manifest(video=video, source={"class": "AutoencoderKLHunyuanVideo"})
+    found = frame_tiles_for(hunyuan, settings())
+    assert found is not None and (found.latent_tile, found.latent_stride) == (32, 24)
+    assert frame_tiles_for(hunyuan, settings(tiling="never")) is None
+    assert frame_tiles_for(manifest(), settings()) is None  # Wan: causal, refused instead
+
+
+def test_a_step_within_one_tile_runs_whole_and_a_larger_one_in_tiles() -> None:
+    from app.serving.video.frame_tiles import FrameTiles, tiled
+    from app.serving.video.timeline import Step
+
+    calls: list[tuple[int, ...]] = []
+
+    async def upscale(step: Step) -> tuple[np.ndarray, list[np.ndarray]]:
+        calls.append(step.frames.shape)
+        z = step.frames[:, :1]
+        return np.repeat(np.repeat(z, 8, axis=3), 8, axis=4), []
+
+    run = tiled(upscale, FrameTiles(32, 24, 8))
+    ones = np.ones((1, 4, 2, 4, 4), np.float32)
+    asyncio.run(run(Step(False, ones, [])))
+    assert calls == [(1, 4, 2, 4, 4)]
+    calls.clear()
+    out, _ = asyncio.run(run(Step(False, np.ones((1, 4, 2, 6, 5), np.float32), [])))
+    assert calls == [(1, 4, 2, 4, 4), (1, 4, 2, 4, 2), (1, 4, 2, 3, 4), (1, 4, 2, 3, 2)]
+    assert out.shape == (1, 1, 2, 48, 40)
+    np.testing.assert_allclose(out, 1.0)  # blending equal tiles changes nothing

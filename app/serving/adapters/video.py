@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from app.serving.adapters.errors import (
 from app.serving.adapters.inputs import check_finite_output
 from app.serving.adapters.results import DecodedVideo, Drawn, Form, GridEncoding, sigma_of
 from app.serving.adapters.spatial_sizes import check_request_pixels
-from app.serving.adapters.video_budget import VideoRequest, check_budget
+from app.serving.adapters.video_budget import VideoRequest, check_budget, peak_bytes
 from app.serving.adapters.video_clips import (
     check_frames,
     check_latents,
@@ -51,9 +51,10 @@ from app.serving.adapters.video_clips import (
 from app.serving.imaging import ImageError, decode_base64
 from app.serving.latents import interpolate
 from app.serving.loaded import ModelParts
-from app.serving.memory import Engine
+from app.serving.memory import Engine, budget_bytes
 from app.serving.packing import PackedGraph
 from app.serving.spatial_io import decode_any_size, same_size, to_model_range
+from app.serving.video.frame_tiles import FrameTiles, frame_tiles_for, tiled
 from app.serving.video.graphs import TimeGraph, VideoGraphs
 from app.serving.video.loading import load_video_graphs
 from app.serving.video.streams import one_ahead
@@ -159,8 +160,12 @@ class VideoAdapter(ModelAdapter):
         decoder = await self._direction("decoder", call.exact)
         chunks = decoder.chunks_for(latent_frames)
         request = VideoRequest(clips, latent_frames, frames, height, width, whole=whole)
+        tiles = self._frame_tiles(z, chunks, request, _engine(decoder))
+        if tiles is not None:
+            request = replace(request, tile=tiles.tile)
         check_budget(self.manifest, self.settings, chunks, request, _engine(decoder))
-        pieces = self._decoded(decoder, z, chunks, frames, height * width)
+        pieces = self._decoded(decoder, z, chunks, frames, height * width, tiles)
+        notes = [_tiling(chunks, latent_frames, "latent"), tiles.note if tiles else None]
         return DecodedVideo(
             pieces=one_ahead(pieces),
             clips=clips,
@@ -172,21 +177,42 @@ class VideoAdapter(ModelAdapter):
             format=fmt,
             value_range=self.manifest.value_range,
             batched=batched,
-            tiled=_tiling(chunks, latent_frames, "latent"),
+            tiled="; ".join(note for note in notes if note) or None,
         )
 
+    def _frame_tiles(
+        self, z: FloatArray, chunks: TimeChunks, request: VideoRequest, engine: Engine
+    ) -> FrameTiles | None:
+        """diffusers' frame tiles where the model has them and the frames are larger than a
+        tile: always with VAE_TILING=always, else only when one call on whole frames would pass
+        the memory budget."""
+        tiles = frame_tiles_for(self.manifest, self.settings)
+        if tiles is None or not tiles.needed(z.shape[3], z.shape[4]):
+            return None
+        if self.settings.tiling == "always":
+            return tiles
+        whole = peak_bytes(self.manifest, chunks, request, engine)
+        return tiles if whole > budget_bytes(self.settings) else None
+
     async def _decoded(
-        self, decoder: TimeGraph, z: FloatArray, chunks: TimeChunks, frames: int, pixels: int
+        self,
+        decoder: TimeGraph,
+        z: FloatArray,
+        chunks: TimeChunks,
+        frames: int,
+        pixels: int,
+        tiles: FrameTiles | None = None,
     ) -> AsyncGenerator[FloatArray, None]:
-        """The decoder's output pieces [N,3,t,H,W], each checked finite; every engine call's
-        deadline counts from when the walk asks for it (a long clip that keeps moving does not
-        time out, a call stuck in a queue does)."""
+        """The decoder's output pieces [N,3,t,H,W] (its steps in frame `tiles` when given),
+        each checked finite; every engine call's deadline counts from when the walk asks for it
+        (a long clip that keeps moving does not time out, a call stuck in a queue does)."""
         scale = video_spec(self.manifest)[1].temporal_downscale
 
         def deadline(step: Step) -> float:
             return self.service.deadline(len(z) * step.frames.shape[2] * scale * pixels)
 
-        async for piece in walk(z, chunks, frames, decoder.runner(deadline)):
+        run = decoder.runner(deadline)
+        async for piece in walk(z, chunks, frames, run if tiles is None else tiled(run, tiles)):
             yield check_finite_output(piece)
 
     def _latents(self, call: calls.DecodeCall) -> tuple[FloatArray, bool]:

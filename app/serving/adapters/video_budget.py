@@ -31,7 +31,7 @@ the uint8 it came as."""
 class VideoRequest:
     """What a request computes: `clips` clips of `latent_frames` latent frames and `frames`
     frames of height x width pixels; `encode` or decode; `whole`: the answer holds every frame
-    at once (not streamed)."""
+    at once (not streamed); `tile`: its frames decoded in spatial tiles of this many pixels."""
 
     clips: int
     latent_frames: int
@@ -40,6 +40,7 @@ class VideoRequest:
     width: int
     encode: bool = False
     whole: bool = False
+    tile: int | None = None
 
 
 def call_frames(manifest: Manifest, chunks: TimeChunks, request: VideoRequest) -> tuple[int, int]:
@@ -60,8 +61,9 @@ def peak_bytes(
     """The request's estimated peak: its largest call, and the arrays it holds meanwhile."""
     latent, frames = call_frames(manifest, chunks, request)
     pixels = request.height * request.width
+    tile = request.tile or max(request.height, request.width)
     graph = video_footprint(manifest, engine).call_bytes(
-        request.clips, latent, frames, request.height, request.width
+        request.clips, latent, frames, min(request.height, tile), min(request.width, tile)
     )
     held = frames if not request.whole else request.frames
     io = request.clips * IO_BYTES_PER_PIXEL * pixels * (2 * held)  # a piece rendered, one coming
@@ -88,6 +90,7 @@ def check_budget(
         f"{what} {request.clips} clip{plural} of {request.frames} frames of "
         f"{request.width}x{request.height} needs about {need // MIB} MB at its largest engine "
         f"call, more than the memory budget of {budget // MIB} MB (VAE_MEMORY_BUDGET_MB)"
+        + (f", even in frame tiles of {request.tile} px" if request.tile else "")
     )
     fits = largest_fitting(manifest, settings, chunks, request, engine)
     if fits is None:
@@ -126,7 +129,7 @@ def largest_fitting(
         width, height = size(cells)
         sized = VideoRequest(
             request.clips, request.latent_frames, request.frames, height, width,
-            request.encode, request.whole,
+            request.encode, request.whole, request.tile,
         )  # fmt: skip
         return peak_bytes(manifest, chunks, sized, engine) <= budget
 
