@@ -44,6 +44,7 @@ from app.serving.deadlines import DeadlineExceeded
 from app.serving.imaging import ImageError
 from app.serving.registry import ModelUnavailable
 from app.serving.tensors import TensorError
+from app.serving.video.lanes import LaneClosed
 from app.storage.files import CorruptStoredFile, InvalidName
 from app.storage.objects import ObjectStoreUnavailable
 
@@ -123,6 +124,7 @@ DOMAIN_ERRORS: dict[type[Exception], ErrorStatus] = {
     ModelUnavailable: ErrorStatus(503, "model_unavailable", retry_after=5),
     JobsUnavailable: ErrorStatus(503, "unavailable", retry_after=5),
     ObjectStoreUnavailable: ErrorStatus(503, "storage_unavailable", retry_after=5),
+    LaneClosed: ErrorStatus(503, "model_unavailable", retry_after=5),
     DeadlineExceeded: ErrorStatus(504, "deadline_exceeded"),
     # the server's own files are broken: never the client's fault
     CorruptStoredFile: ErrorStatus(500, "stored_file_corrupt"),

@@ -47,6 +47,7 @@ from app.api.rendering import off_loop_when_large
 from app.api.responses import json_response
 from app.repository.store import ModelNotFound
 from app.serving.adapters import requests as calls
+from app.serving.adapters.results import Decoded
 from app.serving.adapters.signatures import GRAPHS, Graph, Signature, TensorSpec, signature
 from app.serving.imaging import encode_pngs_base64
 from app.serving.registry import LoadedModel, parse_ref
@@ -343,7 +344,10 @@ async def _decode(
         raise TensorFormatError(f"the decoder takes {names} (one of them)")
     source = z.array if z is not None else codes.array.astype(np.int64)  # type: ignore[union-attr]
     call = calls.DecodeCall(calls.NpyArray(source), _label(parsed), "npy", accepts=_NPY)
-    images = (await model.adapter.decode(call)).images
+    decoded = await model.adapter.decode(call)
+    if not isinstance(decoded, Decoded):  # video models are refused before (signatures)
+        raise TensorFormatError(f"model {model.name} gives clips: use POST /decode")
+    images = decoded.images
     out: dict[str, np.ndarray] = {"arrays": images}
     if "images" in wanted:
         texts = await off_loop_when_large(images, lambda: encode_pngs_base64(images))

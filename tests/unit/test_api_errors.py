@@ -38,6 +38,7 @@ from app.serving.batcher import DeadlineExceeded, LargerThanQueue, QueueFull
 from app.serving.imaging import ImageError
 from app.serving.registry import ModelUnavailable
 from app.serving.tensors import TensorError
+from app.serving.video.lanes import LaneClosed
 from app.storage.files import CorruptStoredFile, InvalidName
 from app.storage.objects import ObjectStoreUnavailable
 from tests.support.dataset_builders import digits, npz_bytes, png_b64
@@ -72,6 +73,7 @@ EXPECTED: list[tuple[Exception, int, str, str | None]] = [
     (ModelUnavailable("x:1 failed to load"), 503, "model_unavailable", "5"),
     (JobsUnavailable("the job queue (Redis) is unavailable"), 503, "unavailable", "5"),
     (ObjectStoreUnavailable("the object store is unavailable"), 503, "storage_unavailable", "5"),
+    (LaneClosed("model x was unloaded during the clip"), 503, "model_unavailable", "5"),
     (ClientGone("the client closed its connection"), 499, "client_gone", None),
     (DeadlineExceeded("past the deadline"), 504, "deadline_exceeded", None),
     (CorruptStoredFile("the server's stored manifest of x is unreadable"), 500,

@@ -21,7 +21,7 @@ from app.serving.adapters.requests import (
     InterpolateCall,
     SampleCall,
 )
-from app.serving.adapters.results import Decoded, Drawn, Encoding
+from app.serving.adapters.results import Decoded, DecodedVideo, Drawn, Encoding
 from app.serving.batcher import Runner
 from app.serving.inference import InferenceService
 from app.serving.latents import interpolate
@@ -85,8 +85,9 @@ class ModelAdapter(ABC):
         """Images -> their latents (and what else the family gives per image)."""
 
     @abstractmethod
-    async def decode(self, call: DecodeCall) -> Decoded:
-        """Latents -> images, in the format the call asks for or the family picks."""
+    async def decode(self, call: DecodeCall) -> Decoded | DecodedVideo:
+        """Latents -> images (a video family: clips, decoded as they are read), in the format
+        the call asks for or the family picks."""
 
     @abstractmethod
     async def sample(self, call: SampleCall) -> Drawn:

@@ -135,7 +135,7 @@ class VideoAdapter(ModelAdapter):
         return None
 
     # ---- decode ------------------------------------------------------------------------------
-    async def decode(self, call: calls.DecodeCall) -> DecodedVideo:  # type: ignore[override]
+    async def decode(self, call: calls.DecodeCall) -> DecodedVideo:
         """Latent clips [C,T,h,w] or [N,C,T,h,w] (JSON, .npy or raw) -> frames, computed as the
         answer is read. 422 for latents the model cannot take, a format or fps it does not
         give, mp4 for more than one clip; 413 past the memory budget."""
