@@ -85,8 +85,10 @@ def fuzzed(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield service
 
 
-# .npy bodies of /encode and /decode go out as the fuzzed bytes, like any binary body.
+# .npy bodies of /encode and /decode, and video files to /encode, go out as the fuzzed bytes,
+# like any binary body.
 schemathesis.serializer.alias(NPY_MEDIA_TYPE, "application/octet-stream")
+schemathesis.serializer.alias("video/mp4", "application/octet-stream")
 
 # The document the app serves, read from the app object so pytest can collect one test per
 # operation before any server runs; `test_the_served_document_is_the_fuzzed_one` checks that the
