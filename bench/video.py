@@ -39,6 +39,9 @@ from bench.models import ROOT
 from bench.procs import ServerProcess, free_port, status_mib
 
 WORK = ROOT / "bench" / "work" / "video"
+CLIPS_A_CLIENT = 20
+"""wrk counts the requests that finished inside its window: the clip each client has in flight
+at the end is lost, so a window holds this many clips a client (the loss at most ~5%)."""
 _requests: dict[tuple[int, int], Any] = {}  # OpenVINO infer requests by (compiled model, thread)
 RESULTS = ROOT / "bench" / "results"
 RAW_LUA = Path(__file__).with_name("post_raw.lua")
@@ -180,45 +183,34 @@ class RawDecoder:
         return asyncio.run(frames())
 
 
-def raw_points(
-    key: str,
-    models_dir: Path,
-    frames: int,
-    size: int,
-    clients: list[int],
-    seconds: float,
-    engine: str,
-) -> list[Point]:
-    """The raw engine's frames/s with `clients` threads each decoding clips back to back."""
-    manifest = manifest_of(models_dir, key)
-    decoder = RawDecoder(models_dir / key / "1", manifest, machine.cores(), engine)
-    z = latents(manifest, frames, size)
-    decoder.decode(z)  # warm
-    points = []
-    for count in clients:
-        done: list[tuple[int, float]] = []
-        stop = time.perf_counter() + seconds
+def raw_point(decoder: RawDecoder, z: np.ndarray, clients: int, seconds: float) -> Point:
+    """The raw engine's frames/s with `clients` threads each decoding clips back to back for
+    `seconds` (each finishes the clip it has started; every clip counts)."""
+    done: list[tuple[int, float]] = []
+    stop = time.perf_counter() + seconds
 
-        def client(done: list[tuple[int, float]], stop: float) -> None:
-            while True:
-                started = time.perf_counter()
-                made = decoder.decode(z)
-                done.append((made, time.perf_counter() - started))
-                if time.perf_counter() > stop:
-                    return
+    def client() -> None:
+        while True:
+            started = time.perf_counter()
+            made = decoder.decode(z)
+            done.append((made, time.perf_counter() - started))
+            if time.perf_counter() > stop:
+                return
 
-        started = time.perf_counter()
-        threads = [threading.Thread(target=client, args=(done, stop)) for _ in range(count)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        elapsed = time.perf_counter() - started
-        rate = sum(made for made, _ in done) / elapsed
-        p50 = float(np.percentile([s for _, s in done], 50)) * 1000
-        points.append(Point(key, frames, f"raw {engine}", count, rate, p50))
-        print(_line(points[-1]), flush=True)
-    return points
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    rate = sum(made for made, _ in done) / elapsed
+    p50 = float(np.percentile([s for _, s in done], 50)) * 1000
+    name = decoder.manifest.name
+    point = Point(name, decoder.manifest.video.frames(z.shape[2]),
+                  f"raw {decoder.engine}", clients, rate, p50)  # fmt: skip
+    print(_line(point), flush=True)
+    return point
 
 
 def diffusers_point(key: str, frames: int, size: int, seconds: float) -> Point:
@@ -294,7 +286,7 @@ def _post(url: str, body: bytes) -> tuple[int, bytes]:
         return int(error.code), bytes(error.read())
 
 
-def service_points(
+def throughput(
     key: str,
     models_dir: Path,
     frames: int,
@@ -303,28 +295,40 @@ def service_points(
     seconds: float,
     engines: dict[str, Any],
 ) -> list[Point]:
-    """The service on its defaults: frames/s of raw frames and of mp4 at each concurrency (a
-    window long enough for every client to finish three clips at one client's pace); the
-    version's `GET /models/{name}` goes in `engines`."""
+    """At each concurrency, alternating so that a drift of the machine hits all alike: the raw
+    engine the service chose for its decoder (and ONNX Runtime fp32), then the service on its
+    defaults giving raw frames and mp4 (a window long enough for every client to finish
+    CLIPS_A_CLIENT clips at one client's pace). The version's `GET /models/{name}` goes in
+    `engines`."""
+    import urllib.request
+
     manifest = manifest_of(models_dir, key)
     z = latents(manifest, frames, size)
     body = _body(z, f"{key}-{frames}-{size}.bin")
     server, url = start_service(models_dir, key, {})
     points = []
     try:
-        import urllib.request
-
         with urllib.request.urlopen(f"{url}/models/{key}", timeout=60) as answer:
             engines[key] = json.loads(answer.read())
+        chosen = decoder_engine(engines[key])
+        print(f"  the service's decoder runs on {chosen}", flush=True)
+        decoders = [
+            RawDecoder(models_dir / key / "1", manifest, machine.cores(), engine)
+            for engine in dict.fromkeys([chosen, "onnxruntime fp32"])
+        ]
+        for decoder in decoders:
+            decoder.decode(z)  # warm (compiled for these shapes)
         for fmt in ("raw", "mp4"):
             status, reply = _post(_target(url, key, z, fmt), body.read_bytes())  # warm
             if status != 200:
                 raise RuntimeError(f"the service answered {status}: {reply[:300]!r}")
-            clip_seconds = 0.0  # one client's median clip
-            for count in clients:
-                span = max(seconds, 3.0 * count * clip_seconds)
+        clip_seconds = 0.0  # one client's median clip on the service
+        for count in clients:
+            points += [raw_point(decoder, z, count, seconds) for decoder in decoders]
+            span = max(seconds, CLIPS_A_CLIENT * count * clip_seconds)
+            for fmt in ("raw", "mp4"):
                 load = run_wrk(
-                    _target(url, key, z, fmt), body, count, span, timeout_s=span + 600,
+                    _target(url, key, z, fmt), body, count, span, timeout_s=round(span) + 600,
                     script=RAW_LUA, script_args=("application/octet-stream",),
                 )  # fmt: skip
                 point = Point(
@@ -418,15 +422,9 @@ def main(argv: list[str] | None = None) -> int:
         models_dir = prepare(key)
         print(f"{key}: {MODELS[key][2]}", flush=True)
         report["models"][key] = MODELS[key][2]
-        points += service_points(
+        points += throughput(
             key, models_dir, args.frames, args.size, args.clients, args.seconds, engines
         )
-        chosen = decoder_engine(engines[key])
-        print(f"  the service's decoder runs on {chosen}", flush=True)
-        for engine in dict.fromkeys([chosen, "onnxruntime fp32"]):
-            points += raw_points(
-                key, models_dir, args.frames, args.size, args.clients, args.seconds, engine
-            )
         points.append(diffusers_point(key, args.frames, args.size, args.seconds))
         if args.rss_frames:
             rss += peak_rss(key, models_dir, args.rss_frames, args.size)
