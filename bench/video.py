@@ -408,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rss-frames", type=int, nargs="+", default=[9, 33, 81])
     parser.add_argument("--quick", action="store_true", help="wan only, 10 s windows, no RSS")
+    parser.add_argument("--rss-only", action="store_true", help="the memory part alone")
     args = parser.parse_args(argv)
     if args.quick:
         args.models, args.seconds, args.rss_frames = ["wan"], 10.0, []
@@ -422,10 +423,11 @@ def main(argv: list[str] | None = None) -> int:
         models_dir = prepare(key)
         print(f"{key}: {MODELS[key][2]}", flush=True)
         report["models"][key] = MODELS[key][2]
-        points += throughput(
-            key, models_dir, args.frames, args.size, args.clients, args.seconds, engines
-        )
-        points.append(diffusers_point(key, args.frames, args.size, args.seconds))
+        if not args.rss_only:
+            points += throughput(
+                key, models_dir, args.frames, args.size, args.clients, args.seconds, engines
+            )
+            points.append(diffusers_point(key, args.frames, args.size, args.seconds))
         if args.rss_frames:
             rss += peak_rss(key, models_dir, args.rss_frames, args.size)
     report["points"] = [asdict(p) for p in points]
