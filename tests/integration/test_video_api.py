@@ -61,9 +61,26 @@ def wan(imported: tuple[Path, Any]) -> Any:
     return video_models.import_video(models, models.parent, "AutoencoderKLWan", "wan")
 
 
+OTHERS = {"ltx": "AutoencoderKLLTXVideo", "qwen": "AutoencoderKLQwenImage"}
+
+
+@pytest.fixture(scope="module")
+def others(imported: tuple[Path, Any]) -> dict[str, Any]:
+    """The tiny LTX-Video (32x in space, 8x in time) and Qwen-Image (clips of one frame)
+    autoencoders imported into the same repository, by name."""
+    models = imported[0]
+    return {
+        name: video_models.import_video(models, models.parent, class_name, name)
+        for name, class_name in OTHERS.items()
+    }
+
+
 @pytest.fixture(scope="module")
 def service(
-    imported: tuple[Path, Any], wan: Any, tmp_path_factory: pytest.TempPathFactory
+    imported: tuple[Path, Any],
+    wan: Any,
+    others: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ServiceProcess]:
     root = tmp_path_factory.mktemp("video-api-serve")
     # fp32: the answers are held to diffusers' within 1e-3 (auto may pick bf16 on an AMX CPU)
@@ -136,6 +153,26 @@ def test_mp4_holds_diffusers_frames(http: httpx.Client, imported: tuple[Path, An
     assert frames.shape == (FRAMES, HEIGHT, WIDTH, 3)
     assert rate == 24
     expected = local_frames(imported[1], z[None])[0].transpose(0, 2, 3, 1)
+    assert psnr(luma(frames / 255.0), luma(expected)) >= 30.0
+
+
+@pytest.mark.parametrize("name", list(OTHERS))
+def test_every_family_decodes_to_an_mp4_of_diffusers_frames(
+    http: httpx.Client, imported: tuple[Path, Any], others: dict[str, Any], name: str
+) -> None:
+    manifest = ModelRepository(imported[0]).manifest(name, 1)
+    assert manifest.video is not None and manifest.spatial is not None
+    latent_frames = 2 if manifest.video.temporal_downscale > 1 and name != "qwen" else 1
+    shape = (1, manifest.spatial.latent_channels, latent_frames, 2, 3)
+    z = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+    answer = decode(http, z[0], model=name)
+    assert answer.status_code == 200, answer.text
+    frames, _ = mp4_frames(answer.content)
+    scale = manifest.spatial.downscale
+    count = manifest.video.frames(latent_frames)
+    assert frames.shape == (count, 2 * scale, 3 * scale, 3)
+    assert answer.headers["x-vae-frames"] == str(count)
+    expected = local_frames(others[name], z)[0].transpose(0, 2, 3, 1)
     assert psnr(luma(frames / 255.0), luma(expected)) >= 30.0
 
 
