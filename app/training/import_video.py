@@ -34,7 +34,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from app.importers.publish import PRIOR_NOTE
 from app.importers.report import probe_images
 from app.repository.manifest import (
     GraphDtypes,
@@ -81,6 +80,10 @@ IMAGE = {
     "AutoencoderKLQwenImage": (1024, 1024),
 }
 """The manifest's image size (a frame of the family's pipelines' default clips)."""
+VIDEO_PRIOR_NOTE = (
+    "its latents are what a video diffusion model denoises, not draws from N(0, I): make "
+    "latents with the diffusion model (or /encode a clip) and POST them to /decode"
+)
 ENCODE_CHUNK = 4
 """Video frames a causal encoder call takes after the first (diffusers' Wan loop)."""
 
@@ -478,7 +481,7 @@ def manifest_for_video(
         latents_std=latents_std,
         dtypes=GraphDtypes(encoder="float32", decoder="float32"),
         prior_meaningful=False,
-        prior_note=PRIOR_NOTE,
+        prior_note=VIDEO_PRIOR_NOTE,
         source={
             "format": "diffusers",
             "class": class_name,
