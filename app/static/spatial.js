@@ -4,7 +4,7 @@
 
 import { api } from "./api.js";
 import { pageOf } from "./layout.js";
-import { $ } from "./views.js";
+import { $, fileDropZone } from "./views.js";
 
 const MAX_SIDE = 256; // images are scaled down to at most this many pixels a side (a fast page)
 const STEPS = 8;
@@ -127,31 +127,12 @@ async function openImage(which, file, onError) {
   }
 }
 
-/** Makes a drop zone (and its file input) hand its image to `openImage`. */
-function dropZone(which, onError) {
-  const zone = $(`sp-drop-${which}`);
-  zone.addEventListener("dragover", (event) => {
-    event.preventDefault();
-    zone.classList.add("dragging");
-  });
-  zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
-  zone.addEventListener("drop", (event) => {
-    event.preventDefault();
-    zone.classList.remove("dragging");
-    const [file] = event.dataTransfer.files;
-    if (file) openImage(which, file, onError);
-  });
-  $(`sp-file-${which}`).addEventListener("change", (event) => {
-    const [file] = event.target.files;
-    if (file) openImage(which, file, onError);
-    event.target.value = "";
-  });
-}
-
 /** Wires the spatial card once. */
 export function wireSpatial(onError) {
-  dropZone("a", onError);
-  dropZone("b", onError);
+  for (const which of ["a", "b"]) {
+    const open = (file) => openImage(which, file, onError);
+    fileDropZone($(`sp-drop-${which}`), $(`sp-file-${which}`), open);
+  }
 }
 
 /** Sets up the spatial card for a model (an image autoencoder's), or forgets the last one. The

@@ -8,7 +8,7 @@ import { apiBytes, latestOnly } from "./api.js";
 import { clipFromFile, clipNpy, loopClip, makeClip } from "./clips.js";
 import { fromNpy, toNpy } from "./npy.js";
 import { sentence } from "./spatial.js";
-import { $ } from "./views.js";
+import { $, fileDropZone } from "./views.js";
 
 const NPY = "application/x-npy";
 const SIDES = [32, 64, 128]; // clip sizes offered, rounded up to what the model takes
@@ -228,23 +228,7 @@ export function wireVideo(onError) {
     });
   }
   for (const which of ["a", "b"]) {
-    $(`vid-file-${which}`).addEventListener("change", (event) => {
-      const [file] = event.target.files;
-      if (file) openClip(which, file);
-      event.target.value = "";
-    });
-    const zone = $(`vid-drop-${which}`);
-    zone.addEventListener("dragover", (event) => {
-      event.preventDefault();
-      zone.classList.add("dragging");
-    });
-    zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
-    zone.addEventListener("drop", (event) => {
-      event.preventDefault();
-      zone.classList.remove("dragging");
-      const [file] = event.dataTransfer.files;
-      if (file) openClip(which, file);
-    });
+    fileDropZone($(`vid-drop-${which}`), $(`vid-file-${which}`), (file) => openClip(which, file));
   }
 }
 

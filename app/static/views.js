@@ -119,3 +119,23 @@ export function renderCodeGrid(table, codes, codebookSize) {
     return tr;
   }));
 }
+
+/** Makes a drop zone and its file input hand the file dropped or chosen to `onFile`. */
+export function fileDropZone(zone, input, onFile) {
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("dragging");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("dragging");
+    const [file] = event.dataTransfer.files;
+    if (file) onFile(file);
+  });
+  input.addEventListener("change", (event) => {
+    const [file] = event.target.files;
+    if (file) onFile(file);
+    event.target.value = "";
+  });
+}
