@@ -42,7 +42,6 @@ WORK = ROOT / "bench" / "work" / "video"
 CLIPS_A_CLIENT = 20
 """wrk counts the requests that finished inside its window: the clip each client has in flight
 at the end is lost, so a window holds this many clips a client (the loss at most ~5%)."""
-_requests: dict[tuple[int, int], Any] = {}  # OpenVINO infer requests by (compiled model, thread)
 RESULTS = ROOT / "bench" / "results"
 RAW_LUA = Path(__file__).with_name("post_raw.lua")
 
@@ -127,6 +126,7 @@ class RawDecoder:
         self.threads = threads
         self._lock = threading.Lock()
         self._compiled: dict[tuple[Any, ...], Any] = {}
+        self._requests: dict[tuple[Any, ...], Any] = {}  # OpenVINO's, one a shape and thread
         if engine == "onnxruntime fp32":
             import onnxruntime as ort
 
@@ -154,9 +154,11 @@ class RawDecoder:
                           "INFERENCE_NUM_THREADS": self.threads}  # fmt: skip
                 self._compiled[key] = core.compile_model(model, "CPU", config)
             compiled = self._compiled[key]
-        request = _requests.setdefault(
-            (id(compiled), threading.get_ident()), compiled.create_infer_request()
-        )
+        with self._lock:
+            slot = (key, threading.get_ident())
+            request = self._requests.get(slot)
+            if request is None:
+                request = self._requests[slot] = compiled.create_infer_request()
         result = request.infer(feeds)
         return [result[port] for port in compiled.outputs]
 
@@ -406,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=17, help="a throughput clip's frames")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--rss-frames", type=int, nargs="+", default=[9, 33, 81])
+    parser.add_argument("--rss-frames", type=int, nargs="*", default=[9, 33, 81])
     parser.add_argument("--quick", action="store_true", help="wan only, 10 s windows, no RSS")
     parser.add_argument("--rss-only", action="store_true", help="the memory part alone")
     args = parser.parse_args(argv)
