@@ -220,3 +220,15 @@ def pick(
     path = opening.path
     logger.info("%s:%s %s: %s", path.parent.parent.name, path.parent.name, path.stem, choice.reason)
     return graph, choice
+
+
+def exact_spec(choice: EngineChoice | None, settings: Settings) -> EngineSpec | None:
+    """The fp32 spec a graph chosen as `choice` runs on where exact results are asked for: None
+    when the choice is fp32 already (or none was made); else the first fp32 candidate the engine
+    setting allows, the gates' reference (ONNX Runtime under `auto`). Not the fp32 engine
+    fastest in the load trial: at 128 px OpenVINO fp32 wins it, yet at 512 px ONNX Runtime is
+    faster (kl-small 1.9 s against 2.6 s, kl-sd 22 s against 26 s, on a busy CPU) and keeps
+    far less after a decode (its arena shrinks: kl-sd +215 MiB against OpenVINO's +1.2 GiB)."""
+    if choice is None or choice.spec.reference:
+        return None
+    return engine_specs(settings.model_copy(update={"precision": "fp32"}))[0]

@@ -4,9 +4,7 @@ graphs opened on demand where a graph's chosen precision is lower."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,8 +12,8 @@ from typing import TYPE_CHECKING
 from app import metrics
 from app.repository.manifest import Manifest
 from app.runtime.choice import EngineChoice
-from app.runtime.engines import EngineSpec
 from app.serving.batcher import Runner
+from app.serving.exact import ExactTwin
 from app.serving.packing import PackedGraph
 from app.serving.vq import VQParts
 
@@ -23,56 +21,12 @@ if TYPE_CHECKING:
     from app.serving.video.graphs import VideoGraphs
 
 
-class VersionClosed(RuntimeError):
-    """The version was closed (unloaded) before its exact graph opened."""
-
-
-class ExactRunner:
-    """The fp32 graph of one of a version's graphs whose chosen precision is lower, and the
-    runner in front of it, opened by the first request that asks for exact results (diffusers'
-    remote VAE protocol promises what the local fp32 model computes): only those who use it pay
-    its memory. A lock makes two first requests open it once; the version's close stops it, and
-    one that finishes opening after the close is not started."""
-
-    def __init__(self, spec: EngineSpec, open_runner: Callable[[], Runner]) -> None:
-        self.spec = spec
-        self._open = open_runner
-        self._runner: Runner | None = None
-        self._lock = asyncio.Lock()
-        self._closed = False
-
-    @property
-    def opened(self) -> Runner | None:
-        """The runner, once opened (None before)."""
-        return self._runner
-
-    @property
-    def busy(self) -> bool:
-        """Whether a request is opening the graph, or queued or computing on its runner."""
-        return self._lock.locked() or (self._runner is not None and self._runner.busy)
+class ExactRunner(ExactTwin[Runner]):
+    """The exact twin of an image model's graph: a runner in front of its fp32 graph."""
 
     async def runner(self) -> Runner:
-        """The started runner, opened (off the event loop) on the first call; VersionClosed
-        once the version is closed."""
-        if self._runner is not None and not self._closed:
-            return self._runner
-        async with self._lock:
-            if self._closed:
-                raise VersionClosed("the model was unloaded")
-            if self._runner is None:
-                runner = await asyncio.to_thread(self._open)
-                if self._closed:
-                    await runner.stop()
-                    raise VersionClosed("the model was unloaded")
-                runner.start()
-                self._runner = runner
-            return self._runner
-
-    async def stop(self) -> None:
-        """Stops the runner, if opened; it opens no more."""
-        self._closed = True
-        if self._runner is not None:
-            await self._runner.stop()
+        """The started runner (see `ExactTwin.get`)."""
+        return await self.get()
 
 
 @dataclass
@@ -168,4 +122,4 @@ class ModelParts:
         if self.vq is not None:
             await self.vq.runner.stop()
         if self.video is not None:
-            self.video.stop()
+            await self.video.stop()

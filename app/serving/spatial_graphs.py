@@ -27,6 +27,7 @@ from app.serving.engine_choice import (
     Race,
     engine_options,
     engine_specs,
+    exact_spec,
     no_gate,
     passed_psnr,
     pick,
@@ -213,18 +214,6 @@ def batch_rows_by_pixels(max_pixels: int, pixels_per_cell: int) -> Callable[[tup
         return max(1, max_pixels // max(1, cells * pixels_per_cell))
 
     return rows
-
-
-def exact_spec(choice: EngineChoice | None, settings: Settings) -> EngineSpec | None:
-    """The fp32 spec a graph chosen as `choice` runs on where exact results are asked for: None
-    when the choice is fp32 already (or none was made); else the first fp32 candidate the engine
-    setting allows, the gates' reference (ONNX Runtime under `auto`). Not the fp32 engine
-    fastest in the load trial: at 128 px OpenVINO fp32 wins it, yet at 512 px ONNX Runtime is
-    faster (kl-small 1.9 s against 2.6 s, kl-sd 22 s against 26 s, on a busy CPU) and keeps
-    far less after a decode (its arena shrinks: kl-sd +215 MiB against OpenVINO's +1.2 GiB)."""
-    if choice is None or choice.spec.reference:
-        return None
-    return engine_specs(settings.model_copy(update={"precision": "fp32"}))[0]
 
 
 MakeExactRunner = Callable[[PackedGraph, str], Runner]

@@ -19,6 +19,7 @@ from app.runtime.choice import EngineChoice
 from app.runtime.engines import EngineSpec
 from app.runtime.graph import Graph
 from app.serving.engine_choice import Opening, engine_options
+from app.serving.exact import ExactTwin
 from app.serving.video.lanes import Lane
 from app.serving.video.timeline import Caches, Step, StepRunner, walk
 
@@ -48,6 +49,18 @@ class TimeGraph:
     chunks: TimeChunks | None
     lane: Lane
 
+    @property
+    def busy(self) -> bool:
+        """Whether a call is waiting for the lane or computing."""
+        return self.lane.busy
+
+    def start(self) -> None:
+        """Nothing to start: the lane runs calls as they come."""
+
+    async def stop(self) -> None:
+        """Stops the lane (a call running finishes in its thread)."""
+        self.lane.stop()
+
     def chunks_for(self, frames: int) -> TimeChunks:
         """How a clip of `frames` input frames is walked."""
         return self.chunks or whole_clip(frames)
@@ -72,29 +85,13 @@ class TimeGraph:
         return run
 
 
-class ExactDirection:
-    """A direction's fp32 graphs where the chosen ones run at a lower precision, opened (off the
-    event loop) by the first request that asks for exact results (diffusers' remote VAE
-    protocol promises the local fp32 model's), with a lane of their own."""
-
-    def __init__(self, spec: EngineSpec, open_direction: Callable[[], TimeGraph]) -> None:
-        self.spec = spec
-        self._open = open_direction
-        self._opened: TimeGraph | None = None
-        self._lock = asyncio.Lock()
-
-    @property
-    def opened(self) -> TimeGraph | None:
-        """The direction, once opened."""
-        return self._opened
+class ExactDirection(ExactTwin[TimeGraph]):
+    """A direction's fp32 graphs where the chosen ones run at a lower precision, with a lane of
+    their own, opened by the first request that asks for exact results (see `ExactTwin`)."""
 
     async def direction(self) -> TimeGraph:
         """The fp32 direction, opened on the first call."""
-        if self._opened is None:
-            async with self._lock:
-                if self._opened is None:
-                    self._opened = await asyncio.to_thread(self._open)
-        return self._opened
+        return await self.get()
 
 
 @dataclass
@@ -108,20 +105,19 @@ class VideoGraphs:
     encoder_choice: EngineChoice
     exact: dict[str, ExactDirection] = field(default_factory=dict)
 
-    def lanes(self) -> list[Lane]:
-        """Every lane: both directions', and the exact twins' opened so far."""
-        twins = [lazy.opened.lane for lazy in self.exact.values() if lazy.opened is not None]
-        return [self.decoder.lane, self.encoder.lane, *twins]
-
     @property
     def busy(self) -> bool:
-        """Whether a call is waiting or computing in any lane."""
-        return any(lane.busy for lane in self.lanes())
+        """Whether a call is waiting or computing in any lane, or an exact twin is opening."""
+        twins = any(lazy.busy for lazy in self.exact.values())
+        return twins or self.decoder.busy or self.encoder.busy
 
-    def stop(self) -> None:
-        """Stops every lane (calls running finish in their threads)."""
-        for lane in self.lanes():
-            lane.stop()
+    async def stop(self) -> None:
+        """Stops every lane (calls running finish in their threads); a twin still opening is
+        stopped as it opens."""
+        self.decoder.lane.stop()
+        self.encoder.lane.stop()
+        for lazy in self.exact.values():
+            await lazy.stop()
 
 
 def graph_files(manifest: Manifest, which: str) -> tuple[str, str | None]:

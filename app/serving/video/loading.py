@@ -21,7 +21,7 @@ from app.repository.manifest import Manifest
 from app.runtime.choice import EngineChoice, GateResult, Trial
 from app.runtime.engines import EngineSpec
 from app.serving import quality
-from app.serving.engine_choice import engine_specs, passed_psnr
+from app.serving.engine_choice import engine_specs, exact_spec, passed_psnr
 from app.serving.spatial_io import to_model_range, to_unit_range
 from app.serving.video.graphs import (
     ExactDirection,
@@ -181,16 +181,10 @@ def load_video_graphs(directory: Path, manifest: Manifest, settings: Settings) -
     exact = {}
     for which, choice in (("decoder", decoder_choice), ("encoder", encoder_choice)):
         logger.info("%s:%d %s: %s", manifest.name, manifest.version, which, choice.reason)
-        spec = None if choice.spec.reference else fp32_spec(settings)
+        spec = exact_spec(choice, settings)
         if spec is not None:
             exact[which] = ExactDirection(spec, partial(open_on, which, spec))
     return VideoGraphs(decoder, encoder, decoder_choice, encoder_choice, exact)
-
-
-def fp32_spec(settings: Settings) -> EngineSpec:
-    """Where exact results run for a direction chosen below fp32: the first fp32 candidate the
-    engine setting allows (as spatial_graphs' `exact_spec`: ONNX Runtime under `auto`)."""
-    return engine_specs(settings.model_copy(update={"precision": "fp32"}))[0]
 
 
 def _untimed(graph: TimeGraph) -> float:
