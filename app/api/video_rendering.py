@@ -11,7 +11,6 @@ clip for a whole one."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 import json
 import logging
@@ -24,20 +23,18 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app.api.negotiation import RAW_MEDIA_TYPE
-from app.api.rendering import version_headers
+from app.api.rendering import raw_response, version_headers
 from app.api.responses import NPY_MEDIA_TYPE, json_response, npy_response
 from app.arrays import FloatArray
-from app.serving import png
 from app.serving.adapters.errors import InvalidRequest
 from app.serving.adapters.results import DecodedVideo
-from app.serving.imaging import to_uint8
+from app.serving.imaging import encode_pngs_base64, to_uint8
 from app.serving.registry import LoadedModel
 from app.serving.video.mp4 import Mp4Stream
 
 logger = logging.getLogger(__name__)
 
 MP4_MEDIA_TYPE = "video/mp4"
-FORMATS = ("mp4", "npy", "raw", "png")
 FRAMES_HEADER = "X-VAE-Frames"
 FPS_HEADER = "X-VAE-FPS"
 
@@ -110,8 +107,6 @@ def video_headers(model: LoadedModel, video: DecodedVideo) -> dict[str, str]:
 async def video_response(model: LoadedModel, video: DecodedVideo) -> Response:
     """The answer for a decoded video in its `format`, its first piece decoded before the
     answer starts (so early failures are ordinary error responses)."""
-    if video.format not in FORMATS:
-        raise InvalidRequest(f"format must be one of {', '.join(FORMATS)} for a video model")
     if video.format == "mp4":
         check_one_clip(video, "format npy, raw or png")
     feed, first = await started(video)
@@ -348,20 +343,14 @@ def _npy(video: DecodedVideo, output: FloatArray, headers: dict[str, str]) -> Re
 
 
 def _raw(video: DecodedVideo, output: FloatArray, headers: dict[str, str]) -> Response:
-    frames = uint8_frames(video, output)
-    shape = json.dumps(list(frames.shape))
-    return Response(frames.tobytes(), media_type=RAW_MEDIA_TYPE,
-                    headers={**headers, "shape": shape, "dtype": "uint8"})  # fmt: skip
+    return raw_response(uint8_frames(video, output), "uint8", headers)
 
 
 def _png_frames(
     model: LoadedModel, video: DecodedVideo, output: FloatArray, headers: dict[str, str]
 ) -> Response:
     """{"model", "version", "fps", "frames": [base64 PNG]} (a batch: "clips": [[...], ...])."""
-    clips = [
-        [base64.b64encode(png.encode(frame)).decode("ascii") for frame in to_uint8(clip)]
-        for clip in video.unit_frames(output)
-    ]
+    clips = [encode_pngs_base64(clip) for clip in video.unit_frames(output)]
     body: dict[str, Any] = {"model": model.name, "version": model.version, "fps": video.fps}
     if video.batched:
         body["clips"] = clips

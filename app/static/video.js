@@ -21,7 +21,6 @@ const view = {
   ref: null,
   manifest: null,
   generation: 0, // bumped on a new model, size or length: answers for older clips are dropped
-  clips: { a: null, b: null },
   latents: { a: null, b: null }, // { values: Float32Array, shape: [C, T, h, w] }
   tokens: { a: 0, b: 0 }, // bumped on each new clip A or B: an older clip's latent is dropped
   loops: { a: null, b: null }, // the source clips playing on their canvases
@@ -168,7 +167,6 @@ async function setClip(which, clip, caption) {
   const gen = view.generation;
   const token = ++view.tokens[which];
   view.loops[which]?.stop();
-  view.clips[which] = clip;
   view.latents[which] = null;
   view.loops[which] = loopClip($(`vid-${which}`), clip, video().fps);
   $(`vid-${which}-caption`).textContent = caption;

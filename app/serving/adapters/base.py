@@ -13,7 +13,7 @@ from typing import Protocol
 from app.arrays import CodeArray, FloatArray
 from app.config import Settings
 from app.repository.manifest import Manifest
-from app.serving.adapters.errors import ImageSizeError, PriorNotMeaningful
+from app.serving.adapters.errors import ImageSizeError, InvalidRequest, PriorNotMeaningful
 from app.serving.adapters.requests import (
     DecodeCall,
     EncodeCall,
@@ -54,6 +54,14 @@ class Loading:
 
     settings: Settings
     runner: MakeRunner
+
+
+def refuse_video(manifest: Manifest) -> InvalidRequest:
+    """What an image model answers a video file with."""
+    return InvalidRequest(
+        f"model {manifest.name} takes images, not a video: a video file is for video models "
+        "(GET /models lists each model's kind)"
+    )
 
 
 def require_prior(manifest: Manifest) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from app.arrays import FloatArray
 from app.repository.manifest import Manifest
-from app.serving.adapters.base import Loading, ModelAdapter, require_prior
+from app.serving.adapters.base import Loading, ModelAdapter, refuse_video, require_prior
 from app.serving.adapters.errors import InvalidCodes, InvalidRequest, check_count
 from app.serving.adapters.inputs import (
     check_finite_output,
@@ -83,10 +83,7 @@ class GaussianAdapter(ModelAdapter):
     def _flat_images(self, source: ImageSource) -> None:
         """Images as this family takes them (JSON or a .npy), or what to send instead."""
         if isinstance(source, VideoFile):
-            raise InvalidRequest(
-                f"model {self.manifest.name} takes images, not a video: a video file is for "
-                "video models (GET /models lists each model's kind)"
-            )
+            raise refuse_video(self.manifest)
         if isinstance(source, ImageFile):
             raise InvalidRequest(
                 f"model {self.manifest.name} has a flat latent and takes images as JSON "

@@ -16,7 +16,7 @@ import numpy as np
 from app.arrays import FloatArray
 from app.repository.manifest import Manifest, SpatialSpec
 from app.serving.adapters import requests as calls
-from app.serving.adapters.base import Loading, ModelAdapter, require_prior
+from app.serving.adapters.base import Loading, ModelAdapter, refuse_video, require_prior
 from app.serving.adapters.errors import (
     InvalidLabel,
     InvalidLatent,
@@ -158,10 +158,7 @@ class SpatialAdapter(ModelAdapter):
         if isinstance(source, calls.Base64Images):
             return await asyncio.to_thread(self._decode_files, source.texts)
         if isinstance(source, calls.VideoFile):
-            raise InvalidRequest(
-                f"model {self.manifest.name} takes images, not a video: a video file is for "
-                "video models (GET /models lists each model's kind)"
-            )
+            raise refuse_video(self.manifest)
         try:
             stacked = np.asarray(source.values, dtype=np.float32)
         except (ValueError, TypeError):

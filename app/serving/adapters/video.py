@@ -217,8 +217,7 @@ class VideoAdapter(ModelAdapter):
 
     def _latents(self, call: calls.DecodeCall) -> tuple[FloatArray, bool]:
         source = call.latents
-        if call.label is not None:
-            raise InvalidLabel("a video model takes no 'label'")
+        self.label_index(call.label)
         if isinstance(source, calls.ImageFile):
             raise LatentsExpected("/decode takes latents, not an image")
         if isinstance(source, calls.NestedLatents):
