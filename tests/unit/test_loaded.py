@@ -18,7 +18,8 @@ from app.repository.manifest import ImageSpec, Manifest
 from app.runtime.choice import EngineChoice
 from app.runtime.engines import EngineSpec, open_graph
 from app.serving.batcher import BatcherLabels, DirectRunner, Runner
-from app.serving.loaded import ExactRunner, ModelParts, VersionClosed
+from app.serving.exact import VersionClosed
+from app.serving.loaded import ExactRunner, ModelParts
 from app.serving.packing import PackedGraph
 
 pytestmark = pytest.mark.anyio
